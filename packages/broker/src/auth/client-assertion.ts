@@ -1,0 +1,151 @@
+import {
+  decodeJwt,
+  decodeProtectedHeader,
+  importJWK,
+  type JWTPayload,
+  errors as joseErrors,
+  jwtVerify,
+} from 'jose';
+import type { Principal } from '../domain/principal.js';
+import type { StoreHandle } from '../store/database.js';
+import { isUniqueViolation } from '../store/database.js';
+import { findPrincipalAnyTenant, listPrincipalKeys } from '../store/repositories/principals.js';
+import { OAuthError } from './oauth-error.js';
+
+export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** Asymmetric algorithms only: a client authenticates with a key pair, never a shared secret. */
+export const CLIENT_ASSERTION_ALGS = ['EdDSA', 'Ed25519', 'ES256', 'ES384'];
+
+export interface AssertionPolicy {
+  /** Accepted `aud` values: the token endpoint URL and the issuer identifier. */
+  audiences: string[];
+  maxAgeSeconds: number;
+  clockToleranceSeconds: number;
+  now: number;
+}
+
+export interface AuthenticatedClient {
+  principal: Principal;
+  kid: string;
+  jti: string;
+}
+
+function refuse(description: string, cause?: unknown): never {
+  throw new OAuthError('invalid_client', description, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * RFC 7523 `private_key_jwt`: the assertion must be signed by one of the principal's
+ * registered keys, with `iss` = `sub` = the principal, our token endpoint as `aud`, a short
+ * life, and a `jti` never seen before (recorded durably, so replicas share it).
+ */
+export async function verifyClientAssertion(
+  store: StoreHandle,
+  form: {
+    client_assertion_type?: string | undefined;
+    client_assertion?: string | undefined;
+    client_id?: string | undefined;
+  },
+  policy: AssertionPolicy,
+): Promise<AuthenticatedClient> {
+  if (form.client_assertion_type !== JWT_BEARER_ASSERTION_TYPE || !form.client_assertion) {
+    refuse(
+      `client authentication requires client_assertion_type=${JWT_BEARER_ASSERTION_TYPE} and a client_assertion`,
+    );
+  }
+  const assertion = form.client_assertion;
+  let claims: JWTPayload;
+  let kidHint: string | undefined;
+  try {
+    claims = decodeJwt(assertion);
+    kidHint = decodeProtectedHeader(assertion).kid;
+  } catch (err) {
+    refuse('client_assertion is not a JWT', err);
+  }
+  if (typeof claims.iss !== 'string' || claims.iss !== claims.sub)
+    refuse('client_assertion must have iss equal to sub');
+  if (form.client_id !== undefined && form.client_id !== claims.iss)
+    refuse('client_id does not match the assertion');
+  const principal = await findPrincipalAnyTenant(store, claims.iss);
+  if (!principal) refuse('unknown client');
+  if (!principal.enabled) refuse('the principal is disabled');
+
+  const keys = (await listPrincipalKeys(store, principal.id)).filter(
+    (k) => kidHint === undefined || k.kid === kidHint,
+  );
+  if (keys.length === 0)
+    refuse(kidHint ? 'no registered key has that kid' : 'the principal has no registered key');
+
+  let verified: { payload: JWTPayload; kid: string } | undefined;
+  let lastError: unknown;
+  for (const key of keys) {
+    try {
+      const alg = key.publicJwk.kty === 'OKP' ? 'EdDSA' : key.publicJwk.crv === 'P-256' ? 'ES256' : 'ES384';
+      const cryptoKey = await importJWK(key.publicJwk, alg);
+      const { payload } = await jwtVerify(assertion, cryptoKey, {
+        algorithms: CLIENT_ASSERTION_ALGS,
+        issuer: principal.id,
+        subject: principal.id,
+        audience: policy.audiences,
+        requiredClaims: ['exp', 'iat', 'jti'],
+        maxTokenAge: policy.maxAgeSeconds,
+        clockTolerance: policy.clockToleranceSeconds,
+        currentDate: new Date(policy.now),
+      });
+      verified = { payload, kid: key.kid };
+      break;
+    } catch (err) {
+      lastError = err;
+      // A claim failure is the same whichever key verified it: stop and say which claim.
+      if (err instanceof joseErrors.JWTClaimValidationFailed || err instanceof joseErrors.JWTExpired) break;
+    }
+  }
+  if (!verified) refuse(describeFailure(lastError), lastError);
+  const { payload } = verified;
+  if ((payload.exp as number) - (payload.iat as number) > policy.maxAgeSeconds) {
+    refuse(`client_assertion lifetime exceeds ${policy.maxAgeSeconds} s`);
+  }
+  const jti = payload.jti as string;
+  if (jti.length > 256) refuse('client_assertion jti is too long');
+  await rememberJti(
+    store,
+    principal.id,
+    jti,
+    (payload.exp as number) * 1000 + policy.clockToleranceSeconds * 1000,
+  );
+  return { principal, kid: verified.kid, jti };
+}
+
+function describeFailure(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return 'client_assertion has expired';
+  if (err instanceof joseErrors.JWTClaimValidationFailed)
+    return `client_assertion ${err.claim} claim is invalid (${err.reason})`;
+  if (err instanceof joseErrors.JOSEAlgNotAllowed)
+    return 'client_assertion uses an algorithm that is not accepted';
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed)
+    return 'client_assertion signature does not verify with a registered key';
+  return 'client_assertion is invalid';
+}
+
+/** Single use: a second insert of the same (principal, jti) fails on the primary key. */
+async function rememberJti(
+  store: StoreHandle,
+  principalId: string,
+  jti: string,
+  expiresAt: number,
+): Promise<void> {
+  try {
+    await store.db
+      .insertInto('client_assertion_jtis')
+      .values({ principal_id: principalId, jti, expires_at: expiresAt })
+      .execute();
+  } catch (err) {
+    if (isUniqueViolation(err)) refuse('client_assertion has already been used (jti replay)');
+    throw err;
+  }
+}
+
+export async function pruneSpentJtis(store: StoreHandle, now: number): Promise<void> {
+  await store.db.deleteFrom('client_assertion_jtis').where('expires_at', '<', now).execute();
+}

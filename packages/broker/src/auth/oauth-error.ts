@@ -1,0 +1,27 @@
+import type { OAuthErrorBody, OAuthErrorCode } from '@tether/protocol';
+
+const STATUS: Record<OAuthErrorCode, number> = {
+  invalid_request: 400,
+  invalid_client: 401,
+  invalid_grant: 400,
+  unauthorized_client: 400,
+  unsupported_grant_type: 400,
+  invalid_scope: 400,
+};
+
+/** An error of the OAuth endpoints, answered as RFC 6749 §5.2 JSON rather than problem+json. */
+export class OAuthError extends Error {
+  readonly error: OAuthErrorCode;
+  readonly status: number;
+
+  constructor(error: OAuthErrorCode, description: string, options?: { cause?: unknown }) {
+    super(description, options);
+    this.name = 'OAuthError';
+    this.error = error;
+    this.status = STATUS[error] ?? 400;
+  }
+
+  toBody(): OAuthErrorBody {
+    return { error: this.error, error_description: this.message };
+  }
+}

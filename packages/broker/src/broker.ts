@@ -1,0 +1,97 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { type Logger, pino } from 'pino';
+import { pruneSpentJtis } from './auth/client-assertion.js';
+import type { ConfigInput } from './config/config.js';
+import { type BrokerConfig, resolveConfig } from './config/config.js';
+import { type Clock, systemClock } from './domain/clock.js';
+import { buildApp } from './http/app.js';
+import { PolicyEngine } from './policy/cedar.js';
+import type { BrokerContext } from './services/context.js';
+import { expireOverdueRequests } from './services/expire-requests.js';
+import { migrateToLatest, openStore, type Store } from './store/database.js';
+import { type Kek, loadKek } from './tokens/key-encryption.js';
+import { ensureSigningKey, SigningKeys } from './tokens/keys.js';
+
+/** Where the store lives: PostgreSQL when a URL is configured, else SQLite in the data directory. */
+export function storeLocation(config: Pick<BrokerConfig, 'database' | 'dataDir'>): string {
+  return config.database ?? join(config.dataDir, 'tether.db');
+}
+
+/** Log redaction: nothing that looks like a credential reaches the log. */
+export const LOG_REDACT = [
+  'req.headers.authorization',
+  'req.headers.dpop',
+  'req.headers.cookie',
+  '*.client_assertion',
+  '*.access_token',
+  '*.refresh_token',
+  '*.key',
+  '*.d',
+];
+
+export function createLogger(level: BrokerConfig['logLevel']): Logger {
+  return pino({ level, redact: { paths: LOG_REDACT, censor: '[redacted]' } });
+}
+
+export interface OpenBrokerOptions {
+  config: ConfigInput;
+  clock?: Clock;
+  logger?: Logger;
+  /** An already-open store (tests); otherwise opened from the configuration. */
+  store?: Store;
+}
+
+/** Opens the store, migrates it, loads the signing keys: everything a broker needs but its listener. */
+export async function openBroker(options: OpenBrokerOptions): Promise<BrokerContext & { kek: Kek }> {
+  const config = resolveConfig(options.config);
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const store = options.store ?? openStore({ location: storeLocation(config) });
+  await migrateToLatest(store);
+  const kek = loadKek(config);
+  await ensureSigningKey(store, kek, clock);
+  const keys = new SigningKeys(store, kek);
+  await keys.load();
+  return { store, clock, config, policy: new PolicyEngine(), keys, logger, kek };
+}
+
+export interface RunningBroker {
+  ctx: BrokerContext;
+  app: FastifyInstance;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the HTTP listener and the sweeper. `stop()` drains requests, then closes the store. */
+export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
+  const app = await buildApp(ctx);
+  const address = await app.listen({ host: ctx.config.host, port: ctx.config.port });
+  let sweeping = false;
+  const sweep = async () => {
+    if (sweeping) return;
+    sweeping = true;
+    try {
+      const expired = await expireOverdueRequests(ctx);
+      if (expired > 0) ctx.logger.info({ expired }, 'expired overdue requests');
+      await pruneSpentJtis(ctx.store, ctx.clock.now());
+    } catch (err) {
+      ctx.logger.error({ err }, 'sweeper failed; will retry');
+    } finally {
+      sweeping = false;
+    }
+  };
+  const timer = setInterval(sweep, ctx.config.sweepIntervalMs);
+  timer.unref();
+  void sweep();
+  return {
+    ctx,
+    app,
+    url: address,
+    async stop() {
+      clearInterval(timer);
+      await app.close();
+      await ctx.store.close();
+    },
+  };
+}

@@ -1,0 +1,103 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { TetherError } from '@tether/protocol';
+import { DEFAULTS } from './defaults.js';
+
+const LogLevel = Type.Union(
+  ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+);
+
+/** What an operator may set. Unknown keys are refused, not ignored. */
+export const ConfigInput = Type.Object(
+  {
+    host: Type.Optional(Type.String({ minLength: 1 })),
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    dataDir: Type.Optional(Type.String({ minLength: 1 })),
+    database: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+    publicUrl: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$' })),
+    requestTtlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600 })),
+    activationWindowSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600 })),
+    apiTokenTtlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 3600 })),
+    clientAssertionMaxAgeSeconds: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })),
+    clockToleranceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 300 })),
+    sweepIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+    bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
+    logLevel: Type.Optional(LogLevel),
+    kek: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' })),
+  },
+  { additionalProperties: false },
+);
+export type ConfigInput = Static<typeof ConfigInput>;
+
+export interface BrokerConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  database: string | undefined;
+  publicUrl: string;
+  requestTtlSeconds: number;
+  activationWindowSeconds: number;
+  apiTokenTtlSeconds: number;
+  clientAssertionMaxAgeSeconds: number;
+  clockToleranceSeconds: number;
+  sweepIntervalMs: number;
+  bodyLimitBytes: number;
+  logLevel: ConfigInput['logLevel'] & string;
+  kek: string | undefined;
+}
+
+/** Validates the whole configuration at once and fills in defaults. Secrets never reach the message. */
+export function resolveConfig(input: unknown): BrokerConfig {
+  if (!Value.Check(ConfigInput, input)) {
+    const problems = [...Value.Errors(ConfigInput, input)].map((e) =>
+      e.path === '/kek' ? '/kek: must be 32 bytes, base64url' : `${e.path || '/'}: ${e.message}`,
+    );
+    throw new TetherError('invalid_request', `invalid configuration: ${problems.join('; ')}`);
+  }
+  const c = input as ConfigInput;
+  const host = c.host ?? DEFAULTS.host;
+  const port = c.port ?? DEFAULTS.port;
+  return {
+    host,
+    port,
+    dataDir: c.dataDir ?? DEFAULTS.dataDir,
+    database: c.database ?? DEFAULTS.database,
+    publicUrl: (c.publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(
+      /\/+$/,
+      '',
+    ),
+    requestTtlSeconds: c.requestTtlSeconds ?? DEFAULTS.requestTtlSeconds,
+    activationWindowSeconds: c.activationWindowSeconds ?? DEFAULTS.activationWindowSeconds,
+    apiTokenTtlSeconds: c.apiTokenTtlSeconds ?? DEFAULTS.apiTokenTtlSeconds,
+    clientAssertionMaxAgeSeconds: c.clientAssertionMaxAgeSeconds ?? DEFAULTS.clientAssertionMaxAgeSeconds,
+    clockToleranceSeconds: c.clockToleranceSeconds ?? DEFAULTS.clockToleranceSeconds,
+    sweepIntervalMs: c.sweepIntervalMs ?? DEFAULTS.sweepIntervalMs,
+    bodyLimitBytes: c.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes,
+    logLevel: c.logLevel ?? DEFAULTS.logLevel,
+    kek: c.kek ?? DEFAULTS.kek,
+  };
+}
+
+/** Environment variables the broker reads, and the setting each one fills. */
+export const ENVIRONMENT = {
+  TETHER_HOST: 'host',
+  TETHER_PORT: 'port',
+  TETHER_DATA: 'dataDir',
+  DATABASE_URL: 'database',
+  TETHER_PUBLIC_URL: 'publicUrl',
+  TETHER_LOG_LEVEL: 'logLevel',
+  TETHER_KEK: 'kek',
+} as const;
+
+const NUMERIC = new Set(['port']);
+
+/** Reads the settings that the environment provides. Set but empty counts as unset. */
+export function configFromEnvironment(env: NodeJS.ProcessEnv): ConfigInput {
+  const out: Record<string, unknown> = {};
+  for (const [variable, key] of Object.entries(ENVIRONMENT)) {
+    const value = env[variable];
+    if (value === undefined || value === '') continue;
+    out[key] = NUMERIC.has(key) && /^\d+$/.test(value) ? Number(value) : value;
+  }
+  return out as ConfigInput;
+}

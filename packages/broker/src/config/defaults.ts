@@ -1,0 +1,32 @@
+/**
+ * Every default, in one place. The README's configuration reference mirrors this file.
+ */
+export const DEFAULTS = {
+  /** Listen address. */
+  host: '127.0.0.1',
+  port: 8700,
+  /** Where the embedded store and the key-encryption key live. */
+  dataDir: './.tether',
+  /** PostgreSQL URL; when unset, the embedded SQLite store in `dataDir` is used. */
+  database: undefined as string | undefined,
+  /** The broker's public base URL: the `iss` of its tokens, the base of `htu`/`aud` checks. Defaults to http://host:port. */
+  publicUrl: undefined as string | undefined,
+  /** How long an access request may stay pending before it expires. */
+  requestTtlSeconds: 3600,
+  /** How long after approval a request may be activated into a session. */
+  activationWindowSeconds: 3600,
+  /** Lifetime of a broker-API access token issued at /oauth/token. */
+  apiTokenTtlSeconds: 600,
+  /** Longest lifetime a client assertion may declare (exp − iat), and its required freshness. */
+  clientAssertionMaxAgeSeconds: 300,
+  /** Clock skew tolerated on `iat`/`exp`/`nbf` of assertions and tokens. */
+  clockToleranceSeconds: 30,
+  /** How often the sweeper expires overdue requests and prunes spent assertion ids. */
+  sweepIntervalMs: 5000,
+  /** Largest request body accepted, in bytes. */
+  bodyLimitBytes: 256 * 1024,
+  /** pino level. */
+  logLevel: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
+  /** Base64url 32-byte key-encryption key; when unset a 0600 file `kek` in `dataDir` is used (created once). */
+  kek: undefined as string | undefined,
+} as const;

@@ -1,0 +1,133 @@
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { Principal, Tenant } from '../domain/principal.js';
+import { bootstrapTenant } from '../services/bootstrap.js';
+import type { BrokerContext, Caller } from '../services/context.js';
+import { createGroup, setGroupMembership } from '../services/groups.js';
+import { replacePolicySet } from '../services/policies.js';
+import { addPrincipalKey, createPrincipal } from '../services/principals.js';
+import { createPrivilege } from '../services/privileges.js';
+import { findPrincipalByName, listPrincipalKeys } from '../store/repositories/principals.js';
+import { findTenantByName } from '../store/repositories/tenants.js';
+import { DEMO_POLICIES } from './policies.js';
+
+export const DEMO_TENANT = 'demo-msp';
+
+/** The demo's cast: an admin, an operator, an approver and a deployment pipeline. */
+export const DEMO_PRINCIPALS = [
+  { name: 'admin', kind: 'human', roles: ['admin'], attributes: {}, role: 'tenant administrator' },
+  { name: 'olivia', kind: 'human', roles: [], attributes: { team: 'netops' }, role: 'operator' },
+  { name: 'avery', kind: 'human', roles: ['auditor'], attributes: { team: 'security' }, role: 'approver' },
+  {
+    name: 'deploy-pipeline',
+    kind: 'pipeline',
+    roles: [],
+    attributes: { repository: 'acme/web' },
+    role: 'deployment pipeline',
+  },
+] as const;
+
+export interface DemoSeed {
+  tenant: Tenant;
+  /** Private JWKs of the demo principals, to be written to their identity files. */
+  identities: { name: string; role: string; principal: Principal; key: JWK }[];
+  created: boolean;
+}
+
+async function freshKey(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
+  const { privateKey, publicKey } = await generateKeyPair('Ed25519', { extractable: true });
+  const publicJwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  return { privateJwk: { ...(await exportJWK(privateKey)), kid, alg: 'EdDSA' }, publicJwk };
+}
+
+/**
+ * Creates the demo MSP tenant once; on later starts reuses it. `knownKeys` holds the private
+ * JWKs already on disk: a principal whose key is still registered keeps it, any other gets a
+ * new one registered, so the identity files always work.
+ */
+export async function seedDemo(
+  ctx: BrokerContext,
+  knownKeys: Record<string, JWK | undefined>,
+): Promise<DemoSeed> {
+  const existing = await findTenantByName(ctx.store, DEMO_TENANT);
+  const { tenant, admin, adminKey, created } = existing
+    ? {
+        tenant: existing,
+        admin: await mustFind(ctx, existing.id, 'admin'),
+        adminKey: undefined,
+        created: false,
+      }
+    : await createDemoTenant(ctx);
+  const caller: Caller = { principal: admin, tenant };
+  const identities: DemoSeed['identities'] = [];
+  for (const cast of DEMO_PRINCIPALS) {
+    const principal = await mustFind(ctx, tenant.id, cast.name);
+    const registered = new Set((await listPrincipalKeys(ctx.store, principal.id)).map((k) => k.kid));
+    let key = cast.name === 'admin' && adminKey ? adminKey : knownKeys[cast.name];
+    if (!key?.kid || !registered.has(key.kid)) {
+      const fresh = await freshKey();
+      await addPrincipalKey(ctx, caller, principal.id, fresh.publicJwk as Record<string, unknown>);
+      key = fresh.privateJwk;
+    }
+    identities.push({ name: cast.name, role: cast.role, principal, key });
+  }
+  return { tenant, identities, created };
+}
+
+async function mustFind(ctx: BrokerContext, tenantId: string, name: string): Promise<Principal> {
+  const found = await findPrincipalByName(ctx.store, tenantId, name);
+  if (!found)
+    throw new Error(
+      `the demo tenant is missing principal ${name}; remove the data directory to re-create it`,
+    );
+  return found;
+}
+
+async function createDemoTenant(ctx: BrokerContext) {
+  const boot = await bootstrapTenant(ctx.store, ctx.clock, {
+    tenantName: DEMO_TENANT,
+    displayName: 'Demo MSP',
+    timeZone: 'UTC',
+    adminName: 'admin',
+  });
+  const caller: Caller = { principal: boot.admin, tenant: boot.tenant };
+  for (const cast of DEMO_PRINCIPALS) {
+    if (cast.name === 'admin') continue;
+    await createPrincipal(ctx, caller, {
+      name: cast.name,
+      kind: cast.kind,
+      roles: [...cast.roles],
+      attributes: { ...cast.attributes },
+    });
+  }
+  await createGroup(ctx, caller, { name: 'operators', description: 'network operators' });
+  await createGroup(ctx, caller, { name: 'approvers', description: 'may approve operator access' });
+  await setGroupMembership(ctx, caller, 'operators', 'olivia', true);
+  await setGroupMembership(ctx, caller, 'approvers', 'avery', true);
+  await createPrivilege(ctx, caller, {
+    name: 'firewall-admin',
+    description: 'Change rules on the edge firewalls',
+    actions: ['firewall:rules.read', 'firewall:rules.write'],
+    resources: ['firewall/edge-*'],
+    audiences: ['http://127.0.0.1:8701'],
+    maxDurationSeconds: 2 * 3600,
+    tokenTtlSeconds: 300,
+    approval: { approvals: 1, approvers: { groups: ['approvers'] } },
+    ticket: { required: true, pattern: '(NET|CHG)-[0-9]+' },
+    attributes: { risk: 'high' },
+  });
+  await createPrivilege(ctx, caller, {
+    name: 'deploy',
+    description: 'Release the web application',
+    actions: ['deploy:release'],
+    resources: ['app/web'],
+    audiences: ['http://127.0.0.1:8702'],
+    maxDurationSeconds: 3600,
+    tokenTtlSeconds: 300,
+    approval: { approvals: 1, approvers: { groups: ['approvers'] } },
+    ticket: { required: true, pattern: 'CHG-[0-9]+' },
+    attributes: { risk: 'medium' },
+  });
+  await replacePolicySet(ctx, caller, DEMO_POLICIES);
+  return { tenant: boot.tenant, admin: boot.admin, adminKey: boot.adminPrivateJwk, created: true };
+}

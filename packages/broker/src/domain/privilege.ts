@@ -1,0 +1,99 @@
+import { TetherError } from '@tether/protocol';
+
+/** How many distinct approvers a request needs, and who they may be. */
+export interface ApprovalRule {
+  /** Distinct approvals needed (1–10). Only a Cedar `auto_approve` permit skips review. */
+  approvals: number;
+  /** If either list is non-empty, an approver must be named here or be in one of the groups. */
+  approvers: { principals: string[]; groups: string[] };
+}
+
+/** Whether a request must name a ticket, and its shape. */
+export interface TicketRule {
+  required: boolean;
+  /** A regular expression the whole reference must match, e.g. `^(NET|CHG)-[0-9]+$`. */
+  pattern?: string;
+}
+
+/** How the session's tokens are bound to the holder. DPoP is the only binding offered. */
+export interface BindingRule {
+  method: 'dpop';
+}
+
+export interface Privilege {
+  id: string;
+  tenantId: string;
+  name: string;
+  description: string;
+  actions: string[];
+  resources: string[];
+  audiences: string[];
+  maxDurationSeconds: number;
+  tokenTtlSeconds: number;
+  approval: ApprovalRule;
+  ticket: TicketRule;
+  binding: BindingRule;
+  attributes: Record<string, string>;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export const PRIVILEGE_DEFAULTS = {
+  maxDurationSeconds: 8 * 3600,
+  tokenTtlSeconds: 300,
+  approval: { approvals: 1, approvers: { principals: [], groups: [] } } satisfies ApprovalRule,
+  ticket: { required: false } satisfies TicketRule,
+  binding: { method: 'dpop' } satisfies BindingRule,
+} as const;
+
+/** The limits every privilege must respect, whatever its author asked for. */
+export const PRIVILEGE_LIMITS = {
+  maxDurationSeconds: 7 * 24 * 3600,
+  minTokenTtlSeconds: 30,
+  maxTokenTtlSeconds: 3600,
+  maxApprovals: 10,
+} as const;
+
+/** Checks the rules that a schema cannot express; throws `invalid_request` naming the field. */
+export function assertPrivilegeIsCoherent(
+  p: Pick<Privilege, 'maxDurationSeconds' | 'tokenTtlSeconds' | 'approval' | 'ticket'>,
+): void {
+  if (p.maxDurationSeconds < 60 || p.maxDurationSeconds > PRIVILEGE_LIMITS.maxDurationSeconds) {
+    throw new TetherError(
+      'invalid_request',
+      `max_duration must be between 60 s and ${PRIVILEGE_LIMITS.maxDurationSeconds} s`,
+    );
+  }
+  if (
+    p.tokenTtlSeconds < PRIVILEGE_LIMITS.minTokenTtlSeconds ||
+    p.tokenTtlSeconds > PRIVILEGE_LIMITS.maxTokenTtlSeconds
+  ) {
+    throw new TetherError(
+      'invalid_request',
+      `token_ttl must be between ${PRIVILEGE_LIMITS.minTokenTtlSeconds} s and ${PRIVILEGE_LIMITS.maxTokenTtlSeconds} s`,
+    );
+  }
+  if (p.tokenTtlSeconds > p.maxDurationSeconds) {
+    throw new TetherError('invalid_request', 'token_ttl may not exceed max_duration');
+  }
+  if (
+    !Number.isInteger(p.approval.approvals) ||
+    p.approval.approvals < 1 ||
+    p.approval.approvals > PRIVILEGE_LIMITS.maxApprovals
+  ) {
+    throw new TetherError(
+      'invalid_request',
+      `approval.approvals must be an integer from 1 to ${PRIVILEGE_LIMITS.maxApprovals}`,
+    );
+  }
+  if (p.ticket.pattern !== undefined) compileTicketPattern(p.ticket.pattern);
+}
+
+/** Ticket patterns are anchored: the whole reference must match. */
+export function compileTicketPattern(pattern: string): RegExp {
+  try {
+    return new RegExp(`^(?:${pattern})$`, 'u');
+  } catch {
+    throw new TetherError('invalid_request', 'ticket.pattern is not a valid regular expression');
+  }
+}

@@ -1,0 +1,171 @@
+import { type RequestState, TetherError } from '@tether/protocol';
+import { compileTicketPattern, type Privilege } from './privilege.js';
+
+/** The task: who asks for which privilege, for how long, under which ticket. */
+export interface AccessRequest {
+  id: string;
+  tenantId: string;
+  principalId: string;
+  privilegeId: string;
+  ticket: string | null;
+  justification: string;
+  durationSeconds: number;
+  state: RequestState;
+  approvalsRequired: number;
+  createdAt: number;
+  /** A pending request not resolved by then expires. */
+  expiresAt: number;
+  resolvedAt: number | null;
+  resolvedBy: string | null;
+  /** An approved request can be activated until then (the session is the next step). */
+  activationExpiresAt: number | null;
+  /** Policy ids that decided eligibility and, if so, auto-approval. */
+  policies: string[];
+}
+
+export type ReviewDecision = 'approve' | 'deny';
+
+export interface Review {
+  reviewerId: string;
+  decision: ReviewDecision;
+  comment: string;
+  policies: string[];
+  createdAt: number;
+}
+
+export interface RequestTimings {
+  /** How long a request may stay pending. */
+  requestTtlSeconds: number;
+  /** How long after approval the session may be started. */
+  activationWindowSeconds: number;
+}
+
+/** What the requester asked for, checked against the privilege's own rules. */
+export function assertRequestFitsPrivilege(
+  privilege: Pick<Privilege, 'ticket' | 'maxDurationSeconds' | 'name'>,
+  ask: { ticket: string | null; durationSeconds: number },
+): void {
+  if (ask.durationSeconds > privilege.maxDurationSeconds) {
+    throw new TetherError(
+      'duration_exceeds_max',
+      `${privilege.name} allows at most ${privilege.maxDurationSeconds} s; ${ask.durationSeconds} s was requested`,
+      { extra: { max_duration: privilege.maxDurationSeconds } },
+    );
+  }
+  if (ask.ticket === null) {
+    if (privilege.ticket.required) {
+      throw new TetherError('ticket_required', `${privilege.name} needs a ticket reference (--ticket)`);
+    }
+    return;
+  }
+  if (
+    privilege.ticket.pattern !== undefined &&
+    !compileTicketPattern(privilege.ticket.pattern).test(ask.ticket)
+  ) {
+    throw new TetherError(
+      'ticket_pattern_mismatch',
+      `ticket ${JSON.stringify(ask.ticket)} does not match ${privilege.name}'s pattern ${privilege.ticket.pattern}`,
+      { extra: { pattern: privilege.ticket.pattern } },
+    );
+  }
+}
+
+/** A pending request past its deadline is expired, whether or not a sweeper has written it yet. */
+export function isPastDeadline(request: AccessRequest, now: number): boolean {
+  return request.state === 'pending' && now >= request.expiresAt;
+}
+
+/** The transition to `expired`, or null when the request is not due. */
+export function expire(request: AccessRequest, now: number): AccessRequest | null {
+  if (!isPastDeadline(request, now)) return null;
+  return { ...request, state: 'expired', resolvedAt: request.expiresAt, resolvedBy: null };
+}
+
+function assertStillPending(request: AccessRequest, now: number): void {
+  if (isPastDeadline(request, now)) {
+    throw new TetherError(
+      'request_expired',
+      `request ${request.id} expired at ${new Date(request.expiresAt).toISOString()}`,
+    );
+  }
+  if (request.state !== 'pending') {
+    throw new TetherError('request_not_pending', `request ${request.id} is already ${request.state}`, {
+      extra: { state: request.state },
+    });
+  }
+}
+
+export function approvedAt(
+  request: AccessRequest,
+  now: number,
+  timings: RequestTimings,
+  by: string | null,
+): AccessRequest {
+  return {
+    ...request,
+    state: 'approved',
+    resolvedAt: now,
+    resolvedBy: by,
+    activationExpiresAt: now + timings.activationWindowSeconds * 1000,
+  };
+}
+
+export interface ReviewOutcome {
+  request: AccessRequest;
+  review: Review;
+  /** The state the request moved to, or null if it stays pending (more approvals needed). */
+  transition: 'approved' | 'denied' | null;
+}
+
+/** The rules that hold whoever the reviewer is: pending, not the requester, not twice. */
+export function assertReviewable(
+  request: AccessRequest,
+  previous: readonly Review[],
+  reviewerId: string,
+  now: number,
+): void {
+  assertStillPending(request, now);
+  if (reviewerId === request.principalId) {
+    throw new TetherError('self_approval_forbidden', 'a requester may not review their own request');
+  }
+  if (previous.some((r) => r.reviewerId === reviewerId)) {
+    throw new TetherError('duplicate_review', `${reviewerId} has already reviewed request ${request.id}`);
+  }
+}
+
+/**
+ * Applies one review. Rules: only a pending, unexpired request; never by the requester; one
+ * review per reviewer; a denial is final; the request is approved when the number of distinct
+ * approvals reaches the rule's threshold. Eligibility of the reviewer (policy, approver list)
+ * is decided before this, by the caller.
+ */
+export function applyReview(
+  request: AccessRequest,
+  previous: readonly Review[],
+  review: Review,
+  timings: RequestTimings,
+): ReviewOutcome {
+  const now = review.createdAt;
+  assertReviewable(request, previous, review.reviewerId, now);
+  if (review.decision === 'deny') {
+    return {
+      request: { ...request, state: 'denied', resolvedAt: now, resolvedBy: review.reviewerId },
+      review,
+      transition: 'denied',
+    };
+  }
+  const approvals = new Set([
+    ...previous.filter((r) => r.decision === 'approve').map((r) => r.reviewerId),
+    review.reviewerId,
+  ]);
+  if (approvals.size >= request.approvalsRequired) {
+    return { request: approvedAt(request, now, timings, review.reviewerId), review, transition: 'approved' };
+  }
+  return { request, review, transition: null };
+}
+
+/** The requester (or an admin) withdraws a pending request. */
+export function cancel(request: AccessRequest, now: number, by: string): AccessRequest {
+  assertStillPending(request, now);
+  return { ...request, state: 'cancelled', resolvedAt: now, resolvedBy: by };
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import formbody from '@fastify/formbody';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { BrokerContext } from '../services/context.js';
+import { installErrorHandling } from './error-handler.js';
+import { requireAuthentication } from './plugins/authenticate.js';
+import { installMetrics } from './plugins/metrics.js';
+import { auditRoutes } from './routes/audit.js';
+import { discoveryRoutes } from './routes/discovery.js';
+import { groupRoutes } from './routes/groups.js';
+import { oauthRoutes } from './routes/oauth.js';
+import { operationsRoutes } from './routes/operations.js';
+import { policyRoutes } from './routes/policies.js';
+import { principalRoutes } from './routes/principals.js';
+import { privilegeRoutes } from './routes/privileges.js';
+import { requestRoutes } from './routes/requests.js';
+import { tenantRoutes } from './routes/tenants.js';
+
+/**
+ * The broker's HTTP API. Public routes (discovery, health, token) sit at the root; everything
+ * under `/v1` is behind one authentication hook.
+ */
+export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.logger as FastifyBaseLogger,
+    bodyLimit: ctx.config.bodyLimitBytes,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    disableRequestLogging: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installErrorHandling(app);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  await app.register(formbody, { bodyLimit: ctx.config.bodyLimitBytes });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Tether broker API', version: '1.0.0', description: 'Session-bound privilege broker' },
+      servers: [{ url: ctx.config.publicUrl }],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+  });
+  const metrics = installMetrics(app);
+
+  await app.register(operationsRoutes(ctx, metrics));
+  await app.register(discoveryRoutes(ctx));
+  await app.register(oauthRoutes(ctx));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(
+    async (v1) => {
+      requireAuthentication(v1, ctx);
+      await v1.register(tenantRoutes());
+      await v1.register(principalRoutes(ctx));
+      await v1.register(groupRoutes(ctx));
+      await v1.register(privilegeRoutes(ctx));
+      await v1.register(policyRoutes(ctx));
+      await v1.register(requestRoutes(ctx));
+      await v1.register(auditRoutes(ctx));
+    },
+    { prefix: '/v1' },
+  );
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,94 @@
+import { type ErrorCode, isTetherError, PROBLEM_MEDIA_TYPE, toProblem } from '@tether/protocol';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { OAuthError } from '../auth/oauth-error.js';
+
+/** Fastify's own client errors, by code, mapped onto our catalogue. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_request',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_request',
+  FST_ERR_CTP_EMPTY_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_TYPE: 'unsupported_media_type',
+  FST_ERR_BAD_URL: 'invalid_request',
+  FST_ERR_ASYNC_CONSTRAINT: 'invalid_request',
+};
+
+function isOAuthRoute(request: FastifyRequest): boolean {
+  return request.url.startsWith('/oauth/');
+}
+
+interface ClassifiedError {
+  code: ErrorCode;
+  detail: string;
+  extra?: Readonly<Record<string, unknown>>;
+}
+
+/** What the client may be told. Anything unrecognised is internal, and its text stays in the log. */
+function classify(err: FastifyError | Error): ClassifiedError {
+  if (isTetherError(err))
+    return { code: err.code, detail: err.detail, ...(err.extra ? { extra: err.extra } : {}) };
+  const fastifyError = err as FastifyError;
+  if (fastifyError.validation) {
+    const errors = fastifyError.validation.map((v) => ({
+      path: `${fastifyError.validationContext ?? ''}${v.instancePath || ''}`,
+      message: v.message ?? 'is invalid',
+    }));
+    return {
+      code: 'invalid_request',
+      detail: errors.map((e) => `${e.path} ${e.message}`).join('; '),
+      extra: { errors },
+    };
+  }
+  const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
+  if (mapped) return { code: mapped, detail: fastifyError.message };
+  if (
+    typeof fastifyError.statusCode === 'number' &&
+    fastifyError.statusCode >= 400 &&
+    fastifyError.statusCode < 500
+  ) {
+    return { code: 'invalid_request', detail: 'the request could not be processed' };
+  }
+  return { code: 'internal_error', detail: 'internal error; the request id is in the broker log' };
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof OAuthError) {
+      request.log.info({ oauth_error: err.error, reason: err.message }, 'oauth request refused');
+      return reply
+        .code(err.status)
+        .header('cache-control', 'no-store')
+        .type('application/json')
+        .send(err.toBody());
+    }
+    const c = classify(err);
+    if (c.code === 'internal_error') request.log.error({ err }, 'unhandled error');
+    else request.log.info({ code: c.code }, 'request refused');
+    if (isOAuthRoute(request)) {
+      const status = c.code === 'internal_error' ? 500 : 400;
+      return reply
+        .code(status)
+        .header('cache-control', 'no-store')
+        .type('application/json')
+        .send({ error: status === 500 ? 'server_error' : 'invalid_request', error_description: c.detail });
+    }
+    const problem = { ...toProblem(c.code, c.detail, c.extra), instance: request.id };
+    if (problem.status === 401) {
+      reply.header(
+        'www-authenticate',
+        `Bearer error="${c.code === 'unauthenticated' ? 'invalid_request' : 'invalid_token'}"`,
+      );
+    }
+    return reply.code(problem.status).type(PROBLEM_MEDIA_TYPE).send(problem);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const problem = {
+      ...toProblem('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`),
+      instance: request.id,
+    };
+    return reply.code(404).type(PROBLEM_MEDIA_TYPE).send(problem);
+  });
+}

@@ -1,0 +1,21 @@
+import type { FastifyInstance } from 'fastify';
+import { authenticateCaller } from '../../services/authenticate-caller.js';
+import type { BrokerContext, Caller } from '../../services/context.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated caller; set by the authentication hook on every protected route. */
+    caller: Caller;
+  }
+}
+
+/** Applies bearer-token authentication to every route registered in `scope`. */
+export function requireAuthentication(scope: FastifyInstance, ctx: BrokerContext): void {
+  scope.addHook('onRequest', async (request) => {
+    request.caller = await authenticateCaller(ctx, request.headers.authorization);
+    request.log = request.log.child({
+      principal: request.caller.principal.id,
+      tenant: request.caller.tenant.id,
+    });
+  });
+}

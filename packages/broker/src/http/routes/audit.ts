@@ -1,0 +1,38 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { queryAudit, verifyAudit } from '../../services/audit.js';
+import type { BrokerContext } from '../../services/context.js';
+import { withProblems } from '../schemas/common.js';
+import { AuditQuery, AuditRecordView, AuditVerificationView } from '../schemas/records.js';
+import { auditRecordView, auditVerificationView } from '../views.js';
+
+const ms = (iso: string | undefined) => (iso === undefined ? undefined : Date.parse(iso));
+
+export function auditRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/audit',
+      {
+        schema: {
+          tags: ['audit'],
+          querystring: AuditQuery,
+          response: withProblems({ 200: Type.Object({ records: Type.Array(AuditRecordView) }) }),
+        },
+      },
+      async (request) => {
+        const q = request.query;
+        const records = await queryAudit(ctx, request.caller, {
+          ...q,
+          since: ms(q.since),
+          until: ms(q.until),
+        });
+        return { records: records.map(auditRecordView) };
+      },
+    );
+    app.get(
+      '/audit/verify',
+      { schema: { tags: ['audit'], response: withProblems({ 200: AuditVerificationView }) } },
+      async (request) => auditVerificationView(await verifyAudit(ctx, request.caller)),
+    );
+  };
+}

@@ -1,0 +1,48 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { CLIENT_ASSERTION_ALGS } from '../../auth/client-assertion.js';
+import type { BrokerContext } from '../../services/context.js';
+
+const Metadata = Type.Object({
+  issuer: Type.String(),
+  token_endpoint: Type.String(),
+  jwks_uri: Type.String(),
+  grant_types_supported: Type.Array(Type.String()),
+  token_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  token_endpoint_auth_signing_alg_values_supported: Type.Array(Type.String()),
+  response_types_supported: Type.Array(Type.String()),
+  service_documentation: Type.String(),
+});
+
+const Jwks = Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown())) });
+
+/** RFC 8414 metadata and the JWKS. */
+export function discoveryRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/.well-known/oauth-authorization-server',
+      { schema: { tags: ['discovery'], response: { 200: Metadata } } },
+      async () => {
+        const issuer = ctx.config.publicUrl;
+        return {
+          issuer,
+          token_endpoint: `${issuer}/oauth/token`,
+          jwks_uri: `${issuer}/.well-known/jwks.json`,
+          grant_types_supported: ['client_credentials'],
+          token_endpoint_auth_methods_supported: ['private_key_jwt'],
+          token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS,
+          response_types_supported: [],
+          service_documentation: `${issuer}/openapi.json`,
+        };
+      },
+    );
+    app.get(
+      '/.well-known/jwks.json',
+      { schema: { tags: ['discovery'], response: { 200: Jwks } } },
+      async (_request, reply) => {
+        reply.header('cache-control', 'public, max-age=300');
+        return ctx.keys.jwks() as { keys: Record<string, unknown>[] };
+      },
+    );
+  };
+}

@@ -1,0 +1,97 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { BrokerContext } from '../../services/context.js';
+import {
+  addPrincipalKey,
+  changePrincipal,
+  createPrincipal,
+  findPrincipals,
+  getPrincipal,
+  removePrincipalKey,
+} from '../../services/principals.js';
+import { Deleted, RefParams, withProblems } from '../schemas/common.js';
+import {
+  KeyParams,
+  KeyView,
+  NewKeyBody,
+  NewPrincipalBody,
+  PrincipalChangesBody,
+  PrincipalView,
+} from '../schemas/records.js';
+import { keyView, principalView } from '../views.js';
+
+export function principalRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/principals',
+      {
+        schema: {
+          tags: ['principals'],
+          response: withProblems({ 200: Type.Object({ principals: Type.Array(PrincipalView) }) }),
+        },
+      },
+      async (request) => ({
+        principals: (await findPrincipals(ctx, request.caller)).map((p) => principalView(p)),
+      }),
+    );
+    app.post(
+      '/principals',
+      {
+        schema: {
+          tags: ['principals'],
+          body: NewPrincipalBody,
+          response: withProblems({ 201: PrincipalView }),
+        },
+      },
+      async (request, reply) => {
+        const principal = await createPrincipal(ctx, request.caller, request.body);
+        const { keys } = await getPrincipal(ctx, request.caller, principal.id);
+        return reply.code(201).send(principalView(principal, keys));
+      },
+    );
+    app.get(
+      '/principals/:ref',
+      { schema: { tags: ['principals'], params: RefParams, response: withProblems({ 200: PrincipalView }) } },
+      async (request) => {
+        const { principal, keys } = await getPrincipal(ctx, request.caller, request.params.ref);
+        return principalView(principal, keys);
+      },
+    );
+    app.patch(
+      '/principals/:ref',
+      {
+        schema: {
+          tags: ['principals'],
+          params: RefParams,
+          body: PrincipalChangesBody,
+          response: withProblems({ 200: PrincipalView }),
+        },
+      },
+      async (request) =>
+        principalView(await changePrincipal(ctx, request.caller, request.params.ref, request.body)),
+    );
+    app.post(
+      '/principals/:ref/keys',
+      {
+        schema: {
+          tags: ['principals'],
+          params: RefParams,
+          body: NewKeyBody,
+          response: withProblems({ 201: KeyView }),
+        },
+      },
+      async (request, reply) =>
+        reply
+          .code(201)
+          .send(keyView(await addPrincipalKey(ctx, request.caller, request.params.ref, request.body.jwk))),
+    );
+    app.delete(
+      '/principals/:ref/keys/:kid',
+      { schema: { tags: ['principals'], params: KeyParams, response: withProblems({ 200: Deleted }) } },
+      async (request) => {
+        await removePrincipalKey(ctx, request.caller, request.params.ref, request.params.kid);
+        return { deleted: true };
+      },
+    );
+  };
+}

@@ -1,0 +1,87 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { BrokerContext } from '../../services/context.js';
+import {
+  changePrivilege,
+  createPrivilege,
+  findPrivileges,
+  getPrivilege,
+  type PrivilegeChanges,
+  type PrivilegeInput,
+  removePrivilege,
+} from '../../services/privileges.js';
+import { Deleted, RefParams, withProblems } from '../schemas/common.js';
+import { NewPrivilegeBody, PrivilegeChangesBody, PrivilegeView } from '../schemas/records.js';
+import { privilegeView } from '../views.js';
+
+/** API field names (seconds as `max_duration`, `token_ttl`) to the service's input. */
+function fromBody<T extends { max_duration?: number | undefined; token_ttl?: number | undefined }>(body: T) {
+  const { max_duration, token_ttl, ...rest } = body;
+  return { ...rest, maxDurationSeconds: max_duration, tokenTtlSeconds: token_ttl };
+}
+
+export function privilegeRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/privileges',
+      {
+        schema: {
+          tags: ['privileges'],
+          response: withProblems({ 200: Type.Object({ privileges: Type.Array(PrivilegeView) }) }),
+        },
+      },
+      async (request) => ({ privileges: (await findPrivileges(ctx, request.caller)).map(privilegeView) }),
+    );
+    app.post(
+      '/privileges',
+      {
+        schema: {
+          tags: ['privileges'],
+          body: NewPrivilegeBody,
+          response: withProblems({ 201: PrivilegeView }),
+        },
+      },
+      async (request, reply) =>
+        reply
+          .code(201)
+          .send(
+            privilegeView(
+              await createPrivilege(ctx, request.caller, fromBody(request.body) as PrivilegeInput),
+            ),
+          ),
+    );
+    app.get(
+      '/privileges/:ref',
+      { schema: { tags: ['privileges'], params: RefParams, response: withProblems({ 200: PrivilegeView }) } },
+      async (request) => privilegeView(await getPrivilege(ctx, request.caller, request.params.ref)),
+    );
+    app.patch(
+      '/privileges/:ref',
+      {
+        schema: {
+          tags: ['privileges'],
+          params: RefParams,
+          body: PrivilegeChangesBody,
+          response: withProblems({ 200: PrivilegeView }),
+        },
+      },
+      async (request) =>
+        privilegeView(
+          await changePrivilege(
+            ctx,
+            request.caller,
+            request.params.ref,
+            fromBody(request.body) as PrivilegeChanges,
+          ),
+        ),
+    );
+    app.delete(
+      '/privileges/:ref',
+      { schema: { tags: ['privileges'], params: RefParams, response: withProblems({ 200: Deleted }) } },
+      async (request) => {
+        await removePrivilege(ctx, request.caller, request.params.ref);
+        return { deleted: true };
+      },
+    );
+  };
+}

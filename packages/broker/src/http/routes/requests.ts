@@ -1,0 +1,78 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { cancelRequest } from '../../services/cancel-request.js';
+import type { BrokerContext } from '../../services/context.js';
+import { findRequests, getRequest } from '../../services/query-requests.js';
+import { requestAccess } from '../../services/request-access.js';
+import { reviewRequest } from '../../services/review-request.js';
+import { emptyBodyAsObject, IdParams, withProblems } from '../schemas/common.js';
+import { CancelBody, NewRequestBody, RequestQuery, RequestView, ReviewBody } from '../schemas/records.js';
+import { requestView } from '../views.js';
+
+export function requestRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post(
+      '/requests',
+      { schema: { tags: ['requests'], body: NewRequestBody, response: withProblems({ 201: RequestView }) } },
+      async (request, reply) => {
+        const { duration, ...rest } = request.body;
+        const created = await requestAccess(ctx, request.caller, { ...rest, durationSeconds: duration });
+        return reply.code(201).send(requestView(created, []));
+      },
+    );
+    app.get(
+      '/requests',
+      {
+        schema: {
+          tags: ['requests'],
+          querystring: RequestQuery,
+          response: withProblems({ 200: Type.Object({ requests: Type.Array(RequestView) }) }),
+        },
+      },
+      async (request) => ({
+        requests: (await findRequests(ctx, request.caller, request.query)).map((r) => requestView(r)),
+      }),
+    );
+    app.get(
+      '/requests/:id',
+      { schema: { tags: ['requests'], params: IdParams, response: withProblems({ 200: RequestView }) } },
+      async (request) => {
+        const { request: found, reviews } = await getRequest(ctx, request.caller, request.params.id);
+        return requestView(found, reviews);
+      },
+    );
+    for (const decision of ['approve', 'deny'] as const) {
+      app.post(
+        `/requests/:id/${decision}`,
+        {
+          preValidation: emptyBodyAsObject,
+          schema: {
+            tags: ['requests'],
+            params: IdParams,
+            body: ReviewBody,
+            response: withProblems({ 200: RequestView }),
+          },
+        },
+        async (request) => {
+          await reviewRequest(ctx, request.caller, request.params.id, decision, request.body.comment ?? '');
+          const { request: current, reviews } = await getRequest(ctx, request.caller, request.params.id);
+          return requestView(current, reviews);
+        },
+      );
+    }
+    app.post(
+      '/requests/:id/cancel',
+      {
+        preValidation: emptyBodyAsObject,
+        schema: {
+          tags: ['requests'],
+          params: IdParams,
+          body: CancelBody,
+          response: withProblems({ 200: RequestView }),
+        },
+      },
+      async (request) =>
+        requestView(await cancelRequest(ctx, request.caller, request.params.id, request.body.reason ?? '')),
+    );
+  };
+}

@@ -1,0 +1,142 @@
+import type { Static } from '@sinclair/typebox';
+import type { AuditRecord } from '../audit/chain.js';
+import type { ChainVerification } from '../audit/verify.js';
+import type { Group, Principal, PrincipalKey, Tenant } from '../domain/principal.js';
+import type { Privilege } from '../domain/privilege.js';
+import type { AccessRequest, Review } from '../domain/request.js';
+import type { PolicyVersion } from '../store/repositories/policies.js';
+import type {
+  AuditRecordView,
+  AuditVerificationView,
+  GroupView,
+  KeyView,
+  PolicySetView,
+  PrincipalView,
+  PrivilegeView,
+  RequestView,
+  ReviewView,
+  TenantView,
+} from './schemas/records.js';
+
+/** Domain objects become API answers here, and only here: snake_case, ISO times. */
+const iso = (ms: number) => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
+
+export function tenantView(t: Tenant): Static<typeof TenantView> {
+  return {
+    id: t.id,
+    name: t.name,
+    display_name: t.displayName,
+    time_zone: t.timeZone,
+    created_at: iso(t.createdAt),
+  };
+}
+
+export function keyView(k: PrincipalKey): Static<typeof KeyView> {
+  return { kid: k.kid, jwk: k.publicJwk, created_at: iso(k.createdAt) };
+}
+
+export function principalView(p: Principal, keys?: PrincipalKey[]): Static<typeof PrincipalView> {
+  return {
+    id: p.id,
+    name: p.name,
+    kind: p.kind,
+    enabled: p.enabled,
+    roles: p.roles,
+    attributes: p.attributes,
+    created_at: iso(p.createdAt),
+    updated_at: iso(p.updatedAt),
+    ...(keys ? { keys: keys.map(keyView) } : {}),
+  };
+}
+
+export function groupView(g: Group, members?: string[]): Static<typeof GroupView> {
+  return {
+    id: g.id,
+    name: g.name,
+    description: g.description,
+    created_at: iso(g.createdAt),
+    ...(members ? { members } : {}),
+  };
+}
+
+export function privilegeView(p: Privilege): Static<typeof PrivilegeView> {
+  return {
+    id: p.id,
+    name: p.name,
+    description: p.description,
+    actions: p.actions,
+    resources: p.resources,
+    audiences: p.audiences,
+    max_duration: p.maxDurationSeconds,
+    token_ttl: p.tokenTtlSeconds,
+    approval: p.approval,
+    ticket: p.ticket,
+    binding: p.binding,
+    attributes: p.attributes,
+    created_at: iso(p.createdAt),
+    updated_at: iso(p.updatedAt),
+  };
+}
+
+export function policySetView(v: PolicyVersion): Static<typeof PolicySetView> {
+  return {
+    version: v.version,
+    policies: v.policies,
+    created_by: v.createdBy,
+    created_at: v.createdAt ? iso(v.createdAt) : null,
+  };
+}
+
+function reviewView(r: Review): Static<typeof ReviewView> {
+  return {
+    reviewer: r.reviewerId,
+    decision: r.decision,
+    comment: r.comment,
+    policies: r.policies,
+    at: iso(r.createdAt),
+  };
+}
+
+export function requestView(r: AccessRequest, reviews?: Review[]): Static<typeof RequestView> {
+  return {
+    id: r.id,
+    principal: r.principalId,
+    privilege: r.privilegeId,
+    ticket: r.ticket,
+    justification: r.justification,
+    duration: r.durationSeconds,
+    state: r.state,
+    approvals_required: r.approvalsRequired,
+    created_at: iso(r.createdAt),
+    expires_at: iso(r.expiresAt),
+    resolved_at: isoOrNull(r.resolvedAt),
+    resolved_by: r.resolvedBy,
+    activation_expires_at: isoOrNull(r.activationExpiresAt),
+    policies: r.policies,
+    ...(reviews ? { reviews: reviews.map(reviewView) } : {}),
+  };
+}
+
+export function auditRecordView(r: AuditRecord): Static<typeof AuditRecordView> {
+  return {
+    seq: r.seq,
+    id: r.id,
+    at: iso(r.at),
+    actor: r.actor,
+    action: r.action,
+    target: r.target,
+    outcome: r.outcome,
+    request: r.requestId,
+    ticket: r.ticket,
+    principal: r.principalId,
+    policies: r.policies,
+    details: r.details,
+    prev_hash: r.prevHash,
+    hash: r.hash,
+  };
+}
+
+export function auditVerificationView(v: ChainVerification): Static<typeof AuditVerificationView> {
+  return { ok: v.ok, checked: v.checked, ...(v.firstBad ? { first_bad: v.firstBad } : {}) };
+}

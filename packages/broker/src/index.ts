@@ -1,0 +1,19 @@
+export type { AuditEntry, AuditRecord } from './audit/chain.js';
+export type { ChainVerification } from './audit/verify.js';
+export {
+  createLogger,
+  type OpenBrokerOptions,
+  openBroker,
+  type RunningBroker,
+  startBroker,
+  storeLocation,
+} from './broker.js';
+export type { BrokerConfig, ConfigInput } from './config/config.js';
+export { configFromEnvironment, ENVIRONMENT, resolveConfig } from './config/config.js';
+export { DEFAULTS } from './config/defaults.js';
+export { type DemoSeed, seedDemo } from './demo/seed.js';
+export { type Clock, ManualClock, systemClock } from './domain/clock.js';
+export { buildApp } from './http/app.js';
+export { type Bootstrapped, bootstrapTenant, type TenantBootstrap } from './services/bootstrap.js';
+export type { BrokerContext, Caller } from './services/context.js';
+export { isPostgresUrl, migrateToLatest, openStore, type Store } from './store/database.js';

@@ -1,0 +1,38 @@
+import type { AuditRecord } from '../audit/chain.js';
+import { verifyAuditChain } from '../audit/record.js';
+import type { ChainVerification } from '../audit/verify.js';
+import { listAuditRecords } from '../store/repositories/audit.js';
+import { requireRole } from './access-control.js';
+import type { BrokerContext, Caller } from './context.js';
+import { resolvePrincipal } from './resolve.js';
+
+export interface AuditQuery {
+  request?: string | undefined;
+  ticket?: string | undefined;
+  principal?: string | undefined;
+  since?: number | undefined;
+  until?: number | undefined;
+  after?: number | undefined;
+  limit?: number | undefined;
+}
+
+export async function queryAudit(ctx: BrokerContext, caller: Caller, q: AuditQuery): Promise<AuditRecord[]> {
+  requireRole(caller, 'admin', 'auditor');
+  const principalId = q.principal
+    ? (await resolvePrincipal(ctx.store, caller.tenant.id, q.principal)).id
+    : undefined;
+  return listAuditRecords(ctx.store, caller.tenant.id, {
+    ...(q.request ? { requestId: q.request } : {}),
+    ...(q.ticket ? { ticket: q.ticket } : {}),
+    ...(principalId ? { principalId } : {}),
+    ...(q.since !== undefined ? { since: q.since } : {}),
+    ...(q.until !== undefined ? { until: q.until } : {}),
+    ...(q.after !== undefined ? { afterSeq: q.after } : {}),
+    limit: q.limit ?? 200,
+  });
+}
+
+export async function verifyAudit(ctx: BrokerContext, caller: Caller): Promise<ChainVerification> {
+  requireRole(caller, 'admin', 'auditor');
+  return verifyAuditChain(ctx.store, caller.tenant.id);
+}

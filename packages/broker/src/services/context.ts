@@ -1,0 +1,23 @@
+import type { Logger } from 'pino';
+import type { BrokerConfig } from '../config/config.js';
+import type { Clock } from '../domain/clock.js';
+import type { Principal, Tenant } from '../domain/principal.js';
+import type { PolicyEngine } from '../policy/cedar.js';
+import type { Store } from '../store/database.js';
+import type { SigningKeys } from '../tokens/keys.js';
+
+/** Everything a use case needs, passed explicitly. */
+export interface BrokerContext {
+  store: Store;
+  clock: Clock;
+  config: BrokerConfig;
+  policy: PolicyEngine;
+  keys: SigningKeys;
+  logger: Logger;
+}
+
+/** The authenticated principal making an API call, and its tenant. */
+export interface Caller {
+  principal: Principal;
+  tenant: Tenant;
+}

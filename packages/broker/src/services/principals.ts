@@ -1,0 +1,221 @@
+import { type PrincipalKind, type Role, TetherError } from '@tether/protocol';
+import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
+import { recordAudit } from '../audit/record.js';
+import { newId } from '../domain/ids.js';
+import { hasPrivateMembers, type Principal, type PrincipalKey } from '../domain/principal.js';
+import { inTransaction, isUniqueViolation } from '../store/database.js';
+import {
+  deletePrincipalKey,
+  insertPrincipal,
+  insertPrincipalKey,
+  listPrincipalKeys,
+  listPrincipals,
+  updatePrincipal,
+} from '../store/repositories/principals.js';
+import { requireRole } from './access-control.js';
+import type { BrokerContext, Caller } from './context.js';
+import { resolvePrincipal } from './resolve.js';
+
+/** Key types a principal may register: asymmetric signature keys only. */
+const ACCEPTED_KEYS: Record<string, string[]> = { OKP: ['Ed25519'], EC: ['P-256', 'P-384'] };
+
+/**
+ * Checks that a JWK is a public signature key we accept and returns its canonical public
+ * form with its RFC 7638 thumbprint. A private key is refused without echoing any of it.
+ */
+export async function acceptPublicKey(
+  jwk: Record<string, unknown>,
+): Promise<{ kid: string; publicJwk: JWK }> {
+  if (hasPrivateMembers(jwk)) {
+    throw new TetherError(
+      'invalid_key',
+      'that is a private key; register the public key only (the private key never leaves its holder)',
+    );
+  }
+  const kty = typeof jwk.kty === 'string' ? jwk.kty : '';
+  const crv = typeof jwk.crv === 'string' ? jwk.crv : '';
+  if (!ACCEPTED_KEYS[kty]?.includes(crv)) {
+    throw new TetherError('invalid_key', 'only Ed25519 (OKP) and P-256/P-384 (EC) public keys are accepted');
+  }
+  const publicJwk: JWK =
+    kty === 'OKP' ? { kty, crv, x: jwk.x as string } : { kty, crv, x: jwk.x as string, y: jwk.y as string };
+  try {
+    await importJWK(publicJwk, kty === 'OKP' ? 'EdDSA' : crv === 'P-256' ? 'ES256' : 'ES384');
+    return { kid: await calculateJwkThumbprint(publicJwk), publicJwk };
+  } catch {
+    throw new TetherError('invalid_key', 'the key material is not a valid public key');
+  }
+}
+
+export interface NewPrincipal {
+  name: string;
+  kind: PrincipalKind;
+  roles?: Role[] | undefined;
+  attributes?: Record<string, string> | undefined;
+  keys?: Record<string, unknown>[] | undefined;
+}
+
+export async function createPrincipal(
+  ctx: BrokerContext,
+  caller: Caller,
+  input: NewPrincipal,
+): Promise<Principal> {
+  requireRole(caller, 'admin');
+  const keys = await Promise.all((input.keys ?? []).map(acceptPublicKey));
+  const now = ctx.clock.now();
+  const principal: Principal = {
+    id: newId('principal'),
+    tenantId: caller.tenant.id,
+    name: input.name,
+    kind: input.kind,
+    enabled: true,
+    roles: [...new Set(input.roles ?? [])],
+    attributes: input.attributes ?? {},
+    createdAt: now,
+    updatedAt: now,
+  };
+  return inTransaction(ctx.store, async (tx) => {
+    try {
+      await insertPrincipal(tx, principal);
+    } catch (err) {
+      if (isUniqueViolation(err))
+        throw new TetherError('already_exists', `a principal named ${input.name} already exists`);
+      throw err;
+    }
+    for (const key of keys) {
+      await insertPrincipalKey(tx, principal.tenantId, {
+        principalId: principal.id,
+        kid: key.kid,
+        publicJwk: key.publicJwk,
+        createdAt: now,
+      });
+    }
+    await recordAudit(tx, principal.tenantId, now, {
+      actor: caller.principal.id,
+      action: 'principal.created',
+      target: principal.id,
+      outcome: 'success',
+      principalId: principal.id,
+      details: {
+        name: principal.name,
+        kind: principal.kind,
+        roles: principal.roles,
+        keys: keys.map((k) => k.kid),
+      },
+    });
+    return principal;
+  });
+}
+
+export interface PrincipalChanges {
+  enabled?: boolean | undefined;
+  roles?: Role[] | undefined;
+  attributes?: Record<string, string> | undefined;
+}
+
+export async function changePrincipal(
+  ctx: BrokerContext,
+  caller: Caller,
+  ref: string,
+  changes: PrincipalChanges,
+): Promise<Principal> {
+  requireRole(caller, 'admin');
+  return inTransaction(ctx.store, async (tx) => {
+    const current = await resolvePrincipal(tx, caller.tenant.id, ref);
+    if (
+      current.id === caller.principal.id &&
+      (changes.enabled === false || (changes.roles && !changes.roles.includes('admin')))
+    ) {
+      // Locking yourself out of the tenant is almost always a mistake; another admin can do it.
+      throw new TetherError(
+        'forbidden',
+        'an admin may not disable themselves or remove their own admin role',
+      );
+    }
+    const now = ctx.clock.now();
+    const next: Principal = {
+      ...current,
+      ...(changes.enabled === undefined ? {} : { enabled: changes.enabled }),
+      ...(changes.roles === undefined ? {} : { roles: [...new Set(changes.roles)] }),
+      ...(changes.attributes === undefined ? {} : { attributes: changes.attributes }),
+      updatedAt: now,
+    };
+    await updatePrincipal(tx, next);
+    await recordAudit(tx, caller.tenant.id, now, {
+      actor: caller.principal.id,
+      action: changes.enabled === false ? 'principal.disabled' : 'principal.updated',
+      target: current.id,
+      outcome: 'success',
+      principalId: current.id,
+      details: { changes },
+    });
+    return next;
+  });
+}
+
+export async function addPrincipalKey(
+  ctx: BrokerContext,
+  caller: Caller,
+  ref: string,
+  jwk: Record<string, unknown>,
+): Promise<PrincipalKey> {
+  const principal = await resolvePrincipal(ctx.store, caller.tenant.id, ref);
+  if (principal.id !== caller.principal.id) requireRole(caller, 'admin');
+  const { kid, publicJwk } = await acceptPublicKey(jwk);
+  const now = ctx.clock.now();
+  const key: PrincipalKey = { principalId: principal.id, kid, publicJwk, createdAt: now };
+  await inTransaction(ctx.store, async (tx) => {
+    try {
+      await insertPrincipalKey(tx, caller.tenant.id, key);
+    } catch (err) {
+      if (isUniqueViolation(err))
+        throw new TetherError('already_exists', 'that key is already registered for this principal');
+      throw err;
+    }
+    await recordAudit(tx, caller.tenant.id, now, {
+      actor: caller.principal.id,
+      action: 'principal.key.added',
+      target: principal.id,
+      outcome: 'success',
+      principalId: principal.id,
+      details: { kid },
+    });
+  });
+  return key;
+}
+
+export async function removePrincipalKey(
+  ctx: BrokerContext,
+  caller: Caller,
+  ref: string,
+  kid: string,
+): Promise<void> {
+  const principal = await resolvePrincipal(ctx.store, caller.tenant.id, ref);
+  if (principal.id !== caller.principal.id) requireRole(caller, 'admin');
+  await inTransaction(ctx.store, async (tx) => {
+    if (!(await deletePrincipalKey(tx, caller.tenant.id, principal.id, kid))) {
+      throw new TetherError('not_found', `principal ${principal.name} has no key ${kid}`);
+    }
+    await recordAudit(tx, caller.tenant.id, ctx.clock.now(), {
+      actor: caller.principal.id,
+      action: 'principal.key.removed',
+      target: principal.id,
+      outcome: 'success',
+      principalId: principal.id,
+      details: { kid },
+    });
+  });
+}
+
+export async function getPrincipal(
+  ctx: BrokerContext,
+  caller: Caller,
+  ref: string,
+): Promise<{ principal: Principal; keys: PrincipalKey[] }> {
+  const principal = await resolvePrincipal(ctx.store, caller.tenant.id, ref);
+  return { principal, keys: await listPrincipalKeys(ctx.store, principal.id) };
+}
+
+export async function findPrincipals(ctx: BrokerContext, caller: Caller): Promise<Principal[]> {
+  return listPrincipals(ctx.store, caller.tenant.id);
+}

@@ -1,0 +1,181 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { TetherError } from '@tether/protocol';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import pg from 'pg';
+import { KNOWN_MIGRATIONS, MIGRATIONS } from './migrations/index.js';
+import type { Tables } from './schema.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** The database handle plus the one fact repositories need about it: its dialect. */
+export interface StoreHandle {
+  readonly db: Kysely<Tables>;
+  readonly dialect: Dialect;
+  /** PostgreSQL only: the schema Tether's tables live in. */
+  readonly pgSchema?: string;
+}
+
+/** A handle inside an open transaction. Locking queries take this type, never a plain handle. */
+export interface TxHandle extends StoreHandle {
+  readonly db: Transaction<Tables>;
+  /** Run `effect` after the transaction commits (never if it rolls back). */
+  onCommit(effect: () => void | Promise<void>): void;
+}
+
+export interface Store extends StoreHandle {
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** `postgres://…` for PostgreSQL; otherwise a SQLite file path or `:memory:`. */
+  location: string;
+  /** PostgreSQL only: schema to use (tests give each suite its own). */
+  pgSchema?: string;
+  /** PostgreSQL only: pool size. */
+  poolSize?: number;
+}
+
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//.test(location);
+}
+
+/** Opens the store. Does not migrate: call {@link migrateToLatest}. */
+export function openStore(options: StoreOptions): Store {
+  return isPostgresUrl(options.location) ? openPostgres(options) : openSqlite(options.location);
+}
+
+function openSqlite(path: string): Store {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const database = new SqliteDatabase(path);
+  // Durability first: WAL with a full fsync at every commit.
+  database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = FULL');
+  database.pragma('foreign_keys = ON');
+  database.pragma('busy_timeout = 5000');
+  const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database }) });
+  return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+const INT8_OID = 20;
+
+function openPostgres(options: StoreOptions): Store {
+  const pool = new pg.Pool({
+    connectionString: options.location,
+    max: options.poolSize ?? 10,
+    ...(options.pgSchema ? { options: `-c search_path=${quoteIdentifier(options.pgSchema)}` } : {}),
+    // bigint columns hold epoch milliseconds and counters, all well inside 2^53.
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID
+          ? (value: string) => Number(value)
+          : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client that loses its connection must not crash the broker.
+  pool.on('error', () => undefined);
+  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  return { db, dialect: 'postgres', pgSchema: options.pgSchema ?? 'public', close: () => db.destroy() };
+}
+
+function quoteIdentifier(name: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`invalid schema name: ${name}`);
+  return name;
+}
+
+/**
+ * Brings the schema to the newest version this build knows. Refuses, before touching
+ * anything, a store that a newer Tether has migrated past what this build understands.
+ */
+export async function migrateToLatest(store: StoreHandle): Promise<void> {
+  await assertSchemaNotNewer(store);
+  const migrator = new Migrator({
+    db: store.db,
+    provider: { getMigrations: async () => ({ ...MIGRATIONS }) },
+    // Kysely looks its bookkeeping tables up by schema; name ours so another schema's never counts.
+    ...(store.pgSchema ? { migrationTableSchema: store.pgSchema } : {}),
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new TetherError('store_unavailable', `migration ${failed} failed`, { cause: error });
+  }
+}
+
+export async function appliedMigrations(store: StoreHandle): Promise<string[]> {
+  const tables = await store.db.introspection.getTables();
+  const table = tables.find(
+    (t) => t.name === 'kysely_migration' && (!store.pgSchema || t.schema === store.pgSchema),
+  );
+  if (!table) return [];
+  const rows = await sql<{
+    name: string;
+  }>`select name from ${sql.table(store.pgSchema ? `${store.pgSchema}.kysely_migration` : 'kysely_migration')} order by name`.execute(
+    store.db,
+  );
+  return rows.rows.map((r) => r.name);
+}
+
+async function assertSchemaNotNewer(store: StoreHandle): Promise<void> {
+  const unknown = (await appliedMigrations(store)).filter((name) => !KNOWN_MIGRATIONS.includes(name));
+  if (unknown.length > 0) {
+    throw new TetherError(
+      'store_schema_too_new',
+      `the store has migrations this build does not know (${unknown.join(', ')}); upgrade Tether`,
+    );
+  }
+}
+
+/** True when every known migration has been applied and no unknown one has. */
+export async function schemaIsCurrent(store: StoreHandle): Promise<boolean> {
+  const applied = await appliedMigrations(store);
+  return applied.length === KNOWN_MIGRATIONS.length && KNOWN_MIGRATIONS.every((m) => applied.includes(m));
+}
+
+/**
+ * Runs `work` in one transaction. Effects registered with `onCommit` run after the commit,
+ * in order; an effect that fails is reported to `onEffectError` and never undoes the commit.
+ */
+export async function inTransaction<T>(
+  store: StoreHandle,
+  work: (tx: TxHandle) => Promise<T>,
+  onEffectError: (err: unknown) => void = () => undefined,
+): Promise<T> {
+  const effects: (() => void | Promise<void>)[] = [];
+  const result = await store.db
+    .transaction()
+    .execute((trx) => work({ db: trx, dialect: store.dialect, onCommit: (effect) => effects.push(effect) }));
+  for (const effect of effects) {
+    try {
+      await effect();
+    } catch (err) {
+      onEffectError(err);
+    }
+  }
+  return result;
+}
+
+/** Unique or primary-key violation, on either dialect. */
+export function isUniqueViolation(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/** Foreign-key violation, on either dialect. */
+export function isForeignKeyViolation(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+}
+
+/** Store reachable and schema current: what `/readyz` reports. */
+export async function storeIsReady(store: StoreHandle): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(store.db);
+    return await schemaIsCurrent(store);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,12 @@
+import type { Migration } from 'kysely';
+import * as m0001 from './0001-initial.js';
+
+/**
+ * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
+ * them and the broker knows exactly which schema versions it understands.
+ */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001-initial': m0001,
+};
+
+export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);

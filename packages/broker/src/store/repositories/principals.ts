@@ -1,0 +1,134 @@
+import type { PrincipalKind, Role } from '@tether/protocol';
+import type { Principal, PrincipalKey } from '../../domain/principal.js';
+import type { StoreHandle } from '../database.js';
+import type { PrincipalRow } from '../schema.js';
+import { fromJson, toJson } from './json.js';
+
+export function toPrincipal(row: PrincipalRow): Principal {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    kind: row.kind as PrincipalKind,
+    enabled: row.enabled === 1,
+    roles: fromJson<Role[]>(row.roles),
+    attributes: fromJson<Record<string, string>>(row.attributes),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toRow(p: Principal): PrincipalRow {
+  return {
+    id: p.id,
+    tenant_id: p.tenantId,
+    name: p.name,
+    kind: p.kind,
+    enabled: p.enabled ? 1 : 0,
+    roles: toJson(p.roles),
+    attributes: toJson(p.attributes),
+    created_at: p.createdAt,
+    updated_at: p.updatedAt,
+  };
+}
+
+export async function insertPrincipal(h: StoreHandle, p: Principal): Promise<void> {
+  await h.db.insertInto('principals').values(toRow(p)).execute();
+}
+
+export async function updatePrincipal(h: StoreHandle, p: Principal): Promise<void> {
+  const { id, tenant_id, created_at, ...changes } = toRow(p);
+  await h.db
+    .updateTable('principals')
+    .set(changes)
+    .where('id', '=', id)
+    .where('tenant_id', '=', tenant_id)
+    .execute();
+}
+
+/** Looks a principal up across tenants: only for authentication, where the id is all we have. */
+export async function findPrincipalAnyTenant(h: StoreHandle, id: string): Promise<Principal | undefined> {
+  const row = await h.db.selectFrom('principals').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && toPrincipal(row);
+}
+
+export async function findPrincipal(
+  h: StoreHandle,
+  tenantId: string,
+  id: string,
+): Promise<Principal | undefined> {
+  const row = await h.db
+    .selectFrom('principals')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row && toPrincipal(row);
+}
+
+export async function findPrincipalByName(
+  h: StoreHandle,
+  tenantId: string,
+  name: string,
+): Promise<Principal | undefined> {
+  const row = await h.db
+    .selectFrom('principals')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('name', '=', name)
+    .executeTakeFirst();
+  return row && toPrincipal(row);
+}
+
+export async function listPrincipals(h: StoreHandle, tenantId: string): Promise<Principal[]> {
+  const rows = await h.db
+    .selectFrom('principals')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .orderBy('name')
+    .execute();
+  return rows.map(toPrincipal);
+}
+
+export async function insertPrincipalKey(h: StoreHandle, tenantId: string, key: PrincipalKey): Promise<void> {
+  await h.db
+    .insertInto('principal_keys')
+    .values({
+      tenant_id: tenantId,
+      principal_id: key.principalId,
+      kid: key.kid,
+      public_jwk: toJson(key.publicJwk),
+      created_at: key.createdAt,
+    })
+    .execute();
+}
+
+export async function deletePrincipalKey(
+  h: StoreHandle,
+  tenantId: string,
+  principalId: string,
+  kid: string,
+): Promise<boolean> {
+  const result = await h.db
+    .deleteFrom('principal_keys')
+    .where('tenant_id', '=', tenantId)
+    .where('principal_id', '=', principalId)
+    .where('kid', '=', kid)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
+
+export async function listPrincipalKeys(h: StoreHandle, principalId: string): Promise<PrincipalKey[]> {
+  const rows = await h.db
+    .selectFrom('principal_keys')
+    .selectAll()
+    .where('principal_id', '=', principalId)
+    .orderBy('created_at')
+    .execute();
+  return rows.map((r) => ({
+    principalId: r.principal_id,
+    kid: r.kid,
+    publicJwk: fromJson<Record<string, unknown>>(r.public_jwk),
+    createdAt: r.created_at,
+  }));
+}

@@ -1,0 +1,155 @@
+/**
+ * Row types, one per table. Timestamps are epoch milliseconds (`bigint` columns, read back as
+ * numbers); structured fields are JSON text, so both dialects store exactly the same thing.
+ */
+export interface TenantRow {
+  id: string;
+  name: string;
+  display_name: string;
+  time_zone: string;
+  created_at: number;
+}
+
+export interface PrincipalRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  kind: string;
+  enabled: number;
+  roles: string; // JSON string[]
+  attributes: string; // JSON Record<string,string>
+  created_at: number;
+  updated_at: number;
+}
+
+export interface PrincipalKeyRow {
+  tenant_id: string;
+  principal_id: string;
+  kid: string; // RFC 7638 thumbprint
+  public_jwk: string; // JSON, public members only
+  created_at: number;
+}
+
+export interface GroupRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  description: string;
+  created_at: number;
+}
+
+export interface GroupMemberRow {
+  tenant_id: string;
+  group_id: string;
+  principal_id: string;
+}
+
+export interface PrivilegeRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  description: string;
+  actions: string; // JSON string[]
+  resources: string; // JSON string[]
+  audiences: string; // JSON string[]
+  max_duration_s: number;
+  token_ttl_s: number;
+  approval: string; // JSON ApprovalRule
+  ticket: string; // JSON TicketRule
+  binding: string; // JSON BindingRule
+  attributes: string; // JSON Record<string,string>
+  created_at: number;
+  updated_at: number;
+}
+
+export interface PolicyVersionRow {
+  tenant_id: string;
+  version: number;
+  policies: string; // JSON Record<id, text>
+  created_by: string;
+  created_at: number;
+}
+
+export interface AccessRequestRow {
+  id: string;
+  tenant_id: string;
+  principal_id: string;
+  privilege_id: string;
+  ticket: string | null;
+  justification: string;
+  duration_s: number;
+  state: string;
+  approvals_required: number;
+  created_at: number;
+  expires_at: number;
+  resolved_at: number | null;
+  resolved_by: string | null;
+  activation_expires_at: number | null;
+  policies: string; // JSON string[]: the policy ids that decided eligibility/auto-approval
+}
+
+export interface RequestReviewRow {
+  tenant_id: string;
+  request_id: string;
+  reviewer_id: string;
+  decision: string; // 'approve' | 'deny'
+  comment: string;
+  policies: string; // JSON string[]
+  created_at: number;
+}
+
+export interface AuditRecordRow {
+  tenant_id: string;
+  seq: number;
+  id: string;
+  at: number;
+  actor: string;
+  action: string;
+  target: string;
+  outcome: string;
+  request_id: string | null;
+  ticket: string | null;
+  principal_id: string | null;
+  policies: string; // JSON string[]
+  details: string; // JSON object
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadRow {
+  tenant_id: string;
+  seq: number;
+  hash: string;
+}
+
+export interface ClientAssertionJtiRow {
+  principal_id: string;
+  jti: string;
+  expires_at: number;
+}
+
+export interface SigningKeyRow {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_jwk_enc: string; // AES-256-GCM envelope, see tokens/key-encryption.ts
+  state: string; // 'active' | 'retired'
+  created_at: number;
+  retire_at: number | null;
+}
+
+export interface Tables {
+  tenants: TenantRow;
+  principals: PrincipalRow;
+  principal_keys: PrincipalKeyRow;
+  groups: GroupRow;
+  group_members: GroupMemberRow;
+  privileges: PrivilegeRow;
+  policy_versions: PolicyVersionRow;
+  access_requests: AccessRequestRow;
+  request_reviews: RequestReviewRow;
+  audit_records: AuditRecordRow;
+  audit_heads: AuditHeadRow;
+  client_assertion_jtis: ClientAssertionJtiRow;
+  signing_keys: SigningKeyRow;
+}

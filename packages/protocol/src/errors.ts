@@ -1,0 +1,96 @@
+/**
+ * The one catalogue of Tether error codes.
+ *
+ * Every error Tether returns carries one of these codes. The HTTP status and the public title
+ * live here, next to the code, so that the API, the CLI and the docs can never disagree.
+ * `docs/errors.md` documents each code; a test keeps the two in step.
+ */
+export const ERROR_CATALOGUE = {
+  // Input
+  invalid_request: { status: 400, title: 'The request is malformed or fails validation' },
+  unsupported_media_type: { status: 415, title: 'The request body has an unsupported content type' },
+  payload_too_large: { status: 413, title: 'The request body is too large' },
+  route_not_found: { status: 404, title: 'No such route' },
+  method_not_allowed: { status: 405, title: 'Method not allowed on this route' },
+  // Authentication and authorisation
+  unauthenticated: { status: 401, title: 'A valid access token is required' },
+  invalid_token: { status: 401, title: 'The access token is invalid or expired' },
+  forbidden: { status: 403, title: 'The caller is not allowed to do this' },
+  principal_disabled: { status: 403, title: 'The principal is disabled' },
+  // Records
+  not_found: { status: 404, title: 'No such record in this tenant' },
+  already_exists: { status: 409, title: 'A record with that name already exists' },
+  record_in_use: { status: 409, title: 'The record is still referenced' },
+  invalid_key: { status: 400, title: 'The key is not an acceptable public key' },
+  policy_invalid: { status: 422, title: 'The Cedar policy set is invalid' },
+  // Access requests
+  not_eligible: { status: 403, title: 'Policy does not allow this principal to request this privilege' },
+  ticket_required: { status: 422, title: 'This privilege needs a ticket reference' },
+  ticket_pattern_mismatch: {
+    status: 422,
+    title: "The ticket reference does not match the privilege's ticket rule",
+  },
+  duration_exceeds_max: { status: 422, title: "The requested duration exceeds the privilege's maximum" },
+  self_approval_forbidden: { status: 403, title: 'A requester may not review their own request' },
+  approver_not_eligible: { status: 403, title: 'This principal may not review this request' },
+  duplicate_review: { status: 409, title: 'This principal has already reviewed this request' },
+  request_not_pending: { status: 409, title: 'The request is no longer pending' },
+  request_expired: { status: 409, title: 'The request expired before it was resolved' },
+  // Store
+  store_schema_too_new: { status: 503, title: 'The store was migrated by a newer Tether' },
+  store_unavailable: { status: 503, title: 'The store is not reachable' },
+  // Last resort; a test makes sure no route produces it for bad input.
+  internal_error: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+/** A stable, documented error code. */
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** All codes, for exhaustiveness checks and documentation tests. */
+export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CATALOGUE, value);
+}
+
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CATALOGUE[code].status;
+}
+
+/**
+ * The error every Tether component throws.
+ *
+ * `detail` is safe to show a client; `cause` is for the log only and never leaves the process.
+ *
+ * @example
+ * ```ts
+ * throw new TetherError('duplicate_review', 'alice has already approved this request');
+ * ```
+ */
+export class TetherError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: string;
+  /** Extra, client-safe fields (for example the policy engine's messages). */
+  readonly extra: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    options?: { cause?: unknown; extra?: Record<string, unknown> },
+  ) {
+    super(
+      detail ?? ERROR_CATALOGUE[code].title,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.name = 'TetherError';
+    this.code = code;
+    this.status = ERROR_CATALOGUE[code].status;
+    this.detail = detail ?? ERROR_CATALOGUE[code].title;
+    this.extra = options?.extra;
+  }
+}
+
+export function isTetherError(err: unknown): err is TetherError {
+  return err instanceof TetherError;
+}

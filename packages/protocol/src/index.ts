@@ -1,0 +1,6 @@
+export type { ErrorCode } from './errors.js';
+export { ERROR_CATALOGUE, ERROR_CODES, isErrorCode, isTetherError, statusOf, TetherError } from './errors.js';
+export type { IdentityFile, PrincipalKind, RequestState, Role } from './principals.js';
+export { NAME_PATTERN, PRINCIPAL_KINDS, REQUEST_STATES, ROLES } from './principals.js';
+export type { OAuthErrorBody, OAuthErrorCode, Problem } from './problem.js';
+export { PROBLEM_MEDIA_TYPE, problemType, toProblem } from './problem.js';

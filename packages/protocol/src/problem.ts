@@ -1,0 +1,51 @@
+import { ERROR_CATALOGUE, type ErrorCode } from './errors.js';
+
+/** RFC 9457 problem details, with Tether's stable `code`. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail: string;
+  instance?: string;
+  /** Field-level validation messages, when the input failed a schema. */
+  errors?: { path: string; message: string }[];
+  [extension: string]: unknown;
+}
+
+export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
+
+/** Where each code is documented; the `type` URI of a problem. */
+export function problemType(code: ErrorCode): string {
+  return `https://tether.dev/errors#${code}`;
+}
+
+export function toProblem(
+  code: ErrorCode,
+  detail?: string,
+  extra?: Readonly<Record<string, unknown>>,
+): Problem {
+  const entry = ERROR_CATALOGUE[code];
+  return {
+    ...extra,
+    type: problemType(code),
+    title: entry.title,
+    status: entry.status,
+    code,
+    detail: detail ?? entry.title,
+  };
+}
+
+/** RFC 6749 §5.2 error codes used by the OAuth endpoints. */
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'invalid_scope';
+
+export interface OAuthErrorBody {
+  error: OAuthErrorCode;
+  error_description: string;
+}

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { describe, inject } from 'vitest';
+import {
+  type Dialect,
+  migrateToLatest,
+  openStore,
+  type Store,
+} from '../../packages/broker/src/store/database.js';
+
+export interface StoreFixture {
+  dialect: Dialect;
+  /** Opens a fresh, migrated, isolated store (own SQLite file / own PostgreSQL schema). */
+  open(): Promise<Store & { location: string; pgSchema?: string }>;
+  /** Drops everything `open` created. */
+  cleanup(): Promise<void>;
+}
+
+function sqliteFixture(): StoreFixture {
+  const dirs: string[] = [];
+  const stores: Store[] = [];
+  return {
+    dialect: 'sqlite',
+    async open() {
+      const dir = mkdtempSync(join(tmpdir(), 'tether-test-'));
+      dirs.push(dir);
+      const location = join(dir, 'tether.db');
+      const store = openStore({ location });
+      stores.push(store);
+      await migrateToLatest(store);
+      return Object.assign(store, { location });
+    },
+    async cleanup() {
+      for (const s of stores.splice(0)) await s.close().catch(() => undefined);
+      for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
+
+function postgresFixture(url: string): StoreFixture {
+  const schemas: string[] = [];
+  const stores: Store[] = [];
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  return {
+    dialect: 'postgres',
+    async open() {
+      const pgSchema = `tether_t_${randomBytes(6).toString('hex')}`;
+      await admin(`create schema ${pgSchema}`);
+      schemas.push(pgSchema);
+      const store = openStore({ location: url, pgSchema, poolSize: 20 });
+      stores.push(store);
+      await migrateToLatest(store);
+      return Object.assign(store, { location: url, pgSchema });
+    },
+    async cleanup() {
+      for (const s of stores.splice(0)) await s.close().catch(() => undefined);
+      for (const schema of schemas.splice(0)) await admin(`drop schema if exists ${schema} cascade`);
+    },
+  };
+}
+
+/**
+ * Runs the same suite on SQLite and on PostgreSQL. PostgreSQL is skipped (and reported in the
+ * run's summary) only when the global setup found it unreachable and it was not required.
+ */
+export function describeEachStore(name: string, suite: (fixture: StoreFixture) => void): void {
+  describe(`${name} [sqlite]`, () => suite(sqliteFixture()));
+  const url = inject('pgUrl');
+  describe.skipIf(!url)(`${name} [postgres]`, () => suite(postgresFixture(url)));
+}
