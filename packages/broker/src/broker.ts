@@ -1,13 +1,16 @@
 import { join } from 'node:path';
+import { ReplayCache } from '@tether/pep';
 import type { FastifyInstance } from 'fastify';
-import { type Logger, pino } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 import { pruneSpentJtis } from './auth/client-assertion.js';
 import type { ConfigInput } from './config/config.js';
 import { type BrokerConfig, resolveConfig } from './config/config.js';
 import { type Clock, systemClock } from './domain/clock.js';
 import { buildApp } from './http/app.js';
 import { PolicyEngine } from './policy/cedar.js';
+import { pruneSpentProofs } from './services/broker-dpop.js';
 import type { BrokerContext } from './services/context.js';
+import { endExpiredSessions } from './services/end-session.js';
 import { expireOverdueRequests } from './services/expire-requests.js';
 import { migrateToLatest, openStore, type Store } from './store/database.js';
 import { type Kek, loadKek } from './tokens/key-encryption.js';
@@ -30,8 +33,10 @@ export const LOG_REDACT = [
   '*.d',
 ];
 
-export function createLogger(level: BrokerConfig['logLevel']): Logger {
-  return pino({ level, redact: { paths: LOG_REDACT, censor: '[redacted]' } });
+/** A pino logger at `level`, writing to stdout unless another destination is given (the CLI uses stderr). */
+export function createLogger(level: BrokerConfig['logLevel'], destination?: DestinationStream): Logger {
+  const options = { level, redact: { paths: LOG_REDACT, censor: '[redacted]' } };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export interface OpenBrokerOptions {
@@ -53,7 +58,8 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
   await ensureSigningKey(store, kek, clock);
   const keys = new SigningKeys(store, kek);
   await keys.load();
-  return { store, clock, config, policy: new PolicyEngine(), keys, logger, kek };
+  const replay = new ReplayCache({ maxEntries: 100_000, now: () => clock.now() });
+  return { store, clock, config, policy: new PolicyEngine(), keys, logger, kek, replay };
 }
 
 export interface RunningBroker {
@@ -74,7 +80,10 @@ export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
     try {
       const expired = await expireOverdueRequests(ctx);
       if (expired > 0) ctx.logger.info({ expired }, 'expired overdue requests');
+      const ended = await endExpiredSessions(ctx);
+      if (ended > 0) ctx.logger.info({ ended }, 'ended sessions at their hard expiry');
       await pruneSpentJtis(ctx.store, ctx.clock.now());
+      await pruneSpentProofs(ctx, ctx.clock.now());
     } catch (err) {
       ctx.logger.error({ err }, 'sweeper failed; will retry');
     } finally {

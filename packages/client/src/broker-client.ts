@@ -82,12 +82,54 @@ export class BrokerClient {
     return body.access_token;
   }
 
+  /**
+   * Posts a form to an OAuth endpoint (no broker-API token attached) and answers the parsed
+   * JSON, or throws a {@link BrokerError} carrying the RFC 6749 `error`.
+   */
+  async postForm<T = unknown>(
+    path: string,
+    form: Record<string, string>,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
+    const response = await this.#fetch(`${this.baseUrl}${path}`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    });
+    const body = (await response.json().catch(() => ({}))) as Partial<OAuthErrorBody> &
+      Record<string, unknown>;
+    if (!response.ok) {
+      throw new BrokerError(
+        response.status,
+        body.error ?? `http_${response.status}`,
+        body.error_description ?? response.statusText,
+        body,
+      );
+    }
+    return body as T;
+  }
+
+  /** The fetch this client uses (so sessions built on it talk to the same place). */
+  get fetchImpl(): typeof fetch {
+    return this.#fetch;
+  }
+
+  now(): number {
+    return this.#now();
+  }
+
   /** Calls an API route; answers the parsed JSON or throws a {@link BrokerError}. */
-  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+  async call<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { headers?: Record<string, string> } = {},
+  ): Promise<T> {
     const token = await this.accessToken();
     const response = await this.#fetch(`${this.baseUrl}${path}`, {
       method,
       headers: {
+        ...options.headers,
         authorization: `Bearer ${token}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       },

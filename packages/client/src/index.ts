@@ -1,3 +1,12 @@
 export { BrokerClient, type BrokerClientOptions, BrokerError } from './broker-client.js';
 export { createClientAssertion } from './client-assertion.js';
+export { accessTokenHash, createDpopProof, type ProofTarget } from './dpop-proof.js';
 export { IdentityError, loadIdentity, tetherHome, writeIdentity } from './identity.js';
+export {
+  BoundSession,
+  type SessionInfo,
+  type SessionTokenSet,
+  type TaskRequest,
+  withSession,
+} from './session.js';
+export { exportSessionKey, generateSessionKey, type SessionKey, sessionKeyFromJwk } from './session-key.js';

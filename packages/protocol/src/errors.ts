@@ -36,6 +36,14 @@ export const ERROR_CATALOGUE = {
   duplicate_review: { status: 409, title: 'This principal has already reviewed this request' },
   request_not_pending: { status: 409, title: 'The request is no longer pending' },
   request_expired: { status: 409, title: 'The request expired before it was resolved' },
+  // Sessions
+  not_requester: { status: 403, title: 'Only the requester may activate this request' },
+  request_not_approved: { status: 409, title: 'The request is not approved' },
+  activation_window_closed: { status: 409, title: 'The approved request can no longer be activated' },
+  already_activated: { status: 409, title: 'The request has already been activated' },
+  session_not_live: { status: 409, title: 'The session has ended or expired' },
+  invalid_dpop_proof: { status: 401, title: 'The DPoP proof is missing or invalid' },
+  use_dpop_nonce: { status: 401, title: 'The server requires a DPoP nonce' },
   // Store
   store_schema_too_new: { status: 503, title: 'The store was migrated by a newer Tether' },
   store_unavailable: { status: 503, title: 'The store is not reachable' },

@@ -4,3 +4,5 @@ export type { IdentityFile, PrincipalKind, RequestState, Role } from './principa
 export { NAME_PATTERN, PRINCIPAL_KINDS, REQUEST_STATES, ROLES } from './principals.js';
 export type { OAuthErrorBody, OAuthErrorCode, Problem } from './problem.js';
 export { PROBLEM_MEDIA_TYPE, problemType, toProblem } from './problem.js';
+export type { StatusBits } from './status-list.js';
+export { DEFAULT_MAX_STATUS_LIST_ENTRIES, StatusList, StatusListError, TOKEN_STATUS } from './status-list.js';

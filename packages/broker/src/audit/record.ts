@@ -28,12 +28,21 @@ export async function recordAudit(
 
 const PAGE = 1000;
 
-/** Verifies a tenant's whole chain, page by page. */
+/**
+ * Verifies a tenant's whole chain, page by page, in one read-only snapshot: records appended
+ * while it runs are neither half-seen nor mistaken for a truncated or extended chain.
+ */
 export async function verifyAuditChain(store: StoreHandle, tenantId: string): Promise<ChainVerification> {
-  const verifier = new ChainVerifier();
-  for (let offset = 0; ; offset += PAGE) {
-    const page = await readChainPage(store, tenantId, offset, PAGE);
-    if (!verifier.feed(page) || page.length < PAGE) break;
-  }
-  return verifier.finish(await readAuditHead(store, tenantId));
+  return store.db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      const snapshot: StoreHandle = { db: trx, dialect: store.dialect };
+      const verifier = new ChainVerifier(await readAuditHead(snapshot, tenantId));
+      for (let offset = 0; ; offset += PAGE) {
+        const page = await readChainPage(snapshot, tenantId, offset, PAGE);
+        if (!verifier.feed(page) || page.length < PAGE) break;
+      }
+      return verifier.finish();
+    });
 }

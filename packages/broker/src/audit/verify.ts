@@ -18,12 +18,22 @@ export interface ChainVerification {
  * Walks a chain in sequence order and reports the first record that does not fit. A pure
  * state machine over pages of records, so that a chain of any length is verified in bounded
  * memory.
+ *
+ * `head` is what the store recorded as the chain's end (the last seq and hash the broker
+ * wrote), read in the same snapshot as the records: it is what tells a truncated chain from
+ * a complete one, and a record slipped in after the end from a real one.
  */
 export class ChainVerifier {
+  readonly #head: { seq: number; hash: string } | undefined;
   #expectedSeq = 1;
   #prevHash = GENESIS_HASH;
+  #lastId = '';
   #checked = 0;
   #fault: ChainVerification['firstBad'];
+
+  constructor(head: { seq: number; hash: string } | undefined) {
+    this.#head = head;
+  }
 
   /** Feeds the next records (ordered by seq). Returns false once a fault is found. */
   feed(records: readonly AuditRecord[]): boolean {
@@ -34,6 +44,7 @@ export class ChainVerifier {
       this.#checked += 1;
       this.#expectedSeq = record.seq + 1;
       this.#prevHash = record.hash;
+      this.#lastId = record.id;
     }
     return this.#fault === undefined;
   }
@@ -61,27 +72,41 @@ export class ChainVerifier {
         message: `record ${record.seq} does not follow the record before it (inserted, deleted or reordered)`,
       };
     }
+    if (this.#head && record.seq > this.#head.seq) {
+      return {
+        ...at,
+        fault: 'broken_link',
+        message: `record ${record.seq} lies past the end of the chain the store recorded (seq ${this.#head.seq})`,
+      };
+    }
     return undefined;
   }
 
-  /** Final verdict, given the head the store keeps (the last seq and hash it wrote). */
-  finish(head: { seq: number; hash: string } | undefined): ChainVerification {
-    if (!this.#fault && head && (head.seq !== this.#expectedSeq - 1 || head.hash !== this.#prevHash)) {
-      if (head.seq >= this.#expectedSeq) {
-        this.#fault = {
-          seq: this.#expectedSeq,
-          id: '',
-          fault: 'truncated',
-          message: `records ${this.#expectedSeq}..${head.seq} are missing at the end of the chain`,
-        };
-      } else {
-        this.#fault = {
-          seq: head.seq,
-          id: '',
-          fault: 'broken_link',
-          message: `the chain does not end at the head the store recorded (seq ${head.seq})`,
-        };
-      }
+  /** Final verdict: the records fed so far must end exactly at the head. */
+  finish(): ChainVerification {
+    const head = this.#head;
+    if (!this.#fault && !head) {
+      this.#fault = {
+        seq: this.#expectedSeq,
+        id: '',
+        fault: 'truncated',
+        message: "the store's record of the chain's end is missing, so records may be missing at the end",
+      };
+    } else if (!this.#fault && head && head.seq >= this.#expectedSeq) {
+      this.#fault = {
+        seq: this.#expectedSeq,
+        id: '',
+        fault: 'truncated',
+        message: `records ${this.#expectedSeq}..${head.seq} are missing at the end of the chain`,
+      };
+    } else if (!this.#fault && head && head.hash !== this.#prevHash) {
+      // Same length as the head says, but the last record is not the one the broker wrote.
+      this.#fault = {
+        seq: head.seq,
+        id: this.#lastId,
+        fault: 'broken_link',
+        message: `record ${head.seq} is not the record the store recorded as the end of the chain`,
+      };
     }
     return this.#fault
       ? { ok: false, checked: this.#checked, firstBad: this.#fault }

@@ -69,7 +69,6 @@ export async function verifyClientAssertion(
     refuse('client_id does not match the assertion');
   const principal = await findPrincipalAnyTenant(store, claims.iss);
   if (!principal) refuse('unknown client');
-  if (!principal.enabled) refuse('the principal is disabled');
 
   const keys = (await listPrincipalKeys(store, principal.id)).filter(
     (k) => kidHint === undefined || k.kid === kidHint,
@@ -102,6 +101,8 @@ export async function verifyClientAssertion(
     }
   }
   if (!verified) refuse(describeFailure(lastError), lastError);
+  // Only after the signature: whether a principal is disabled is no business of someone without its key.
+  if (!principal.enabled) refuse('the principal is disabled');
   const { payload } = verified;
   if ((payload.exp as number) - (payload.iat as number) > policy.maxAgeSeconds) {
     refuse(`client_assertion lifetime exceeds ${policy.maxAgeSeconds} s`);

@@ -7,6 +7,9 @@ const STATUS: Record<OAuthErrorCode, number> = {
   unauthorized_client: 400,
   unsupported_grant_type: 400,
   invalid_scope: 400,
+  // RFC 9449 §5: at the token endpoint both are answered with 400.
+  invalid_dpop_proof: 400,
+  use_dpop_nonce: 400,
 };
 
 /** An error of the OAuth endpoints, answered as RFC 6749 §5.2 JSON rather than problem+json. */

@@ -21,6 +21,9 @@ export const ConfigInput = Type.Object(
     clientAssertionMaxAgeSeconds: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })),
     clockToleranceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 300 })),
     sweepIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+    refreshIdleSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600 })),
+    dpopIatWindowSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 300 })),
+    statusListTtlSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
     bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
     logLevel: Type.Optional(LogLevel),
     kek: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' })),
@@ -41,6 +44,9 @@ export interface BrokerConfig {
   clientAssertionMaxAgeSeconds: number;
   clockToleranceSeconds: number;
   sweepIntervalMs: number;
+  refreshIdleSeconds: number;
+  dpopIatWindowSeconds: number;
+  statusListTtlSeconds: number;
   bodyLimitBytes: number;
   logLevel: ConfigInput['logLevel'] & string;
   kek: string | undefined;
@@ -72,6 +78,9 @@ export function resolveConfig(input: unknown): BrokerConfig {
     clientAssertionMaxAgeSeconds: c.clientAssertionMaxAgeSeconds ?? DEFAULTS.clientAssertionMaxAgeSeconds,
     clockToleranceSeconds: c.clockToleranceSeconds ?? DEFAULTS.clockToleranceSeconds,
     sweepIntervalMs: c.sweepIntervalMs ?? DEFAULTS.sweepIntervalMs,
+    refreshIdleSeconds: c.refreshIdleSeconds ?? DEFAULTS.refreshIdleSeconds,
+    dpopIatWindowSeconds: c.dpopIatWindowSeconds ?? DEFAULTS.dpopIatWindowSeconds,
+    statusListTtlSeconds: c.statusListTtlSeconds ?? DEFAULTS.statusListTtlSeconds,
     bodyLimitBytes: c.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes,
     logLevel: c.logLevel ?? DEFAULTS.logLevel,
     kek: c.kek ?? DEFAULTS.kek,

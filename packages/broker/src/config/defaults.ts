@@ -23,6 +23,12 @@ export const DEFAULTS = {
   clockToleranceSeconds: 30,
   /** How often the sweeper expires overdue requests and prunes spent assertion ids. */
   sweepIntervalMs: 5000,
+  /** A refresh token unused for this long can no longer be used (and its session ends, `idle`). */
+  refreshIdleSeconds: 900,
+  /** DPoP proofs must have `iat` within ± this many seconds of the broker's clock. */
+  dpopIatWindowSeconds: 60,
+  /** How long a PEP may cache a status list token (`ttl` claim). */
+  statusListTtlSeconds: 30,
   /** Largest request body accepted, in bytes. */
   bodyLimitBytes: 256 * 1024,
   /** pino level. */

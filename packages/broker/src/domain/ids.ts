@@ -10,6 +10,7 @@ export const ID_PREFIX = {
   privilege: 'prv',
   request: 'req',
   audit: 'aud',
+  session: 'ses',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 

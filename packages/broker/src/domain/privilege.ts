@@ -92,6 +92,9 @@ export function assertPrivilegeIsCoherent(
 /** Ticket patterns are anchored: the whole reference must match. */
 export function compileTicketPattern(pattern: string): RegExp {
   try {
+    // Alone first: a pattern that closes the wrapper's group (`a)|(?:b`) would otherwise compile
+    // as `^(?:a)|(?:b)$`, anchored on one side only.
+    new RegExp(pattern, 'u');
     return new RegExp(`^(?:${pattern})$`, 'u');
   } catch {
     throw new TetherError('invalid_request', 'ticket.pattern is not a valid regular expression');

@@ -16,7 +16,9 @@ import { policyRoutes } from './routes/policies.js';
 import { principalRoutes } from './routes/principals.js';
 import { privilegeRoutes } from './routes/privileges.js';
 import { requestRoutes } from './routes/requests.js';
+import { sessionRoutes } from './routes/sessions.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { EmptyObject } from './schemas/common.js';
 
 /**
  * The broker's HTTP API. Public routes (discovery, health, token) sit at the root; everything
@@ -32,9 +34,20 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Room for a 128-character name even when every character is percent-encoded.
+    routerOptions: { maxParamLength: 512 },
+    // A malformed escape or an over-long path parameter fails before routing; answer it in
+    // the same documented shape as every other error instead of Fastify's default JSON.
+    frameworkErrors: (err, request, reply) => reply.server.errorHandler(err, request, reply),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
+  // A route that declares no query string takes none: an unknown key is refused like an
+  // unknown body field. The token endpoint is the exception, as RFC 6749 §3.2 requires.
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.querystring || route.url.startsWith('/oauth/')) return;
+    route.schema = { ...route.schema, querystring: EmptyObject };
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -63,6 +76,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(privilegeRoutes(ctx));
       await v1.register(policyRoutes(ctx));
       await v1.register(requestRoutes(ctx));
+      await v1.register(sessionRoutes(ctx));
       await v1.register(auditRoutes(ctx));
     },
     { prefix: '/v1' },

@@ -12,6 +12,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_EMPTY_TYPE: 'unsupported_media_type',
   FST_ERR_CTP_INVALID_TYPE: 'unsupported_media_type',
   FST_ERR_BAD_URL: 'invalid_request',
+  FST_ERR_MAX_PARAM_LENGTH: 'invalid_request',
   FST_ERR_ASYNC_CONSTRAINT: 'invalid_request',
 };
 
@@ -76,10 +77,14 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const problem = { ...toProblem(c.code, c.detail, c.extra), instance: request.id };
     if (problem.status === 401) {
-      reply.header(
-        'www-authenticate',
-        `Bearer error="${c.code === 'unauthenticated' ? 'invalid_request' : 'invalid_token'}"`,
-      );
+      // RFC 6750 §3.1: a request that sent no credentials at all gets a challenge without an error code.
+      const challenge =
+        c.code !== 'unauthenticated'
+          ? 'Bearer error="invalid_token"'
+          : request.headers.authorization === undefined
+            ? 'Bearer realm="tether"'
+            : 'Bearer error="invalid_request"';
+      reply.header('www-authenticate', challenge);
     }
     return reply.code(problem.status).type(PROBLEM_MEDIA_TYPE).send(problem);
   });

@@ -4,7 +4,9 @@ import type { ChainVerification } from '../audit/verify.js';
 import type { Group, Principal, PrincipalKey, Tenant } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';
 import type { AccessRequest, Review } from '../domain/request.js';
+import type { Session } from '../domain/session.js';
 import type { PolicyVersion } from '../store/repositories/policies.js';
+import { PRIVILEGE_DETAIL_TYPE, statusListUri } from '../tokens/access-token.js';
 import type {
   AuditRecordView,
   AuditVerificationView,
@@ -17,6 +19,7 @@ import type {
   ReviewView,
   TenantView,
 } from './schemas/records.js';
+import type { SessionView } from './schemas/sessions.js';
 
 /** Domain objects become API answers here, and only here: snake_case, ISO times. */
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -139,4 +142,32 @@ export function auditRecordView(r: AuditRecord): Static<typeof AuditRecordView> 
 
 export function auditVerificationView(v: ChainVerification): Static<typeof AuditVerificationView> {
   return { ok: v.ok, checked: v.checked, ...(v.firstBad ? { first_bad: v.firstBad } : {}) };
+}
+
+export function sessionView(s: Session, issuer: string): Static<typeof SessionView> {
+  return {
+    id: s.id,
+    request: s.requestId,
+    principal: s.principalId,
+    privilege: s.privilegeId,
+    ticket: s.ticket,
+    tenant: s.tenantId,
+    cnf: { jkt: s.jkt },
+    state: s.state,
+    end_reason: s.endReason,
+    ended_by: s.endedBy,
+    activated_at: iso(s.activatedAt),
+    hard_expires_at: iso(s.hardExpiresAt),
+    ended_at: isoOrNull(s.endedAt),
+    authorization_details: [
+      {
+        type: PRIVILEGE_DETAIL_TYPE,
+        privilege: s.grant.privilege,
+        actions: s.grant.actions,
+        resources: s.grant.resources,
+      },
+    ],
+    audiences: s.grant.audiences,
+    status: { status_list: { idx: s.statusIdx, uri: statusListUri(issuer, s.statusListId) } },
+  };
 }

@@ -1,3 +1,4 @@
+import type { ReplayCache } from '@tether/pep';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/config.js';
 import type { Clock } from '../domain/clock.js';
@@ -14,6 +15,8 @@ export interface BrokerContext {
   policy: PolicyEngine;
   keys: SigningKeys;
   logger: Logger;
+  /** DPoP proof ids this process has seen (the store keeps them for every replica too). */
+  replay: ReplayCache;
 }
 
 /** The authenticated principal making an API call, and its tenant. */

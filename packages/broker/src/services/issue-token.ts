@@ -1,12 +1,17 @@
+import { decodeJwt } from 'jose';
 import { recordAudit } from '../audit/record.js';
 import { issueApiToken } from '../auth/api-token.js';
 import { verifyClientAssertion } from '../auth/client-assertion.js';
 import { OAuthError } from '../auth/oauth-error.js';
 import { inTransaction } from '../store/database.js';
+import { findPrincipalAnyTenant } from '../store/repositories/principals.js';
+import { recordRefusal } from './audit-refusal.js';
 import type { BrokerContext } from './context.js';
+import { refreshSession } from './refresh-session.js';
 
 export interface TokenRequest {
   grant_type: string;
+  refresh_token?: string | undefined;
   client_assertion_type?: string | undefined;
   client_assertion?: string | undefined;
   client_id?: string | undefined;
@@ -15,27 +20,56 @@ export interface TokenRequest {
 
 export interface TokenResponse {
   access_token: string;
-  token_type: 'Bearer';
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
-  scope: string;
+  scope?: string;
+  refresh_token?: string;
 }
 
+export const GRANT_TYPES = ['client_credentials', 'refresh_token'] as const;
+
 /** `POST /oauth/token`: the grants this broker serves. */
-export async function issueToken(ctx: BrokerContext, form: TokenRequest): Promise<TokenResponse> {
-  if (form.grant_type !== 'client_credentials') {
-    throw new OAuthError(
-      'unsupported_grant_type',
-      `grant_type ${JSON.stringify(form.grant_type)} is not supported`,
-    );
+export async function issueToken(
+  ctx: BrokerContext,
+  form: TokenRequest,
+  dpop: string | string[] | undefined,
+): Promise<TokenResponse> {
+  switch (form.grant_type) {
+    case 'client_credentials':
+      return clientCredentials(ctx, form);
+    case 'refresh_token': {
+      const tokens = await refreshSession(ctx, form.refresh_token, dpop);
+      return {
+        access_token: tokens.accessToken,
+        token_type: 'DPoP',
+        expires_in: tokens.expiresIn,
+        refresh_token: tokens.refreshToken,
+      };
+    }
+    default:
+      throw new OAuthError(
+        'unsupported_grant_type',
+        `grant_type ${JSON.stringify(form.grant_type)} is not supported`,
+      );
   }
+}
+
+/** A principal's own credentials (RFC 7523 client assertion) for a broker-API token. */
+async function clientCredentials(ctx: BrokerContext, form: TokenRequest): Promise<TokenResponse> {
   const now = ctx.clock.now();
   const issuer = ctx.config.publicUrl;
-  const client = await verifyClientAssertion(ctx.store, form, {
-    audiences: [`${issuer}/oauth/token`, issuer],
-    maxAgeSeconds: ctx.config.clientAssertionMaxAgeSeconds,
-    clockToleranceSeconds: ctx.config.clockToleranceSeconds,
-    now,
-  });
+  let client: Awaited<ReturnType<typeof verifyClientAssertion>>;
+  try {
+    client = await verifyClientAssertion(ctx.store, form, {
+      audiences: [`${issuer}/oauth/token`, issuer],
+      maxAgeSeconds: ctx.config.clientAssertionMaxAgeSeconds,
+      clockToleranceSeconds: ctx.config.clockToleranceSeconds,
+      now,
+    });
+  } catch (err) {
+    if (err instanceof OAuthError) await recordFailedLogin(ctx, form.client_assertion, err.message);
+    throw err;
+  }
   const { token, expiresIn } = await issueApiToken(ctx.keys, client.principal, {
     issuer,
     ttlSeconds: ctx.config.apiTokenTtlSeconds,
@@ -52,4 +86,31 @@ export async function issueToken(ctx: BrokerContext, form: TokenRequest): Promis
     }),
   );
   return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope: 'tether:api' };
+}
+
+/**
+ * A refused login that names a real principal goes into that principal's tenant's audit
+ * trail (who was tried, and why it failed); the assertion itself is never recorded.
+ */
+async function recordFailedLogin(
+  ctx: BrokerContext,
+  assertion: string | undefined,
+  reason: string,
+): Promise<void> {
+  let iss: unknown;
+  try {
+    iss = assertion ? decodeJwt(assertion).iss : undefined;
+  } catch {
+    return;
+  }
+  if (typeof iss !== 'string' || iss.length > 64) return;
+  const principal = await findPrincipalAnyTenant(ctx.store, iss);
+  if (!principal) return;
+  await recordRefusal(ctx, principal.tenantId, {
+    actor: principal.id,
+    action: 'auth.token_issued',
+    target: principal.id,
+    principalId: principal.id,
+    details: { reason },
+  });
 }

@@ -156,7 +156,7 @@ export async function removePrivilege(ctx: BrokerContext, caller: Caller, ref: s
     if (open > 0) {
       throw new TetherError(
         'record_in_use',
-        `${privilege.name} has ${open} pending or approved request(s); cancel or let them finish first`,
+        `${privilege.name} has ${open} pending request(s); cancel them or let them be resolved first`,
       );
     }
     await deletePrivilege(tx, caller.tenant.id, privilege.id);

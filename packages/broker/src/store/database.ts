@@ -104,7 +104,8 @@ export async function migrateToLatest(store: StoreHandle): Promise<void> {
 }
 
 export async function appliedMigrations(store: StoreHandle): Promise<string[]> {
-  const tables = await store.db.introspection.getTables();
+  // Kysely's introspection hides its own bookkeeping tables unless asked for them.
+  const tables = await store.db.introspection.getTables({ withInternalKyselyTables: true });
   const table = tables.find(
     (t) => t.name === 'kysely_migration' && (!store.pgSchema || t.schema === store.pgSchema),
   );

@@ -138,6 +138,59 @@ export interface SigningKeyRow {
   retire_at: number | null;
 }
 
+export interface SessionRow {
+  id: string;
+  tenant_id: string;
+  request_id: string;
+  principal_id: string;
+  privilege_id: string;
+  ticket: string | null;
+  jkt: string;
+  state: string; // 'active' | 'ended'
+  end_reason: string | null;
+  ended_by: string | null;
+  activated_at: number;
+  hard_expires_at: number;
+  ended_at: number | null;
+  status_list_id: number;
+  status_idx: number;
+  grant: string; // JSON SessionGrant
+  last_activity_at: number;
+}
+
+export interface RefreshTokenRow {
+  token_hash: string; // SHA-256 of the token, hex: the token itself is never stored
+  tenant_id: string;
+  session_id: string;
+  state: string; // 'active' | 'spent' | 'revoked'
+  created_at: number;
+  idle_expires_at: number;
+  used_at: number | null;
+}
+
+export interface DpopJtiRow {
+  jkt: string;
+  jti: string;
+  expires_at: number;
+}
+
+export interface StatusListRow {
+  id: number;
+  tenant_id: string;
+  bits: number;
+  size: number;
+  created_at: number;
+}
+
+export interface StatusListSlotRow {
+  list_id: number;
+  idx: number;
+  tenant_id: string;
+  session_id: string;
+  status: number;
+  reusable_at: number;
+}
+
 export interface Tables {
   tenants: TenantRow;
   principals: PrincipalRow;
@@ -152,4 +205,9 @@ export interface Tables {
   audit_heads: AuditHeadRow;
   client_assertion_jtis: ClientAssertionJtiRow;
   signing_keys: SigningKeyRow;
+  sessions: SessionRow;
+  refresh_tokens: RefreshTokenRow;
+  dpop_jtis: DpopJtiRow;
+  status_lists: StatusListRow;
+  status_list_slots: StatusListSlotRow;
 }

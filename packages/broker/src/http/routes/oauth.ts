@@ -1,30 +1,63 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { TetherError } from '@tether/protocol';
+import { OAuthError } from '../../auth/oauth-error.js';
+import { authenticateCaller } from '../../services/authenticate-caller.js';
 import type { BrokerContext } from '../../services/context.js';
+import { introspect } from '../../services/introspect.js';
 import { issueToken } from '../../services/issue-token.js';
+import { revokeToken } from '../../services/revoke-token.js';
 import { OAuthErrorBody } from '../schemas/common.js';
 
 const TokenForm = Type.Object(
   {
     grant_type: Type.String({ minLength: 1, maxLength: 128 }),
+    refresh_token: Type.Optional(Type.String({ maxLength: 512 })),
     client_assertion_type: Type.Optional(Type.String({ maxLength: 256 })),
     client_assertion: Type.Optional(Type.String({ maxLength: 8192 })),
     client_id: Type.Optional(Type.String({ maxLength: 128 })),
     scope: Type.Optional(Type.String({ maxLength: 1024 })),
   },
-  { additionalProperties: false },
+  // RFC 6749 §3.2: the authorization server MUST ignore unrecognized request parameters.
+  { additionalProperties: true },
 );
 
 const TokenResponse = Type.Object({
   access_token: Type.String(),
   token_type: Type.String(),
   expires_in: Type.Integer(),
-  scope: Type.String(),
+  scope: Type.Optional(Type.String()),
+  refresh_token: Type.Optional(Type.String()),
 });
+
+const TokenOnlyForm = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 8192 }), token_type_hint: Type.Optional(Type.String({ maxLength: 64 })) },
+  // RFC 7662 §2.1 / RFC 7009 §2.1 allow extension parameters: ignore, do not refuse.
+  { additionalProperties: true },
+);
+
+const IntrospectionResponse = Type.Object({ active: Type.Boolean() }, { additionalProperties: true });
+
+/** The protected-resource caller of introspection and revocation: a principal's broker-API token. */
+async function authenticateOAuthCaller(ctx: BrokerContext, authorization: string | undefined) {
+  try {
+    return await authenticateCaller(ctx, authorization);
+  } catch (err) {
+    if (err instanceof TetherError) throw new OAuthError('invalid_client', err.detail);
+    throw err;
+  }
+}
 
 /** `POST /oauth/token`, form-encoded as RFC 6749 requires; errors in RFC 6749 JSON. */
 export function oauthRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
   return async (app) => {
+    // RFC 6749 §4.4.2: a form, and only a form. A JSON body is refused before it is read.
+    app.addHook('onRequest', async (request) => {
+      const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+      if (request.method === 'POST' && type !== 'application/x-www-form-urlencoded') {
+        throw new OAuthError('invalid_request', 'send the parameters as application/x-www-form-urlencoded');
+      }
+    });
     app.post(
       '/oauth/token',
       {
@@ -36,8 +69,39 @@ export function oauthRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
-        const answer = await issueToken(ctx, request.body);
+        const answer = await issueToken(ctx, request.body, request.headers.dpop);
         return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(answer);
+      },
+    );
+    app.post(
+      '/oauth/introspect',
+      {
+        schema: {
+          tags: ['oauth'],
+          consumes: ['application/x-www-form-urlencoded'],
+          body: TokenOnlyForm,
+          response: { 200: IntrospectionResponse, 400: OAuthErrorBody, 401: OAuthErrorBody, 403: OAuthErrorBody, 500: OAuthErrorBody },
+        },
+      },
+      async (request, reply) => {
+        const caller = await authenticateOAuthCaller(ctx, request.headers.authorization);
+        return reply.header('cache-control', 'no-store').send(await introspect(ctx, caller, request.body.token));
+      },
+    );
+    app.post(
+      '/oauth/revoke',
+      {
+        schema: {
+          tags: ['oauth'],
+          consumes: ['application/x-www-form-urlencoded'],
+          body: TokenOnlyForm,
+          response: { 200: Type.Object({}), 400: OAuthErrorBody, 401: OAuthErrorBody, 500: OAuthErrorBody },
+        },
+      },
+      async (request) => {
+        const caller = await authenticateOAuthCaller(ctx, request.headers.authorization);
+        await revokeToken(ctx, caller, request.body.token);
+        return {};
       },
     );
   };

@@ -22,7 +22,12 @@ export const RequestState = Type.Union(REQUEST_STATES.map((s) => Type.Literal(s)
 export const Attributes = Type.Record(
   Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$' }),
   Type.String({ maxLength: 1024 }),
-  { maxProperties: 64, description: 'free-form string attributes, visible to Cedar as tags' },
+  {
+    maxProperties: 64,
+    // TypeBox checks only the keys that match the key pattern; refuse every other key.
+    additionalProperties: false,
+    description: 'free-form string attributes, visible to Cedar as tags',
+  },
 );
 
 export const Timestamp = Type.String({ format: 'date-time' });

@@ -161,6 +161,8 @@ export const PolicyTexts = Type.Record(
   Type.String({ maxLength: 65536 }),
   {
     maxProperties: 1000,
+    // TypeBox checks only the keys that match the key pattern; refuse every other key.
+    additionalProperties: false,
     description: 'policy id -> Cedar text, one policy per entry',
   },
 );

@@ -159,7 +159,7 @@ export async function countRequestsForPrivilege(
     .select((eb) => eb.fn.countAll().as('n'))
     .where('tenant_id', '=', tenantId)
     .where('privilege_id', '=', privilegeId)
-    .where('state', 'in', ['pending', 'approved'])
+    .where('state', '=', 'pending')
     .executeTakeFirst();
   return Number(row?.n ?? 0);
 }

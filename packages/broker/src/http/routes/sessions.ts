@@ -1,0 +1,138 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { DpopError } from '@tether/pep';
+import { TetherError } from '@tether/protocol';
+import { activateSession } from '../../services/activate-session.js';
+import type { BrokerContext } from '../../services/context.js';
+import { endSession, revokeSessions } from '../../services/end-session.js';
+import { findSessions, getSession } from '../../services/query-sessions.js';
+import { publishStatusList } from '../../services/status-list.js';
+import { STATUS_LIST_MEDIA_TYPE } from '../../tokens/status-list-token.js';
+import { emptyBodyAsObject, IdParams, withProblems } from '../schemas/common.js';
+import {
+  ActivationView,
+  EndSessionBody,
+  RevokedView,
+  RevokeSessionsBody,
+  SessionParams,
+  SessionQuery,
+  SessionView,
+  StatusListParams,
+} from '../schemas/sessions.js';
+import { sessionView } from '../views.js';
+
+/** A refused DPoP proof at the broker API: 401 with the RFC 9449 code in our problem format. */
+function asProblem(err: unknown): never {
+  if (err instanceof DpopError) throw new TetherError(err.code, err.message);
+  throw err;
+}
+
+export function sessionRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
+  const issuer = ctx.config.publicUrl;
+  return async (app) => {
+    app.post(
+      '/requests/:id/activate',
+      {
+        preValidation: emptyBodyAsObject,
+        schema: {
+          tags: ['sessions'],
+          params: IdParams,
+          body: Type.Object({}, { additionalProperties: false }),
+          response: withProblems({ 201: ActivationView }),
+        },
+      },
+      async (request, reply) => {
+        const tokens = await activateSession(
+          ctx,
+          request.caller,
+          request.params.id,
+          request.headers.dpop,
+        ).catch(asProblem);
+        return reply
+          .code(201)
+          .header('cache-control', 'no-store')
+          .send({
+            session: sessionView(tokens.session, issuer),
+            access_token: tokens.accessToken,
+            token_type: 'DPoP' as const,
+            expires_in: tokens.expiresIn,
+            refresh_token: tokens.refreshToken,
+          });
+      },
+    );
+    app.get(
+      '/sessions',
+      {
+        schema: {
+          tags: ['sessions'],
+          querystring: SessionQuery,
+          response: withProblems({ 200: Type.Object({ sessions: Type.Array(SessionView) }) }),
+        },
+      },
+      async (request) => ({
+        sessions: (await findSessions(ctx, request.caller, request.query)).map((s) => sessionView(s, issuer)),
+      }),
+    );
+    app.get(
+      '/sessions/:id',
+      { schema: { tags: ['sessions'], params: SessionParams, response: withProblems({ 200: SessionView }) } },
+      async (request) => sessionView(await getSession(ctx, request.caller, request.params.id), issuer),
+    );
+    app.post(
+      '/sessions/:id/end',
+      {
+        preValidation: emptyBodyAsObject,
+        schema: {
+          tags: ['sessions'],
+          params: SessionParams,
+          body: EndSessionBody,
+          response: withProblems({ 200: SessionView }),
+        },
+      },
+      async (request) =>
+        sessionView(
+          await endSession(
+            ctx,
+            request.caller,
+            request.params.id,
+            request.body.reason ?? 'completed',
+            request.body.note ?? '',
+          ),
+          issuer,
+        ),
+    );
+    app.post(
+      '/sessions/revoke',
+      {
+        schema: {
+          tags: ['sessions'],
+          body: RevokeSessionsBody,
+          response: withProblems({ 200: RevokedView }),
+        },
+      },
+      async (request) => {
+        const { note, ...selector } = request.body;
+        return {
+          revoked: (await revokeSessions(ctx, request.caller, selector, note ?? '')).map((s) => s.id),
+        };
+      },
+    );
+    app.get(
+      '/status-lists/:n',
+      {
+        schema: {
+          tags: ['sessions'],
+          params: StatusListParams,
+          response: withProblems({ 200: Type.String({ description: 'a signed statuslist+jwt' }) }),
+        },
+      },
+      async (request, reply) => {
+        const jwt = await publishStatusList(ctx, request.caller, request.params.n);
+        return reply
+          .type(STATUS_LIST_MEDIA_TYPE)
+          .header('cache-control', `max-age=${ctx.config.statusListTtlSeconds}`)
+          .send(jwt);
+      },
+    );
+  };
+}

@@ -1,0 +1,69 @@
+import { Type } from '@sinclair/typebox';
+import { Strict, Timestamp } from './common.js';
+
+const Ref = Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-z0-9][a-z0-9._@-]*$' });
+
+export const SessionView = Type.Object({
+  id: Type.String(),
+  request: Type.String(),
+  principal: Type.String(),
+  privilege: Type.String(),
+  ticket: Type.Union([Type.String(), Type.Null()]),
+  tenant: Type.String(),
+  cnf: Type.Object({ jkt: Type.String() }),
+  state: Type.String(),
+  end_reason: Type.Union([Type.String(), Type.Null()]),
+  ended_by: Type.Union([Type.String(), Type.Null()]),
+  activated_at: Timestamp,
+  hard_expires_at: Timestamp,
+  ended_at: Type.Union([Timestamp, Type.Null()]),
+  authorization_details: Type.Array(
+    Type.Object({
+      type: Type.String(),
+      privilege: Type.String(),
+      actions: Type.Array(Type.String()),
+      resources: Type.Array(Type.String()),
+    }),
+  ),
+  audiences: Type.Array(Type.String()),
+  status: Type.Object({ status_list: Type.Object({ idx: Type.Integer(), uri: Type.String() }) }),
+});
+
+export const ActivationView = Type.Object({
+  session: SessionView,
+  access_token: Type.String(),
+  token_type: Type.Literal('DPoP'),
+  expires_in: Type.Integer(),
+  refresh_token: Type.String(),
+});
+
+export const SessionQuery = Type.Object(
+  {
+    state: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('ended')])),
+    principal: Type.Optional(Ref),
+    privilege: Type.Optional(Ref),
+    ticket: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  },
+  Strict,
+);
+
+export const SessionParams = Type.Object({ id: Type.String({ pattern: '^ses_[0-9a-z]{26}$' }) }, Strict);
+export const EndSessionBody = Type.Object(
+  {
+    reason: Type.Optional(Type.Union([Type.Literal('completed'), Type.Literal('revoked')])),
+    note: Type.Optional(Type.String({ maxLength: 2048 })),
+  },
+  Strict,
+);
+export const RevokeSessionsBody = Type.Object(
+  {
+    principal: Type.Optional(Ref),
+    ticket: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    privilege: Type.Optional(Ref),
+    note: Type.Optional(Type.String({ maxLength: 2048 })),
+  },
+  { ...Strict, minProperties: 1 },
+);
+export const RevokedView = Type.Object({ revoked: Type.Array(Type.String()) });
+export const StatusListParams = Type.Object({ n: Type.Integer({ minimum: 1, maximum: 2147483647 }) }, Strict);

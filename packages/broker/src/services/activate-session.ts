@@ -1,0 +1,118 @@
+import { TetherError } from '@tether/protocol';
+import { recordAudit } from '../audit/record.js';
+import { newId } from '../domain/ids.js';
+import { assertActivatable, grantOf, hardExpiry, type Session } from '../domain/session.js';
+import { inTransaction, isUniqueViolation } from '../store/database.js';
+import { findPrivilege } from '../store/repositories/privileges.js';
+import { insertRefreshToken } from '../store/repositories/refresh-tokens.js';
+import { lockRequest } from '../store/repositories/requests.js';
+import { findSessionByRequest, insertSession } from '../store/repositories/sessions.js';
+import { issueAccessToken } from '../tokens/access-token.js';
+import { newRefreshToken } from '../tokens/refresh.js';
+import { verifyBrokerProof } from './broker-dpop.js';
+import type { BrokerContext, Caller } from './context.js';
+import { allocateStatusSlot } from './status-slots.js';
+
+export interface SessionTokens {
+  session: Session;
+  accessToken: string;
+  expiresIn: number;
+  refreshToken: string;
+}
+
+/** Seconds of leeway after hard expiry before a status-list slot may be reused. */
+const SLOT_REUSE_MARGIN_MS = 5 * 60_000;
+
+/**
+ * Turns an approved request into a session bound to the DPoP key that signed the activation
+ * proof. Only the requester, only once, only inside the activation window; the session clock
+ * starts now.
+ */
+export async function activateSession(
+  ctx: BrokerContext,
+  caller: Caller,
+  requestId: string,
+  dpopHeader: string | string[] | undefined,
+): Promise<SessionTokens> {
+  const proof = await verifyBrokerProof(ctx, dpopHeader, {
+    method: 'POST',
+    path: `/v1/requests/${requestId}/activate`,
+  });
+  const refresh = newRefreshToken();
+  const session = await inTransaction(ctx.store, async (tx) => {
+    const request = await lockRequest(tx, caller.tenant.id, requestId);
+    if (!request)
+      throw new TetherError('not_found', `no request ${JSON.stringify(requestId)} in this tenant`);
+    const now = ctx.clock.now();
+    assertActivatable(request, caller.principal.id, now);
+    if (await findSessionByRequest(tx, request.id)) {
+      throw new TetherError('already_activated', `request ${request.id} has already been activated`);
+    }
+    const privilege = await findPrivilege(tx, request.tenantId, request.privilegeId);
+    if (!privilege)
+      throw new TetherError('request_not_approved', 'the privilege of this request no longer exists');
+    const id = newId('session');
+    const hardExpiresAt = hardExpiry(request, privilege, now);
+    const slot = await allocateStatusSlot(
+      tx,
+      request.tenantId,
+      id,
+      hardExpiresAt + SLOT_REUSE_MARGIN_MS,
+      now,
+    );
+    const created: Session = {
+      id,
+      tenantId: request.tenantId,
+      requestId: request.id,
+      principalId: request.principalId,
+      privilegeId: privilege.id,
+      ticket: request.ticket,
+      jkt: proof.jkt,
+      state: 'active',
+      endReason: null,
+      endedBy: null,
+      activatedAt: now,
+      hardExpiresAt,
+      endedAt: null,
+      statusListId: slot.listId,
+      statusIdx: slot.idx,
+      grant: grantOf(privilege),
+      lastActivityAt: now,
+    };
+    try {
+      await insertSession(tx, created);
+    } catch (err) {
+      if (isUniqueViolation(err))
+        throw new TetherError('already_activated', `request ${request.id} has already been activated`);
+      throw err;
+    }
+    await insertRefreshToken(tx, {
+      tokenHash: refresh.hash,
+      tenantId: created.tenantId,
+      sessionId: created.id,
+      state: 'active',
+      createdAt: now,
+      idleExpiresAt: Math.min(now + ctx.config.refreshIdleSeconds * 1000, hardExpiresAt),
+      usedAt: null,
+    });
+    await recordAudit(tx, created.tenantId, now, {
+      actor: caller.principal.id,
+      action: 'session.activated',
+      target: created.id,
+      outcome: 'success',
+      requestId: request.id,
+      ticket: request.ticket,
+      principalId: request.principalId,
+      details: { jkt: proof.jkt, privilege: privilege.name, hard_expires_at: hardExpiresAt },
+    });
+    return created;
+  });
+  const now = ctx.clock.now();
+  const access = await issueAccessToken(ctx.keys, session, { issuer: ctx.config.publicUrl, now });
+  return {
+    session,
+    accessToken: access.token,
+    expiresIn: Math.max(0, Math.floor((access.expiresAt - now) / 1000)),
+    refreshToken: refresh.token,
+  };
+}

@@ -1,0 +1,57 @@
+import { DpopError, type VerifiedDpopProof, verifyDpopProof } from '@tether/pep';
+import { isUniqueViolation } from '../store/database.js';
+import type { BrokerContext } from './context.js';
+
+export interface BrokerProofCheck {
+  method: string;
+  /** Path on the broker, e.g. `/oauth/token`; `htu` is checked against the public URL + path. */
+  path: string;
+  accessToken?: string;
+  expectedJkt?: string;
+}
+
+/**
+ * Verifies a DPoP proof sent to the broker (RFC 9449 §4.3). `htu` is compared with the
+ * configured public URL, never the Host header. Proof ids are remembered in memory for speed
+ * and in the store for every replica, so a proof is accepted once across the deployment.
+ */
+export async function verifyBrokerProof(
+  ctx: BrokerContext,
+  header: string | string[] | undefined,
+  check: BrokerProofCheck,
+): Promise<VerifiedDpopProof> {
+  const proof = await verifyDpopProof(
+    header,
+    {
+      method: check.method,
+      url: `${ctx.config.publicUrl}${check.path}`,
+      ...(check.accessToken ? { accessToken: check.accessToken } : {}),
+      ...(check.expectedJkt ? { expectedJkt: check.expectedJkt } : {}),
+    },
+    {
+      now: () => ctx.clock.now(),
+      iatWindowSeconds: ctx.config.dpopIatWindowSeconds,
+      replayCache: ctx.replay,
+    },
+  );
+  try {
+    await ctx.store.db
+      .insertInto('dpop_jtis')
+      .values({
+        jkt: proof.jkt,
+        jti: proof.jti,
+        expires_at: (proof.iat + ctx.config.dpopIatWindowSeconds * 2) * 1000,
+      })
+      .execute();
+  } catch (err) {
+    if (isUniqueViolation(err)) {
+      throw new DpopError('invalid_dpop_proof', 'DPoP proof has already been used (jti replay)');
+    }
+    throw err;
+  }
+  return proof;
+}
+
+export async function pruneSpentProofs(ctx: BrokerContext, now: number): Promise<void> {
+  await ctx.store.db.deleteFrom('dpop_jtis').where('expires_at', '<', now).execute();
+}

@@ -1,0 +1,145 @@
+import { TetherError } from '@tether/protocol';
+import { recordAudit } from '../audit/record.js';
+import { hasRole } from '../domain/principal.js';
+import { type EndReason, ended, type Session } from '../domain/session.js';
+import { inTransaction, type TxHandle } from '../store/database.js';
+import { revokeSessionRefreshTokens } from '../store/repositories/refresh-tokens.js';
+import {
+  listOverdueSessions,
+  listSessions,
+  lockSession,
+  writeSessionEnd,
+} from '../store/repositories/sessions.js';
+import type { BrokerContext, Caller } from './context.js';
+import { resolvePrincipal, resolvePrivilege } from './resolve.js';
+import { invalidateStatusSlot } from './status-slots.js';
+
+/**
+ * Ends a session inside the caller's transaction: state, refresh tokens, status-list entry
+ * and audit record change together or not at all. Returns the ended session, or null if it
+ * had already ended.
+ */
+export async function endSessionIn(
+  tx: TxHandle,
+  session: Session,
+  at: number,
+  reason: EndReason,
+  by: string | null,
+  details: Record<string, unknown> = {},
+): Promise<Session | null> {
+  const next = ended(session, at, reason, by);
+  if (!(await writeSessionEnd(tx, next))) return null;
+  await revokeSessionRefreshTokens(tx, session.id);
+  await invalidateStatusSlot(tx, session.statusListId, session.statusIdx);
+  await recordAudit(tx, session.tenantId, at, {
+    actor: by ?? 'system',
+    action: 'session.ended',
+    target: session.id,
+    outcome: 'success',
+    requestId: session.requestId,
+    ticket: session.ticket,
+    principalId: session.principalId,
+    details: { reason, ...details },
+  });
+  return next;
+}
+
+/** The holder, or an admin of the tenant, ends a session. Ending an ended session is refused. */
+export async function endSession(
+  ctx: BrokerContext,
+  caller: Caller,
+  sessionId: string,
+  reason: 'completed' | 'revoked',
+  note: string,
+): Promise<Session> {
+  return inTransaction(ctx.store, async (tx) => {
+    const session = await lockSession(tx, sessionId);
+    if (!session || session.tenantId !== caller.tenant.id)
+      throw new TetherError('not_found', `no session ${JSON.stringify(sessionId)} in this tenant`);
+    if (session.principalId !== caller.principal.id && !hasRole(caller.principal, 'admin')) {
+      throw new TetherError('forbidden', 'only the holder of a session or an admin may end it');
+    }
+    const result = await endSessionIn(
+      tx,
+      session,
+      ctx.clock.now(),
+      reason,
+      caller.principal.id,
+      note ? { note } : {},
+    );
+    if (!result)
+      throw new TetherError(
+        'session_not_live',
+        `session ${session.id} has already ended (${session.endReason})`,
+      );
+    return result;
+  });
+}
+
+export interface RevokeSelector {
+  principal?: string | undefined;
+  ticket?: string | undefined;
+  privilege?: string | undefined;
+}
+
+/** An admin ends every live session of a principal, a ticket or a privilege. */
+export async function revokeSessions(
+  ctx: BrokerContext,
+  caller: Caller,
+  selector: RevokeSelector,
+  note: string,
+): Promise<Session[]> {
+  if (!hasRole(caller.principal, 'admin'))
+    throw new TetherError('forbidden', 'revoking sessions needs the admin role');
+  if (!selector.principal && !selector.ticket && !selector.privilege) {
+    throw new TetherError('invalid_request', 'name a principal, a ticket or a privilege');
+  }
+  const tenantId = caller.tenant.id;
+  const principalId = selector.principal
+    ? (await resolvePrincipal(ctx.store, tenantId, selector.principal)).id
+    : undefined;
+  const privilegeId = selector.privilege
+    ? (await resolvePrivilege(ctx.store, tenantId, selector.privilege)).id
+    : undefined;
+  const revoked: Session[] = [];
+  for (;;) {
+    const batch = await listSessions(ctx.store, tenantId, {
+      state: 'active',
+      ...(principalId ? { principalId } : {}),
+      ...(privilegeId ? { privilegeId } : {}),
+      ...(selector.ticket ? { ticket: selector.ticket } : {}),
+      limit: 200,
+    });
+    if (batch.length === 0) return revoked;
+    for (const candidate of batch) {
+      const done = await inTransaction(ctx.store, async (tx) => {
+        const current = await lockSession(tx, candidate.id);
+        return current
+          ? endSessionIn(tx, current, ctx.clock.now(), 'revoked', caller.principal.id, {
+              selector,
+              ...(note ? { note } : {}),
+            })
+          : null;
+      });
+      if (done) revoked.push(done);
+    }
+  }
+}
+
+/** Ends every active session whose hard expiry has passed (`expired`). Returns how many. */
+export async function endExpiredSessions(ctx: BrokerContext, batch = 200): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const now = ctx.clock.now();
+    const overdue = await listOverdueSessions(ctx.store, now, batch);
+    for (const candidate of overdue) {
+      const done = await inTransaction(ctx.store, async (tx) => {
+        const current = await lockSession(tx, candidate.id);
+        // `ended()` dates the end at the hard expiry itself: that is when the session stopped being valid.
+        return current && current.state === 'active' ? endSessionIn(tx, current, now, 'expired', null) : null;
+      });
+      if (done) total += 1;
+    }
+    if (overdue.length < batch) return total;
+  }
+}

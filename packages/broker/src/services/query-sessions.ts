@@ -1,0 +1,43 @@
+import { TetherError } from '@tether/protocol';
+import { hasRole } from '../domain/principal.js';
+import type { Session } from '../domain/session.js';
+import { findSession, listSessions } from '../store/repositories/sessions.js';
+import type { BrokerContext, Caller } from './context.js';
+import { resolvePrincipal, resolvePrivilege } from './resolve.js';
+
+const seesAll = (caller: Caller) =>
+  hasRole(caller.principal, 'admin') || hasRole(caller.principal, 'auditor');
+
+export async function getSession(ctx: BrokerContext, caller: Caller, id: string): Promise<Session> {
+  const session = await findSession(ctx.store, caller.tenant.id, id);
+  if (!session || (!seesAll(caller) && session.principalId !== caller.principal.id)) {
+    throw new TetherError('not_found', `no session ${JSON.stringify(id)} in this tenant`);
+  }
+  return session;
+}
+
+export interface SessionQuery {
+  state?: 'active' | 'ended' | undefined;
+  principal?: string | undefined;
+  privilege?: string | undefined;
+  ticket?: string | undefined;
+  limit?: number | undefined;
+}
+
+/** Admins and auditors see the tenant's sessions; anyone else sees their own. */
+export async function findSessions(ctx: BrokerContext, caller: Caller, q: SessionQuery): Promise<Session[]> {
+  const tenantId = caller.tenant.id;
+  const principalId = seesAll(caller)
+    ? q.principal
+      ? (await resolvePrincipal(ctx.store, tenantId, q.principal)).id
+      : undefined
+    : caller.principal.id;
+  const privilegeId = q.privilege ? (await resolvePrivilege(ctx.store, tenantId, q.privilege)).id : undefined;
+  return listSessions(ctx.store, tenantId, {
+    ...(q.state ? { state: q.state } : {}),
+    ...(principalId ? { principalId } : {}),
+    ...(privilegeId ? { privilegeId } : {}),
+    ...(q.ticket ? { ticket: q.ticket } : {}),
+    limit: q.limit ?? 100,
+  });
+}

@@ -1,0 +1,46 @@
+import { REQUEST_STATES } from '@tether/protocol';
+import { type Command, Option } from 'commander';
+import { type PrincipalAnswer, query, type RequestAnswer } from '../api.js';
+import { lookUpNames } from '../names.js';
+import { printJson, say } from '../output.js';
+import { requestsTable } from '../render.js';
+import { Session } from '../session.js';
+
+interface RequestsFlags {
+  state?: string;
+  mine?: boolean;
+  principal?: string;
+  privilege?: string;
+  ticket?: string;
+  limit?: number;
+}
+
+/** `tether requests`: lists access requests (GET /v1/requests), newest first. */
+export function registerRequests(program: Command): void {
+  program
+    .command('requests')
+    .description('list access requests')
+    .addOption(new Option('--state <state>', 'only in this state').choices(REQUEST_STATES))
+    .option('--mine', 'only my own requests')
+    .option('--principal <name>', "only this principal's requests")
+    .option('--privilege <name>', 'only requests for this privilege')
+    .option('--ticket <ref>', 'only requests for this ticket')
+    .option('--limit <n>', 'at most this many (default 100)', (v) => Number.parseInt(v, 10))
+    .action(async (flags: RequestsFlags, command: Command) => {
+      const session = new Session(command);
+      const principal = flags.mine ? await myName(session) : flags.principal;
+      const answer = await session.call<{ requests: RequestAnswer[] }>(
+        'GET',
+        `/v1/requests${query({ state: flags.state, principal, privilege: flags.privilege, ticket: flags.ticket, limit: flags.limit })}`,
+      );
+      if (session.json) return printJson(answer);
+      const names = await lookUpNames(session, ['principals', 'privileges']);
+      say(requestsTable(answer.requests, names));
+    });
+}
+
+/** The caller's own name: the identity file names the principal by id. */
+export async function myName(session: Session): Promise<string> {
+  const me = await session.lookup<{ principal: PrincipalAnswer }>('GET', '/v1/me');
+  return me.principal.name;
+}

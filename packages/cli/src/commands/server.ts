@@ -1,0 +1,136 @@
+import { basename, isAbsolute, relative } from 'node:path';
+import type { BrokerConfig, BrokerContext, RunningBroker } from '@tether/broker';
+import { type Command, Option } from 'commander';
+import { knownDemoKeys, type WrittenDemo, writeDemoIdentities } from '../demo-identities.js';
+import { CliError, EXIT } from '../errors.js';
+import { configFrom, describeStore, type StoreFlags, withStoreFlags } from '../store-config.js';
+
+interface ServerFlags extends StoreFlags {
+  demo?: boolean;
+}
+
+interface DemoBanner {
+  written: WrittenDemo;
+  tenant: string;
+  cast: { name: string; role: string }[];
+}
+
+/** `tether server`: runs the broker in this process until SIGINT / SIGTERM. */
+export function registerServer(program: Command): void {
+  withStoreFlags(program.command('server'))
+    .description('run the broker (and, with --demo, seed a demo tenant and write its identities)')
+    .addOption(
+      new Option(
+        '--log-level <level>',
+        'log level; logs go to stderr as JSON (env TETHER_LOG_LEVEL)',
+      ).choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    )
+    .option('--demo', 'seed the demo tenant; logs default to warn so the banner stays readable')
+    .action((flags: ServerFlags) => serve(flags, process.env));
+}
+
+/** Logs at `warn` in demo mode unless a level was asked for: the terminal is for the banner. */
+function effectiveFlags(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerFlags {
+  const levelChosen = flags.logLevel !== undefined || (env.TETHER_LOG_LEVEL ?? '') !== '';
+  return flags.demo && !levelChosen ? { ...flags, logLevel: 'warn' } : flags;
+}
+
+async function serve(flags: ServerFlags, env: NodeJS.ProcessEnv): Promise<void> {
+  const { input, config } = await configFrom(effectiveFlags(flags, env), env);
+  // Loaded here, not at start-up: the other verbs do not pay for the broker's dependencies.
+  const broker = await import('@tether/broker');
+  const logger = broker.createLogger(config.logLevel, process.stderr);
+  const ctx = await broker.openBroker({ config: input, logger });
+  let demo: DemoBanner | undefined;
+  try {
+    if (flags.demo) {
+      // Seeded before listening: once /healthz answers, the identity files are in place.
+      const seed = await broker.seedDemo(ctx, knownDemoKeys(env));
+      const written = writeDemoIdentities(seed, config.publicUrl, env);
+      demo = { written, tenant: `${seed.tenant.name} (${seed.tenant.id})`, cast: seed.identities };
+    }
+  } catch (err) {
+    await ctx.store.close();
+    throw err;
+  }
+  const running = await listen(() => broker.startBroker(ctx), ctx, config);
+  process.stdout.write(`${banner(config, broker.storeLocation(config), demo)}\n`);
+  stopOnSignals(running);
+}
+
+async function listen(
+  start: () => Promise<RunningBroker>,
+  ctx: BrokerContext,
+  config: BrokerConfig,
+): Promise<RunningBroker> {
+  try {
+    return await start();
+  } catch (err) {
+    await ctx.store.close().catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
+      throw new CliError(
+        code === 'EADDRINUSE' ? 'address_in_use' : 'address_not_permitted',
+        `cannot listen on ${config.host}:${config.port} (${code})`,
+        EXIT.refused,
+        code === 'EADDRINUSE'
+          ? 'is another broker running there? choose another port with --port'
+          : 'choose a port above 1023 with --port',
+      );
+    }
+    throw err;
+  }
+}
+
+function banner(config: BrokerConfig, location: string, demo: DemoBanner | undefined): string {
+  const lines = [
+    `tether broker listening on ${config.publicUrl}`,
+    `store: ${describeStore(config, location)}`,
+  ];
+  if (demo) {
+    const width = Math.max(...demo.cast.map((c) => c.name.length));
+    lines.push(
+      `demo tenant: ${demo.tenant}`,
+      `demo identities (in ${demo.written.dir}; act as one with --as <name>):`,
+      ...demo.cast.map((c) => `  ${c.name.padEnd(width)}  ${c.role}`),
+    );
+    if (demo.written.defaultIdentity)
+      lines.push(`admin is also the default identity: ${demo.written.defaultIdentity}`);
+    const tether = invocation();
+    lines.push(
+      'next, in another terminal (the whole tour: docs/walkthrough.md):',
+      `  ${tether} request firewall-admin --ticket NET-1234 --duration 30m --reason "rotate edge rules" --as olivia`,
+      `  ${tether} approve --ticket NET-1234 --as avery`,
+      `  ${tether} audit verify --as admin`,
+    );
+  }
+  lines.push('stop with Ctrl+C');
+  return lines.join('\n');
+}
+
+/** How this CLI was started, for the commands the banner suggests: `node <path>` from a checkout, else `tether`. */
+function invocation(): string {
+  const script = process.argv[1] ?? '';
+  if (basename(script) !== 'main.js') return 'tether';
+  const path = relative(process.cwd(), script);
+  return `node ${path.startsWith('..') || isAbsolute(path) ? script : path}`;
+}
+
+/** SIGINT / SIGTERM: drain and close, then exit 0. A second signal exits at once. */
+function stopOnSignals(running: RunningBroker): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(EXIT.refused);
+    stopping = true;
+    process.stderr.write(`${signal}: stopping the broker\n`);
+    running.stop().then(
+      () => process.exit(EXIT.ok),
+      (err: unknown) => {
+        process.stderr.write(`error stop_failed: ${(err as Error).message}\n`);
+        process.exit(EXIT.refused);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

@@ -1,0 +1,101 @@
+import type { PrincipalAnswer, PrivilegeAnswer, RequestAnswer } from './api.js';
+import { formatDuration } from './duration.js';
+import type { Names } from './names.js';
+import { attributes, list, renderFields, renderTable, shortTime } from './output.js';
+
+/** The requests table: names instead of ids where known. */
+export function requestsTable(requests: RequestAnswer[], names: Names): string {
+  if (requests.length === 0) return 'no requests';
+  return renderTable(
+    ['ID', 'PRINCIPAL', 'PRIVILEGE', 'TICKET', 'DURATION', 'STATE', 'CREATED'],
+    requests.map((r) => [
+      r.id,
+      names.of(r.principal),
+      names.of(r.privilege),
+      r.ticket ?? '-',
+      formatDuration(r.duration),
+      r.state,
+      shortTime(r.created_at),
+    ]),
+  );
+}
+
+/** What is still needed for a pending request, or how it ended. */
+export function requestStatus(r: RequestAnswer, names: Names): string {
+  const approvals = (r.reviews ?? []).filter((v) => v.decision === 'approve').length;
+  switch (r.state) {
+    case 'pending':
+      return `pending: ${approvals} of ${r.approvals_required} approval(s), expires ${shortTime(r.expires_at)}`;
+    case 'approved':
+      return r.resolved_by
+        ? `approved by ${names.of(r.resolved_by)}`
+        : `approved automatically by policy ${list(r.policies)}`;
+    default:
+      return r.resolved_by ? `${r.state} by ${names.of(r.resolved_by)}` : r.state;
+  }
+}
+
+/** One request in full. */
+export function requestDetails(r: RequestAnswer, names: Names): string {
+  const fields = renderFields([
+    ['request', r.id],
+    ['state', requestStatus(r, names)],
+    ['principal', names.of(r.principal)],
+    ['privilege', names.of(r.privilege)],
+    ['ticket', r.ticket],
+    ['duration', formatDuration(r.duration)],
+    ['reason', r.justification],
+    ['created', shortTime(r.created_at)],
+    ['activate by', r.activation_expires_at ? shortTime(r.activation_expires_at) : undefined],
+  ]);
+  const reviews = (r.reviews ?? []).map(
+    (v) =>
+      `  ${v.decision} by ${names.of(v.reviewer)} at ${shortTime(v.at)}${v.comment ? `: ${v.comment}` : ''}`,
+  );
+  return reviews.length > 0 ? `${fields}\nreviews:\n${reviews.join('\n')}` : fields;
+}
+
+export function principalDetails(p: PrincipalAnswer): string {
+  const fields = renderFields([
+    ['principal', `${p.name} (${p.id})`],
+    ['kind', p.kind],
+    ['enabled', p.enabled ? 'yes' : 'no (disabled)'],
+    ['roles', list(p.roles)],
+    ['attributes', attributes(p.attributes)],
+    ['created', shortTime(p.created_at)],
+    ['updated', shortTime(p.updated_at)],
+  ]);
+  if (!p.keys) return fields;
+  const keys = p.keys.map(
+    (k) => `  ${k.kid}  ${String(k.jwk.kty)}/${String(k.jwk.crv)}  added ${shortTime(k.created_at)}`,
+  );
+  return `${fields}\nkeys:${keys.length === 0 ? ' none' : `\n${keys.join('\n')}`}`;
+}
+
+export function privilegeDetails(p: PrivilegeAnswer, names: Names): string {
+  const { approvers } = p.approval;
+  const who = [
+    ...approvers.groups.map((g) => `group ${names.of(g)}`),
+    ...approvers.principals.map((x) => names.of(x)),
+  ];
+  return renderFields([
+    ['privilege', `${p.name} (${p.id})`],
+    ['description', p.description],
+    ['actions', list(p.actions)],
+    ['resources', list(p.resources)],
+    ['audiences', list(p.audiences)],
+    ['max duration', formatDuration(p.max_duration)],
+    ['token ttl', formatDuration(p.token_ttl)],
+    [
+      'approvals',
+      `${p.approval.approvals}${who.length > 0 ? ` from ${who.join(', ')}` : ' from anyone policy allows'}`,
+    ],
+    [
+      'ticket',
+      p.ticket.required ? `required${p.ticket.pattern ? `, matching ${p.ticket.pattern}` : ''}` : 'optional',
+    ],
+    ['binding', p.binding.method],
+    ['attributes', attributes(p.attributes)],
+    ['updated', shortTime(p.updated_at)],
+  ]);
+}

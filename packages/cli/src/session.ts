@@ -1,0 +1,92 @@
+import { BrokerClient, BrokerError, IdentityError, loadIdentity } from '@tether/client';
+import type { IdentityFile } from '@tether/protocol';
+import type { Command } from 'commander';
+import { importJWK, type JWK } from 'jose';
+import { isConnectionFailure, unreachable } from './errors.js';
+import { type GlobalOptions, resolveIdentityPath } from './identity.js';
+import { printJson } from './output.js';
+
+/** What the error printer may use for its hints; filled in as a command learns it. */
+export const failureContext: { identityPath?: string; brokerUrl?: string } = {};
+
+/**
+ * One command's view of the broker: the global options, the identity it acts as (loaded
+ * when first needed) and a client that authenticates with it.
+ */
+export class Session {
+  readonly globals: GlobalOptions;
+  #client: BrokerClient | undefined;
+  #keyChecked = false;
+
+  constructor(
+    command: Command,
+    readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.globals = command.optsWithGlobals<GlobalOptions>();
+  }
+
+  /** True with `--json`: stdout carries only the API's answer. */
+  get json(): boolean {
+    return this.globals.json === true;
+  }
+
+  get identity(): IdentityFile {
+    return this.client().identity;
+  }
+
+  client(): BrokerClient {
+    if (!this.#client) {
+      const { path } = resolveIdentityPath(this.globals, this.env);
+      failureContext.identityPath = path;
+      const identity = loadIdentity(path);
+      failureContext.brokerUrl = identity.broker;
+      this.#client = new BrokerClient({ identity });
+    }
+    return this.#client;
+  }
+
+  /**
+   * Calls the API for the command's answer. A broker that is not there becomes a clear
+   * `broker_unreachable` error; with `--json`, a refusal's problem body is the output.
+   */
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    try {
+      return await this.lookup<T>(method, path, body);
+    } catch (err) {
+      if (err instanceof BrokerError && this.json) printJson(err.body);
+      throw err;
+    }
+  }
+
+  /** Calls the API for something the command needs on the way (never printed as the answer). */
+  async lookup<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const client = this.client();
+    await this.#assertKeyUsable(client.identity);
+    try {
+      return await client.call<T>(method, path, body);
+    } catch (err) {
+      if (isConnectionFailure(err)) throw unreachable(client.baseUrl);
+      throw err;
+    }
+  }
+
+  /** A key that cannot sign is an unusable identity (exit 3), not an internal error. */
+  async #assertKeyUsable(identity: IdentityFile): Promise<void> {
+    if (this.#keyChecked) return;
+    const jwk = identity.key as JWK;
+    try {
+      await importJWK(jwk, jwk.kty === 'OKP' ? 'EdDSA' : jwk.crv === 'P-384' ? 'ES384' : 'ES256');
+    } catch {
+      throw new IdentityError(
+        `${failureContext.identityPath ?? 'the identity file'} holds no usable private key`,
+      );
+    }
+    this.#keyChecked = true;
+  }
+
+  /** Prints the answer as JSON with `--json`, else the human rendering. */
+  emit<T>(answer: T, human: (answer: T) => void): void {
+    if (this.json) printJson(answer);
+    else human(answer);
+  }
+}

@@ -1,0 +1,199 @@
+import { type BrokerClient, BrokerError } from './broker-client.js';
+import { createDpopProof } from './dpop-proof.js';
+import { generateSessionKey, type SessionKey } from './session-key.js';
+
+/** What activation and refresh answer. */
+export interface SessionTokenSet {
+  accessToken: string;
+  refreshToken: string;
+  /** Epoch ms when the access token expires. */
+  expiresAt: number;
+}
+
+export interface SessionInfo {
+  id: string;
+  hardExpiresAt: number;
+  audiences: string[];
+}
+
+/** Refresh this long before the access token expires. */
+const REFRESH_MARGIN_MS = 30_000;
+
+interface ActivationAnswer {
+  session: { id: string; hard_expires_at: string; audiences: string[] };
+  access_token: string;
+  expires_in: number;
+  refresh_token: string;
+}
+
+interface RefreshAnswer {
+  access_token: string;
+  expires_in: number;
+  refresh_token: string;
+}
+
+/**
+ * A live session held by this process: its DPoP key never leaves it, every call it makes is
+ * signed with a fresh proof bound to the access token, and tokens are refreshed before they
+ * expire.
+ *
+ * @example
+ * ```ts
+ * const session = await BoundSession.activate(client, requestId);
+ * try {
+ *   const res = await session.fetch('https://fw.example/rules', { method: 'POST', body });
+ * } finally {
+ *   await session.end();
+ * }
+ * ```
+ */
+export class BoundSession {
+  readonly info: SessionInfo;
+  readonly key: SessionKey;
+  #client: BrokerClient;
+  #tokens: SessionTokenSet;
+  #nonces = new Map<string, string>();
+
+  constructor(client: BrokerClient, key: SessionKey, info: SessionInfo, tokens: SessionTokenSet) {
+    this.#client = client;
+    this.key = key;
+    this.info = info;
+    this.#tokens = tokens;
+  }
+
+  /** Activates an approved request into a session bound to `key` (a fresh non-extractable one by default). */
+  static async activate(client: BrokerClient, requestId: string, key?: SessionKey): Promise<BoundSession> {
+    const sessionKey = key ?? (await generateSessionKey());
+    const path = `/v1/requests/${requestId}/activate`;
+    const proof = await createDpopProof(sessionKey, {
+      method: 'POST',
+      url: `${client.baseUrl}${path}`,
+      now: client.now(),
+    });
+    const answer = await client.call<ActivationAnswer>('POST', path, {}, { headers: { dpop: proof } });
+    return new BoundSession(
+      client,
+      sessionKey,
+      {
+        id: answer.session.id,
+        hardExpiresAt: Date.parse(answer.session.hard_expires_at),
+        audiences: answer.session.audiences,
+      },
+      {
+        accessToken: answer.access_token,
+        refreshToken: answer.refresh_token,
+        expiresAt: client.now() + answer.expires_in * 1000,
+      },
+    );
+  }
+
+  get tokens(): Readonly<SessionTokenSet> {
+    return this.#tokens;
+  }
+
+  /** Trades the refresh token for new tokens (DPoP-signed by the session key). */
+  async refresh(): Promise<void> {
+    const proof = await createDpopProof(this.key, {
+      method: 'POST',
+      url: `${this.#client.baseUrl}/oauth/token`,
+      now: this.#client.now(),
+    });
+    const answer = await this.#client.postForm<RefreshAnswer>(
+      '/oauth/token',
+      { grant_type: 'refresh_token', refresh_token: this.#tokens.refreshToken },
+      { dpop: proof },
+    );
+    this.#tokens = {
+      accessToken: answer.access_token,
+      refreshToken: answer.refresh_token,
+      expiresAt: this.#client.now() + answer.expires_in * 1000,
+    };
+  }
+
+  /** The current access token, refreshed first when it is about to expire. */
+  async accessToken(): Promise<string> {
+    if (this.#client.now() >= this.#tokens.expiresAt - REFRESH_MARGIN_MS) await this.refresh();
+    return this.#tokens.accessToken;
+  }
+
+  /**
+   * A DPoP-signed request with the session's access token. A `use_dpop_nonce` challenge is
+   * answered once with the nonce the server sent.
+   */
+  async fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    const origin = new URL(url).origin;
+    const attempt = async () => {
+      const token = await this.accessToken();
+      const nonce = this.#nonces.get(origin);
+      const proof = await createDpopProof(this.key, {
+        method: init.method ?? 'GET',
+        url,
+        accessToken: token,
+        ...(nonce ? { nonce } : {}),
+        now: this.#client.now(),
+      });
+      const headers = new Headers(init.headers);
+      headers.set('authorization', `DPoP ${token}`);
+      headers.set('dpop', proof);
+      const response = await this.#client.fetchImpl(url, { ...init, headers });
+      const fresh = response.headers.get('dpop-nonce');
+      if (fresh) this.#nonces.set(origin, fresh);
+      return response;
+    };
+    const first = await attempt();
+    const challenge = first.headers.get('www-authenticate') ?? '';
+    if (
+      (first.status === 401 || first.status === 400) &&
+      /use_dpop_nonce/.test(challenge) &&
+      first.headers.get('dpop-nonce')
+    ) {
+      return attempt();
+    }
+    return first;
+  }
+
+  /** Ends the session at the broker. Ending an already-ended session is not an error here. */
+  async end(reason: 'completed' | 'revoked' = 'completed'): Promise<void> {
+    try {
+      await this.#client.call('POST', `/v1/sessions/${this.info.id}/end`, { reason });
+    } catch (err) {
+      if (err instanceof BrokerError && err.code === 'session_not_live') return;
+      throw err;
+    }
+  }
+}
+
+export interface TaskRequest {
+  privilege: string;
+  justification: string;
+  ticket?: string;
+  /** Seconds. */
+  duration?: number;
+}
+
+/**
+ * For single-run jobs: asks for the privilege, activates the session (the request must be
+ * approved at once, e.g. by an auto-approve policy), runs `task`, and ends the session
+ * whatever happens — success, failure or exception.
+ */
+export async function withSession<T>(
+  client: BrokerClient,
+  request: TaskRequest,
+  task: (session: BoundSession) => Promise<T>,
+): Promise<T> {
+  const created = await client.call<{ id: string; state: string }>('POST', '/v1/requests', request);
+  if (created.state !== 'approved') {
+    throw new BrokerError(
+      409,
+      'request_not_approved',
+      `request ${created.id} is ${created.state}; withSession needs an approved request`,
+      created,
+    );
+  }
+  const session = await BoundSession.activate(client, created.id);
+  try {
+    return await task(session);
+  } finally {
+    await session.end('completed');
+  }
+}

@@ -1,0 +1,350 @@
+import { createHash } from 'node:crypto';
+import {
+  base64url,
+  type CryptoKey,
+  calculateJwkThumbprint,
+  decodeProtectedHeader,
+  errors,
+  importJWK,
+  type JWK,
+  type JWTPayload,
+  jwtVerify,
+  type ProtectedHeaderParameters,
+} from 'jose';
+import { normalizeHtu } from './htu.js';
+import { type ReplayCache, ReplayCacheFullError } from './replay-cache.js';
+
+/** The RFC 9449 error codes a DPoP check can end with. */
+export type DpopErrorCode = 'invalid_dpop_proof' | 'use_dpop_nonce';
+
+/**
+ * A refused DPoP proof. `message` (also `description`) is safe to send to the client as
+ * `error_description`: it never echoes the proof and stays within RFC 6749's character set.
+ * Internal detail, such as jose's own error, is kept in `cause` for the log.
+ */
+export class DpopError extends Error {
+  override readonly name = 'DpopError';
+  readonly code: DpopErrorCode;
+
+  constructor(code: DpopErrorCode, description: string, options?: { cause?: unknown }) {
+    super(description, options);
+    this.code = code;
+  }
+
+  get description(): string {
+    return this.message;
+  }
+}
+
+/** What the proof must match, taken from the request it arrived with. */
+export interface DpopRequest {
+  /** HTTP method of the request (upper-case token, compared case-sensitively with `htm`). */
+  method: string;
+  /** The request's URL as the public sees it (configured public base URL + path), never built from the Host header. */
+  url: string;
+  /** When a token is presented: the proof's `ath` must equal base64url(SHA-256(token)). */
+  accessToken?: string;
+  /** When the token is bound: the RFC 7638 thumbprint the proof key must have (`cnf.jkt`). */
+  expectedJkt?: string;
+  /** When the server requires a nonce: the current one (else `use_dpop_nonce`). */
+  nonce?: string;
+}
+
+export interface DpopVerifierOptions {
+  /** Epoch milliseconds; inject a manual clock in tests. */
+  now: () => number;
+  /** The proof's `iat` must lie within ±window of now. Default 60. */
+  iatWindowSeconds?: number;
+  /** Accepted `alg` values, asymmetric only. Default {@link DPOP_DEFAULTS}.algorithms. */
+  algorithms?: readonly string[];
+  /** Remembers (jkt, jti) pairs for the window, so each proof is accepted once. Give it the same clock as `now`. */
+  replayCache: ReplayCache;
+  /** Larger proofs are refused before they are parsed. Default 8192. */
+  maxProofBytes?: number;
+}
+
+export interface VerifiedDpopProof {
+  /** RFC 7638 SHA-256 thumbprint of the proof key, to compare with or put in `cnf.jkt`. */
+  jkt: string;
+  jti: string;
+  iat: number;
+  htm: string;
+  htu: string;
+  publicJwk: JWK;
+}
+
+/** Defaults of {@link DpopVerifierOptions}, in one place. */
+export const DPOP_DEFAULTS = Object.freeze({
+  iatWindowSeconds: 60,
+  algorithms: Object.freeze(['EdDSA', 'Ed25519', 'ES256', 'ES384', 'PS256']) as readonly string[],
+  maxProofBytes: 8192,
+  /** RFC 9449 §11.1: refuse unnecessarily large `jti` values. */
+  maxJtiLength: 256,
+});
+
+// Registered asymmetric JWS algorithms that jose verifies. `none`, HS* and anything unknown can
+// never be configured, whatever the caller passes.
+const ASYMMETRIC_ALGORITHMS: ReadonlySet<string> = new Set([
+  'EdDSA',
+  'Ed25519',
+  'ES256',
+  'ES384',
+  'ES512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'RS256',
+  'RS384',
+  'RS512',
+]);
+// JWK members that only a private (or symmetric) key carries.
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
+// Three base64url parts; the signature may be empty so that `alg: none` gets a precise refusal.
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+interface VerifierConfig {
+  now: number;
+  windowSeconds: number;
+  algorithms: readonly string[];
+  replayCache: ReplayCache;
+  maxProofBytes: number;
+}
+
+interface ProofClaims {
+  jti: string;
+  htm: string;
+  htu: string;
+  iat: number;
+}
+
+/**
+ * Checks a DPoP proof as RFC 9449 §4.3 requires, and records its `jti` as used.
+ *
+ * The checks: one `DPoP` header holding one compact JWS; `typ` `dpop+jwt`; an allowed
+ * asymmetric `alg`; a public `jwk` that verifies the signature; `jti`, `htm`, `htu` and `iat`
+ * present; `htm` and `htu` match the request; `iat` within the window; `ath`, key binding and
+ * `nonce` when the request asks for them. The `jti` is recorded last, so a proof refused for any
+ * other reason does not use it up.
+ *
+ * @throws DpopError with `code` `invalid_dpop_proof`, or `use_dpop_nonce` when the nonce is
+ *   absent or not the current one.
+ *
+ * @example
+ * ```ts
+ * const replayCache = new ReplayCache({ maxEntries: 100_000, now: Date.now });
+ * const proof = await verifyDpopProof(req.headers.dpop, {
+ *   method: req.method,
+ *   url: new URL(req.url, publicBaseUrl).href,
+ *   accessToken,
+ *   expectedJkt: claims.cnf.jkt,
+ * }, { now: Date.now, replayCache });
+ * ```
+ */
+export async function verifyDpopProof(
+  headerValue: string | string[] | undefined,
+  request: DpopRequest,
+  options: DpopVerifierOptions,
+): Promise<VerifiedDpopProof> {
+  const config = resolveOptions(options);
+  const proof = singleProof(headerValue, config.maxProofBytes);
+  const { alg, jwk } = readHeader(proof, config.algorithms);
+  const key = await importProofKey(jwk, alg);
+  const payload = await verifySignature(proof, key, alg, config);
+  const claims = readClaims(payload);
+  checkMethod(claims.htm, request.method);
+  checkUri(claims.htu, request.url);
+  checkFreshness(claims.iat, config);
+  if (request.accessToken !== undefined) await checkAccessTokenHash(payload.ath, request.accessToken);
+  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+  if (request.expectedJkt !== undefined && jkt !== request.expectedJkt) {
+    throw invalid('the proof key is not the key the access token is bound to');
+  }
+  if (request.nonce !== undefined) checkNonce(payload.nonce, request.nonce);
+  // The proof stays acceptable until iat + window, so its jti must be remembered that long.
+  rememberJti(config.replayCache, jkt, claims.jti, (claims.iat + config.windowSeconds) * 1000);
+  return { jkt, jti: claims.jti, iat: claims.iat, htm: claims.htm, htu: claims.htu, publicJwk: jwk };
+}
+
+/**
+ * The `ath` value for an access token: base64url(SHA-256(ASCII bytes of the token)).
+ * Access tokens are ASCII (RFC 6750 `b64token`), so their UTF-8 bytes are their ASCII bytes.
+ *
+ * @example
+ * ```ts
+ * await dpopAth('Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU'); // 'fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo'
+ * ```
+ */
+export async function dpopAth(accessToken: string): Promise<string> {
+  return base64url.encode(createHash('sha256').update(accessToken, 'utf8').digest());
+}
+
+function invalid(description: string, cause?: unknown): DpopError {
+  return new DpopError('invalid_dpop_proof', description, cause === undefined ? undefined : { cause });
+}
+
+// Misconfiguration is a programming error (TypeError), never a client-facing refusal.
+function resolveOptions(options: DpopVerifierOptions): VerifierConfig {
+  const windowSeconds = options.iatWindowSeconds ?? DPOP_DEFAULTS.iatWindowSeconds;
+  if (!Number.isFinite(windowSeconds) || windowSeconds <= 0) {
+    throw new TypeError('DPoP iatWindowSeconds must be a positive number');
+  }
+  const algorithms = options.algorithms ?? DPOP_DEFAULTS.algorithms;
+  if (algorithms.length === 0) throw new TypeError('DPoP algorithms must not be empty');
+  for (const alg of algorithms) {
+    if (!ASYMMETRIC_ALGORITHMS.has(alg)) {
+      throw new TypeError(`DPoP algorithm ${alg} is not a supported asymmetric JWS algorithm`);
+    }
+  }
+  const maxProofBytes = options.maxProofBytes ?? DPOP_DEFAULTS.maxProofBytes;
+  if (!Number.isSafeInteger(maxProofBytes) || maxProofBytes <= 0) {
+    throw new TypeError('DPoP maxProofBytes must be a positive integer');
+  }
+  return { now: options.now(), windowSeconds, algorithms, replayCache: options.replayCache, maxProofBytes };
+}
+
+function singleProof(headerValue: string | string[] | undefined, maxProofBytes: number): string {
+  const values = headerValue === undefined ? [] : Array.isArray(headerValue) ? headerValue : [headerValue];
+  if (values.length > 1) throw invalid('more than one DPoP header');
+  const proof = values[0];
+  if (proof === undefined || proof === '') throw invalid('the DPoP header is missing');
+  if (Buffer.byteLength(proof, 'utf8') > maxProofBytes) {
+    throw invalid(`the DPoP proof is larger than ${maxProofBytes} bytes`);
+  }
+  // Node joins repeated unknown headers with ", "; a JWS never contains a comma.
+  if (proof.includes(',')) throw invalid('more than one DPoP header');
+  if (!COMPACT_JWS.test(proof)) throw invalid('the DPoP proof is not a compact JWS of three base64url parts');
+  return proof;
+}
+
+function readHeader(proof: string, algorithms: readonly string[]): { alg: string; jwk: JWK } {
+  let header: ProtectedHeaderParameters;
+  try {
+    header = decodeProtectedHeader(proof);
+  } catch (cause) {
+    throw invalid('the DPoP proof header is not base64url-encoded JSON', cause);
+  }
+  // Exact value, as RFC 9449 §4.3 step 4 says: a JWT typed for any other use is refused.
+  if (header.typ !== 'dpop+jwt') throw invalid('the typ header must be dpop+jwt');
+  const { alg, jwk } = header;
+  if (typeof alg !== 'string' || !algorithms.includes(alg)) {
+    throw invalid('the alg header is not an accepted asymmetric algorithm');
+  }
+  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) {
+    throw invalid('the jwk header must be a JSON object holding the public key');
+  }
+  const privateMember = PRIVATE_JWK_MEMBERS.find((member) => Object.hasOwn(jwk, member));
+  if (privateMember !== undefined) {
+    throw invalid(`the jwk header must not contain a private key (member ${privateMember})`);
+  }
+  return { alg, jwk };
+}
+
+async function importProofKey(jwk: JWK, alg: string): Promise<CryptoKey> {
+  if (jwk.alg !== undefined && jwk.alg !== alg)
+    throw invalid('the jwk header alg differs from the alg header');
+  if (jwk.use !== undefined && jwk.use !== 'sig') throw invalid('the jwk header use must be sig');
+  let key: CryptoKey | Uint8Array;
+  try {
+    key = await importJWK(jwk, alg);
+  } catch (cause) {
+    throw invalid('the jwk header is not a public key for the alg header', cause);
+  }
+  if (key instanceof Uint8Array || key.type !== 'public') {
+    throw invalid('the jwk header is not a public key for the alg header');
+  }
+  return key;
+}
+
+async function verifySignature(
+  proof: string,
+  key: CryptoKey,
+  alg: string,
+  config: VerifierConfig,
+): Promise<JWTPayload> {
+  try {
+    const { payload } = await jwtVerify(proof, key, {
+      algorithms: [alg],
+      typ: 'dpop+jwt',
+      currentDate: new Date(config.now),
+      // An optional exp or nbf in the proof gets the same clock-skew allowance as iat.
+      clockTolerance: config.windowSeconds,
+    });
+    return payload;
+  } catch (cause) {
+    throw invalid(describeJoseFailure(cause), cause);
+  }
+}
+
+function describeJoseFailure(error: unknown): string {
+  if (error instanceof errors.JWSSignatureVerificationFailed) {
+    return 'the signature does not verify with the jwk header key';
+  }
+  if (error instanceof errors.JWTExpired) return 'the DPoP proof has expired (exp)';
+  if (error instanceof errors.JWTClaimValidationFailed) return `claim ${error.claim} is invalid`;
+  if (error instanceof errors.JWTInvalid) return 'the DPoP proof payload is not a JSON object';
+  return 'the DPoP proof is not a valid JWS';
+}
+
+function readClaims(payload: JWTPayload): ProofClaims {
+  const { jti, htm, htu, iat } = payload;
+  if (typeof jti !== 'string' || jti === '') throw invalid('claim jti is missing or not a string');
+  if (jti.length > DPOP_DEFAULTS.maxJtiLength) {
+    throw invalid(`claim jti is longer than ${DPOP_DEFAULTS.maxJtiLength} characters`);
+  }
+  if (typeof htm !== 'string' || htm === '') throw invalid('claim htm is missing or not a string');
+  if (typeof htu !== 'string' || htu === '') throw invalid('claim htu is missing or not a string');
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) throw invalid('claim iat is missing or not a number');
+  return { jti, htm, htu, iat };
+}
+
+// Methods are case-sensitive tokens (RFC 9110 §9.1), so `post` is not `POST`.
+function checkMethod(htm: string, method: string): void {
+  if (htm !== method) throw invalid('claim htm does not match the request method');
+}
+
+function checkUri(htu: string, requestUrl: string): void {
+  const claimed = normalizeHtu(htu);
+  if (claimed === undefined) throw invalid('claim htu is not an absolute http or https URI');
+  const actual = normalizeHtu(requestUrl);
+  if (actual === undefined) throw invalid('the request URL cannot be compared with claim htu');
+  if (claimed !== actual) throw invalid('claim htu does not match the request URL');
+}
+
+function checkFreshness(iat: number, config: VerifierConfig): void {
+  const ageSeconds = config.now / 1000 - iat;
+  if (ageSeconds > config.windowSeconds) {
+    throw invalid(`claim iat is more than ${config.windowSeconds} s in the past`);
+  }
+  if (ageSeconds < -config.windowSeconds) {
+    throw invalid(`claim iat is more than ${config.windowSeconds} s in the future`);
+  }
+}
+
+async function checkAccessTokenHash(ath: unknown, accessToken: string): Promise<void> {
+  if (ath === undefined) throw invalid('claim ath is required when an access token is presented');
+  if (ath !== (await dpopAth(accessToken))) throw invalid('claim ath does not match the access token');
+}
+
+function checkNonce(nonce: unknown, expected: string): void {
+  if (nonce === undefined) {
+    throw new DpopError('use_dpop_nonce', 'a DPoP nonce is required: use the one in the DPoP-Nonce header');
+  }
+  if (nonce !== expected) throw new DpopError('use_dpop_nonce', 'claim nonce is not the current DPoP nonce');
+}
+
+// Keyed by (jkt, jti): the signature covers both, so any replay of a proof carries the same pair,
+// and another key cannot use up an honest client's jti values. RFC 9449 §11.1 asks to store only
+// a hash of large values; the key is a fixed-size digest.
+function rememberJti(cache: ReplayCache, jkt: string, jti: string, expiresAt: number): void {
+  const key = base64url.encode(createHash('sha256').update(`${jkt}.${jti}`, 'utf8').digest());
+  let firstUse: boolean;
+  try {
+    firstUse = cache.checkAndRemember(key, expiresAt);
+  } catch (cause) {
+    if (cause instanceof ReplayCacheFullError) {
+      throw invalid('the replay cache is full: retry with a new proof shortly', cause);
+    }
+    throw cause;
+  }
+  if (!firstUse) throw invalid('claim jti has already been used: a DPoP proof is single-use');
+}
