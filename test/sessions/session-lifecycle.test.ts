@@ -1,14 +1,14 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { StatusList } from '../../packages/protocol/src/index.js';
+import { endExpiredSessions } from '../../packages/broker/src/services/end-session.js';
 import {
   BoundSession,
   BrokerError,
   createDpopProof,
   generateSessionKey,
 } from '../../packages/client/src/index.js';
-import { endExpiredSessions } from '../../packages/broker/src/services/end-session.js';
-import { startTestBroker, type TestBroker, PUBLIC_URL } from '../support/broker.js';
+import { StatusList } from '../../packages/protocol/src/index.js';
+import { PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
 
@@ -49,11 +49,18 @@ describeEachStore('session-bound tokens', (fixture) => {
     pep ??= (await b.principal('edge-pep', 'service', ['pep'])).client;
     return fetchForm(pep, '/oauth/introspect', { token });
   };
-  async function fetchForm(client: { accessToken(): Promise<string> }, path: string, form: Record<string, string>) {
+  async function fetchForm(
+    client: { accessToken(): Promise<string> },
+    path: string,
+    form: Record<string, string>,
+  ) {
     const response = await b.app.inject({
       method: 'POST',
       url: path,
-      headers: { authorization: `Bearer ${await client.accessToken()}`, 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        authorization: `Bearer ${await client.accessToken()}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
       payload: new URLSearchParams(form).toString(),
     });
     return { status: response.statusCode, body: response.json() as Record<string, unknown> };
@@ -75,7 +82,12 @@ describeEachStore('session-bound tokens', (fixture) => {
       cnf: { jkt: session.key.jkt },
       ticket: 'NET-7',
       authorization_details: [
-        { type: 'tether_privilege', privilege: 'firewall-admin', actions: ['firewall:rules.write'], resources: ['firewall/edge-*'] },
+        {
+          type: 'tether_privilege',
+          privilege: 'firewall-admin',
+          actions: ['firewall:rules.write'],
+          resources: ['firewall/edge-*'],
+        },
       ],
     });
     expect(claims.exp! - claims.iat!).toBe(300);
@@ -83,7 +95,12 @@ describeEachStore('session-bound tokens', (fixture) => {
     const status = claims.status as { status_list: { idx: number; uri: string } };
     expect(status.status_list.uri).toMatch(new RegExp(`^${PUBLIC_URL}/v1/status-lists/\\d+$`));
     expect(session.info.hardExpiresAt).toBe(b.clock.now() + 1800_000);
-    expect((await introspect(token)).body).toMatchObject({ active: true, sid: session.info.id, token_type: 'DPoP', cnf: { jkt: session.key.jkt } });
+    expect((await introspect(token)).body).toMatchObject({
+      active: true,
+      sid: session.info.id,
+      token_type: 'DPoP',
+      cnf: { jkt: session.key.jkt },
+    });
   });
 
   it('refuses activation without a proof, by someone else, twice, or after the window', async () => {
@@ -96,7 +113,9 @@ describeEachStore('session-bound tokens', (fixture) => {
     expect((await refusal(BoundSession.activate(s.operator.client, id))).code).toBe('already_activated');
     const late = await approvedRequest();
     b.clock.advance(3600_000);
-    expect((await refusal(BoundSession.activate(s.operator.client, late))).code).toBe('activation_window_closed');
+    expect((await refusal(BoundSession.activate(s.operator.client, late))).code).toBe(
+      'activation_window_closed',
+    );
   });
 
   it('rotates refresh tokens, refuses another key, and ends the session when a spent token is replayed', async () => {
@@ -106,32 +125,61 @@ describeEachStore('session-bound tokens', (fixture) => {
     expect(session.tokens.refreshToken).not.toBe(first);
     // A thief with the current refresh token but not the key.
     const thiefKey = await generateSessionKey();
-    const thiefProof = await createDpopProof(thiefKey, { method: 'POST', url: `${PUBLIC_URL}/oauth/token`, now: b.clock.now() });
+    const thiefProof = await createDpopProof(thiefKey, {
+      method: 'POST',
+      url: `${PUBLIC_URL}/oauth/token`,
+      now: b.clock.now(),
+    });
     const stolen = await refusal(
-      s.operator.client.postForm('/oauth/token', { grant_type: 'refresh_token', refresh_token: session.tokens.refreshToken }, { dpop: thiefProof }),
+      s.operator.client.postForm(
+        '/oauth/token',
+        { grant_type: 'refresh_token', refresh_token: session.tokens.refreshToken },
+        { dpop: thiefProof },
+      ),
     );
     expect(stolen.code).toBe('invalid_grant');
     // Replay of the spent token, even by the rightful key, ends the session.
-    const replayProof = await createDpopProof(session.key, { method: 'POST', url: `${PUBLIC_URL}/oauth/token`, now: b.clock.now() });
+    const replayProof = await createDpopProof(session.key, {
+      method: 'POST',
+      url: `${PUBLIC_URL}/oauth/token`,
+      now: b.clock.now(),
+    });
     const reuse = await refusal(
-      s.operator.client.postForm('/oauth/token', { grant_type: 'refresh_token', refresh_token: first }, { dpop: replayProof }),
+      s.operator.client.postForm(
+        '/oauth/token',
+        { grant_type: 'refresh_token', refresh_token: first },
+        { dpop: replayProof },
+      ),
     );
     expect(reuse.code).toBe('invalid_grant');
     expect(reuse.detail).toMatch(/reuse/);
-    const after = await s.admin.call<{ state: string; end_reason: string }>('GET', `/v1/sessions/${session.info.id}`);
+    const after = await s.admin.call<{ state: string; end_reason: string }>(
+      'GET',
+      `/v1/sessions/${session.info.id}`,
+    );
     expect(after).toMatchObject({ state: 'ended', end_reason: 'refresh_reuse' });
     expect((await refusal(session.refresh())).code).toBe('invalid_grant');
   });
 
   it('after session end: introspection inactive, status list entry 1, refresh refused', async () => {
     const session = await BoundSession.activate(s.operator.client, await approvedRequest());
-    const claims = decodeJwt(session.tokens.accessToken) as { status: { status_list: { idx: number; uri: string } } };
+    const claims = decodeJwt(session.tokens.accessToken) as {
+      status: { status_list: { idx: number; uri: string } };
+    };
     const listPath = new URL(claims.status.status_list.uri).pathname;
     const readStatus = async () => {
-      const response = await b.app.inject({ method: 'GET', url: listPath, headers: { authorization: `Bearer ${await s.admin.accessToken()}` } });
+      const response = await b.app.inject({
+        method: 'GET',
+        url: listPath,
+        headers: { authorization: `Bearer ${await s.admin.accessToken()}` },
+      });
       expect(response.headers['content-type']).toMatch(/^application\/statuslist\+jwt/);
       expect(decodeProtectedHeader(response.body).typ).toBe('statuslist+jwt');
-      const payload = decodeJwt(response.body) as { sub: string; ttl: number; status_list: { bits: number; lst: string } };
+      const payload = decodeJwt(response.body) as {
+        sub: string;
+        ttl: number;
+        status_list: { bits: number; lst: string };
+      };
       expect(payload.sub).toBe(claims.status.status_list.uri);
       return StatusList.decode(payload.status_list).get(claims.status.status_list.idx);
     };
@@ -141,8 +189,13 @@ describeEachStore('session-bound tokens', (fixture) => {
     expect((await introspect(session.tokens.accessToken)).body).toEqual({ active: false });
     expect((await introspect(session.tokens.refreshToken)).body).toEqual({ active: false });
     expect((await refusal(session.refresh())).code).toBe('invalid_grant');
-    const audit = await s.admin.call<{ records: { action: string; details: { reason?: string } }[] }>('GET', '/v1/audit?limit=1000');
-    expect(audit.records.filter((r) => r.action === 'session.ended').map((r) => r.details.reason)).toEqual(['completed']);
+    const audit = await s.admin.call<{ records: { action: string; details: { reason?: string } }[] }>(
+      'GET',
+      '/v1/audit?limit=1000',
+    );
+    expect(audit.records.filter((r) => r.action === 'session.ended').map((r) => r.details.reason)).toEqual([
+      'completed',
+    ]);
   });
 
   it('never issues a token past the hard expiry, and the sweeper ends the session at that instant', async () => {
@@ -158,8 +211,15 @@ describeEachStore('session-bound tokens', (fixture) => {
     expect(await endExpiredSessions(b.ctx)).toBe(0);
     b.clock.set(hard);
     expect(await endExpiredSessions(b.ctx)).toBe(1);
-    const ended = await s.admin.call<{ state: string; end_reason: string; ended_at: string }>('GET', `/v1/sessions/${session.info.id}`);
-    expect(ended).toMatchObject({ state: 'ended', end_reason: 'expired', ended_at: new Date(hard).toISOString() });
+    const ended = await s.admin.call<{ state: string; end_reason: string; ended_at: string }>(
+      'GET',
+      `/v1/sessions/${session.info.id}`,
+    );
+    expect(ended).toMatchObject({
+      state: 'ended',
+      end_reason: 'expired',
+      ended_at: new Date(hard).toISOString(),
+    });
   });
 
   describe('re-evaluation at refresh', () => {
@@ -167,24 +227,37 @@ describeEachStore('session-bound tokens', (fixture) => {
       const session = await BoundSession.activate(s.operator.client, await approvedRequest());
       await s.admin.call('PATCH', '/v1/principals/olivia', { enabled: false });
       expect((await refusal(session.refresh())).code).toBe('invalid_grant');
-      expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({ state: 'ended', end_reason: 'principal_disabled' });
+      expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({
+        state: 'ended',
+        end_reason: 'principal_disabled',
+      });
     });
 
     it('ends the session when the privilege is deleted', async () => {
       const session = await BoundSession.activate(s.operator.client, await approvedRequest());
       await s.admin.call('DELETE', '/v1/privileges/firewall-admin');
       expect((await refusal(session.refresh())).code).toBe('invalid_grant');
-      expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({ state: 'ended', end_reason: 'privilege_deleted' });
+      expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({
+        state: 'ended',
+        end_reason: 'privilege_deleted',
+      });
     });
 
     it('ends the session when a policy change forbids it', async () => {
       const session = await BoundSession.activate(s.operator.client, await approvedRequest());
       const current = await s.admin.call<{ policies: Record<string, string> }>('GET', '/v1/policies');
       await s.admin.call('PUT', '/v1/policies', {
-        policies: { ...current.policies, 'freeze-firewall': 'forbid(principal, action == Tether::Action::"request", resource) when { resource.name == "firewall-admin" };' },
+        policies: {
+          ...current.policies,
+          'freeze-firewall':
+            'forbid(principal, action == Tether::Action::"request", resource) when { resource.name == "firewall-admin" };',
+        },
       });
       expect((await refusal(session.refresh())).code).toBe('invalid_grant');
-      expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({ state: 'ended', end_reason: 'policy_changed' });
+      expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({
+        state: 'ended',
+        end_reason: 'policy_changed',
+      });
     });
   });
 
@@ -192,9 +265,14 @@ describeEachStore('session-bound tokens', (fixture) => {
     const a = await BoundSession.activate(s.operator.client, await approvedRequest());
     const revoke = await fetchForm(s.operator.client, '/oauth/revoke', { token: a.tokens.accessToken });
     expect(revoke.status).toBe(200);
-    expect(await s.admin.call('GET', `/v1/sessions/${a.info.id}`)).toMatchObject({ state: 'ended', end_reason: 'revoked' });
+    expect(await s.admin.call('GET', `/v1/sessions/${a.info.id}`)).toMatchObject({
+      state: 'ended',
+      end_reason: 'revoked',
+    });
     const b2 = await BoundSession.activate(s.operator.client, await approvedRequest());
-    const revoked = await s.admin.call<{ revoked: string[] }>('POST', '/v1/sessions/revoke', { principal: 'olivia' });
+    const revoked = await s.admin.call<{ revoked: string[] }>('POST', '/v1/sessions/revoke', {
+      principal: 'olivia',
+    });
     expect(revoked.revoked).toEqual([b2.info.id]);
     // Unknown tokens are answered with the same empty success (RFC 7009 §2.2).
     expect((await fetchForm(s.operator.client, '/oauth/revoke', { token: 'nonsense' })).status).toBe(200);

@@ -1,7 +1,7 @@
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditRecord, chainNext, hashRecord } from '../../packages/broker/src/audit/chain.js';
 import { toAuditRecord } from '../../packages/broker/src/store/repositories/audit.js';
-import type { AuditRecordRow } from '../../packages/broker/src/store/schema.js';
+import type { AuditHeadRow, AuditRecordRow } from '../../packages/broker/src/store/schema.js';
 import type { BrokerClient } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
@@ -87,10 +87,27 @@ describeEachStore('audit chain', (fixture) => {
     return { s, approved, denied, cancelled, auto, phase2, phase3 };
   }
 
-  beforeEach(async () => {
+  // The history is written once; each test tampers with it and the chain is put back after.
+  let pristine: { records: AuditRecordRow[]; head: AuditHeadRow };
+  beforeAll(async () => {
     b = await startTestBroker(await fixture.open());
     h = await writeHistory();
     admin = h.s.admin;
+    await admin.call('GET', '/v1/me'); // the admin's token is cached: verifying appends nothing
+    pristine = {
+      records: await rows(),
+      head: await db()
+        .selectFrom('audit_heads')
+        .selectAll()
+        .where('tenant_id', '=', b.tenant.id)
+        .executeTakeFirstOrThrow(),
+    };
+  });
+  afterEach(async () => {
+    await db().deleteFrom('audit_records').where('tenant_id', '=', b.tenant.id).execute();
+    await db().insertInto('audit_records').values(pristine.records).execute();
+    await db().deleteFrom('audit_heads').where('tenant_id', '=', b.tenant.id).execute();
+    await db().insertInto('audit_heads').values(pristine.head).execute();
   });
 
   const db = () => b.ctx.store.db;

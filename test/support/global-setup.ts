@@ -18,7 +18,13 @@ export async function setup(project: TestProject): Promise<void> {
     const stale = await client.query<{ nspname: string }>(
       "select nspname from pg_namespace where nspname like 'tether_t_%'",
     );
-    for (const row of stale.rows) await client.query(`drop schema if exists "${row.nspname}" cascade`);
+    // Only schemas older than two hours: a run still going elsewhere on this server keeps its own.
+    for (const row of stale.rows) {
+      const created = Number.parseInt(row.nspname.split('_')[2] ?? '', 36);
+      if (Number.isNaN(created) || Date.now() - created > 2 * 3600_000) {
+        await client.query(`drop schema if exists "${row.nspname}" cascade`);
+      }
+    }
   } catch (err) {
     skipReason = `PostgreSQL at ${PG_URL.replace(/\/\/[^@]*@/, '//')} is not reachable (${(err as Error).message})`;
   } finally {

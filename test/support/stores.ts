@@ -55,7 +55,9 @@ function postgresFixture(url: string): StoreFixture {
   return {
     dialect: 'postgres',
     async open() {
-      const pgSchema = `tether_t_${randomBytes(6).toString('hex')}`;
+      // The creation time in the name lets a later run drop what an interrupted run left behind,
+      // without touching the schemas of a run that is still going.
+      const pgSchema = `tether_t_${Date.now().toString(36)}_${randomBytes(6).toString('hex')}`;
       await admin(`create schema ${pgSchema}`);
       schemas.push(pgSchema);
       const store = openStore({ location: url, pgSchema, poolSize: 20 });

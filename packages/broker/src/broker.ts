@@ -14,7 +14,7 @@ import { endExpiredSessions } from './services/end-session.js';
 import { expireOverdueRequests } from './services/expire-requests.js';
 import { migrateToLatest, openStore, type Store } from './store/database.js';
 import { type Kek, loadKek } from './tokens/key-encryption.js';
-import { ensureSigningKey, SigningKeys } from './tokens/keys.js';
+import { ensureSigningKey, retireExpiredKeys, SigningKeys } from './tokens/keys.js';
 
 /** Where the store lives: PostgreSQL when a URL is configured, else SQLite in the data directory. */
 export function storeLocation(config: Pick<BrokerConfig, 'database' | 'dataDir'>): string {
@@ -56,7 +56,7 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
   await migrateToLatest(store);
   const kek = loadKek(config);
   await ensureSigningKey(store, kek, clock);
-  const keys = new SigningKeys(store, kek);
+  const keys = new SigningKeys(store, kek, clock);
   await keys.load();
   const replay = new ReplayCache({ maxEntries: 100_000, now: () => clock.now() });
   return { store, clock, config, policy: new PolicyEngine(), keys, logger, kek, replay };
@@ -84,6 +84,9 @@ export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
       if (ended > 0) ctx.logger.info({ ended }, 'ended sessions at their hard expiry');
       await pruneSpentJtis(ctx.store, ctx.clock.now());
       await pruneSpentProofs(ctx, ctx.clock.now());
+      await retireExpiredKeys(ctx.store, ctx.clock.now());
+      // Picks up a rotation made by `tether keys rotate` or another replica.
+      await ctx.keys.load();
     } catch (err) {
       ctx.logger.error({ err }, 'sweeper failed; will retry');
     } finally {

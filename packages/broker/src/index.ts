@@ -17,3 +17,4 @@ export { buildApp } from './http/app.js';
 export { type Bootstrapped, bootstrapTenant, type TenantBootstrap } from './services/bootstrap.js';
 export type { BrokerContext, Caller } from './services/context.js';
 export { isPostgresUrl, migrateToLatest, openStore, type Store } from './store/database.js';
+export { DEFAULT_ROTATION_OVERLAP_SECONDS, rotateSigningKey } from './tokens/keys.js';

@@ -131,8 +131,12 @@ function brokerFailure(err: BrokerError, context: FailureContext): Failure {
   // policy_invalid repeats its errors in the detail; print them once, one per line.
   const detail = extra.length > 0 && err.code === 'policy_invalid' ? 'the policy set is invalid' : err.detail;
   const lines = [`error ${err.code}: ${detail}`];
-  if (err.code === 'policy_invalid' || err.code === 'invalid_request') {
-    if (err.code === 'policy_invalid' || extra.length > 1) lines.push(...extra.map((e) => `  ${e}`));
+  if (err.code === 'policy_invalid' || (err.code === 'invalid_request' && extra.length > 1)) {
+    lines.push(...extra.map((e) => `  ${e}`));
+  }
+  const policies = (err.body as { policies?: unknown } | undefined)?.policies;
+  if (err.code === 'not_eligible' && Array.isArray(policies) && policies.length > 0) {
+    lines.push(`  policies that decided: ${policies.join(', ')}`);
   }
   const disabled = err.code === 'invalid_client' && /disabled/.test(err.detail);
   const hint = hintFor(disabled ? 'principal_disabled' : err.code, context);

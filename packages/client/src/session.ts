@@ -53,16 +53,29 @@ export class BoundSession {
   #client: BrokerClient;
   #tokens: SessionTokenSet;
   #nonces = new Map<string, string>();
+  #resourceFetch: typeof fetch;
 
-  constructor(client: BrokerClient, key: SessionKey, info: SessionInfo, tokens: SessionTokenSet) {
+  constructor(
+    client: BrokerClient,
+    key: SessionKey,
+    info: SessionInfo,
+    tokens: SessionTokenSet,
+    options: { resourceFetch?: typeof fetch } = {},
+  ) {
     this.#client = client;
     this.key = key;
     this.info = info;
     this.#tokens = tokens;
+    this.#resourceFetch = options.resourceFetch ?? fetch;
   }
 
   /** Activates an approved request into a session bound to `key` (a fresh non-extractable one by default). */
-  static async activate(client: BrokerClient, requestId: string, key?: SessionKey): Promise<BoundSession> {
+  static async activate(
+    client: BrokerClient,
+    requestId: string,
+    key?: SessionKey,
+    options: { resourceFetch?: typeof fetch } = {},
+  ): Promise<BoundSession> {
     const sessionKey = key ?? (await generateSessionKey());
     const path = `/v1/requests/${requestId}/activate`;
     const proof = await createDpopProof(sessionKey, {
@@ -135,7 +148,7 @@ export class BoundSession {
       const headers = new Headers(init.headers);
       headers.set('authorization', `DPoP ${token}`);
       headers.set('dpop', proof);
-      const response = await this.#client.fetchImpl(url, { ...init, headers });
+      const response = await this.#resourceFetch(url, { ...init, headers });
       const fresh = response.headers.get('dpop-nonce');
       if (fresh) this.#nonces.set(origin, fresh);
       return response;
@@ -180,6 +193,7 @@ export async function withSession<T>(
   client: BrokerClient,
   request: TaskRequest,
   task: (session: BoundSession) => Promise<T>,
+  options: { resourceFetch?: typeof fetch } = {},
 ): Promise<T> {
   const created = await client.call<{ id: string; state: string }>('POST', '/v1/requests', request);
   if (created.state !== 'approved') {
@@ -190,10 +204,17 @@ export async function withSession<T>(
       created,
     );
   }
-  const session = await BoundSession.activate(client, created.id);
+  const session = await BoundSession.activate(client, created.id, undefined, options);
+  let failed = false;
   try {
     return await task(session);
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
-    await session.end('completed');
+    // The session ends whatever the task did; if the task failed, its error is the one to see.
+    await session.end('completed').catch((endError: unknown) => {
+      if (!failed) throw endError;
+    });
   }
 }

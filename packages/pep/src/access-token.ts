@@ -32,9 +32,16 @@ export class TokenRefused extends Error {
   constructor(
     code: TokenRefusalCode,
     description: string,
-    options?: { cause?: unknown; /** RFC 6750 §3.1: no error code when no credentials were sent. */ bare?: boolean },
+    options?: {
+      cause?: unknown;
+      /** A challenge without error code, for a request that sent no credentials (RFC 6750 §3.1). */
+      bare?: boolean;
+    },
   ) {
-    super(sanitizeDescription(description), options?.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      sanitizeDescription(description),
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     const algs = `algs="${DPOP_DEFAULTS.algorithms.join(' ')}"`;
     this.wwwAuthenticate = options?.bare
@@ -108,6 +115,8 @@ export interface AccessTokenRequest {
   path: string;
   authorization?: string | string[];
   dpop?: string | string[];
+  /** When this PEP requires server-issued nonces: the current one (else `use_dpop_nonce`). */
+  nonce?: string;
 }
 
 export interface VerifiedAccess {
@@ -312,7 +321,9 @@ function resolvePublicBaseUrl(value: string): string {
     throw new TypeError('access-token verifier: publicBaseUrl must be an absolute URL');
   }
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.search !== '' || url.hash !== '') {
-    throw new TypeError('access-token verifier: publicBaseUrl must be an http(s) URL without query or fragment');
+    throw new TypeError(
+      'access-token verifier: publicBaseUrl must be an http(s) URL without query or fragment',
+    );
   }
   if (url.username !== '' || url.password !== '') {
     throw new TypeError('access-token verifier: publicBaseUrl must not carry credentials');
@@ -441,7 +452,11 @@ function checkAudience(aud: unknown, audience: string): void {
 }
 
 /** `exp`, `nbf` and `iat`, each with the leeway. */
-function checkLifetime(claims: { exp?: unknown; nbf?: unknown; iat?: unknown }, nowS: number, leeway: number): void {
+function checkLifetime(
+  claims: { exp?: unknown; nbf?: unknown; iat?: unknown },
+  nowS: number,
+  leeway: number,
+): void {
   const { exp, nbf, iat } = claims;
   if (!isNumericDate(exp)) throw refused('claim exp is missing or not a number');
   // RFC 7519 §4.1.4: the token is refused on or after exp.
@@ -531,7 +546,8 @@ function readAuthorizationDetails(value: unknown): TetherPrivilegeDetail[] {
     if (typeof privilege !== 'string' || privilege === '') {
       throw refused('an authorization_details entry has no privilege string');
     }
-    if (!isStringArray(actions)) throw refused('an authorization_details entry has actions that are not strings');
+    if (!isStringArray(actions))
+      throw refused('an authorization_details entry has actions that are not strings');
     if (!isStringArray(resources)) {
       throw refused('an authorization_details entry has resources that are not strings');
     }
@@ -559,6 +575,7 @@ async function verifyProof(
         url: config.publicBaseUrl + request.path,
         accessToken: token,
         expectedJkt: claims.cnf.jkt,
+        ...(request.nonce === undefined ? {} : { nonce: request.nonce }),
       },
       { now: config.now, replayCache: config.replayCache, iatWindowSeconds: config.dpopIatWindowSeconds },
     );

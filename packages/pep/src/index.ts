@@ -4,6 +4,18 @@
  */
 export { ERROR_CATALOGUE, type ErrorCode, type Problem } from '@tether/protocol';
 export {
+  ACCESS_TOKEN_DEFAULTS,
+  type AccessTokenRequest,
+  type AccessTokenVerifier,
+  type AccessTokenVerifierOptions,
+  createAccessTokenVerifier,
+  type TetherAccessClaims,
+  type TetherPrivilegeDetail,
+  type TokenRefusalCode,
+  TokenRefused,
+  type VerifiedAccess,
+} from './access-token.js';
+export {
   DPOP_DEFAULTS,
   DpopError,
   type DpopErrorCode,
@@ -14,4 +26,13 @@ export {
   verifyDpopProof,
 } from './dpop.js';
 export { htuMatches, normalizeHtu } from './htu.js';
+export {
+  JWKS_DEFAULTS,
+  JwksError,
+  type KeySource,
+  KeySourceUnavailableError,
+  localKeySource,
+  type RemoteKeySourceOptions,
+  remoteKeySource,
+} from './jwks.js';
 export { ReplayCache, ReplayCacheFullError, type ReplayCacheOptions } from './replay-cache.js';

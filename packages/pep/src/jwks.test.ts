@@ -90,11 +90,19 @@ describe('localKeySource', () => {
   });
 
   it.each([
-    ['two keys with one kid', () => ({ keys: [ed.publicJwk, { ...ed2.publicJwk, kid: ed.kid }] }), 'two signing keys'],
+    [
+      'two keys with one kid',
+      () => ({ keys: [ed.publicJwk, { ...ed2.publicJwk, kid: ed.kid }] }),
+      'two signing keys',
+    ],
     ['no keys array', () => ({ keys: 'none' }), 'keys array'],
     ['a non-object entry', () => ({ keys: [ed.publicJwk, 'key'] }), 'not a JSON object'],
     ['an Ed25519 key with a malformed x', () => ({ keys: [{ ...ed.publicJwk, x: 'AAAA' }] }), 'not a valid'],
-    ['a P-256 point that is not on the curve', () => ({ keys: [{ ...ec.publicJwk, y: ec.publicJwk.x }] }), 'not a valid'],
+    [
+      'a P-256 point that is not on the curve',
+      () => ({ keys: [{ ...ec.publicJwk, y: ec.publicJwk.x }] }),
+      'not a valid',
+    ],
   ])('refuses a set with %s', async (_name, make, message) => {
     const error = await refusal(localKeySource(make() as { keys: JWK[] }));
     expect(error).toBeInstanceOf(JwksError);
@@ -257,7 +265,10 @@ describe('remoteKeySource against a real JWKS endpoint', () => {
   it.each([
     ['an error status', (s: JwksServer) => Object.assign(s, { status: 500 })],
     ['a body that is not JSON', (s: JwksServer) => Object.assign(s, { body: '<html>' })],
-    ['a JWKS holding a private key', (s: JwksServer) => Object.assign(s, { body: { keys: [ed2.privateJwk] } })],
+    [
+      'a JWKS holding a private key',
+      (s: JwksServer) => Object.assign(s, { body: { keys: [ed2.privateJwk] } }),
+    ],
     [
       'a JWKS larger than the limit',
       (s: JwksServer) =>

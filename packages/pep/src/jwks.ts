@@ -139,7 +139,9 @@ export function remoteKeySource(url: string, options: RemoteKeySourceOptions): K
     async getKey(kid: string): Promise<CryptoKey | undefined> {
       const now = config.now();
       const mayFetch =
-        inflight !== undefined || attemptedAt === undefined || now - attemptedAt >= config.minRefreshIntervalMs;
+        inflight !== undefined ||
+        attemptedAt === undefined ||
+        now - attemptedAt >= config.minRefreshIntervalMs;
       if (mayFetch && (ageAt(now) >= config.cacheMaxAgeMs / 2 || !keys.has(kid))) await refresh();
       if (ageAt(config.now()) >= config.cacheMaxAgeMs) {
         throw new KeySourceUnavailableError(`no usable JWKS from ${config.url}`, { cause: lastFailure });
@@ -177,7 +179,8 @@ function resolveRemoteOptions(url: string, options: RemoteKeySourceOptions): Rem
   const cacheMaxAgeMs = options.cacheMaxAgeMs ?? JWKS_DEFAULTS.cacheMaxAgeMs;
   const fetchTimeoutMs = options.fetchTimeoutMs ?? JWKS_DEFAULTS.fetchTimeoutMs;
   for (const [name, value] of Object.entries({ minRefreshIntervalMs, cacheMaxAgeMs, fetchTimeoutMs })) {
-    if (!Number.isFinite(value) || value <= 0) throw new TypeError(`remoteKeySource: ${name} must be positive`);
+    if (!Number.isFinite(value) || value <= 0)
+      throw new TypeError(`remoteKeySource: ${name} must be positive`);
   }
   // Otherwise keys could reach their max age with no refresh allowed in between.
   if (minRefreshIntervalMs > cacheMaxAgeMs / 2) {
@@ -269,7 +272,8 @@ function selectSigningKeys(document: unknown): SigningJwk[] {
     }
     const usable = signingJwk(entry);
     if (usable === undefined) return;
-    if (kids.has(usable.kid)) throw new JwksError(`JWKS has two signing keys with kid ${JSON.stringify(usable.kid)}`);
+    if (kids.has(usable.kid))
+      throw new JwksError(`JWKS has two signing keys with kid ${JSON.stringify(usable.kid)}`);
     kids.add(usable.kid);
     selected.push(usable);
   });

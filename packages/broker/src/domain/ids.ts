@@ -11,6 +11,7 @@ export const ID_PREFIX = {
   request: 'req',
   audit: 'aud',
   session: 'ses',
+  federation: 'fed',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 

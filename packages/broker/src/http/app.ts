@@ -30,7 +30,6 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
     bodyLimit: ctx.config.bodyLimitBytes,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    disableRequestLogging: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     return503OnClosing: true,
     forceCloseConnections: 'idle',

@@ -13,6 +13,7 @@ import { groupIdsOf } from '../store/repositories/groups.js';
 import { findPrincipal } from '../store/repositories/principals.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import {
+  findRequest,
   insertReview,
   listReviews,
   lockRequest,
@@ -115,11 +116,14 @@ export async function reviewRequest(
   } catch (err) {
     if (err instanceof TetherError && AUDITED_REFUSALS.has(err.code)) {
       const refusal: TetherError = err;
+      const attempted = await findRequest(ctx.store, tenantId, requestId);
       await recordRefusal(ctx, tenantId, {
         actor: caller.principal.id,
         action: `request.review.${decision}`,
         target: requestId,
         requestId,
+        ticket: attempted?.ticket ?? null,
+        principalId: attempted?.principalId ?? null,
         details: { code: refusal.code, reason: refusal.detail },
       });
     }

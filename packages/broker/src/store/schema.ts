@@ -191,6 +191,31 @@ export interface StatusListSlotRow {
   reusable_at: number;
 }
 
+export interface FederationRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  issuer: string;
+  audience: string; // unique with issuer across all tenants
+  jwks_uri: string | null; // exactly one of jwks_uri and jwks is set
+  jwks: string | null; // JSON JWK Set, public keys only
+  algorithms: string; // JSON string[]
+  principal_mapping: string; // JSON MappingRule[] (principal ids)
+  context_claims: string; // JSON string[]
+  task_claim: string;
+  max_token_age_s: number;
+  created_at: number;
+}
+
+export interface FederatedRequestRow {
+  request_id: string;
+  tenant_id: string;
+  federation_id: string;
+  subject: string; // the workload token's sub
+  principal_tags: string; // JSON Record<string,string>: the claim tags policy saw
+  created_at: number;
+}
+
 export interface Tables {
   tenants: TenantRow;
   principals: PrincipalRow;
@@ -210,4 +235,6 @@ export interface Tables {
   dpop_jtis: DpopJtiRow;
   status_lists: StatusListRow;
   status_list_slots: StatusListSlotRow;
+  federations: FederationRow;
+  federated_requests: FederatedRequestRow;
 }

@@ -1,17 +1,13 @@
 import { TetherError } from '@tether/protocol';
-import {
-  type CryptoKey,
-  calculateJwkThumbprint,
-  exportJWK,
-  generateKeyPair,
-  importJWK,
-  type JWK,
-} from 'jose';
+import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { Clock } from '../domain/clock.js';
-import type { StoreHandle } from '../store/database.js';
+import { inTransaction, type StoreHandle } from '../store/database.js';
 import { type Kek, openSecret, sealSecret } from './key-encryption.js';
 
 export const SIGNING_ALG = 'EdDSA';
+
+/** How long a replaced key keeps verifying: at least the longest access-token lifetime. */
+export const DEFAULT_ROTATION_OVERLAP_SECONDS = 3600;
 
 export interface ActiveSigningKey {
   kid: string;
@@ -19,69 +15,97 @@ export interface ActiveSigningKey {
   publicJwk: JWK;
 }
 
-/** Creates the first signing key when the store has none. Idempotent. */
-export async function ensureSigningKey(store: StoreHandle, kek: Kek, clock: Clock): Promise<void> {
-  const existing = await store.db
-    .selectFrom('signing_keys')
-    .select('kid')
-    .where('state', '=', 'active')
-    .executeTakeFirst();
-  if (existing) return;
+async function newSealedKey(kek: Kek, now: number) {
   const { privateKey, publicKey } = await generateKeyPair('Ed25519', { extractable: true });
   const publicJwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(publicJwk);
-  const sealed = await sealSecret(kek, JSON.stringify(await exportJWK(privateKey)));
+  return {
+    kid,
+    alg: SIGNING_ALG,
+    public_jwk: JSON.stringify({ ...publicJwk, kid, alg: SIGNING_ALG, use: 'sig' }),
+    private_jwk_enc: await sealSecret(kek, JSON.stringify(await exportJWK(privateKey))),
+    state: 'active',
+    created_at: now,
+    retire_at: null,
+  };
+}
+
+/** Creates the first signing key when the store has none. Idempotent. */
+export async function ensureSigningKey(store: StoreHandle, kek: Kek, clock: Clock): Promise<void> {
+  const existing = await store.db.selectFrom('signing_keys').select('kid').where('state', '=', 'active').executeTakeFirst();
+  if (existing) return;
   await store.db
     .insertInto('signing_keys')
-    .values({
-      kid,
-      alg: SIGNING_ALG,
-      public_jwk: JSON.stringify({ ...publicJwk, kid, alg: SIGNING_ALG, use: 'sig' }),
-      private_jwk_enc: sealed,
-      state: 'active',
-      created_at: clock.now(),
-      retire_at: null,
-    })
+    .values(await newSealedKey(kek, clock.now()))
     .onConflict((oc) => oc.column('kid').doNothing())
     .execute();
 }
 
 /**
+ * Puts a new key in charge of signing. The keys it replaces keep verifying (and stay in the
+ * JWKS) for `overlapSeconds`, so tokens they signed stay valid until they expire; after
+ * that they are retired and verify nothing.
+ */
+export async function rotateSigningKey(store: StoreHandle, kek: Kek, clock: Clock, overlapSeconds = DEFAULT_ROTATION_OVERLAP_SECONDS): Promise<{ kid: string; retiring: string[]; retireAt: number }> {
+  const now = clock.now();
+  const fresh = await newSealedKey(kek, now);
+  const retireAt = now + overlapSeconds * 1000;
+  return inTransaction(store, async (tx) => {
+    const replaced = await tx.db.selectFrom('signing_keys').select('kid').where('state', '=', 'active').execute();
+    await tx.db.updateTable('signing_keys').set({ state: 'retiring', retire_at: retireAt }).where('state', '=', 'active').execute();
+    await tx.db.insertInto('signing_keys').values(fresh).execute();
+    return { kid: fresh.kid, retiring: replaced.map((r) => r.kid), retireAt };
+  });
+}
+
+/** Marks retiring keys whose overlap has ended as retired. Returns their kids. */
+export async function retireExpiredKeys(store: StoreHandle, now: number): Promise<string[]> {
+  const due = await store.db.selectFrom('signing_keys').select('kid').where('state', '=', 'retiring').where('retire_at', '<=', now).execute();
+  if (due.length === 0) return [];
+  await store.db.updateTable('signing_keys').set({ state: 'retired' }).where('state', '=', 'retiring').where('retire_at', '<=', now).execute();
+  return due.map((d) => d.kid);
+}
+
+/**
  * The broker's signing keys, opened once and kept in memory. The newest active key signs;
- * every active key verifies and is published in the JWKS.
+ * active keys and retiring keys still inside their overlap verify and are published in the
+ * JWKS; nothing else is. `load()` again picks up a rotation (replicas do it on every sweep).
  */
 export class SigningKeys {
   #signer: ActiveSigningKey | undefined;
   #publicJwks: JWK[] = [];
-  #verifiers = new Map<string, CryptoKey>();
+  #verifiers = new Map<string, { key: CryptoKey; retireAt: number | null }>();
 
   constructor(
     private readonly store: StoreHandle,
     private readonly kek: Kek,
+    private readonly clock: Clock,
   ) {}
 
   async load(): Promise<void> {
     const rows = await this.store.db
       .selectFrom('signing_keys')
       .selectAll()
-      .where('state', '=', 'active')
+      .where('state', 'in', ['active', 'retiring'])
       .orderBy('created_at', 'desc')
       .execute();
-    const newest = rows[0];
-    if (!newest)
-      throw new TetherError('store_unavailable', 'the store has no signing key; run `tether init` first');
-    const privateJwk = JSON.parse(await openSecret(this.kek, newest.private_jwk_enc)) as JWK;
-    const privateKey = (await importJWK(privateJwk, SIGNING_ALG)) as CryptoKey;
-    const verifiers = new Map<string, CryptoKey>();
-    const publicJwks: JWK[] = [];
-    for (const row of rows) {
-      const jwk = JSON.parse(row.public_jwk) as JWK;
-      publicJwks.push(jwk);
-      verifiers.set(row.kid, (await importJWK(jwk, SIGNING_ALG)) as CryptoKey);
+    const newest = rows.find((r) => r.state === 'active');
+    if (!newest) throw new TetherError('store_unavailable', 'the store has no signing key; run `tether init` first');
+    if (newest.kid !== this.#signer?.kid) {
+      const privateJwk = JSON.parse(await openSecret(this.kek, newest.private_jwk_enc)) as JWK;
+      this.#signer = {
+        kid: newest.kid,
+        privateKey: (await importJWK(privateJwk, SIGNING_ALG)) as CryptoKey,
+        publicJwk: JSON.parse(newest.public_jwk) as JWK,
+      };
     }
-    this.#signer = { kid: newest.kid, privateKey, publicJwk: JSON.parse(newest.public_jwk) as JWK };
-    this.#publicJwks = publicJwks;
+    const verifiers = new Map<string, { key: CryptoKey; retireAt: number | null }>();
+    for (const row of rows) {
+      const key = this.#verifiers.get(row.kid)?.key ?? ((await importJWK(JSON.parse(row.public_jwk) as JWK, SIGNING_ALG)) as CryptoKey);
+      verifiers.set(row.kid, { key, retireAt: row.state === 'retiring' ? row.retire_at : null });
+    }
     this.#verifiers = verifiers;
+    this.#publicJwks = rows.map((r) => JSON.parse(r.public_jwk) as JWK);
   }
 
   signer(): ActiveSigningKey {
@@ -89,12 +113,18 @@ export class SigningKeys {
     return this.#signer;
   }
 
-  /** The public keys, as published at /.well-known/jwks.json. */
-  jwks(): { keys: JWK[] } {
-    return { keys: this.#publicJwks.map((k) => ({ ...k })) };
+  #inService(kid: string): boolean {
+    const entry = this.#verifiers.get(kid);
+    return entry !== undefined && (entry.retireAt === null || this.clock.now() < entry.retireAt);
   }
 
+  /** The public keys in service, as published at /.well-known/jwks.json. */
+  jwks(): { keys: JWK[] } {
+    return { keys: this.#publicJwks.filter((k) => k.kid !== undefined && this.#inService(k.kid)).map((k) => ({ ...k })) };
+  }
+
+  /** The key that verifies `kid`, if it is still in service (a retired key verifies nothing). */
   verificationKey(kid: string): CryptoKey | undefined {
-    return this.#verifiers.get(kid);
+    return this.#inService(kid) ? this.#verifiers.get(kid)?.key : undefined;
   }
 }

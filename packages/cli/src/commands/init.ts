@@ -85,7 +85,7 @@ async function init(flags: InitFlags, globals: GlobalOptions): Promise<void> {
   say(
     `\nnext:\n  tether server${flags.data ? ` --data ${flags.data}` : ''}   # start the broker on this store`,
   );
-  say(`  tether${identityFlag} whoami`);
-  say(`  tether${identityFlag} principal keygen <name> --kind human   # onboard someone`);
-  say(`  tether${identityFlag} policy set <policies.cedar>`);
+  say(`  tether whoami${identityFlag}`);
+  say(`  tether principal keygen <name> --kind human${identityFlag}   # onboard someone`);
+  say(`  tether policy set <policies.cedar>${identityFlag}`);
 }

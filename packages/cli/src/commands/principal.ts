@@ -188,5 +188,5 @@ async function keygen(name: string, flags: PrincipalFlags, command: Command): Pr
   writeIdentity(out, { broker, tenant, principal: created.id, key: privateJwk as Record<string, unknown> });
   if (session.json) return printJson(created);
   say(principalDetails(created));
-  say(`\nidentity written to ${out} (0600); act as ${name} with: tether --identity ${out} whoami`);
+  say(`\nidentity written to ${out} (0600); act as ${name} with: tether whoami --identity ${out}`);
 }

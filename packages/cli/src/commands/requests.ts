@@ -1,6 +1,6 @@
 import { REQUEST_STATES } from '@tether/protocol';
 import { type Command, Option } from 'commander';
-import { type PrincipalAnswer, query, type RequestAnswer } from '../api.js';
+import { query, type RequestAnswer } from '../api.js';
 import { lookUpNames } from '../names.js';
 import { printJson, say } from '../output.js';
 import { requestsTable } from '../render.js';
@@ -28,7 +28,8 @@ export function registerRequests(program: Command): void {
     .option('--limit <n>', 'at most this many (default 100)', (v) => Number.parseInt(v, 10))
     .action(async (flags: RequestsFlags, command: Command) => {
       const session = new Session(command);
-      const principal = flags.mine ? await myName(session) : flags.principal;
+      // The identity names its principal by id, which the API takes as a reference too.
+      const principal = flags.mine ? session.identity.principal : flags.principal;
       const answer = await session.call<{ requests: RequestAnswer[] }>(
         'GET',
         `/v1/requests${query({ state: flags.state, principal, privilege: flags.privilege, ticket: flags.ticket, limit: flags.limit })}`,
@@ -37,10 +38,4 @@ export function registerRequests(program: Command): void {
       const names = await lookUpNames(session, ['principals', 'privileges']);
       say(requestsTable(answer.requests, names));
     });
-}
-
-/** The caller's own name: the identity file names the principal by id. */
-export async function myName(session: Session): Promise<string> {
-  const me = await session.lookup<{ principal: PrincipalAnswer }>('GET', '/v1/me');
-  return me.principal.name;
 }

@@ -5,7 +5,6 @@ import { lookUpNames } from '../names.js';
 import { printJson, say } from '../output.js';
 import { requestDetails } from '../render.js';
 import { Session } from '../session.js';
-import { myName } from './requests.js';
 
 interface TargetFlags {
   ticket?: string;
@@ -29,7 +28,7 @@ async function targetRequest(
   if (id) return id;
   if (!flags.ticket)
     throw new CliError('invalid_argument', 'give a request id, or --ticket <ref>', EXIT.usage);
-  const principal = own ? await myName(session) : undefined;
+  const principal = own ? session.identity.principal : undefined;
   const { requests } = await session.lookup<{ requests: RequestAnswer[] }>(
     'GET',
     `/v1/requests${query({ state: 'pending', ticket: flags.ticket, principal })}`,

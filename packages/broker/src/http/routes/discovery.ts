@@ -1,13 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { DPOP_DEFAULTS } from '@tether/pep';
 import { CLIENT_ASSERTION_ALGS } from '../../auth/client-assertion.js';
 import type { BrokerContext } from '../../services/context.js';
+import { GRANT_TYPES } from '../../services/issue-token.js';
+import { PRIVILEGE_DETAIL_TYPE } from '../../tokens/access-token.js';
 
 const Metadata = Type.Object({
   issuer: Type.String(),
   token_endpoint: Type.String(),
   jwks_uri: Type.String(),
+  introspection_endpoint: Type.String(),
+  revocation_endpoint: Type.String(),
   grant_types_supported: Type.Array(Type.String()),
+  dpop_signing_alg_values_supported: Type.Array(Type.String()),
+  introspection_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  authorization_details_types_supported: Type.Array(Type.String()),
   token_endpoint_auth_methods_supported: Type.Array(Type.String()),
   token_endpoint_auth_signing_alg_values_supported: Type.Array(Type.String()),
   response_types_supported: Type.Array(Type.String()),
@@ -28,7 +37,14 @@ export function discoveryRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
           issuer,
           token_endpoint: `${issuer}/oauth/token`,
           jwks_uri: `${issuer}/.well-known/jwks.json`,
-          grant_types_supported: ['client_credentials'],
+          introspection_endpoint: `${issuer}/oauth/introspect`,
+          revocation_endpoint: `${issuer}/oauth/revoke`,
+          grant_types_supported: [...GRANT_TYPES],
+          dpop_signing_alg_values_supported: [...DPOP_DEFAULTS.algorithms],
+          // Both are called with the caller's own broker-API token (obtained with private_key_jwt).
+          introspection_endpoint_auth_methods_supported: ['bearer'],
+          revocation_endpoint_auth_methods_supported: ['bearer'],
+          authorization_details_types_supported: [PRIVILEGE_DETAIL_TYPE],
           token_endpoint_auth_methods_supported: ['private_key_jwt'],
           token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS,
           response_types_supported: [],

@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import * as m0001 from './0001-initial.js';
 import * as m0002 from './0002-sessions.js';
+import * as m0003 from './0003-federations.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -9,6 +10,7 @@ import * as m0002 from './0002-sessions.js';
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-initial': m0001,
   '0002-sessions': m0002,
+  '0003-federations': m0003,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);

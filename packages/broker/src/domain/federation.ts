@@ -1,0 +1,250 @@
+import { TetherError } from '@tether/protocol';
+
+/**
+ * Federated workloads: a trust record says which OIDC issuer's tokens, for which audience,
+ * may be exchanged (RFC 8693) for a session, and how the token's claims name a principal.
+ * Everything here is pure; verifying the token is `auth/subject-token.ts`'s job.
+ */
+
+/** Signature algorithms a trust record may allow: asymmetric only, so the broker holds no secret of the issuer. */
+export const FEDERATION_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
+export type FederationAlgorithm = (typeof FEDERATION_ALGORITHMS)[number];
+
+/** The kinds of principal a workload token may be mapped to. Never a human: a person logs in as themselves. */
+export const FEDERATED_PRINCIPAL_KINDS = ['pipeline', 'workload', 'service'] as const;
+
+export const FEDERATION_DEFAULTS = {
+  algorithms: ['RS256', 'ES256', 'EdDSA'] as FederationAlgorithm[],
+  /** GitHub Actions names its run `run_id`; GitLab's equivalent is `pipeline_id`. */
+  taskClaim: 'run_id',
+  /** How old (by `iat`) a subject token may be when it is exchanged. */
+  maxTokenAgeSeconds: 600,
+} as const;
+
+export const FEDERATION_LIMITS = {
+  minTokenAgeSeconds: 30,
+  maxTokenAgeSeconds: 3600,
+  maxRules: 32,
+  maxConditions: 16,
+  maxContextClaims: 32,
+} as const;
+
+/**
+ * One mapping rule: every condition must hold for the rule to match. A condition's value is an
+ * exact string, or a glob in which `*` stands for any run of characters (`/` included) and no
+ * other character is special: `refs/heads/*`, `repo:acme/*:ref:refs/tags/v*`.
+ *
+ * @example
+ * ```ts
+ * { match: { repository: 'acme/web', ref: 'refs/heads/main' }, principal: 'prn_…' }
+ * ```
+ */
+export interface MappingRule {
+  match: Record<string, string>;
+  /** Id of the principal the rule maps to (names are resolved to ids when the record is created). */
+  principal: string;
+}
+
+/** A trust record: whose workload tokens the broker accepts, and what they become. */
+export interface Federation {
+  id: string;
+  tenantId: string;
+  name: string;
+  /** The exact `iss` of accepted tokens. */
+  issuer: string;
+  /** The `aud` accepted tokens must carry; (issuer, audience) is unique across all tenants. */
+  audience: string;
+  /** Where the issuer publishes its keys; null when `jwks` is set. */
+  jwksUri: string | null;
+  /** The issuer's public keys, inline; null when `jwksUri` is set. */
+  jwks: { keys: Record<string, unknown>[] } | null;
+  algorithms: FederationAlgorithm[];
+  /** Ordered: the first rule that matches wins. */
+  principalMapping: MappingRule[];
+  /** Claims exposed to Cedar as principal tags `claim:<name>`. */
+  contextClaims: string[];
+  /** The claim whose value becomes the request's ticket (the task reference). */
+  taskClaim: string;
+  maxTokenAgeSeconds: number;
+  createdAt: number;
+}
+
+/** Claim names we accept in rules and lists: plain identifiers, as CI providers use. */
+const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * A task reference has the shape of a ticket reference in the API, so sessions can be listed
+ * and revoked by it like any other ticket.
+ */
+const TASK_REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._:#/-]{0,127}$/;
+
+/** A claim's value as text: strings as they are, finite numbers and booleans stringified, nothing else. */
+export function claimText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'boolean') return String(value);
+  return undefined;
+}
+
+/**
+ * Whether `value` matches `pattern`, where `*` matches any run of characters. Linear: the
+ * pattern is split on `*` and the pieces are found in order, never compiled to a regex.
+ */
+export function globMatches(pattern: string, value: string): boolean {
+  const pieces = pattern.split('*');
+  if (pieces.length === 1) return pattern === value;
+  const first = pieces[0] ?? '';
+  const last = pieces[pieces.length - 1] ?? '';
+  if (value.length < first.length + last.length) return false;
+  if (!value.startsWith(first) || !value.endsWith(last)) return false;
+  let at = first.length;
+  const end = value.length - last.length;
+  for (const piece of pieces.slice(1, -1)) {
+    const found = value.indexOf(piece, at);
+    if (found < 0 || found + piece.length > end) return false;
+    at = found + piece.length;
+  }
+  return true;
+}
+
+/** Whether every condition of the rule holds for these claims. A missing or non-scalar claim fails its condition. */
+export function ruleMatches(rule: Pick<MappingRule, 'match'>, claims: Record<string, unknown>): boolean {
+  const conditions = Object.entries(rule.match);
+  if (conditions.length === 0) return false;
+  return conditions.every(([claim, pattern]) => {
+    const text = Object.hasOwn(claims, claim) ? claimText(claims[claim]) : undefined;
+    return text !== undefined && globMatches(pattern, text);
+  });
+}
+
+/**
+ * The principal the claims map to: the first matching rule's, with its position (for the
+ * audit trail), or null when no rule matches.
+ */
+export function mapToPrincipal(
+  rules: readonly MappingRule[],
+  claims: Record<string, unknown>,
+): { principal: string; rule: number } | null {
+  const rule = rules.findIndex((r) => ruleMatches(r, claims));
+  const found = rules[rule];
+  return found ? { principal: found.principal, rule } : null;
+}
+
+/**
+ * The claims policies see, as principal tags `claim:<name>`. Absent and non-scalar claims are
+ * left out, so a policy tests `principal.hasTag("claim:ref")` before it reads one.
+ *
+ * @example
+ * ```ts
+ * claimTags(['ref'], { ref: 'refs/heads/main' }) // { 'claim:ref': 'refs/heads/main' }
+ * ```
+ */
+export function claimTags(names: readonly string[], claims: Record<string, unknown>): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const name of names) {
+    const text = Object.hasOwn(claims, name) ? claimText(claims[name]) : undefined;
+    if (text !== undefined) tags[`claim:${name}`] = text;
+  }
+  return tags;
+}
+
+/**
+ * The task reference named by the trust record's task claim: null when the token has no such
+ * claim; `invalid` when it has one that is not a usable reference.
+ */
+export function taskReference(
+  taskClaim: string,
+  claims: Record<string, unknown>,
+): { reference: string | null } | { invalid: string } {
+  if (!Object.hasOwn(claims, taskClaim)) return { reference: null };
+  const text = claimText(claims[taskClaim]);
+  if (text === undefined || !TASK_REFERENCE.test(text)) {
+    return { invalid: `the ${taskClaim} claim is not a usable task reference` };
+  }
+  return { reference: text };
+}
+
+/** Whether the JWKS of a trust record may be fetched from `uri`: https, or http on a loopback host. */
+export function isAcceptableJwksUri(uri: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return false;
+  }
+  if (url.username || url.password || url.hash) return false;
+  if (url.protocol === 'https:') return true;
+  // A JWKS fetched in clear text could be swapped on the way; only a local issuer may use http.
+  return url.protocol === 'http:' && isLoopbackHost(url.hostname);
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** Checks the rules that a schema cannot express; throws `invalid_request` naming the field. */
+export function assertFederationIsCoherent(
+  f: Pick<
+    Federation,
+    | 'issuer'
+    | 'audience'
+    | 'jwksUri'
+    | 'jwks'
+    | 'algorithms'
+    | 'principalMapping'
+    | 'contextClaims'
+    | 'taskClaim'
+    | 'maxTokenAgeSeconds'
+  >,
+): void {
+  const invalid = (detail: string) => new TetherError('invalid_request', detail);
+  if ((f.jwksUri === null) === (f.jwks === null)) throw invalid('give exactly one of jwks_uri and jwks');
+  if (f.jwksUri !== null && !isAcceptableJwksUri(f.jwksUri)) {
+    throw invalid('jwks_uri must be an https URL (http is accepted only on a loopback host)');
+  }
+  if (f.algorithms.length === 0) throw invalid('algorithms may not be empty');
+  const unknown = f.algorithms.filter((a) => !(FEDERATION_ALGORITHMS as readonly string[]).includes(a));
+  if (unknown.length > 0) {
+    throw invalid(`algorithms must be asymmetric signature algorithms; not accepted: ${unknown.join(', ')}`);
+  }
+  if (f.principalMapping.length === 0) throw invalid('principal_mapping needs at least one rule');
+  if (f.principalMapping.length > FEDERATION_LIMITS.maxRules) {
+    throw invalid(`principal_mapping may have at most ${FEDERATION_LIMITS.maxRules} rules`);
+  }
+  f.principalMapping.forEach((rule, i) => {
+    const claims = Object.keys(rule.match);
+    if (claims.length === 0) throw invalid(`principal_mapping[${i}].match needs at least one condition`);
+    if (claims.length > FEDERATION_LIMITS.maxConditions) {
+      throw invalid(`principal_mapping[${i}].match may have at most ${FEDERATION_LIMITS.maxConditions} conditions`);
+    }
+    const bad = claims.find((c) => !CLAIM_NAME.test(c));
+    if (bad !== undefined) throw invalid(`principal_mapping[${i}].match: ${JSON.stringify(bad)} is not a claim name`);
+  });
+  if (f.contextClaims.length > FEDERATION_LIMITS.maxContextClaims) {
+    throw invalid(`context_claims may list at most ${FEDERATION_LIMITS.maxContextClaims} claims`);
+  }
+  for (const name of [...f.contextClaims, f.taskClaim]) {
+    if (!CLAIM_NAME.test(name)) throw invalid(`${JSON.stringify(name)} is not a claim name`);
+  }
+  if (
+    !Number.isInteger(f.maxTokenAgeSeconds) ||
+    f.maxTokenAgeSeconds < FEDERATION_LIMITS.minTokenAgeSeconds ||
+    f.maxTokenAgeSeconds > FEDERATION_LIMITS.maxTokenAgeSeconds
+  ) {
+    throw invalid(
+      `max_token_age must be between ${FEDERATION_LIMITS.minTokenAgeSeconds} s and ${FEDERATION_LIMITS.maxTokenAgeSeconds} s`,
+    );
+  }
+}

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { privilegeBody } from './privilege.js';
+
+describe('privilege flags → API body', () => {
+  it('sends only what was given, so an update leaves the rest alone', () => {
+    expect(privilegeBody({ tokenTtl: 120 })).toEqual({ token_ttl: 120 });
+    expect(privilegeBody({})).toEqual({});
+  });
+
+  it('maps every flag to its API field', () => {
+    expect(
+      privilegeBody({
+        description: 'read prod',
+        action: ['db:read'],
+        resource: ['db/prod'],
+        audience: ['https://db.example'],
+        maxDuration: 5400,
+        approvals: 2,
+        approverGroup: ['dba'],
+        ticketPattern: 'INC-[0-9]+',
+        attr: { risk: 'high' },
+      }),
+    ).toEqual({
+      description: 'read prod',
+      actions: ['db:read'],
+      resources: ['db/prod'],
+      audiences: ['https://db.example'],
+      max_duration: 5400,
+      approval: { approvals: 2, approvers: { groups: ['dba'], principals: [] } },
+      ticket: { required: true, pattern: 'INC-[0-9]+' },
+      attributes: { risk: 'high' },
+    });
+  });
+
+  it('a ticket pattern implies a required ticket unless --no-ticket-required says otherwise', () => {
+    expect(privilegeBody({ ticketPattern: 'X-1' }).ticket).toEqual({ required: true, pattern: 'X-1' });
+    expect(privilegeBody({ ticketRequired: false }).ticket).toEqual({ required: false });
+  });
+});
