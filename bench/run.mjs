@@ -3,10 +3,17 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { Bench } from 'tinybench';
-import { PolicyEngine } from '../packages/broker/dist/policy/cedar.js';
 import { DEMO_POLICIES } from '../packages/broker/dist/demo/policies.js';
+import { PolicyEngine } from '../packages/broker/dist/policy/cedar.js';
 
-const principal = { id: 'prn_a', name: 'olivia', kind: 'human', enabled: true, groups: ['operators'], attributes: { team: 'netops' } };
+const principal = {
+  id: 'prn_a',
+  name: 'olivia',
+  kind: 'human',
+  enabled: true,
+  groups: ['operators'],
+  attributes: { team: 'netops' },
+};
 const input = {
   action: 'request',
   principal,
@@ -32,12 +39,18 @@ bench
   });
 
 await bench.run();
-const rows = bench.tasks.map((t) => ({ name: t.name, hz: t.result.throughput?.mean ?? t.result.hz, p50: t.result.latency?.p50 ?? t.result.p50 }));
+const rows = bench.tasks.map((t) => ({
+  name: t.name,
+  hz: t.result.throughput?.mean ?? t.result.hz,
+  p50: t.result.latency?.p50 ?? t.result.p50,
+}));
 const [hot, coldRow] = rows;
 const lines = [
   '| benchmark | ops/s | p50 (µs) |',
   '| --- | ---: | ---: |',
-  ...rows.map((r) => `| ${r.name} | ${Math.round(r.hz).toLocaleString('en-US')} | ${(r.p50 * 1000).toFixed(1)} |`),
+  ...rows.map(
+    (r) => `| ${r.name} | ${Math.round(r.hz).toLocaleString('en-US')} | ${(r.p50 * 1000).toFixed(1)} |`,
+  ),
   '',
   `Preparsed ÷ parsed-per-call throughput: **${(hot.hz / coldRow.hz).toFixed(1)}×**`,
 ];

@@ -19,7 +19,9 @@ describeEachStore('access tokens under oauth4webapi', (fixture) => {
   beforeAll(async () => {
     b = await startTestBroker(await fixture.open());
     s = await setUpScenario(b);
-    as = (await b.app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' })).json() as oauth.AuthorizationServer;
+    as = (
+      await b.app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' })
+    ).json() as oauth.AuthorizationServer;
     const req = await s.operator.client.call<{ id: string }>('POST', '/v1/requests', {
       privilege: 'firewall-admin',
       ticket: 'NET-9',
@@ -41,12 +43,22 @@ describeEachStore('access tokens under oauth4webapi', (fixture) => {
 
   async function resourceRequest(token: string, proofFor: string = token): Promise<Request> {
     const url = 'https://fw.example/rules';
-    const proof = await createDpopProof(session.key, { method: 'POST', url, accessToken: proofFor, now: b.clock.now() });
+    const proof = await createDpopProof(session.key, {
+      method: 'POST',
+      url,
+      accessToken: proofFor,
+      now: b.clock.now(),
+    });
     return new Request(url, { method: 'POST', headers: { authorization: `DPoP ${token}`, dpop: proof } });
   }
 
   it('validateJwtAccessToken accepts the token with DPoP required', async () => {
-    const claims = await oauth.validateJwtAccessToken(as, await resourceRequest(session.tokens.accessToken), 'https://fw.example', options());
+    const claims = await oauth.validateJwtAccessToken(
+      as,
+      await resourceRequest(session.tokens.accessToken),
+      'https://fw.example',
+      options(),
+    );
     expect(claims).toMatchObject({
       iss: 'http://broker.test',
       sub: s.operator.caller.principal.id,
@@ -60,12 +72,22 @@ describeEachStore('access tokens under oauth4webapi', (fixture) => {
   describe('and refuses what it should', () => {
     it('a token for another audience', async () => {
       await expect(
-        oauth.validateJwtAccessToken(as, await resourceRequest(session.tokens.accessToken), 'https://other.example', options()),
+        oauth.validateJwtAccessToken(
+          as,
+          await resourceRequest(session.tokens.accessToken),
+          'https://other.example',
+          options(),
+        ),
       ).rejects.toThrow();
     });
     it('a proof made for another token (ath mismatch)', async () => {
       await expect(
-        oauth.validateJwtAccessToken(as, await resourceRequest(session.tokens.accessToken, 'another-token'), 'https://fw.example', options()),
+        oauth.validateJwtAccessToken(
+          as,
+          await resourceRequest(session.tokens.accessToken, 'another-token'),
+          'https://fw.example',
+          options(),
+        ),
       ).rejects.toThrow();
     });
   });

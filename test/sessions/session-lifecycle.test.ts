@@ -161,6 +161,31 @@ describeEachStore('session-bound tokens', (fixture) => {
     expect((await refusal(session.refresh())).code).toBe('invalid_grant');
   });
 
+  it('ends the session when a spent refresh token is presented, even by a key that is not the session key', async () => {
+    const session = await BoundSession.activate(s.operator.client, await approvedRequest());
+    const spent = session.tokens.refreshToken;
+    await session.refresh();
+    const thiefKey = await generateSessionKey();
+    const proof = await createDpopProof(thiefKey, {
+      method: 'POST',
+      url: `${PUBLIC_URL}/oauth/token`,
+      now: b.clock.now(),
+    });
+    const reuse = await refusal(
+      s.operator.client.postForm(
+        '/oauth/token',
+        { grant_type: 'refresh_token', refresh_token: spent },
+        { dpop: proof },
+      ),
+    );
+    expect(reuse.code).toBe('invalid_grant');
+    expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({
+      state: 'ended',
+      end_reason: 'refresh_reuse',
+    });
+    expect((await refusal(session.refresh())).code).toBe('invalid_grant');
+  });
+
   it('after session end: introspection inactive, status list entry 1, refresh refused', async () => {
     const session = await BoundSession.activate(s.operator.client, await approvedRequest());
     const claims = decodeJwt(session.tokens.accessToken) as {

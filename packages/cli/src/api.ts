@@ -117,3 +117,41 @@ export function query(params: Record<string, string | number | boolean | undefin
 
 /** A path segment, escaped. */
 export const seg = (value: string) => encodeURIComponent(value);
+
+/** A session as the API shows it (`GET /v1/sessions/:id`); tokens are never part of it. */
+export interface SessionAnswer {
+  id: string;
+  request: string;
+  principal: string;
+  privilege: string;
+  ticket: string | null;
+  tenant: string;
+  cnf: { jkt: string };
+  state: string;
+  end_reason: string | null;
+  ended_by: string | null;
+  activated_at: string;
+  hard_expires_at: string;
+  ended_at: string | null;
+  authorization_details: { type: string; privilege: string; actions: string[]; resources: string[] }[];
+  audiences: string[];
+  status: { status_list: { idx: number; uri: string } };
+}
+
+/** A trust record for workload token exchange (`/v1/federations`). */
+export interface FederationAnswer {
+  id: string;
+  name: string;
+  issuer: string;
+  audience: string;
+  jwks_uri: string | null;
+  jwks: { keys: Record<string, unknown>[] } | null;
+  algorithms: string[];
+  /** In order: the first rule whose every condition holds names the principal (by id). */
+  principal_mapping: { match: Record<string, string>; principal: string }[];
+  context_claims: string[];
+  task_claim: string;
+  /** Seconds. */
+  max_token_age: number;
+  created_at: string;
+}

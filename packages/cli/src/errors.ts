@@ -108,6 +108,16 @@ export function hintFor(code: string, context: FailureContext = {}): string | un
     case 'request_not_pending':
     case 'request_expired':
       return '`tether requests` shows its current state';
+    case 'request_not_approved':
+      return 'only an approved request can start a session; `tether requests --mine` shows its state';
+    case 'activation_window_closed':
+      return 'ask again: `tether request <privilege>`';
+    case 'already_activated':
+      return 'each approved request starts one session; `tether session list` shows it';
+    case 'not_requester':
+      return 'only the requester may start the session: act as them (--as / --identity)';
+    case 'session_not_live':
+      return '`tether session list --state ended` shows how it ended';
     case 'not_found':
       return 'names and ids are looked up in your own tenant only';
     default:

@@ -1,15 +1,20 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { registerAudit } from './commands/audit.js';
+import { registerFetch } from './commands/fetch.js';
 import { registerGroup } from './commands/group.js';
 import { registerInit } from './commands/init.js';
+import { registerKeys } from './commands/keys.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerPrincipal } from './commands/principal.js';
 import { registerPrivilege } from './commands/privilege.js';
 import { registerRequest } from './commands/request.js';
 import { registerRequests } from './commands/requests.js';
 import { registerReviews } from './commands/review.js';
+import { registerRevoke } from './commands/revoke.js';
 import { registerServer } from './commands/server.js';
+import { registerSession } from './commands/session.js';
+import { registerTrust } from './commands/trust.js';
 import { registerWhoami } from './commands/whoami.js';
 import { describeFailure, EXIT } from './errors.js';
 import { failureContext } from './session.js';
@@ -48,6 +53,11 @@ export function buildProgram(): Command {
   registerRequest(program);
   registerRequests(program);
   registerReviews(program);
+  registerSession(program);
+  registerRevoke(program);
+  registerFetch(program);
+  registerKeys(program);
+  registerTrust(program);
   registerAudit(program);
   return program;
 }

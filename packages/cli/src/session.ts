@@ -50,20 +50,30 @@ export class Session {
    * `broker_unreachable` error; with `--json`, a refusal's problem body is the output.
    */
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.answer((client) => client.call<T>(method, path, body));
+  }
+
+  /** Calls the API for something the command needs on the way (never printed as the answer). */
+  async lookup<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.use((client) => client.call<T>(method, path, body));
+  }
+
+  /** Like {@link call}, for work that needs more than one plain call (e.g. a DPoP-signed activation). */
+  async answer<T>(work: (client: BrokerClient) => Promise<T>): Promise<T> {
     try {
-      return await this.lookup<T>(method, path, body);
+      return await this.use(work);
     } catch (err) {
       if (err instanceof BrokerError && this.json) printJson(err.body);
       throw err;
     }
   }
 
-  /** Calls the API for something the command needs on the way (never printed as the answer). */
-  async lookup<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** Like {@link lookup}: runs `work` with the authenticated client; an absent broker is `broker_unreachable`. */
+  async use<T>(work: (client: BrokerClient) => Promise<T>): Promise<T> {
     const client = this.client();
     await this.#assertKeyUsable(client.identity);
     try {
-      return await client.call<T>(method, path, body);
+      return await work(client);
     } catch (err) {
       if (isConnectionFailure(err)) throw unreachable(client.baseUrl);
       throw err;

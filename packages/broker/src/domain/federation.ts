@@ -227,10 +227,13 @@ export function assertFederationIsCoherent(
     const claims = Object.keys(rule.match);
     if (claims.length === 0) throw invalid(`principal_mapping[${i}].match needs at least one condition`);
     if (claims.length > FEDERATION_LIMITS.maxConditions) {
-      throw invalid(`principal_mapping[${i}].match may have at most ${FEDERATION_LIMITS.maxConditions} conditions`);
+      throw invalid(
+        `principal_mapping[${i}].match may have at most ${FEDERATION_LIMITS.maxConditions} conditions`,
+      );
     }
     const bad = claims.find((c) => !CLAIM_NAME.test(c));
-    if (bad !== undefined) throw invalid(`principal_mapping[${i}].match: ${JSON.stringify(bad)} is not a claim name`);
+    if (bad !== undefined)
+      throw invalid(`principal_mapping[${i}].match: ${JSON.stringify(bad)} is not a claim name`);
   });
   if (f.contextClaims.length > FEDERATION_LIMITS.maxContextClaims) {
     throw invalid(`context_claims may list at most ${FEDERATION_LIMITS.maxContextClaims} claims`);

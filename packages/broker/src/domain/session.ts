@@ -75,7 +75,10 @@ export function assertActivatable(request: AccessRequest, principalId: string, n
     throw new TetherError('request_not_approved', `request ${request.id} is ${request.state}, not approved`);
   }
   if (request.activationExpiresAt === null || now >= request.activationExpiresAt) {
-    throw new TetherError('activation_window_closed', `request ${request.id} could be activated until ${new Date(request.activationExpiresAt ?? 0).toISOString()}`);
+    throw new TetherError(
+      'activation_window_closed',
+      `request ${request.id} could be activated until ${new Date(request.activationExpiresAt ?? 0).toISOString()}`,
+    );
   }
 }
 
@@ -85,7 +88,13 @@ export function isLive(session: Pick<Session, 'state' | 'hardExpiresAt'>, now: n
 }
 
 export function ended(session: Session, now: number, reason: EndReason, by: string | null): Session {
-  return { ...session, state: 'ended', endReason: reason, endedBy: by, endedAt: Math.min(now, session.hardExpiresAt) };
+  return {
+    ...session,
+    state: 'ended',
+    endReason: reason,
+    endedBy: by,
+    endedAt: Math.min(now, session.hardExpiresAt),
+  };
 }
 
 /** Access-token expiry: the privilege's TTL from now, never past the session's hard expiry. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { TetherError } from '@tether/protocol';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { BrokerContext } from '../services/context.js';
 import { installErrorHandling } from './error-handler.js';
@@ -9,6 +9,7 @@ import { requireAuthentication } from './plugins/authenticate.js';
 import { installMetrics } from './plugins/metrics.js';
 import { auditRoutes } from './routes/audit.js';
 import { discoveryRoutes } from './routes/discovery.js';
+import { federationRoutes } from './routes/federations.js';
 import { groupRoutes } from './routes/groups.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { operationsRoutes } from './routes/operations.js';
@@ -47,10 +48,15 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
     if (route.schema?.querystring || route.url.startsWith('/oauth/')) return;
     route.schema = { ...route.schema, querystring: EmptyObject };
   });
+  // Ajv coerces "1e309" or "Infinity" to Infinity and then skips every numeric bound for a
+  // non-finite number. No value of this API is infinite: refuse one wherever it arrived.
+  app.addHook('preHandler', async (request) => {
+    if ([request.params, request.query, request.body].some(holdsNonFiniteNumber))
+      throw new TetherError('invalid_request', 'a number in the request is out of range');
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  await app.register(formbody, { bodyLimit: ctx.config.bodyLimitBytes });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -73,6 +79,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(principalRoutes(ctx));
       await v1.register(groupRoutes(ctx));
       await v1.register(privilegeRoutes(ctx));
+      await v1.register(federationRoutes(ctx));
       await v1.register(policyRoutes(ctx));
       await v1.register(requestRoutes(ctx));
       await v1.register(sessionRoutes(ctx));
@@ -82,4 +89,15 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
   );
   await app.ready();
   return app;
+}
+
+/** Walks a parsed request part (iteratively: a hostile body may nest deeply). */
+function holdsNonFiniteNumber(value: unknown): boolean {
+  const pending = [value];
+  while (pending.length > 0) {
+    const v = pending.pop();
+    if (typeof v === 'number' && !Number.isFinite(v)) return true;
+    if (typeof v === 'object' && v !== null) for (const member of Object.values(v)) pending.push(member);
+  }
+  return false;
 }

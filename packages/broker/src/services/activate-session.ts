@@ -1,8 +1,9 @@
 import { TetherError } from '@tether/protocol';
 import { recordAudit } from '../audit/record.js';
 import { newId } from '../domain/ids.js';
+import type { AccessRequest } from '../domain/request.js';
 import { assertActivatable, grantOf, hardExpiry, type Session } from '../domain/session.js';
-import { inTransaction, isUniqueViolation } from '../store/database.js';
+import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import { insertRefreshToken } from '../store/repositories/refresh-tokens.js';
 import { lockRequest } from '../store/repositories/requests.js';
@@ -38,81 +39,112 @@ export async function activateSession(
     method: 'POST',
     path: `/v1/requests/${requestId}/activate`,
   });
-  const refresh = newRefreshToken();
-  const session = await inTransaction(ctx.store, async (tx) => {
+  const started = await inTransaction(ctx.store, async (tx) => {
     const request = await lockRequest(tx, caller.tenant.id, requestId);
     if (!request)
       throw new TetherError('not_found', `no request ${JSON.stringify(requestId)} in this tenant`);
-    const now = ctx.clock.now();
-    assertActivatable(request, caller.principal.id, now);
-    if (await findSessionByRequest(tx, request.id)) {
-      throw new TetherError('already_activated', `request ${request.id} has already been activated`);
-    }
-    const privilege = await findPrivilege(tx, request.tenantId, request.privilegeId);
-    if (!privilege)
-      throw new TetherError('request_not_approved', 'the privilege of this request no longer exists');
-    const id = newId('session');
-    const hardExpiresAt = hardExpiry(request, privilege, now);
-    const slot = await allocateStatusSlot(
-      tx,
-      request.tenantId,
-      id,
-      hardExpiresAt + SLOT_REUSE_MARGIN_MS,
-      now,
-    );
-    const created: Session = {
-      id,
-      tenantId: request.tenantId,
-      requestId: request.id,
-      principalId: request.principalId,
-      privilegeId: privilege.id,
-      ticket: request.ticket,
-      jkt: proof.jkt,
-      state: 'active',
-      endReason: null,
-      endedBy: null,
-      activatedAt: now,
-      hardExpiresAt,
-      endedAt: null,
-      statusListId: slot.listId,
-      statusIdx: slot.idx,
-      grant: grantOf(privilege),
-      lastActivityAt: now,
-    };
-    try {
-      await insertSession(tx, created);
-    } catch (err) {
-      if (isUniqueViolation(err))
-        throw new TetherError('already_activated', `request ${request.id} has already been activated`);
-      throw err;
-    }
-    await insertRefreshToken(tx, {
-      tokenHash: refresh.hash,
-      tenantId: created.tenantId,
-      sessionId: created.id,
-      state: 'active',
-      createdAt: now,
-      idleExpiresAt: Math.min(now + ctx.config.refreshIdleSeconds * 1000, hardExpiresAt),
-      usedAt: null,
-    });
-    await recordAudit(tx, created.tenantId, now, {
-      actor: caller.principal.id,
-      action: 'session.activated',
-      target: created.id,
-      outcome: 'success',
-      requestId: request.id,
-      ticket: request.ticket,
-      principalId: request.principalId,
-      details: { jkt: proof.jkt, privilege: privilege.name, hard_expires_at: hardExpiresAt },
-    });
-    return created;
+    assertActivatable(request, caller.principal.id, ctx.clock.now());
+    return startSession(tx, ctx, { request, jkt: proof.jkt, actor: caller.principal.id });
   });
+  return sessionTokens(ctx, started);
+}
+
+/** A session just written, with the refresh token whose hash was stored for it. */
+export interface StartedSession {
+  session: Session;
+  refreshToken: string;
+}
+
+/**
+ * Starts the session of an approved request inside the caller's transaction: session row,
+ * status-list slot, first refresh token and audit record, together or not at all. The caller
+ * has locked the request and checked it may be activated by whoever asks; this refuses a
+ * second session for the same request. `details` are added to the audit record.
+ *
+ * @example
+ * ```ts
+ * const started = await inTransaction(ctx.store, (tx) => startSession(tx, ctx, { request, jkt, actor }));
+ * const tokens = await sessionTokens(ctx, started);
+ * ```
+ */
+export async function startSession(
+  tx: TxHandle,
+  ctx: BrokerContext,
+  start: { request: AccessRequest; jkt: string; actor: string; details?: Record<string, unknown> },
+): Promise<StartedSession> {
+  const { request } = start;
   const now = ctx.clock.now();
-  const access = await issueAccessToken(ctx.keys, session, { issuer: ctx.config.publicUrl, now });
+  const refresh = newRefreshToken();
+  if (await findSessionByRequest(tx, request.id)) {
+    throw new TetherError('already_activated', `request ${request.id} has already been activated`);
+  }
+  const privilege = await findPrivilege(tx, request.tenantId, request.privilegeId);
+  if (!privilege)
+    throw new TetherError('request_not_approved', 'the privilege of this request no longer exists');
+  const id = newId('session');
+  const hardExpiresAt = hardExpiry(request, privilege, now);
+  const slot = await allocateStatusSlot(tx, request.tenantId, id, hardExpiresAt + SLOT_REUSE_MARGIN_MS, now);
+  const created: Session = {
+    id,
+    tenantId: request.tenantId,
+    requestId: request.id,
+    principalId: request.principalId,
+    privilegeId: privilege.id,
+    ticket: request.ticket,
+    jkt: start.jkt,
+    state: 'active',
+    endReason: null,
+    endedBy: null,
+    activatedAt: now,
+    hardExpiresAt,
+    endedAt: null,
+    statusListId: slot.listId,
+    statusIdx: slot.idx,
+    grant: grantOf(privilege),
+    lastActivityAt: now,
+  };
+  try {
+    await insertSession(tx, created);
+  } catch (err) {
+    if (isUniqueViolation(err))
+      throw new TetherError('already_activated', `request ${request.id} has already been activated`);
+    throw err;
+  }
+  await insertRefreshToken(tx, {
+    tokenHash: refresh.hash,
+    tenantId: created.tenantId,
+    sessionId: created.id,
+    state: 'active',
+    createdAt: now,
+    idleExpiresAt: Math.min(now + ctx.config.refreshIdleSeconds * 1000, hardExpiresAt),
+    usedAt: null,
+  });
+  await recordAudit(tx, created.tenantId, now, {
+    actor: start.actor,
+    action: 'session.activated',
+    target: created.id,
+    outcome: 'success',
+    requestId: request.id,
+    ticket: request.ticket,
+    principalId: request.principalId,
+    details: {
+      jkt: start.jkt,
+      privilege: privilege.name,
+      hard_expires_at: hardExpiresAt,
+      ...start.details,
+    },
+  });
+  return { session: created, refreshToken: refresh.token };
+}
+
+/** After commit: the session's first access token, beside its refresh token. */
+export async function sessionTokens(ctx: BrokerContext, started: StartedSession): Promise<SessionTokens> {
+  const now = ctx.clock.now();
+  const access = await issueAccessToken(ctx.keys, started.session, { issuer: ctx.config.publicUrl, now });
   return {
-    session,
+    session: started.session,
     accessToken: access.token,
     expiresIn: Math.max(0, Math.floor((access.expiresAt - now) / 1000)),
-    refreshToken: refresh.token,
+    refreshToken: started.refreshToken,
   };
 }

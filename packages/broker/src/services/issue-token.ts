@@ -7,6 +7,7 @@ import { inTransaction } from '../store/database.js';
 import { findPrincipalAnyTenant } from '../store/repositories/principals.js';
 import { recordRefusal } from './audit-refusal.js';
 import type { BrokerContext } from './context.js';
+import { exchangeToken, TOKEN_EXCHANGE_GRANT } from './exchange-token.js';
 import { refreshSession } from './refresh-session.js';
 
 export interface TokenRequest {
@@ -16,6 +17,13 @@ export interface TokenRequest {
   client_assertion?: string | undefined;
   client_id?: string | undefined;
   scope?: string | undefined;
+  subject_token?: string | undefined;
+  subject_token_type?: string | undefined;
+  privilege?: string | undefined;
+  duration?: number | undefined;
+  requested_token_type?: string | undefined;
+  audience?: string | undefined;
+  resource?: string | undefined;
 }
 
 export interface TokenResponse {
@@ -24,9 +32,13 @@ export interface TokenResponse {
   expires_in: number;
   scope?: string;
   refresh_token?: string;
+  /** Token exchange only (RFC 8693 §2.2.1). */
+  issued_token_type?: string;
+  /** Token exchange only: the session the tokens belong to. */
+  session_id?: string;
 }
 
-export const GRANT_TYPES = ['client_credentials', 'refresh_token'] as const;
+export const GRANT_TYPES = ['client_credentials', 'refresh_token', TOKEN_EXCHANGE_GRANT] as const;
 
 /** `POST /oauth/token`: the grants this broker serves. */
 export async function issueToken(
@@ -46,6 +58,8 @@ export async function issueToken(
         refresh_token: tokens.refreshToken,
       };
     }
+    case TOKEN_EXCHANGE_GRANT:
+      return exchangeToken(ctx, form, dpop);
     default:
       throw new OAuthError(
         'unsupported_grant_type',

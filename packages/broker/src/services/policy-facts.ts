@@ -27,6 +27,11 @@ export interface PolicyQuestion {
   durationSeconds: number;
   reason: string;
   timeZone: string;
+  /**
+   * Extra Cedar tags on the requester for this one decision, e.g. the `claim:<name>` tags of a
+   * federated workload's token. They never replace the principal's own attributes.
+   */
+  principalTags?: Record<string, string> | undefined;
 }
 
 /**
@@ -41,6 +46,7 @@ export async function askPolicy(
   const current = await currentPolicyVersion(h, q.actor.tenantId);
   const actorFacts = await principalFacts(h, q.actor);
   const requesterFacts = q.requester.id === q.actor.id ? actorFacts : await principalFacts(h, q.requester);
+  if (q.principalTags) requesterFacts.attributes = { ...q.principalTags, ...requesterFacts.attributes };
   const decision = ctx.policy.decide(
     `${q.actor.tenantId}:${current?.version ?? 0}`,
     current?.policies ?? {},

@@ -5,6 +5,7 @@ import { OAuthError } from '../auth/oauth-error.js';
 import type { Privilege } from '../domain/privilege.js';
 import { type EndReason, isLive, type Session } from '../domain/session.js';
 import { inTransaction, type TxHandle } from '../store/database.js';
+import { findFederatedRequest } from '../store/repositories/federations.js';
 import { findPrincipal } from '../store/repositories/principals.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import {
@@ -56,13 +57,17 @@ export async function refreshSession(
     if (!stored) return grantDenied('unknown refresh token');
     const session = await lockSession(tx, stored.sessionId);
     if (!session) return grantDenied('unknown refresh token');
-    if (proofJkt !== session.jkt) return grantDenied('the refresh token is bound to another key');
     const now = ctx.clock.now();
     const end = (reason: EndReason, description: string, details: Record<string, unknown> = {}) =>
       endSessionIn(tx, session, now, reason, null, details).then(() => grantDenied(description));
 
+    // Reuse is checked before the key: a spent token in anyone's hands means the token store
+    // of the holder leaked, and the session ends whoever presents it.
     if (stored.state === 'spent')
-      return end('refresh_reuse', 'refresh token reuse detected; the session has been ended');
+      return end('refresh_reuse', 'refresh token reuse detected; the session has been ended', {
+        same_key: proofJkt === session.jkt,
+      });
+    if (proofJkt !== session.jkt) return grantDenied('the refresh token is bound to another key');
     if (stored.state !== 'active' || session.state !== 'active') return grantDenied('the session has ended');
     if (!isLive(session, now)) return end('expired', 'the session has expired');
     if (now >= stored.idleExpiresAt)
@@ -147,6 +152,8 @@ async function reevaluate(
     durationSeconds: request.durationSeconds,
     reason: request.justification,
     timeZone: tenant.time_zone,
+    // A federated session is re-evaluated with the token claims its request was decided on.
+    principalTags: (await findFederatedRequest(tx, request.id))?.principalTags,
   });
   if (!decision.allowed) return { reason: 'policy_changed', why: 'policy no longer permits this access' };
   return null;

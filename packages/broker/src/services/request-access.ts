@@ -1,8 +1,9 @@
 import { TetherError } from '@tether/protocol';
 import { recordAudit } from '../audit/record.js';
 import { newId } from '../domain/ids.js';
+import type { Privilege } from '../domain/privilege.js';
 import { type AccessRequest, approvedAt, assertRequestFitsPrivilege } from '../domain/request.js';
-import { inTransaction } from '../store/database.js';
+import { inTransaction, type TxHandle } from '../store/database.js';
 import { insertRequest } from '../store/repositories/requests.js';
 import { recordRefusal } from './audit-refusal.js';
 import type { BrokerContext, Caller } from './context.js';
@@ -19,6 +20,25 @@ export interface AccessAsk {
 /** Default duration when the requester does not say: an hour, or the privilege's maximum if shorter. */
 const DEFAULT_DURATION_S = 3600;
 
+/** How a request came to be asked, beyond the ask itself. */
+export interface AskContext {
+  /** Extra Cedar tags on the requester for these decisions (a workload token's claims). */
+  principalTags?: Record<string, string> | undefined;
+  /** Extra, non-secret facts for the `request.created` audit record (e.g. the trust record used). */
+  auditDetails?: Record<string, unknown> | undefined;
+}
+
+/** A request that passed its checks and policy, not yet written. */
+export interface DecidedRequest {
+  request: AccessRequest;
+  privilege: Privilege;
+  /** Whether Cedar `auto_approve` approved it at once. */
+  autoApproved: boolean;
+  eligibilityPolicies: string[];
+  autoPolicies: string[];
+  auditDetails: Record<string, unknown>;
+}
+
 /**
  * The caller asks for a privilege. Checks, in order: the privilege exists in the tenant, the
  * ask fits its ticket and duration rules, Cedar `request` permits it; then Cedar
@@ -29,6 +49,22 @@ export async function requestAccess(
   caller: Caller,
   ask: AccessAsk,
 ): Promise<AccessRequest> {
+  const decided = await decideRequest(ctx, caller, ask);
+  await inTransaction(ctx.store, (tx) => recordRequest(tx, decided));
+  return decided.request;
+}
+
+/**
+ * The checks and policy decisions of {@link requestAccess}, writing nothing but the audit
+ * record of a refusal. Throws `not_found`, `duration_exceeds_max`, `ticket_required`,
+ * `ticket_pattern_mismatch` or `not_eligible`.
+ */
+export async function decideRequest(
+  ctx: BrokerContext,
+  caller: Caller,
+  ask: AccessAsk,
+  asked: AskContext = {},
+): Promise<DecidedRequest> {
   const tenantId = caller.tenant.id;
   const privilege = await resolvePrivilege(ctx.store, tenantId, ask.privilege);
   const ticket = ask.ticket?.trim() ? ask.ticket.trim() : null;
@@ -43,6 +79,7 @@ export async function requestAccess(
     durationSeconds,
     reason: ask.justification,
     timeZone: caller.tenant.timeZone,
+    principalTags: asked.principalTags,
   };
   const eligibility = await askPolicy(ctx, ctx.store, { ...question, action: 'request' });
   if (!eligibility.allowed) {
@@ -54,7 +91,7 @@ export async function requestAccess(
       ticket,
       principalId: caller.principal.id,
       policies: eligibility.policies,
-      details: { reason: detail },
+      details: { reason: detail, ...asked.auditDetails },
     });
     throw new TetherError('not_eligible', detail, { extra: { policies: eligibility.policies } });
   }
@@ -81,28 +118,48 @@ export async function requestAccess(
   const request = auto.allowed
     ? { ...approvedAt(pending, now, ctx.config, null), policies: [...eligibility.policies, ...auto.policies] }
     : pending;
+  return {
+    request,
+    privilege,
+    autoApproved: auto.allowed,
+    eligibilityPolicies: eligibility.policies,
+    autoPolicies: auto.policies,
+    auditDetails: asked.auditDetails ?? {},
+  };
+}
 
-  await inTransaction(ctx.store, async (tx) => {
-    await insertRequest(tx, request);
-    const common = { requestId: request.id, ticket, principalId: request.principalId, target: request.id };
-    await recordAudit(tx, tenantId, now, {
-      ...common,
-      actor: caller.principal.id,
-      action: 'request.created',
-      outcome: 'success',
-      policies: eligibility.policies,
-      details: { privilege: privilege.name, duration_s: durationSeconds, justification: ask.justification },
-    });
-    if (auto.allowed) {
-      await recordAudit(tx, tenantId, now, {
-        ...common,
-        actor: 'policy',
-        action: 'request.approved',
-        outcome: 'success',
-        policies: auto.policies,
-        details: { auto_approved: true, activation_expires_at: request.activationExpiresAt },
-      });
-    }
+/** Writes a decided request and its audit records (created; approved, when policy approved it) in `tx`. */
+export async function recordRequest(tx: TxHandle, decided: DecidedRequest): Promise<void> {
+  const { request, privilege } = decided;
+  const now = request.createdAt;
+  await insertRequest(tx, request);
+  const common = {
+    requestId: request.id,
+    ticket: request.ticket,
+    principalId: request.principalId,
+    target: request.id,
+  };
+  await recordAudit(tx, request.tenantId, now, {
+    ...common,
+    actor: request.principalId,
+    action: 'request.created',
+    outcome: 'success',
+    policies: decided.eligibilityPolicies,
+    details: {
+      privilege: privilege.name,
+      duration_s: request.durationSeconds,
+      justification: request.justification,
+      ...decided.auditDetails,
+    },
   });
-  return request;
+  if (decided.autoApproved) {
+    await recordAudit(tx, request.tenantId, now, {
+      ...common,
+      actor: 'policy',
+      action: 'request.approved',
+      outcome: 'success',
+      policies: decided.autoPolicies,
+      details: { auto_approved: true, activation_expires_at: request.activationExpiresAt },
+    });
+  }
 }

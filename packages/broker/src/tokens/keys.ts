@@ -1,5 +1,12 @@
 import { TetherError } from '@tether/protocol';
-import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import {
+  type CryptoKey,
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type JWK,
+} from 'jose';
 import type { Clock } from '../domain/clock.js';
 import { inTransaction, type StoreHandle } from '../store/database.js';
 import { type Kek, openSecret, sealSecret } from './key-encryption.js';
@@ -32,7 +39,11 @@ async function newSealedKey(kek: Kek, now: number) {
 
 /** Creates the first signing key when the store has none. Idempotent. */
 export async function ensureSigningKey(store: StoreHandle, kek: Kek, clock: Clock): Promise<void> {
-  const existing = await store.db.selectFrom('signing_keys').select('kid').where('state', '=', 'active').executeTakeFirst();
+  const existing = await store.db
+    .selectFrom('signing_keys')
+    .select('kid')
+    .where('state', '=', 'active')
+    .executeTakeFirst();
   if (existing) return;
   await store.db
     .insertInto('signing_keys')
@@ -46,13 +57,26 @@ export async function ensureSigningKey(store: StoreHandle, kek: Kek, clock: Cloc
  * JWKS) for `overlapSeconds`, so tokens they signed stay valid until they expire; after
  * that they are retired and verify nothing.
  */
-export async function rotateSigningKey(store: StoreHandle, kek: Kek, clock: Clock, overlapSeconds = DEFAULT_ROTATION_OVERLAP_SECONDS): Promise<{ kid: string; retiring: string[]; retireAt: number }> {
+export async function rotateSigningKey(
+  store: StoreHandle,
+  kek: Kek,
+  clock: Clock,
+  overlapSeconds = DEFAULT_ROTATION_OVERLAP_SECONDS,
+): Promise<{ kid: string; retiring: string[]; retireAt: number }> {
   const now = clock.now();
   const fresh = await newSealedKey(kek, now);
   const retireAt = now + overlapSeconds * 1000;
   return inTransaction(store, async (tx) => {
-    const replaced = await tx.db.selectFrom('signing_keys').select('kid').where('state', '=', 'active').execute();
-    await tx.db.updateTable('signing_keys').set({ state: 'retiring', retire_at: retireAt }).where('state', '=', 'active').execute();
+    const replaced = await tx.db
+      .selectFrom('signing_keys')
+      .select('kid')
+      .where('state', '=', 'active')
+      .execute();
+    await tx.db
+      .updateTable('signing_keys')
+      .set({ state: 'retiring', retire_at: retireAt })
+      .where('state', '=', 'active')
+      .execute();
     await tx.db.insertInto('signing_keys').values(fresh).execute();
     return { kid: fresh.kid, retiring: replaced.map((r) => r.kid), retireAt };
   });
@@ -60,9 +84,19 @@ export async function rotateSigningKey(store: StoreHandle, kek: Kek, clock: Cloc
 
 /** Marks retiring keys whose overlap has ended as retired. Returns their kids. */
 export async function retireExpiredKeys(store: StoreHandle, now: number): Promise<string[]> {
-  const due = await store.db.selectFrom('signing_keys').select('kid').where('state', '=', 'retiring').where('retire_at', '<=', now).execute();
+  const due = await store.db
+    .selectFrom('signing_keys')
+    .select('kid')
+    .where('state', '=', 'retiring')
+    .where('retire_at', '<=', now)
+    .execute();
   if (due.length === 0) return [];
-  await store.db.updateTable('signing_keys').set({ state: 'retired' }).where('state', '=', 'retiring').where('retire_at', '<=', now).execute();
+  await store.db
+    .updateTable('signing_keys')
+    .set({ state: 'retired' })
+    .where('state', '=', 'retiring')
+    .where('retire_at', '<=', now)
+    .execute();
   return due.map((d) => d.kid);
 }
 
@@ -90,7 +124,8 @@ export class SigningKeys {
       .orderBy('created_at', 'desc')
       .execute();
     const newest = rows.find((r) => r.state === 'active');
-    if (!newest) throw new TetherError('store_unavailable', 'the store has no signing key; run `tether init` first');
+    if (!newest)
+      throw new TetherError('store_unavailable', 'the store has no signing key; run `tether init` first');
     if (newest.kid !== this.#signer?.kid) {
       const privateJwk = JSON.parse(await openSecret(this.kek, newest.private_jwk_enc)) as JWK;
       this.#signer = {
@@ -101,7 +136,9 @@ export class SigningKeys {
     }
     const verifiers = new Map<string, { key: CryptoKey; retireAt: number | null }>();
     for (const row of rows) {
-      const key = this.#verifiers.get(row.kid)?.key ?? ((await importJWK(JSON.parse(row.public_jwk) as JWK, SIGNING_ALG)) as CryptoKey);
+      const key =
+        this.#verifiers.get(row.kid)?.key ??
+        ((await importJWK(JSON.parse(row.public_jwk) as JWK, SIGNING_ALG)) as CryptoKey);
       verifiers.set(row.kid, { key, retireAt: row.state === 'retiring' ? row.retire_at : null });
     }
     this.#verifiers = verifiers;
@@ -120,7 +157,11 @@ export class SigningKeys {
 
   /** The public keys in service, as published at /.well-known/jwks.json. */
   jwks(): { keys: JWK[] } {
-    return { keys: this.#publicJwks.filter((k) => k.kid !== undefined && this.#inService(k.kid)).map((k) => ({ ...k })) };
+    return {
+      keys: this.#publicJwks
+        .filter((k) => k.kid !== undefined && this.#inService(k.kid))
+        .map((k) => ({ ...k })),
+    };
   }
 
   /** The key that verifies `kid`, if it is still in service (a retired key verifies nothing). */

@@ -1,3 +1,4 @@
+import formbody from '@fastify/formbody';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { TetherError } from '@tether/protocol';
@@ -17,6 +18,14 @@ const TokenForm = Type.Object(
     client_assertion: Type.Optional(Type.String({ maxLength: 8192 })),
     client_id: Type.Optional(Type.String({ maxLength: 128 })),
     scope: Type.Optional(Type.String({ maxLength: 1024 })),
+    // RFC 8693 token exchange.
+    subject_token: Type.Optional(Type.String({ maxLength: 16384 })),
+    subject_token_type: Type.Optional(Type.String({ maxLength: 256 })),
+    requested_token_type: Type.Optional(Type.String({ maxLength: 256 })),
+    audience: Type.Optional(Type.String({ maxLength: 1024 })),
+    resource: Type.Optional(Type.String({ maxLength: 1024 })),
+    privilege: Type.Optional(Type.String({ maxLength: 128 })),
+    duration: Type.Optional(Type.Integer({ minimum: 60, maximum: 604800, description: 'seconds' })),
   },
   // RFC 6749 §3.2: the authorization server MUST ignore unrecognized request parameters.
   { additionalProperties: true },
@@ -28,10 +37,15 @@ const TokenResponse = Type.Object({
   expires_in: Type.Integer(),
   scope: Type.Optional(Type.String()),
   refresh_token: Type.Optional(Type.String()),
+  issued_token_type: Type.Optional(Type.String()),
+  session_id: Type.Optional(Type.String()),
 });
 
 const TokenOnlyForm = Type.Object(
-  { token: Type.String({ minLength: 1, maxLength: 8192 }), token_type_hint: Type.Optional(Type.String({ maxLength: 64 })) },
+  {
+    token: Type.String({ minLength: 1, maxLength: 8192 }),
+    token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
+  },
   // RFC 7662 §2.1 / RFC 7009 §2.1 allow extension parameters: ignore, do not refuse.
   { additionalProperties: true },
 );
@@ -51,6 +65,8 @@ async function authenticateOAuthCaller(ctx: BrokerContext, authorization: string
 /** `POST /oauth/token`, form-encoded as RFC 6749 requires; errors in RFC 6749 JSON. */
 export function oauthRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
   return async (app) => {
+    // Form bodies are for the OAuth endpoints only (RFC 6749); every other route takes JSON.
+    await app.register(formbody, { bodyLimit: ctx.config.bodyLimitBytes });
     // RFC 6749 §4.4.2: a form, and only a form. A JSON body is refused before it is read.
     app.addHook('onRequest', async (request) => {
       const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
@@ -80,12 +96,20 @@ export function oauthRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
           tags: ['oauth'],
           consumes: ['application/x-www-form-urlencoded'],
           body: TokenOnlyForm,
-          response: { 200: IntrospectionResponse, 400: OAuthErrorBody, 401: OAuthErrorBody, 403: OAuthErrorBody, 500: OAuthErrorBody },
+          response: {
+            200: IntrospectionResponse,
+            400: OAuthErrorBody,
+            401: OAuthErrorBody,
+            403: OAuthErrorBody,
+            500: OAuthErrorBody,
+          },
         },
       },
       async (request, reply) => {
         const caller = await authenticateOAuthCaller(ctx, request.headers.authorization);
-        return reply.header('cache-control', 'no-store').send(await introspect(ctx, caller, request.body.token));
+        return reply
+          .header('cache-control', 'no-store')
+          .send(await introspect(ctx, caller, request.body.token));
       },
     );
     app.post(

@@ -269,7 +269,11 @@ export const AuditQuery = Type.Object(
     since: Type.Optional(Timestamp),
     until: Type.Optional(Timestamp),
     after: Type.Optional(
-      Type.Integer({ minimum: 0, description: 'only records with a greater sequence number' }),
+      Type.Integer({
+        minimum: 0,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: 'only records with a greater sequence number',
+      }),
     ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
   },

@@ -27,9 +27,21 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('grant', 'text', (c) => c.notNull())
     .addColumn('last_activity_at', 'bigint', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('sessions_tenant_state').on('sessions').columns(['tenant_id', 'state']).execute();
-  await db.schema.createIndex('sessions_state_expiry').on('sessions').columns(['state', 'hard_expires_at']).execute();
-  await db.schema.createIndex('sessions_tenant_principal').on('sessions').columns(['tenant_id', 'principal_id']).execute();
+  await db.schema
+    .createIndex('sessions_tenant_state')
+    .on('sessions')
+    .columns(['tenant_id', 'state'])
+    .execute();
+  await db.schema
+    .createIndex('sessions_state_expiry')
+    .on('sessions')
+    .columns(['state', 'hard_expires_at'])
+    .execute();
+  await db.schema
+    .createIndex('sessions_tenant_principal')
+    .on('sessions')
+    .columns(['tenant_id', 'principal_id'])
+    .execute();
 
   await db.schema
     .createTable('refresh_tokens')

@@ -42,13 +42,26 @@ export async function insertRefreshToken(tx: TxHandle, t: StoredRefreshToken): P
 }
 
 /** Looked up by hash: the presented token is hashed first, so no token is ever compared or stored in clear. */
-export async function lockRefreshToken(tx: TxHandle, tokenHash: string): Promise<StoredRefreshToken | undefined> {
-  const row = await forUpdate(tx, tx.db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash)).executeTakeFirst();
+export async function lockRefreshToken(
+  tx: TxHandle,
+  tokenHash: string,
+): Promise<StoredRefreshToken | undefined> {
+  const row = await forUpdate(
+    tx,
+    tx.db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash),
+  ).executeTakeFirst();
   return row && toStored(row);
 }
 
-export async function findRefreshToken(h: StoreHandle, tokenHash: string): Promise<StoredRefreshToken | undefined> {
-  const row = await h.db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+export async function findRefreshToken(
+  h: StoreHandle,
+  tokenHash: string,
+): Promise<StoredRefreshToken | undefined> {
+  const row = await h.db
+    .selectFrom('refresh_tokens')
+    .selectAll()
+    .where('token_hash', '=', tokenHash)
+    .executeTakeFirst();
   return row && toStored(row);
 }
 
@@ -64,5 +77,10 @@ export async function spendRefreshToken(tx: TxHandle, tokenHash: string, at: num
 }
 
 export async function revokeSessionRefreshTokens(tx: TxHandle, sessionId: string): Promise<void> {
-  await tx.db.updateTable('refresh_tokens').set({ state: 'revoked' }).where('session_id', '=', sessionId).where('state', '=', 'active').execute();
+  await tx.db
+    .updateTable('refresh_tokens')
+    .set({ state: 'revoked' })
+    .where('session_id', '=', sessionId)
+    .where('state', '=', 'active')
+    .execute();
 }

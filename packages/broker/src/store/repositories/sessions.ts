@@ -66,8 +66,17 @@ export async function touchSession(tx: TxHandle, id: string, at: number): Promis
   await tx.db.updateTable('sessions').set({ last_activity_at: at }).where('id', '=', id).execute();
 }
 
-export async function findSession(h: StoreHandle, tenantId: string, id: string): Promise<Session | undefined> {
-  const row = await h.db.selectFrom('sessions').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+export async function findSession(
+  h: StoreHandle,
+  tenantId: string,
+  id: string,
+): Promise<Session | undefined> {
+  const row = await h.db
+    .selectFrom('sessions')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .executeTakeFirst();
   return row && toSession(row);
 }
 
@@ -78,12 +87,19 @@ export async function findSessionById(h: StoreHandle, id: string): Promise<Sessi
 }
 
 export async function lockSession(tx: TxHandle, id: string): Promise<Session | undefined> {
-  const row = await forUpdate(tx, tx.db.selectFrom('sessions').selectAll().where('id', '=', id)).executeTakeFirst();
+  const row = await forUpdate(
+    tx,
+    tx.db.selectFrom('sessions').selectAll().where('id', '=', id),
+  ).executeTakeFirst();
   return row && toSession(row);
 }
 
 export async function findSessionByRequest(h: StoreHandle, requestId: string): Promise<Session | undefined> {
-  const row = await h.db.selectFrom('sessions').selectAll().where('request_id', '=', requestId).executeTakeFirst();
+  const row = await h.db
+    .selectFrom('sessions')
+    .selectAll()
+    .where('request_id', '=', requestId)
+    .executeTakeFirst();
   return row && toSession(row);
 }
 

@@ -9,7 +9,12 @@ export interface StatusListInfo {
 }
 
 export async function tenantStatusLists(h: StoreHandle, tenantId: string): Promise<StatusListInfo[]> {
-  const rows = await h.db.selectFrom('status_lists').selectAll().where('tenant_id', '=', tenantId).orderBy('id').execute();
+  const rows = await h.db
+    .selectFrom('status_lists')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .orderBy('id')
+    .execute();
   return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, bits: r.bits, size: r.size }));
 }
 
@@ -19,11 +24,23 @@ export async function findStatusList(h: StoreHandle, id: number): Promise<Status
 }
 
 /** New list ids are global and sequential; the tenant row lock serialises creation within a tenant. */
-export async function createStatusList(tx: TxHandle, tenantId: string, bits: number, size: number, at: number): Promise<StatusListInfo> {
+export async function createStatusList(
+  tx: TxHandle,
+  tenantId: string,
+  bits: number,
+  size: number,
+  at: number,
+): Promise<StatusListInfo> {
   await forUpdate(tx, tx.db.selectFrom('tenants').select('id').where('id', '=', tenantId)).execute();
-  const max = await tx.db.selectFrom('status_lists').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
+  const max = await tx.db
+    .selectFrom('status_lists')
+    .select((eb) => eb.fn.max('id').as('m'))
+    .executeTakeFirst();
   const id = Number(max?.m ?? 0) + 1;
-  await tx.db.insertInto('status_lists').values({ id, tenant_id: tenantId, bits, size, created_at: at }).execute();
+  await tx.db
+    .insertInto('status_lists')
+    .values({ id, tenant_id: tenantId, bits, size, created_at: at })
+    .execute();
   return { id, tenantId, bits, size };
 }
 
@@ -37,7 +54,12 @@ export async function countOccupiedSlots(h: StoreHandle, listId: number): Promis
 }
 
 export async function findSlot(h: StoreHandle, listId: number, idx: number) {
-  return h.db.selectFrom('status_list_slots').selectAll().where('list_id', '=', listId).where('idx', '=', idx).executeTakeFirst();
+  return h.db
+    .selectFrom('status_list_slots')
+    .selectAll()
+    .where('list_id', '=', listId)
+    .where('idx', '=', idx)
+    .executeTakeFirst();
 }
 
 export async function deleteSlot(tx: TxHandle, listId: number, idx: number): Promise<void> {
@@ -50,15 +72,40 @@ export async function insertSlot(
 ): Promise<void> {
   await tx.db
     .insertInto('status_list_slots')
-    .values({ list_id: slot.listId, idx: slot.idx, tenant_id: slot.tenantId, session_id: slot.sessionId, status: 0, reusable_at: slot.reusableAt })
+    .values({
+      list_id: slot.listId,
+      idx: slot.idx,
+      tenant_id: slot.tenantId,
+      session_id: slot.sessionId,
+      status: 0,
+      reusable_at: slot.reusableAt,
+    })
     .execute();
 }
 
-export async function setSlotStatus(tx: TxHandle, listId: number, idx: number, status: number): Promise<void> {
-  await tx.db.updateTable('status_list_slots').set({ status }).where('list_id', '=', listId).where('idx', '=', idx).execute();
+export async function setSlotStatus(
+  tx: TxHandle,
+  listId: number,
+  idx: number,
+  status: number,
+): Promise<void> {
+  await tx.db
+    .updateTable('status_list_slots')
+    .set({ status })
+    .where('list_id', '=', listId)
+    .where('idx', '=', idx)
+    .execute();
 }
 
 /** Indices of a list with a non-VALID status (what the published list encodes). */
-export async function flaggedSlots(h: StoreHandle, listId: number): Promise<{ idx: number; status: number }[]> {
-  return h.db.selectFrom('status_list_slots').select(['idx', 'status']).where('list_id', '=', listId).where('status', '!=', 0).execute();
+export async function flaggedSlots(
+  h: StoreHandle,
+  listId: number,
+): Promise<{ idx: number; status: number }[]> {
+  return h.db
+    .selectFrom('status_list_slots')
+    .select(['idx', 'status'])
+    .where('list_id', '=', listId)
+    .where('status', '!=', 0)
+    .execute();
 }

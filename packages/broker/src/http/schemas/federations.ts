@@ -1,0 +1,96 @@
+import { Type } from '@sinclair/typebox';
+import { FEDERATION_LIMITS } from '../../domain/federation.js';
+import { Name, Ref, Strict, Timestamp } from './common.js';
+
+const CLAIM_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$';
+const ClaimName = Type.String({ pattern: CLAIM_NAME_PATTERN, description: 'a claim of the workload token' });
+
+const Conditions = Type.Record(
+  Type.String({ pattern: CLAIM_NAME_PATTERN }),
+  Type.String({ minLength: 1, maxLength: 512 }),
+  {
+    minProperties: 1,
+    maxProperties: FEDERATION_LIMITS.maxConditions,
+    // TypeBox checks only the keys that match the key pattern; refuse every other key.
+    additionalProperties: false,
+    description: 'claim -> exact value, or a glob where * matches any run of characters; all must hold',
+  },
+);
+
+const MappingRuleBody = Type.Object(
+  { match: Conditions, principal: Ref },
+  { ...Strict, description: 'the first rule whose every condition holds names the principal (name or id)' },
+);
+
+const Jwk = Type.Record(Type.String({ maxLength: 16 }), Type.Unknown(), {
+  maxProperties: 24,
+  description: 'a public JWK',
+});
+
+const JwksBody = Type.Object({ keys: Type.Array(Jwk, { minItems: 1, maxItems: 16 }) }, Strict);
+
+export const NewFederationBody = Type.Object(
+  {
+    name: Name,
+    issuer: Type.String({ minLength: 1, maxLength: 512, description: 'the exact iss of accepted tokens' }),
+    audience: Type.String({
+      minLength: 1,
+      maxLength: 512,
+      description: 'the aud accepted tokens carry; unique per issuer across all tenants',
+    }),
+    jwks_uri: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 2048, description: 'https (http only on loopback)' }),
+    ),
+    jwks: Type.Optional(JwksBody),
+    algorithms: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 16 }), {
+        minItems: 1,
+        maxItems: 16,
+        description: 'allowed asymmetric algorithms; default RS256, ES256, EdDSA',
+      }),
+    ),
+    principal_mapping: Type.Array(MappingRuleBody, { minItems: 1, maxItems: FEDERATION_LIMITS.maxRules }),
+    context_claims: Type.Optional(
+      Type.Array(ClaimName, {
+        maxItems: FEDERATION_LIMITS.maxContextClaims,
+        description: 'claims policies see as principal tags claim:<name>',
+      }),
+    ),
+    task_claim: Type.Optional(
+      Type.String({
+        pattern: CLAIM_NAME_PATTERN,
+        description: 'its value becomes the ticket; default run_id',
+      }),
+    ),
+    max_token_age: Type.Optional(
+      Type.Integer({
+        minimum: FEDERATION_LIMITS.minTokenAgeSeconds,
+        maximum: FEDERATION_LIMITS.maxTokenAgeSeconds,
+        description: 'seconds since the token was issued (iat); default 600',
+      }),
+    ),
+  },
+  Strict,
+);
+
+export const FederationView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  issuer: Type.String(),
+  audience: Type.String(),
+  jwks_uri: Type.Union([Type.String(), Type.Null()]),
+  jwks: Type.Union([Type.Object({ keys: Type.Array(Jwk) }), Type.Null()]),
+  algorithms: Type.Array(Type.String()),
+  principal_mapping: Type.Array(
+    Type.Object({
+      match: Type.Record(Type.String(), Type.String()),
+      principal: Type.String({ description: 'principal id' }),
+    }),
+  ),
+  context_claims: Type.Array(Type.String()),
+  task_claim: Type.String(),
+  max_token_age: Type.Integer({ description: 'seconds' }),
+  created_at: Timestamp,
+});
+
+export const FederationList = Type.Object({ federations: Type.Array(FederationView) });

@@ -1,0 +1,310 @@
+import { BoundSession, BrokerError, exportSessionKey, generateSessionKey } from '@tether/client';
+import { type Command, Option } from 'commander';
+import { query, type RequestAnswer, type SessionAnswer, seg } from '../api.js';
+import { formatDuration } from '../duration.js';
+import { CliError, EXIT } from '../errors.js';
+import { lookUpNames, type Names } from '../names.js';
+import { list, printJson, renderFields, renderTable, say, shortTime } from '../output.js';
+import { Session } from '../session.js';
+import { SessionStore, type StoredSession } from '../session-store.js';
+
+interface StartFlags {
+  ticket?: string;
+}
+
+interface ListFlags {
+  state?: 'active' | 'ended';
+  all?: boolean;
+  principal?: string;
+  ticket?: string;
+  limit?: number;
+}
+
+interface EndFlags {
+  reason: 'completed' | 'revoked';
+  note?: string;
+}
+
+/** `hard expiry` for display: the time, and how long is left while it is ahead. */
+export function expiryText(iso: string, now: number): string {
+  const left = Math.ceil((Date.parse(iso) - now) / 1000);
+  return left > 0 ? `${shortTime(iso)} (in ${formatDuration(left)})` : `${shortTime(iso)} (passed)`;
+}
+
+/** Tells the user, on stderr, that a session's local key is gone and why. */
+export function noteRemoved(id: string, why: string): void {
+  process.stderr.write(`removed the local key of session ${id} (${why})\n`);
+}
+
+/** Deletes the local files of sessions past their hard expiry, saying so. */
+export function pruneExpired(store: SessionStore): void {
+  for (const id of store.pruneExpired(Date.now())) noteRemoved(id, 'past its hard expiry');
+}
+
+/**
+ * The session a command is about: the id given, else the current one. Without either, a
+ * usage error that says how to name one.
+ */
+export function targetSession(store: SessionStore, id: string | undefined): string {
+  if (id) return id;
+  const current = store.current();
+  if (!current) {
+    throw new CliError(
+      'no_session',
+      'no current session on this machine; name one by its id',
+      EXIT.usage,
+      '`tether session list` shows your sessions',
+    );
+  }
+  return current;
+}
+
+/** `tether session …`: the live, key-bound privilege of one task. */
+export function registerSession(program: Command): void {
+  const session = program
+    .command('session')
+    .description('start a session from an approved request, list, show and end sessions');
+  session
+    .command('start')
+    .description(
+      'activate an approved request into a session bound to a fresh key (stored 0600 under $TETHER_HOME/sessions)',
+    )
+    .argument('[request]', 'the approved request id')
+    .option(
+      '--ticket <ref>',
+      'your one approved, not yet activated request for this ticket, instead of an id',
+    )
+    .action(start);
+  session
+    .command('list')
+    .description('list your sessions (KEY says which ones this machine holds a key for)')
+    .addOption(new Option('--state <state>', 'only in this state').choices(['active', 'ended']))
+    .option('--all', "every principal's sessions (admins and auditors), not just yours")
+    .option('--principal <name>', "only this principal's sessions (admins and auditors)")
+    .option('--ticket <ref>', 'only sessions for this ticket')
+    .option('--limit <n>', 'at most this many (default 100)', (v) => Number.parseInt(v, 10))
+    .action(listSessions);
+  session
+    .command('show')
+    .description('show a session (default: the current one)')
+    .argument('[id]', 'the session id')
+    .action(show);
+  session
+    .command('end')
+    .description('end a session (default: the current one) and delete its local key')
+    .argument('[id]', 'the session id')
+    .addOption(
+      new Option('--reason <reason>', 'why it ends').choices(['completed', 'revoked']).default('completed'),
+    )
+    .option('--note <text>', 'a note recorded with the end')
+    .action(end);
+}
+
+/**
+ * The request `session start` activates: the id given (read first, so that a request in the
+ * wrong state gets a clear answer), or the caller's one approved request for `--ticket` that
+ * has no session yet and can still be activated. Several candidates is an error that lists
+ * them, never a guess.
+ */
+async function requestToActivate(
+  session: Session,
+  id: string | undefined,
+  ticket: string | undefined,
+): Promise<RequestAnswer> {
+  if (id && ticket)
+    throw new CliError('invalid_argument', 'give a request id or --ticket, not both', EXIT.usage);
+  if (id) return session.call<RequestAnswer>('GET', `/v1/requests/${seg(id)}`);
+  if (!ticket) throw new CliError('invalid_argument', 'give a request id, or --ticket <ref>', EXIT.usage);
+  const me = session.identity.principal;
+  const [{ requests }, { sessions }] = await Promise.all([
+    session.lookup<{ requests: RequestAnswer[] }>(
+      'GET',
+      `/v1/requests${query({ state: 'approved', ticket, principal: me })}`,
+    ),
+    session.lookup<{ sessions: SessionAnswer[] }>('GET', `/v1/sessions${query({ ticket, principal: me })}`),
+  ]);
+  const activated = new Set(sessions.map((s) => s.request));
+  const now = Date.now();
+  const candidates = requests.filter(
+    (r) =>
+      !activated.has(r.id) && (r.activation_expires_at === null || Date.parse(r.activation_expires_at) > now),
+  );
+  const [only, ...others] = candidates;
+  if (!only) {
+    throw new CliError(
+      'not_found',
+      `no approved request of yours for ticket ${ticket} is waiting to be activated`,
+      EXIT.refused,
+      '`tether requests --mine` shows your requests and their states',
+    );
+  }
+  if (others.length > 0) {
+    throw new CliError(
+      'ambiguous_ticket',
+      `${candidates.length} approved requests for ticket ${ticket}: ${candidates.map((r) => r.id).join(', ')}`,
+      EXIT.usage,
+      'name one by its id',
+    );
+  }
+  return only;
+}
+
+async function start(id: string | undefined, flags: StartFlags, command: Command): Promise<void> {
+  const session = new Session(command);
+  const store = SessionStore.fromEnv(session.env);
+  const request = await requestToActivate(session, id, flags.ticket);
+  // Extractable so that it can be stored: `fetch`, a later process, signs with it.
+  const key = await generateSessionKey({ extractable: true });
+  const bound = await session.answer((client) => BoundSession.activate(client, request.id, key));
+  const { broker, tenant, principal } = session.identity;
+  const record: StoredSession = {
+    broker,
+    tenant,
+    principal,
+    session: bound.info.id,
+    request: request.id,
+    privilege: request.privilege,
+    audiences: bound.info.audiences,
+    hard_expires_at: new Date(bound.info.hardExpiresAt).toISOString(),
+    key: (await exportSessionKey(bound.key)) as Record<string, unknown>,
+    access_token: bound.tokens.accessToken,
+    refresh_token: bound.tokens.refreshToken,
+    expires_at: new Date(bound.tokens.expiresAt).toISOString(),
+  };
+  // Stored before anything else can fail: the tokens exist nowhere else.
+  store.save(record);
+  store.setCurrent(record.session);
+  const view = await session.call<SessionAnswer>('GET', `/v1/sessions/${seg(record.session)}`);
+  if (session.json) return printJson(view);
+  const names = await lookUpNames(session, ['principals', 'privileges']);
+  say(`session ${view.id} started\n`);
+  say(sessionDetails(view, names, store));
+  const [audience] = view.audiences;
+  say('\nnext:');
+  say(`  tether fetch ${audience ?? '<url>'}/…   # a DPoP-signed call with this session`);
+  say('  tether session end              # when the task is done: ends it and deletes the key');
+}
+
+/** The KEY column: whether this machine holds the session's key, and whether it is the current one. */
+function localMark(store: SessionStore, id: string, current: string | undefined): string {
+  if (!store.has(id)) return '-';
+  return id === current ? 'local, current' : 'local';
+}
+
+function stateText(s: SessionAnswer): string {
+  return s.state === 'active' ? 'active' : `${s.state}${s.end_reason ? ` (${s.end_reason})` : ''}`;
+}
+
+/** One session in full. */
+export function sessionDetails(s: SessionAnswer, names: Names, store: SessionStore): string {
+  const grant = s.authorization_details[0];
+  const local = store.has(s.id)
+    ? `${store.path(s.id)} (0600)${store.current() === s.id ? ', current' : ''}`
+    : 'none on this machine';
+  return renderFields([
+    ['session', s.id],
+    ['state', stateText(s)],
+    ['principal', names.of(s.principal)],
+    ['privilege', names.of(s.privilege)],
+    ['actions', list(grant?.actions)],
+    ['resources', list(grant?.resources)],
+    ['audiences', list(s.audiences)],
+    ['ticket', s.ticket],
+    ['request', s.request],
+    ['activated', shortTime(s.activated_at)],
+    s.state === 'active'
+      ? ['hard expiry', expiryText(s.hard_expires_at, Date.now())]
+      : ['ended', `${shortTime(s.ended_at)}${s.ended_by ? ` by ${names.of(s.ended_by)}` : ''}`],
+    ['key', local],
+  ]);
+}
+
+/** The broker says a session has ended: its local key goes too. */
+function forgetEnded(store: SessionStore, sessions: SessionAnswer[]): void {
+  for (const s of sessions) {
+    if (s.state !== 'active' && store.remove(s.id))
+      noteRemoved(s.id, `it has ended: ${s.end_reason ?? s.state}`);
+  }
+}
+
+async function listSessions(flags: ListFlags, command: Command): Promise<void> {
+  const session = new Session(command);
+  const store = SessionStore.fromEnv(session.env);
+  pruneExpired(store);
+  if (flags.all && flags.principal)
+    throw new CliError('invalid_argument', 'give --all or --principal, not both', EXIT.usage);
+  // The broker shows admins and auditors everyone's sessions; the default is one's own.
+  const principal = flags.all ? undefined : (flags.principal ?? session.identity.principal);
+  const answer = await session.call<{ sessions: SessionAnswer[] }>(
+    'GET',
+    `/v1/sessions${query({ state: flags.state, principal, ticket: flags.ticket, limit: flags.limit })}`,
+  );
+  forgetEnded(store, answer.sessions);
+  if (session.json) return printJson(answer);
+  if (answer.sessions.length === 0) return say('no sessions');
+  const names = await lookUpNames(session, ['principals', 'privileges']);
+  const current = store.current();
+  const now = Date.now();
+  say(
+    renderTable(
+      ['ID', 'PRINCIPAL', 'PRIVILEGE', 'TICKET', 'STATE', 'HARD EXPIRY / ENDED', 'KEY'],
+      answer.sessions.map((s) => [
+        s.id,
+        names.of(s.principal),
+        names.of(s.privilege),
+        s.ticket ?? '-',
+        stateText(s),
+        s.state === 'active' ? expiryText(s.hard_expires_at, now) : shortTime(s.ended_at),
+        localMark(store, s.id, current),
+      ]),
+    ),
+  );
+}
+
+async function show(id: string | undefined, _f: unknown, command: Command): Promise<void> {
+  const session = new Session(command);
+  const store = SessionStore.fromEnv(session.env);
+  pruneExpired(store);
+  const target = targetSession(store, id);
+  const view = await session.call<SessionAnswer>('GET', `/v1/sessions/${seg(target)}`);
+  forgetEnded(store, [view]);
+  if (session.json) return printJson(view);
+  say(sessionDetails(view, await lookUpNames(session, ['principals', 'privileges']), store));
+}
+
+async function end(id: string | undefined, flags: EndFlags, command: Command): Promise<void> {
+  const session = new Session(command);
+  const store = SessionStore.fromEnv(session.env);
+  const target = targetSession(store, id);
+  const { view, removed } = await endAtBroker(session, store, target, flags.reason, flags.note);
+  if (session.json) return printJson(view);
+  say(
+    `ended session ${view.id} (${view.end_reason ?? flags.reason})${removed ? '; its local key was deleted' : ''}`,
+  );
+}
+
+/**
+ * `POST /v1/sessions/:id/end`, then the local key is deleted: a session's key must not outlive
+ * it. A session the broker says has already ended loses its local key too.
+ */
+export async function endAtBroker(
+  session: Session,
+  store: SessionStore,
+  id: string,
+  reason: 'completed' | 'revoked',
+  note: string | undefined,
+): Promise<{ view: SessionAnswer; removed: boolean }> {
+  let view: SessionAnswer;
+  try {
+    view = await session.call<SessionAnswer>('POST', `/v1/sessions/${seg(id)}/end`, {
+      reason,
+      ...(note === undefined ? {} : { note }),
+    });
+  } catch (err) {
+    if (err instanceof BrokerError && err.code === 'session_not_live' && store.remove(id)) {
+      noteRemoved(id, 'it had already ended');
+    }
+    throw err;
+  }
+  return { view, removed: store.remove(id) };
+}
