@@ -569,7 +569,8 @@ describeEachStore('authentication', (fixture) => {
     it('asks for a token when none is sent (RFC 6750 §3.1: no error code then)', async () => {
       const res = await call('GET', '/v1/me');
       expectProblem(res, 401, 'unauthenticated');
-      expect(res.headers['www-authenticate']).toBe('Bearer realm="tether"');
+      // Both schemes are offered (RFC 9110 §11.6.1), neither with an error code (RFC 6750 §3.1).
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="tether", DPoP algs="[A-Za-z0-9 ]+"$/);
     });
 
     it('calls a malformed Authorization header an invalid request', async () => {

@@ -180,7 +180,7 @@ describeEachStore('API fuzz: malformed input changes nothing', (fixture) => {
     expect(pending.state).toBe('pending');
     const olivia = await s.admin.call<{ keys: { kid: string }[] }>('GET', '/v1/principals/olivia');
     const operators = await s.admin.call<{ id: string }>('GET', '/v1/groups/operators');
-    const adminToken = await s.admin.accessToken();
+    const adminToken = await s.admin.bearerToken();
 
     // Tokens an attacker holds: expired, wrong issuer, foreign-signed, unsigned, tampered,
     // and one for a principal that does not exist.

@@ -225,7 +225,7 @@ describeEachStore('operations and discovery', (fixture) => {
       }
       expect(new Set(jwks.keys.map((k) => k.kid)).size).toBe(jwks.keys.length);
 
-      const token = await b.client(b.adminIdentity).accessToken();
+      const token = await b.client(b.adminIdentity).bearerToken();
       expect(jwks.keys.map((k) => k.kid)).toContain(decodeProtectedHeader(token).kid);
       const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), {
         issuer: PUBLIC_URL,

@@ -133,7 +133,7 @@ describeEachStore('record administration', (fixture) => {
       const raw = await b.app.inject({
         method: 'POST',
         url: '/v1/principals/bob/keys',
-        headers: { authorization: `Bearer ${await admin.accessToken()}` },
+        headers: { authorization: `Bearer ${await admin.bearerToken()}` },
         payload: { jwk: privateJwk },
       });
       expect(raw.statusCode).toBe(400);

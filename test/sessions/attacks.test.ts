@@ -3,6 +3,7 @@ import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'j
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BoundSession,
+  BrokerClient,
   type BrokerError,
   createDpopProof,
   exportSessionKey,
@@ -27,7 +28,7 @@ import {
   signJws,
   tamper,
 } from '../support/attacks.js';
-import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
+import { type Actor, injectFetch, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
 
@@ -207,7 +208,7 @@ describeEachStore('attacks on session tokens', (fixture) => {
       method: 'POST',
       url: '/oauth/introspect',
       headers: {
-        authorization: `Bearer ${await who.client.accessToken()}`,
+        authorization: `Bearer ${await who.client.bearerToken()}`,
         'content-type': 'application/x-www-form-urlencoded',
       },
       payload: new URLSearchParams({ token }).toString(),
@@ -301,7 +302,7 @@ describeEachStore('attacks on session tokens', (fixture) => {
           const response = await b.app.inject({
             method: 'GET',
             url: new URL(status.status_list.uri).pathname,
-            headers: { authorization: `Bearer ${await s.admin.accessToken()}` },
+            headers: { authorization: `Bearer ${await s.admin.bearerToken()}` },
           });
           expect(response.statusCode).toBe(200);
           return response.body;
@@ -329,13 +330,13 @@ describeEachStore('attacks on session tokens', (fixture) => {
       },
       {
         name: "wrong aud: the principal's broker-API token (aud = the broker)",
-        forge: () => s.operator.client.accessToken(),
+        forge: () => s.operator.client.bearerToken(),
         code: 'invalid_token',
         description: 'claim aud does not include this resource server',
       },
       {
         name: 'a broker-API token at a PEP whose audience is the broker: not a session token',
-        forge: () => s.operator.client.accessToken(),
+        forge: () => s.operator.client.bearerToken(),
         code: 'invalid_token',
         description: 'claim sid is missing or not a string',
         pep: () => brokerAudiencePep,
@@ -629,8 +630,16 @@ describeEachStore('attacks on session tokens', (fixture) => {
 
     const activationAttacks: BrokerAttack[] = [
       {
+        // An unbound API token and no DPoP header at all (a DPoP-bound API token's own proof
+        // would otherwise bind the session to the API key).
         name: 'without a DPoP proof',
-        attempt: (id) => activate(s.operator, id),
+        attempt: (id) =>
+          new BrokerClient({
+            identity: s.operator.identity,
+            fetch: injectFetch(b.app),
+            now: () => b.clock.now(),
+            dpop: false,
+          }).call('POST', `/v1/requests/${id}/activate`, {}),
         status: 401,
         code: 'invalid_dpop_proof',
         detail: 'the DPoP header is missing',
@@ -963,7 +972,7 @@ describeEachStore('attacks on session tokens', (fixture) => {
 
     it.each([
       { scheme: 'Bearer', code: 'invalid_token', detail: 'the access token is invalid' },
-      { scheme: 'DPoP', code: 'unauthenticated', detail: 'send Authorization: Bearer <token>' },
+      { scheme: 'DPoP', code: 'invalid_token', detail: 'the access token is invalid' },
     ])(
       'refuses a session token at the broker API (/v1/me) sent as $scheme',
       async ({ scheme, code, detail }) => {

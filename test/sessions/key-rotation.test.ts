@@ -42,7 +42,7 @@ describeEachStore('signing key rotation', (fixture) => {
           method: 'POST',
           url: '/oauth/introspect',
           headers: {
-            authorization: `Bearer ${await pep.client.accessToken()}`,
+            authorization: `Bearer ${await pep.client.bearerToken()}`,
             'content-type': 'application/x-www-form-urlencoded',
           },
           payload: new URLSearchParams({ token }).toString(),

@@ -3,12 +3,13 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { endExpiredSessions } from '../../packages/broker/src/services/end-session.js';
 import {
   BoundSession,
+  BrokerClient,
   BrokerError,
   createDpopProof,
   generateSessionKey,
 } from '../../packages/client/src/index.js';
 import { StatusList } from '../../packages/protocol/src/index.js';
-import { PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
+import { injectFetch, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
 
@@ -50,7 +51,7 @@ describeEachStore('session-bound tokens', (fixture) => {
     return fetchForm(pep, '/oauth/introspect', { token });
   };
   async function fetchForm(
-    client: { accessToken(): Promise<string> },
+    client: { bearerToken(): Promise<string> },
     path: string,
     form: Record<string, string>,
   ) {
@@ -58,7 +59,7 @@ describeEachStore('session-bound tokens', (fixture) => {
       method: 'POST',
       url: path,
       headers: {
-        authorization: `Bearer ${await client.accessToken()}`,
+        authorization: `Bearer ${await client.bearerToken()}`,
         'content-type': 'application/x-www-form-urlencoded',
       },
       payload: new URLSearchParams(form).toString(),
@@ -105,7 +106,14 @@ describeEachStore('session-bound tokens', (fixture) => {
 
   it('refuses activation without a proof, by someone else, twice, or after the window', async () => {
     const id = await approvedRequest();
-    const noProof = await refusal(s.operator.client.call('POST', `/v1/requests/${id}/activate`, {}));
+    // An unbound (Bearer) API token and no DPoP header: nothing to bind the session to.
+    const bearerOnly = new BrokerClient({
+      identity: s.operator.identity,
+      fetch: injectFetch(b.app),
+      now: () => b.clock.now(),
+      dpop: false,
+    });
+    const noProof = await refusal(bearerOnly.call('POST', `/v1/requests/${id}/activate`, {}));
     expect(noProof.code).toBe('invalid_dpop_proof');
     const other = await refusal(BoundSession.activate(s.approvers[1]!.client, id));
     expect(other.code).toBe('not_requester');
@@ -196,7 +204,7 @@ describeEachStore('session-bound tokens', (fixture) => {
       const response = await b.app.inject({
         method: 'GET',
         url: listPath,
-        headers: { authorization: `Bearer ${await s.admin.accessToken()}` },
+        headers: { authorization: `Bearer ${await s.admin.bearerToken()}` },
       });
       expect(response.headers['content-type']).toMatch(/^application\/statuslist\+jwt/);
       expect(decodeProtectedHeader(response.body).typ).toBe('statuslist+jwt');

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { pino } from 'pino';
 import { openBroker } from '../../packages/broker/src/broker.js';
+import type { ConfigInput } from '../../packages/broker/src/config/config.js';
 import { ManualClock } from '../../packages/broker/src/domain/clock.js';
 import { buildApp } from '../../packages/broker/src/http/app.js';
 import { bootstrapTenant } from '../../packages/broker/src/services/bootstrap.js';
@@ -70,7 +71,12 @@ export async function newKeyPair(): Promise<{ privateJwk: JWK; publicJwk: JWK }>
 /** A real broker (real store, real keys, real policy engine) on a manual clock, driven by inject. */
 export async function startTestBroker(
   store: Store,
-  options: { tenantName?: string; reuse?: Omit<TestBroker, 'close'> } = {},
+  options: {
+    tenantName?: string;
+    reuse?: Omit<TestBroker, 'close'>;
+    /** Settings on top of the test defaults (ignored with `reuse`). */
+    config?: Partial<ConfigInput>;
+  } = {},
 ): Promise<TestBroker> {
   const logs: string[] = options.reuse?.logs ?? [];
   const clock = options.reuse?.clock ?? new ManualClock(Date.UTC(2026, 0, 5, 10, 0, 0));
@@ -85,6 +91,7 @@ export async function startTestBroker(
         publicUrl: PUBLIC_URL,
         dataDir: mkdtempSync(join(tmpdir(), 'tether-kek-')),
         logLevel: 'debug',
+        ...options.config,
       },
       clock,
       logger,

@@ -8,6 +8,7 @@ import { type BrokerConfig, resolveConfig } from './config/config.js';
 import { type Clock, systemClock } from './domain/clock.js';
 import { buildApp } from './http/app.js';
 import { PolicyEngine } from './policy/cedar.js';
+import { RevocationFanout } from './revocation/fanout.js';
 import { pruneSpentProofs } from './services/broker-dpop.js';
 import type { BrokerContext } from './services/context.js';
 import { endExpiredSessions } from './services/end-session.js';
@@ -59,7 +60,17 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
   const keys = new SigningKeys(store, kek, clock);
   await keys.load();
   const replay = new ReplayCache({ maxEntries: 100_000, now: () => clock.now() });
-  return { store, clock, config, policy: new PolicyEngine(), keys, logger, kek, replay };
+  return {
+    store,
+    clock,
+    config,
+    policy: new PolicyEngine(),
+    keys,
+    logger,
+    kek,
+    replay,
+    revocations: new RevocationFanout(),
+  };
 }
 
 export interface RunningBroker {
@@ -84,7 +95,7 @@ export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
       if (ended > 0) ctx.logger.info({ ended }, 'ended sessions at their hard expiry');
       await pruneSpentJtis(ctx.store, ctx.clock.now());
       await pruneSpentProofs(ctx, ctx.clock.now());
-      await retireExpiredKeys(ctx.store, ctx.clock.now());
+      await retireExpiredKeys(ctx.store, ctx.clock.now(), ctx.revocations);
       // Picks up a rotation made by `tether keys rotate` or another replica.
       await ctx.keys.load();
     } catch (err) {

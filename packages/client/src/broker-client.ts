@@ -1,5 +1,7 @@
 import type { IdentityFile, OAuthErrorBody, Problem } from '@tether/protocol';
 import { createClientAssertion } from './client-assertion.js';
+import { createDpopProof } from './dpop-proof.js';
+import { generateSessionKey, type SessionKey } from './session-key.js';
 
 /** An error answered by the broker, with its stable code. */
 export class BrokerError extends Error {
@@ -21,6 +23,13 @@ export interface BrokerClientOptions {
   /** A fetch implementation (tests pass one that talks to an in-process app). */
   fetch?: typeof fetch;
   now?: () => number;
+  /** Bind broker-API tokens to a DPoP key held by this client (default true). */
+  dpop?: boolean;
+}
+
+interface CachedToken {
+  value: string;
+  refreshAt: number;
 }
 
 /**
@@ -38,25 +47,51 @@ export class BrokerClient {
   readonly identity: IdentityFile;
   #fetch: typeof fetch;
   #now: () => number;
-  #token: { value: string; refreshAt: number } | undefined;
+  #token: CachedToken | undefined;
+  #bearer: CachedToken | undefined;
+  #key: Promise<SessionKey> | undefined;
+  readonly #dpop: boolean;
 
   constructor(options: BrokerClientOptions) {
     this.identity = options.identity;
     this.baseUrl = (options.baseUrl ?? options.identity.broker).replace(/\/+$/, '');
     this.#fetch = options.fetch ?? fetch;
     this.#now = options.now ?? Date.now;
+    this.#dpop = options.dpop ?? true;
   }
 
-  /** A broker-API access token, fetched at `/oauth/token` when the cached one is near expiry. */
+  /**
+   * The broker-API token `call()` uses: DPoP-bound to this client's own key unless the client
+   * was created with `dpop: false`. Fetched at `/oauth/token` when the cached one is near expiry.
+   */
   async accessToken(): Promise<string> {
-    if (this.#token && this.#now() < this.#token.refreshAt) return this.#token.value;
+    if (!this.#dpop) return this.bearerToken();
+    this.#token = await this.#fresh(this.#token, true);
+    return this.#token.value;
+  }
+
+  /**
+   * An unbound (Bearer) broker-API token, for tools that cannot sign DPoP proofs. Prefer
+   * `call()`: a Bearer token is usable by whoever holds it until it expires.
+   */
+  async bearerToken(): Promise<string> {
+    this.#bearer = await this.#fresh(this.#bearer, false);
+    return this.#bearer.value;
+  }
+
+  async #fresh(cached: CachedToken | undefined, bound: boolean): Promise<CachedToken> {
+    if (cached && this.#now() < cached.refreshAt) return cached;
     const assertion = await createClientAssertion(this.identity, {
       audience: `${this.baseUrl}/oauth/token`,
       now: this.#now(),
     });
-    const response = await this.#fetch(`${this.baseUrl}/oauth/token`, {
+    const url = `${this.baseUrl}/oauth/token`;
+    const proof = bound
+      ? await createDpopProof(await this.#proofKey(), { method: 'POST', url, now: this.#now() })
+      : undefined;
+    const response = await this.#fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(proof ? { dpop: proof } : {}) },
       body: new URLSearchParams({
         grant_type: 'client_credentials',
         client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
@@ -75,11 +110,29 @@ export class BrokerClient {
         body,
       );
     }
-    this.#token = {
+    return {
       value: body.access_token,
       refreshAt: this.#now() + Math.max(0, (body.expires_in ?? 60) - 30) * 1000,
     };
-    return body.access_token;
+  }
+
+  /** This client's DPoP key: generated once, non-extractable, never stored. */
+  async #proofKey(): Promise<SessionKey> {
+    this.#key ??= generateSessionKey();
+    return this.#key;
+  }
+
+  /** The `Authorization` (and `DPoP`) headers for one call to the broker API. */
+  async #authHeaders(method: string, path: string): Promise<Record<string, string>> {
+    const token = await this.accessToken();
+    if (!this.#dpop) return { authorization: `Bearer ${token}` };
+    const proof = await createDpopProof(await this.#proofKey(), {
+      method,
+      url: `${this.baseUrl}${path}`,
+      accessToken: token,
+      now: this.#now(),
+    });
+    return { authorization: `DPoP ${token}`, dpop: proof };
   }
 
   /**
@@ -125,12 +178,18 @@ export class BrokerClient {
     body?: unknown,
     options: { headers?: Record<string, string> } = {},
   ): Promise<T> {
-    const token = await this.accessToken();
+    // A call that carries its own DPoP proof (activation proves the session key) has no room
+    // for a second one, so it authenticates with an unbound token.
+    const ownProof =
+      options.headers !== undefined && Object.keys(options.headers).some((h) => h.toLowerCase() === 'dpop');
+    const auth = ownProof
+      ? { authorization: `Bearer ${await this.bearerToken()}` }
+      : await this.#authHeaders(method, path);
     const response = await this.#fetch(`${this.baseUrl}${path}`, {
       method,
       headers: {
         ...options.headers,
-        authorization: `Bearer ${token}`,
+        ...auth,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),

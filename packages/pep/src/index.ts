@@ -25,6 +25,15 @@ export {
   type VerifiedDpopProof,
   verifyDpopProof,
 } from './dpop.js';
+export {
+  REVOCATION_FEED_DEFAULTS,
+  type RevocationFeedOptions,
+  RevocationFeedVerifier,
+  type RevocationMessageRefusalCode,
+  RevocationMessageRefused,
+  type VerifiedHeartbeat,
+  type VerifiedRevocationEvent,
+} from './events.js';
 export { htuMatches, normalizeHtu } from './htu.js';
 export {
   JWKS_DEFAULTS,

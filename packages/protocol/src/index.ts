@@ -1,5 +1,22 @@
 export type { ErrorCode } from './errors.js';
 export { ERROR_CATALOGUE, ERROR_CODES, isErrorCode, isTetherError, statusOf, TetherError } from './errors.js';
+export type {
+  HeartbeatClaims,
+  KeyRetiredData,
+  RevocationEvent,
+  RevocationEventClaims,
+  RevocationEventType,
+  SessionEndedData,
+  TenantCutoffData,
+} from './events.js';
+export {
+  HEARTBEAT_JWT_TYPE,
+  REVOCATION_EVENT_JWT_TYPE,
+  REVOCATION_EVENT_TYPES,
+  readRevocationEvent,
+  SSE_HEARTBEAT_EVENT,
+  SSE_REVOCATION_EVENT,
+} from './events.js';
 export type { IdentityFile, PrincipalKind, RequestState, Role } from './principals.js';
 export { NAME_PATTERN, PRINCIPAL_KINDS, REQUEST_STATES, ROLES } from './principals.js';
 export type { OAuthErrorBody, OAuthErrorCode, Problem } from './problem.js';

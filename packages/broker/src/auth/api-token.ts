@@ -10,6 +10,8 @@ export interface ApiTokenSettings {
   issuer: string;
   ttlSeconds: number;
   now: number;
+  /** When the client proved a DPoP key at issuance, the token is bound to it (`cnf.jkt`). */
+  jkt?: string | undefined;
 }
 
 /** A short-lived broker-API access token (RFC 9068 shape, audience = the broker itself). */
@@ -24,6 +26,7 @@ export async function issueApiToken(
     client_id: principal.id,
     tenant: principal.tenantId,
     scope: BROKER_API_SCOPE,
+    ...(s.jkt ? { cnf: { jkt: s.jkt } } : {}),
   })
     .setProtectedHeader({ alg: SIGNING_ALG, typ: 'at+jwt', kid: signer.kid })
     .setIssuer(s.issuer)
@@ -37,6 +40,8 @@ export async function issueApiToken(
 }
 
 export interface ApiTokenClaims {
+  /** Set when the token is DPoP-bound: it must then be presented with a proof by that key. */
+  jkt: string | undefined;
   principalId: string;
   tenantId: string;
 }
@@ -82,5 +87,8 @@ export async function verifyApiToken(
   ) {
     throw new ApiTokenRejected('the access token is not a broker API token');
   }
-  return { principalId: payload.sub, tenantId: payload.tenant };
+  const cnf = payload.cnf as { jkt?: unknown } | undefined;
+  if (cnf !== undefined && typeof cnf?.jkt !== 'string')
+    throw new ApiTokenRejected('the access token has a malformed cnf claim');
+  return { principalId: payload.sub, tenantId: payload.tenant, jkt: cnf?.jkt as string | undefined };
 }

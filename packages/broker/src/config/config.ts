@@ -23,6 +23,7 @@ export const ConfigInput = Type.Object(
     sweepIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
     refreshIdleSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600 })),
     dpopIatWindowSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 300 })),
+    heartbeatIntervalMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000 })),
     statusListTtlSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
     bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
     logLevel: Type.Optional(LogLevel),
@@ -46,6 +47,7 @@ export interface BrokerConfig {
   sweepIntervalMs: number;
   refreshIdleSeconds: number;
   dpopIatWindowSeconds: number;
+  heartbeatIntervalMs: number;
   statusListTtlSeconds: number;
   bodyLimitBytes: number;
   logLevel: ConfigInput['logLevel'] & string;
@@ -80,6 +82,7 @@ export function resolveConfig(input: unknown): BrokerConfig {
     sweepIntervalMs: c.sweepIntervalMs ?? DEFAULTS.sweepIntervalMs,
     refreshIdleSeconds: c.refreshIdleSeconds ?? DEFAULTS.refreshIdleSeconds,
     dpopIatWindowSeconds: c.dpopIatWindowSeconds ?? DEFAULTS.dpopIatWindowSeconds,
+    heartbeatIntervalMs: c.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
     statusListTtlSeconds: c.statusListTtlSeconds ?? DEFAULTS.statusListTtlSeconds,
     bodyLimitBytes: c.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes,
     logLevel: c.logLevel ?? DEFAULTS.logLevel,

@@ -27,6 +27,8 @@ export const DEFAULTS = {
   refreshIdleSeconds: 900,
   /** DPoP proofs must have `iat` within ± this many seconds of the broker's clock. */
   dpopIatWindowSeconds: 60,
+  /** How often the revocation stream (`GET /v1/events`) sends each PEP a signed heartbeat. */
+  heartbeatIntervalMs: 2000,
   /** How long a PEP may cache a status list token (`ttl` claim). */
   statusListTtlSeconds: 30,
   /** Largest request body accepted, in bytes. */

@@ -9,6 +9,7 @@ import { requireAuthentication } from './plugins/authenticate.js';
 import { installMetrics } from './plugins/metrics.js';
 import { auditRoutes } from './routes/audit.js';
 import { discoveryRoutes } from './routes/discovery.js';
+import { eventRoutes } from './routes/events.js';
 import { federationRoutes } from './routes/federations.js';
 import { groupRoutes } from './routes/groups.js';
 import { oauthRoutes } from './routes/oauth.js';
@@ -84,6 +85,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(requestRoutes(ctx));
       await v1.register(sessionRoutes(ctx));
       await v1.register(auditRoutes(ctx));
+      await v1.register(eventRoutes(ctx));
     },
     { prefix: '/v1' },
   );

@@ -1,3 +1,4 @@
+import { DPOP_DEFAULTS } from '@tether/pep';
 import { type ErrorCode, isTetherError, PROBLEM_MEDIA_TYPE, toProblem } from '@tether/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OAuthError } from '../auth/oauth-error.js';
@@ -78,12 +79,16 @@ export function installErrorHandling(app: FastifyInstance): void {
     const problem = { ...toProblem(c.code, c.detail, c.extra), instance: request.id };
     if (problem.status === 401) {
       // RFC 6750 §3.1: a request that sent no credentials at all gets a challenge without an error code.
+      // RFC 9449 §7.1: DPoP failures are challenged with the DPoP scheme and the accepted algs.
+      const dpopAlgs = `algs="${DPOP_DEFAULTS.algorithms.join(' ')}"`;
       const challenge =
-        c.code !== 'unauthenticated'
-          ? 'Bearer error="invalid_token"'
-          : request.headers.authorization === undefined
-            ? 'Bearer realm="tether"'
-            : 'Bearer error="invalid_request"';
+        c.code === 'invalid_dpop_proof' || c.code === 'use_dpop_nonce'
+          ? `DPoP error="${c.code}", ${dpopAlgs}`
+          : c.code !== 'unauthenticated'
+            ? 'Bearer error="invalid_token"'
+            : request.headers.authorization === undefined
+              ? `Bearer realm="tether", DPoP ${dpopAlgs}`
+              : 'Bearer error="invalid_request"';
       reply.header('www-authenticate', challenge);
     }
     return reply.code(problem.status).type(PROBLEM_MEDIA_TYPE).send(problem);

@@ -35,10 +35,14 @@ export async function activateSession(
   requestId: string,
   dpopHeader: string | string[] | undefined,
 ): Promise<SessionTokens> {
-  const proof = await verifyBrokerProof(ctx, dpopHeader, {
-    method: 'POST',
-    path: `/v1/requests/${requestId}/activate`,
-  });
+  // A DPoP-bound API token was already authenticated with this request's one proof: that
+  // proof (single-use, so it cannot be checked twice) binds the session to the same key.
+  const proof =
+    caller.proof ??
+    (await verifyBrokerProof(ctx, dpopHeader, {
+      method: 'POST',
+      path: `/v1/requests/${requestId}/activate`,
+    }));
   const started = await inTransaction(ctx.store, async (tx) => {
     const request = await lockRequest(tx, caller.tenant.id, requestId);
     if (!request)

@@ -1,26 +1,44 @@
+import { DpopError, type VerifiedDpopProof } from '@tether/pep';
 import { TetherError } from '@tether/protocol';
 import { ApiTokenRejected, verifyApiToken } from '../auth/api-token.js';
 import { findPrincipal } from '../store/repositories/principals.js';
 import { findTenantById } from '../store/repositories/tenants.js';
+import { verifyBrokerProof } from './broker-dpop.js';
 import type { BrokerContext, Caller } from './context.js';
 
+/** What a request presents to prove who it is. */
+export interface PresentedCredentials {
+  authorization: string | undefined;
+  dpop?: string | string[] | undefined;
+  method: string;
+  /** Path (and query) as received; `htu` is checked against the public URL plus this path. */
+  url: string;
+}
+
+const SCHEME = /^(Bearer|DPoP)[ ]+([A-Za-z0-9._~+/-]+=*)$/i;
+
 /**
- * Turns an `Authorization` header into the caller. The principal is read live on every call,
- * so disabling it takes effect at once, whatever tokens it still holds.
+ * Turns the `Authorization` (and `DPoP`) headers into the caller. A DPoP-bound token must come
+ * with the DPoP scheme and a fresh proof by its key; presented as Bearer it is refused. The
+ * principal is read live on every call, so disabling it takes effect at once, whatever
+ * tokens it still holds.
  */
 export async function authenticateCaller(
   ctx: BrokerContext,
-  authorization: string | undefined,
+  presented: PresentedCredentials,
 ): Promise<Caller> {
-  const match = authorization ? /^Bearer[ ]+([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization.trim()) : null;
-  if (!match?.[1])
+  const match = presented.authorization ? SCHEME.exec(presented.authorization.trim()) : null;
+  if (!match?.[1] || !match[2]) {
     throw new TetherError(
       'unauthenticated',
-      'send Authorization: Bearer <token> (get one at POST /oauth/token)',
+      'send Authorization: DPoP <token> with a DPoP proof, or Bearer <token> (get one at POST /oauth/token)',
     );
+  }
+  const scheme = match[1].toLowerCase();
+  const token = match[2];
   let claims: Awaited<ReturnType<typeof verifyApiToken>>;
   try {
-    claims = await verifyApiToken(ctx.keys, match[1], {
+    claims = await verifyApiToken(ctx.keys, token, {
       issuer: ctx.config.publicUrl,
       now: ctx.clock.now(),
       clockToleranceSeconds: ctx.config.clockToleranceSeconds,
@@ -29,10 +47,31 @@ export async function authenticateCaller(
     if (err instanceof ApiTokenRejected) throw new TetherError('invalid_token', err.message);
     throw err;
   }
+  let proof: VerifiedDpopProof | undefined;
+  if (claims.jkt) {
+    if (scheme !== 'dpop')
+      throw new TetherError(
+        'invalid_token',
+        'a DPoP-bound token must be sent with the DPoP scheme, not Bearer',
+      );
+    try {
+      proof = await verifyBrokerProof(ctx, presented.dpop, {
+        method: presented.method,
+        path: presented.url.split('?')[0] ?? '/',
+        accessToken: token,
+        expectedJkt: claims.jkt,
+      });
+    } catch (err) {
+      if (err instanceof DpopError) throw new TetherError(err.code, err.message);
+      throw err;
+    }
+  } else if (scheme === 'dpop') {
+    throw new TetherError('invalid_token', 'this token is not DPoP-bound; send it with the Bearer scheme');
+  }
   const principal = await findPrincipal(ctx.store, claims.tenantId, claims.principalId);
   const tenant = await findTenantById(ctx.store, claims.tenantId);
   if (!principal || !tenant)
     throw new TetherError('invalid_token', 'the token names a principal that no longer exists');
   if (!principal.enabled) throw new TetherError('principal_disabled', 'the principal is disabled');
-  return { principal, tenant };
+  return proof ? { principal, tenant, proof } : { principal, tenant };
 }

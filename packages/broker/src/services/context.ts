@@ -1,9 +1,10 @@
-import type { ReplayCache } from '@tether/pep';
+import type { ReplayCache, VerifiedDpopProof } from '@tether/pep';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/config.js';
 import type { Clock } from '../domain/clock.js';
 import type { Principal, Tenant } from '../domain/principal.js';
 import type { PolicyEngine } from '../policy/cedar.js';
+import type { RevocationFanout } from '../revocation/fanout.js';
 import type { Store } from '../store/database.js';
 import type { SigningKeys } from '../tokens/keys.js';
 
@@ -17,10 +18,14 @@ export interface BrokerContext {
   logger: Logger;
   /** DPoP proof ids this process has seen (the store keeps them for every replica too). */
   replay: ReplayCache;
+  /** Wakes this process's revocation streams after a transaction that appended events commits. */
+  revocations: RevocationFanout;
 }
 
 /** The authenticated principal making an API call, and its tenant. */
 export interface Caller {
   principal: Principal;
   tenant: Tenant;
+  /** The request's DPoP proof, when it authenticated a DPoP-bound token (each proof is single-use). */
+  proof?: VerifiedDpopProof;
 }

@@ -2,6 +2,7 @@ import { TetherError } from '@tether/protocol';
 import { recordAudit } from '../audit/record.js';
 import { hasRole } from '../domain/principal.js';
 import { type EndReason, ended, type Session } from '../domain/session.js';
+import { announceOnCommit, appendRevocationEvent } from '../revocation/log.js';
 import { inTransaction, type TxHandle } from '../store/database.js';
 import { revokeSessionRefreshTokens } from '../store/repositories/refresh-tokens.js';
 import {
@@ -15,11 +16,12 @@ import { resolvePrincipal, resolvePrivilege } from './resolve.js';
 import { invalidateStatusSlot } from './status-slots.js';
 
 /**
- * Ends a session inside the caller's transaction: state, refresh tokens, status-list entry
- * and audit record change together or not at all. Returns the ended session, or null if it
- * had already ended.
+ * Ends a session inside the caller's transaction: state, refresh tokens, status-list entry,
+ * audit record and revocation event change together or not at all; the tenant's revocation
+ * streams are woken once it commits. Returns the ended session, or null if it had already ended.
  */
 export async function endSessionIn(
+  ctx: Pick<BrokerContext, 'revocations'>,
   tx: TxHandle,
   session: Session,
   at: number,
@@ -41,6 +43,11 @@ export async function endSessionIn(
     principalId: session.principalId,
     details: { reason, ...details },
   });
+  const event = await appendRevocationEvent(tx, session.tenantId, at, {
+    type: 'session_ended',
+    data: { sid: session.id, reason, session_exp: Math.floor(session.hardExpiresAt / 1000) },
+  });
+  announceOnCommit(tx, ctx.revocations, [event]);
   return next;
 }
 
@@ -60,6 +67,7 @@ export async function endSession(
       throw new TetherError('forbidden', 'only the holder of a session or an admin may end it');
     }
     const result = await endSessionIn(
+      ctx,
       tx,
       session,
       ctx.clock.now(),
@@ -115,7 +123,7 @@ export async function revokeSessions(
       const done = await inTransaction(ctx.store, async (tx) => {
         const current = await lockSession(tx, candidate.id);
         return current
-          ? endSessionIn(tx, current, ctx.clock.now(), 'revoked', caller.principal.id, {
+          ? endSessionIn(ctx, tx, current, ctx.clock.now(), 'revoked', caller.principal.id, {
               selector,
               ...(note ? { note } : {}),
             })
@@ -136,7 +144,9 @@ export async function endExpiredSessions(ctx: BrokerContext, batch = 200): Promi
       const done = await inTransaction(ctx.store, async (tx) => {
         const current = await lockSession(tx, candidate.id);
         // `ended()` dates the end at the hard expiry itself: that is when the session stopped being valid.
-        return current && current.state === 'active' ? endSessionIn(tx, current, now, 'expired', null) : null;
+        return current && current.state === 'active'
+          ? endSessionIn(ctx, tx, current, now, 'expired', null)
+          : null;
       });
       if (done) total += 1;
     }

@@ -193,7 +193,7 @@ export async function removeFederation(ctx: BrokerContext, caller: Caller, ref: 
     for (const id of await listLiveSessionsOfFederation(tx, federation.id)) {
       const session = await lockSession(tx, id);
       const done = session
-        ? await endSessionIn(tx, session, now, 'trust_changed', caller.principal.id, {
+        ? await endSessionIn(ctx, tx, session, now, 'trust_changed', caller.principal.id, {
             federation: federation.name,
           })
         : null;

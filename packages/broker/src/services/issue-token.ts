@@ -1,3 +1,4 @@
+import { DpopError } from '@tether/pep';
 import { decodeJwt } from 'jose';
 import { recordAudit } from '../audit/record.js';
 import { issueApiToken } from '../auth/api-token.js';
@@ -6,6 +7,7 @@ import { OAuthError } from '../auth/oauth-error.js';
 import { inTransaction } from '../store/database.js';
 import { findPrincipalAnyTenant } from '../store/repositories/principals.js';
 import { recordRefusal } from './audit-refusal.js';
+import { verifyBrokerProof } from './broker-dpop.js';
 import type { BrokerContext } from './context.js';
 import { exchangeToken, TOKEN_EXCHANGE_GRANT } from './exchange-token.js';
 import { refreshSession } from './refresh-session.js';
@@ -48,7 +50,7 @@ export async function issueToken(
 ): Promise<TokenResponse> {
   switch (form.grant_type) {
     case 'client_credentials':
-      return clientCredentials(ctx, form);
+      return clientCredentials(ctx, form, dpop);
     case 'refresh_token': {
       const tokens = await refreshSession(ctx, form.refresh_token, dpop);
       return {
@@ -69,9 +71,23 @@ export async function issueToken(
 }
 
 /** A principal's own credentials (RFC 7523 client assertion) for a broker-API token. */
-async function clientCredentials(ctx: BrokerContext, form: TokenRequest): Promise<TokenResponse> {
+async function clientCredentials(
+  ctx: BrokerContext,
+  form: TokenRequest,
+  dpop: string | string[] | undefined,
+): Promise<TokenResponse> {
   const now = ctx.clock.now();
   const issuer = ctx.config.publicUrl;
+  // With a DPoP proof the token is bound to its key (RFC 9449 §5); without one it is a Bearer token.
+  let jkt: string | undefined;
+  if (dpop !== undefined) {
+    try {
+      jkt = (await verifyBrokerProof(ctx, dpop, { method: 'POST', path: '/oauth/token' })).jkt;
+    } catch (err) {
+      if (err instanceof DpopError) throw new OAuthError(err.code, err.message);
+      throw err;
+    }
+  }
   let client: Awaited<ReturnType<typeof verifyClientAssertion>>;
   try {
     client = await verifyClientAssertion(ctx.store, form, {
@@ -88,6 +104,7 @@ async function clientCredentials(ctx: BrokerContext, form: TokenRequest): Promis
     issuer,
     ttlSeconds: ctx.config.apiTokenTtlSeconds,
     now,
+    jkt,
   });
   await inTransaction(ctx.store, (tx) =>
     recordAudit(tx, client.principal.tenantId, now, {
@@ -96,10 +113,20 @@ async function clientCredentials(ctx: BrokerContext, form: TokenRequest): Promis
       target: client.principal.id,
       outcome: 'success',
       principalId: client.principal.id,
-      details: { kid: client.kid, grant: 'client_credentials', expires_in: expiresIn },
+      details: {
+        kid: client.kid,
+        grant: 'client_credentials',
+        expires_in: expiresIn,
+        ...(jkt ? { jkt } : {}),
+      },
     }),
   );
-  return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope: 'tether:api' };
+  return {
+    access_token: token,
+    token_type: jkt ? 'DPoP' : 'Bearer',
+    expires_in: expiresIn,
+    scope: 'tether:api',
+  };
 }
 
 /**

@@ -59,7 +59,7 @@ export async function refreshSession(
     if (!session) return grantDenied('unknown refresh token');
     const now = ctx.clock.now();
     const end = (reason: EndReason, description: string, details: Record<string, unknown> = {}) =>
-      endSessionIn(tx, session, now, reason, null, details).then(() => grantDenied(description));
+      endSessionIn(ctx, tx, session, now, reason, null, details).then(() => grantDenied(description));
 
     // Reuse is checked before the key: a spent token in anyone's hands means the token store
     // of the holder leaked, and the session ends whoever presents it.

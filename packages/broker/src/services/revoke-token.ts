@@ -19,7 +19,9 @@ export async function revokeToken(ctx: BrokerContext, caller: Caller, token: str
     const session = await lockSession(tx, sessionId);
     if (!session || session.tenantId !== caller.tenant.id) return;
     if (session.principalId !== caller.principal.id && !hasRole(caller.principal, 'admin')) return;
-    await endSessionIn(tx, session, ctx.clock.now(), 'revoked', caller.principal.id, { via: 'oauth_revoke' });
+    await endSessionIn(ctx, tx, session, ctx.clock.now(), 'revoked', caller.principal.id, {
+      via: 'oauth_revoke',
+    });
   });
 }
 

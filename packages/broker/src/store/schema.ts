@@ -216,6 +216,20 @@ export interface FederatedRequestRow {
   created_at: number;
 }
 
+export interface RevocationEventRow {
+  tenant_id: string;
+  seq: number; // 1, 2, 3, … per tenant, no gaps: see migrations/0004-revocation-log.ts
+  type: string; // RevocationEventType
+  subject: string; // what the event is about: the session id, the key id, or the tenant id
+  payload: string; // JSON, the event's data as sent to PEPs
+  at: number;
+}
+
+export interface RevocationHeadRow {
+  tenant_id: string;
+  seq: number; // the newest event's seq; the row is created by the tenant's first event
+}
+
 export interface Tables {
   tenants: TenantRow;
   principals: PrincipalRow;
@@ -237,4 +251,6 @@ export interface Tables {
   status_list_slots: StatusListSlotRow;
   federations: FederationRow;
   federated_requests: FederatedRequestRow;
+  revocation_events: RevocationEventRow;
+  revocation_heads: RevocationHeadRow;
 }

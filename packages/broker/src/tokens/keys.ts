@@ -8,6 +8,12 @@ import {
   type JWK,
 } from 'jose';
 import type { Clock } from '../domain/clock.js';
+import type { RevocationFanout } from '../revocation/fanout.js';
+import {
+  announceOnCommit,
+  appendRevocationEventToEveryTenant,
+  type RevocationLogEntry,
+} from '../revocation/log.js';
 import { inTransaction, type StoreHandle } from '../store/database.js';
 import { type Kek, openSecret, sealSecret } from './key-encryption.js';
 
@@ -82,22 +88,38 @@ export async function rotateSigningKey(
   });
 }
 
-/** Marks retiring keys whose overlap has ended as retired. Returns their kids. */
-export async function retireExpiredKeys(store: StoreHandle, now: number): Promise<string[]> {
-  const due = await store.db
-    .selectFrom('signing_keys')
-    .select('kid')
-    .where('state', '=', 'retiring')
-    .where('retire_at', '<=', now)
-    .execute();
-  if (due.length === 0) return [];
-  await store.db
-    .updateTable('signing_keys')
-    .set({ state: 'retired' })
-    .where('state', '=', 'retiring')
-    .where('retire_at', '<=', now)
-    .execute();
-  return due.map((d) => d.kid);
+/**
+ * Marks retiring keys whose overlap has ended as retired, and in the same transaction appends
+ * a `key_retired` event to the revocation log of every tenant: keys are broker-wide, every
+ * tenant's PEPs verify with them, and no event crosses tenants, so each log gets its own copy.
+ * A tenant created later never held a token of the key (only the active key signs, and a
+ * retiring key is never active again). Returns the kids, each retired exactly once even when
+ * replicas sweep at the same time. `fanout`, when given, wakes this process's streams after
+ * the commit; streams pick the events up at their next heartbeat in any case.
+ */
+export async function retireExpiredKeys(
+  store: StoreHandle,
+  now: number,
+  fanout?: RevocationFanout,
+): Promise<string[]> {
+  return inTransaction(store, async (tx) => {
+    // One statement decides and marks: a concurrent sweep finds the rows no longer retiring.
+    const retired = await tx.db
+      .updateTable('signing_keys')
+      .set({ state: 'retired' })
+      .where('state', '=', 'retiring')
+      .where('retire_at', '<=', now)
+      .returning('kid')
+      .execute();
+    const kids = retired.map((r) => r.kid).sort();
+    const entries: RevocationLogEntry[] = [];
+    for (const kid of kids)
+      entries.push(
+        ...(await appendRevocationEventToEveryTenant(tx, now, { type: 'key_retired', data: { kid } })),
+      );
+    if (fanout) announceOnCommit(tx, fanout, entries);
+    return kids;
+  });
 }
 
 /**

@@ -9,10 +9,15 @@ declare module 'fastify' {
   }
 }
 
-/** Applies bearer-token authentication to every route registered in `scope`. */
+/** Applies token authentication (DPoP-bound or Bearer) to every route registered in `scope`. */
 export function requireAuthentication(scope: FastifyInstance, ctx: BrokerContext): void {
   scope.addHook('onRequest', async (request) => {
-    request.caller = await authenticateCaller(ctx, request.headers.authorization);
+    request.caller = await authenticateCaller(ctx, {
+      authorization: request.headers.authorization,
+      dpop: request.headers.dpop,
+      method: request.method,
+      url: request.url,
+    });
     request.log = request.log.child({
       principal: request.caller.principal.id,
       tenant: request.caller.tenant.id,

@@ -2,6 +2,7 @@ import formbody from '@fastify/formbody';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { TetherError } from '@tether/protocol';
+import type { FastifyRequest } from 'fastify';
 import { OAuthError } from '../../auth/oauth-error.js';
 import { authenticateCaller } from '../../services/authenticate-caller.js';
 import type { BrokerContext } from '../../services/context.js';
@@ -53,9 +54,14 @@ const TokenOnlyForm = Type.Object(
 const IntrospectionResponse = Type.Object({ active: Type.Boolean() }, { additionalProperties: true });
 
 /** The protected-resource caller of introspection and revocation: a principal's broker-API token. */
-async function authenticateOAuthCaller(ctx: BrokerContext, authorization: string | undefined) {
+async function authenticateOAuthCaller(ctx: BrokerContext, request: FastifyRequest) {
   try {
-    return await authenticateCaller(ctx, authorization);
+    return await authenticateCaller(ctx, {
+      authorization: request.headers.authorization,
+      dpop: request.headers.dpop,
+      method: request.method,
+      url: request.url,
+    });
   } catch (err) {
     if (err instanceof TetherError) throw new OAuthError('invalid_client', err.detail);
     throw err;
@@ -106,7 +112,7 @@ export function oauthRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
-        const caller = await authenticateOAuthCaller(ctx, request.headers.authorization);
+        const caller = await authenticateOAuthCaller(ctx, request);
         return reply
           .header('cache-control', 'no-store')
           .send(await introspect(ctx, caller, request.body.token));
@@ -123,7 +129,7 @@ export function oauthRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         },
       },
       async (request) => {
-        const caller = await authenticateOAuthCaller(ctx, request.headers.authorization);
+        const caller = await authenticateOAuthCaller(ctx, request);
         await revokeToken(ctx, caller, request.body.token);
         return {};
       },

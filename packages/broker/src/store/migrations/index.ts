@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as m0001 from './0001-initial.js';
 import * as m0002 from './0002-sessions.js';
 import * as m0003 from './0003-federations.js';
+import * as m0004 from './0004-revocation-log.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -11,6 +12,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-initial': m0001,
   '0002-sessions': m0002,
   '0003-federations': m0003,
+  '0004-revocation-log': m0004,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);

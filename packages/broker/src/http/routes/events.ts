@@ -1,0 +1,79 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { RevocationSigner } from '../../revocation/signing.js';
+import { RevocationStreams } from '../../revocation/stream.js';
+import type { BrokerContext } from '../../services/context.js';
+import { revocationStreamStart } from '../../services/revocation-stream.js';
+import { Strict, withProblems } from '../schemas/common.js';
+
+/** A position in a tenant's revocation log, as a decimal string (below 10^15, so exact as a number). */
+const POSITION_PATTERN = '^(0|[1-9][0-9]{0,14})$';
+
+const EventsQuery = Type.Object(
+  {
+    after: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 999_999_999_999_999,
+        description: 'stream the events after this sequence number (Last-Event-ID wins when both are sent)',
+      }),
+    ),
+  },
+  Strict,
+);
+
+const EventsHeaders = Type.Object({
+  'last-event-id': Type.Optional(
+    Type.String({
+      pattern: POSITION_PATTERN,
+      description: 'the id of the last event received: the stream resumes after it',
+    }),
+  ),
+});
+
+const EventStream = Type.String({
+  description:
+    'text/event-stream: `id: <seq>` `event: revocation` `data: <tether-event+jwt>` per event, in order, ' +
+    'and `event: heartbeat` `data: <tether-heartbeat+jwt>` every heartbeat interval',
+});
+
+/** `GET /v1/events`: the tenant's revocation log as Server-Sent Events, for enforcement points. */
+export function eventRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    const streams = new RevocationStreams({
+      store: ctx.store,
+      clock: ctx.clock,
+      fanout: ctx.revocations,
+      signer: new RevocationSigner(() => ctx.keys.signer(), ctx.config.publicUrl),
+      heartbeatIntervalMs: ctx.config.heartbeatIntervalMs,
+      maxLifetimeMs: ctx.config.apiTokenTtlSeconds * 1000,
+    });
+    // preClose, not onClose: onClose runs after the server has stopped, which it never would
+    // while a stream holds its connection open.
+    app.addHook('preClose', async () => streams.closeAll());
+
+    app.get(
+      '/events',
+      {
+        // A HEAD request would open a stream that can carry no body.
+        exposeHeadRoute: false,
+        schema: {
+          tags: ['enforcement'],
+          summary: 'Follow the revocation log (Server-Sent Events)',
+          querystring: EventsQuery,
+          headers: EventsHeaders,
+          response: withProblems({ 200: EventStream }),
+        },
+      },
+      async (request, reply) => {
+        const start = await revocationStreamStart(ctx, request.caller, {
+          lastEventId: request.headers['last-event-id'],
+          after: request.query.after,
+        });
+        // From here on the stream writes the response itself; errors no longer reach the error handler.
+        reply.hijack();
+        streams.start(reply.raw, { ...start, requestId: request.id, log: request.log });
+      },
+    );
+  };
+}

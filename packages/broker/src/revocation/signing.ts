@@ -1,0 +1,89 @@
+import {
+  HEARTBEAT_JWT_TYPE,
+  type HeartbeatClaims,
+  REVOCATION_EVENT_JWT_TYPE,
+  type RevocationEventClaims,
+} from '@tether/protocol';
+import { SignJWT } from 'jose';
+import { type ActiveSigningKey, SIGNING_ALG } from '../tokens/keys.js';
+import type { RevocationLogEntry } from './log.js';
+
+/** Epoch milliseconds → NumericDate (whole seconds, rounded down). */
+const seconds = (ms: number) => Math.floor(ms / 1000);
+
+async function sign(key: ActiveSigningKey, typ: string, claims: object): Promise<string> {
+  return new SignJWT({ ...claims })
+    .setProtectedHeader({ alg: SIGNING_ALG, typ, kid: key.kid })
+    .sign(key.privateKey);
+}
+
+/**
+ * A revocation event as a compact JWS (`typ` `tether-event+jwt`). `iat` is when the event was
+ * written, not when it is sent: the same event signed by the same key always gives the same
+ * JWS (Ed25519 is deterministic), however often it is replayed.
+ */
+export async function signRevocationEvent(
+  key: ActiveSigningKey,
+  issuer: string,
+  entry: RevocationLogEntry,
+): Promise<string> {
+  const claims: RevocationEventClaims = {
+    iss: issuer,
+    tenant: entry.tenantId,
+    seq: entry.seq,
+    ...entry.event,
+    iat: seconds(entry.at),
+  };
+  return sign(key, REVOCATION_EVENT_JWT_TYPE, claims);
+}
+
+/**
+ * A heartbeat as a compact JWS (`typ` `tether-heartbeat+jwt`): at `at`, the tenant's log held
+ * nothing newer than `seq`, and the stream carrying it had sent everything up to `seq`.
+ * `at` must be taken before the log was read, or the claim could be false.
+ */
+export async function signHeartbeat(
+  key: ActiveSigningKey,
+  issuer: string,
+  heartbeat: { tenantId: string; seq: number; at: number },
+): Promise<string> {
+  const claims: HeartbeatClaims = {
+    iss: issuer,
+    tenant: heartbeat.tenantId,
+    seq: heartbeat.seq,
+    iat: seconds(heartbeat.at),
+  };
+  return sign(key, HEARTBEAT_JWT_TYPE, claims);
+}
+
+/**
+ * Signs events for every stream of this process, keeping the most recent signatures: one
+ * revocation sent to a hundred PEPs is signed once, not a hundred times.
+ */
+export class RevocationSigner {
+  readonly #cache = new Map<string, string>();
+
+  constructor(
+    private readonly signer: () => ActiveSigningKey,
+    private readonly issuer: string,
+    private readonly maxEntries = 4096,
+  ) {}
+
+  async event(entry: RevocationLogEntry): Promise<string> {
+    const key = this.signer();
+    const cacheKey = `${key.kid}\u0000${entry.tenantId}\u0000${entry.seq}`;
+    const cached = this.#cache.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const jws = await signRevocationEvent(key, this.issuer, entry);
+    if (this.#cache.size >= this.maxEntries) {
+      const oldest = this.#cache.keys().next();
+      if (!oldest.done) this.#cache.delete(oldest.value);
+    }
+    this.#cache.set(cacheKey, jws);
+    return jws;
+  }
+
+  async heartbeat(tenantId: string, seq: number, at: number): Promise<string> {
+    return signHeartbeat(this.signer(), this.issuer, { tenantId, seq, at });
+  }
+}

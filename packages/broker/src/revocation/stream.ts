@@ -1,0 +1,229 @@
+import type { ServerResponse } from 'node:http';
+import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT } from '@tether/protocol';
+import type { Clock } from '../domain/clock.js';
+import type { StoreHandle } from '../store/database.js';
+import type { RevocationFanout } from './fanout.js';
+import { readRevocationLog } from './log.js';
+import type { RevocationSigner } from './signing.js';
+
+/** Events read from the log per query while catching up. */
+const PAGE = 500;
+
+/** One Server-Sent Events message. `data` may not hold a line break (a JWS never does). */
+export function sseMessage(message: { id?: number; event: string; data: string }): string {
+  if (/[\r\n]/.test(message.event) || /[\r\n]/.test(message.data))
+    throw new Error('an SSE field may not contain a line break');
+  return `${message.id === undefined ? '' : `id: ${message.id}\n`}event: ${message.event}\ndata: ${message.data}\n\n`;
+}
+
+/** What every stream of one app shares. */
+export interface RevocationStreamDeps {
+  store: StoreHandle;
+  clock: Clock;
+  fanout: RevocationFanout;
+  signer: RevocationSigner;
+  /** A heartbeat every this many milliseconds (real time). */
+  heartbeatIntervalMs: number;
+  /**
+   * A stream ends after this long (real time) and the PEP reconnects with `Last-Event-ID`:
+   * the connection was authorised by a token that lives no longer than this, and a PEP whose
+   * principal has since been disabled must not keep following the log.
+   */
+  maxLifetimeMs: number;
+}
+
+interface StreamLog {
+  debug(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * The open revocation streams of one app: starts them, and ends them all when the app
+ * closes (so that closing never waits on a PEP that would keep its connection forever).
+ */
+export class RevocationStreams {
+  readonly #open = new Set<RevocationStream>();
+  #closing = false;
+
+  constructor(private readonly deps: RevocationStreamDeps) {}
+
+  /**
+   * Streams the tenant's log after `after` into `response`, which nothing else may write to
+   * (a hijacked reply): first the events already committed, in order, then each new one as it
+   * commits, with a signed heartbeat every `heartbeatIntervalMs`. Returns at once.
+   */
+  start(
+    response: ServerResponse,
+    options: { tenantId: string; after: number; requestId: string; log: StreamLog },
+  ): void {
+    response.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      // Reverse proxies (nginx) must pass each message on as it comes, not buffer the stream.
+      'x-accel-buffering': 'no',
+      'x-request-id': options.requestId,
+    });
+    response.flushHeaders();
+    if (this.#closing) {
+      response.end();
+      return;
+    }
+    const stream = new RevocationStream(this.deps, response, options.tenantId, options.after, options.log);
+    this.#open.add(stream);
+    void stream.done.then(() => this.#open.delete(stream));
+  }
+
+  /** How many streams are open. */
+  get size(): number {
+    return this.#open.size;
+  }
+
+  /** Ends every stream cleanly (the PEPs reconnect elsewhere) and waits until they are gone. */
+  async closeAll(graceMs = 1000): Promise<void> {
+    this.#closing = true;
+    await Promise.all([...this.#open].map((stream) => stream.shutdown(graceMs)));
+  }
+}
+
+/** One PEP's connection: a loop that catches up from the log, sends heartbeats and waits to be woken. */
+class RevocationStream {
+  /** The last sequence number written to the response. */
+  #sent: number;
+  #closed = false;
+  /** Set by a wake-up; cleared when a catch-up starts, so a wake-up during one is not lost. */
+  #woken = false;
+  #wakeUp: (() => void) | undefined;
+  readonly #stopped = new AbortController();
+  readonly #unsubscribe: () => void;
+  readonly #lifetime: NodeJS.Timeout;
+  readonly #finished: Promise<void>;
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly deps: RevocationStreamDeps,
+    private readonly response: ServerResponse,
+    private readonly tenantId: string,
+    after: number,
+    private readonly log: StreamLog,
+  ) {
+    this.#sent = after;
+    this.#unsubscribe = deps.fanout.subscribe(tenantId, () => this.#wake());
+    this.#finished = new Promise((resolve) => {
+      response.once('close', resolve);
+      response.once('finish', resolve);
+    });
+    // The client went away (or the socket failed): stop at once. An 'error' without a
+    // listener would crash the process.
+    response.on('close', () => this.close());
+    response.on('error', () => this.close());
+    this.#lifetime = setTimeout(() => this.close(), deps.maxLifetimeMs);
+    this.#lifetime.unref();
+    log.debug({ tenant: tenantId, after }, 'revocation stream opened');
+    this.done = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    let nextHeartbeat = 0;
+    try {
+      while (!this.#closed) {
+        this.#woken = false;
+        // Taken before the log is read: everything committed before this instant is in what
+        // the catch-up reads, which is what the heartbeat then claims.
+        const at = this.deps.clock.now();
+        await this.#catchUp();
+        if (this.#closed) break;
+        if (performance.now() >= nextHeartbeat) {
+          const jws = await this.deps.signer.heartbeat(this.tenantId, this.#sent, at);
+          await this.#write(sseMessage({ event: SSE_HEARTBEAT_EVENT, data: jws }));
+          nextHeartbeat = performance.now() + this.deps.heartbeatIntervalMs;
+        }
+        await this.#idle(nextHeartbeat - performance.now());
+      }
+    } catch (err) {
+      if (!this.#closed) {
+        this.log.warn({ err, tenant: this.tenantId }, 'revocation stream failed; closing it');
+        // The client may not be reading at all: do not wait for it to take what is buffered.
+        this.response.destroy();
+      }
+    } finally {
+      this.close();
+      this.log.debug({ tenant: this.tenantId, sent: this.#sent }, 'revocation stream closed');
+    }
+  }
+
+  /** Sends every committed event after the last one sent, in order. The table is the truth. */
+  async #catchUp(): Promise<void> {
+    for (;;) {
+      const page = await readRevocationLog(this.deps.store, this.tenantId, this.#sent, PAGE);
+      for (const entry of page) {
+        if (this.#closed) return;
+        const jws = await this.deps.signer.event(entry);
+        await this.#write(sseMessage({ id: entry.seq, event: SSE_REVOCATION_EVENT, data: jws }));
+        this.#sent = entry.seq;
+      }
+      if (page.length < PAGE) return;
+    }
+  }
+
+  /**
+   * Writes with back-pressure: when the socket's buffer is full, waits for it to drain. A
+   * client that takes nothing for a long time is cut off rather than buffered for.
+   */
+  async #write(chunk: string): Promise<void> {
+    if (this.#closed || this.response.write(chunk)) return;
+    const stallMs = Math.max(10_000, 10 * this.deps.heartbeatIntervalMs);
+    await new Promise<void>((resolve, reject) => {
+      const settle = (failure?: Error) => {
+        clearTimeout(timer);
+        this.response.off('drain', onDrain);
+        this.#stopped.signal.removeEventListener('abort', onStop);
+        failure ? reject(failure) : resolve();
+      };
+      const onDrain = () => settle();
+      const onStop = () => settle();
+      const timer = setTimeout(() => settle(new Error(`the client took nothing for ${stallMs} ms`)), stallMs);
+      this.response.once('drain', onDrain);
+      this.#stopped.signal.addEventListener('abort', onStop, { once: true });
+    });
+  }
+
+  /** Waits until woken, until `ms` have passed, or until the stream closes. */
+  async #idle(ms: number): Promise<void> {
+    if (this.#woken || this.#closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.#wakeUp = resolve;
+      timer = setTimeout(resolve, Math.max(0, ms));
+    });
+    clearTimeout(timer);
+    this.#wakeUp = undefined;
+  }
+
+  #wake(): void {
+    this.#woken = true;
+    this.#wakeUp?.();
+  }
+
+  /** Stops the loop and ends the response; safe to call more than once, from anywhere. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe();
+    clearTimeout(this.#lifetime);
+    this.#stopped.abort();
+    this.#wakeUp?.();
+    if (!this.response.writableEnded && !this.response.destroyed) this.response.end();
+  }
+
+  /** Closes, waits for the loop to stop, and gives the client `graceMs` to take the end of the stream. */
+  async shutdown(graceMs: number): Promise<void> {
+    this.close();
+    await this.done;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), graceMs);
+    });
+    if ((await Promise.race([this.#finished, late])) === 'late') this.response.destroy();
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The revocation log as it travels from the broker to enforcement points (PEPs).
+ *
+ * The broker appends an event, numbered per tenant (`seq` 1, 2, 3, … with no gaps), in the
+ * same transaction as the state change it reports. `GET /v1/events` streams them as
+ * Server-Sent Events: each event is one SSE message `id: <seq>`, `event: revocation`,
+ * `data: <compact JWS>`; a heartbeat is `event: heartbeat`, `data: <compact JWS>` without an
+ * `id`. Both JWS are signed with the broker's access-token signing key (EdDSA), so no relay
+ * can forge a revocation or fake freshness.
+ */
+
+/** `typ` header of a signed revocation event. */
+export const REVOCATION_EVENT_JWT_TYPE = 'tether-event+jwt';
+/** `typ` header of a signed heartbeat. */
+export const HEARTBEAT_JWT_TYPE = 'tether-heartbeat+jwt';
+/** SSE `event:` field of a revocation event. */
+export const SSE_REVOCATION_EVENT = 'revocation';
+/** SSE `event:` field of a heartbeat. */
+export const SSE_HEARTBEAT_EVENT = 'heartbeat';
+
+export const REVOCATION_EVENT_TYPES = ['session_ended', 'key_retired', 'tenant_cutoff'] as const;
+export type RevocationEventType = (typeof REVOCATION_EVENT_TYPES)[number];
+
+/**
+ * A session has ended: refuse every token naming `sid`. There is no `jti`: the session is
+ * what is revoked, not one token. A PEP may forget the entry once `session_exp` (epoch
+ * seconds, the session's hard expiry, also a claim of every token of the session) has
+ * passed: the tokens refuse themselves from then on.
+ */
+export interface SessionEndedData {
+  sid: string;
+  reason: string;
+  session_exp: number;
+}
+
+/** A broker signing key is retired: refuse every token whose header names `kid`. */
+export interface KeyRetiredData {
+  kid: string;
+}
+
+/** Refuse every token of the tenant issued (`iat`) before `before` (epoch seconds). */
+export interface TenantCutoffData {
+  before: number;
+}
+
+/** One entry of the revocation log: what happened, without its position. */
+export type RevocationEvent =
+  | { type: 'session_ended'; data: SessionEndedData }
+  | { type: 'key_retired'; data: KeyRetiredData }
+  | { type: 'tenant_cutoff'; data: TenantCutoffData };
+
+/** Claims of a signed revocation event (`typ` {@link REVOCATION_EVENT_JWT_TYPE}). */
+export type RevocationEventClaims = RevocationEvent & {
+  iss: string;
+  tenant: string;
+  /** Position in the tenant's log: 1 for the first event, no gaps. */
+  seq: number;
+  /** When the event was written (epoch seconds). */
+  iat: number;
+};
+
+/**
+ * Claims of a signed heartbeat (`typ` {@link HEARTBEAT_JWT_TYPE}): at `iat`, the newest event
+ * of `tenant` committed was `seq` (0 when the log is empty), and the stream had sent every
+ * event up to it. A PEP that holds every event up to `seq` was fresh at `iat`.
+ */
+export interface HeartbeatClaims {
+  iss: string;
+  tenant: string;
+  seq: number;
+  iat: number;
+}
+
+/**
+ * Checks an event's `type` and `data` (as read from a JWS or a store row) and returns a
+ * copy holding only the known members, or `undefined` when either does not fit.
+ *
+ * @example
+ * ```ts
+ * const event = readRevocationEvent(claims.type, claims.data);
+ * if (event === undefined) throw new Error('unknown or malformed event');
+ * ```
+ */
+export function readRevocationEvent(type: unknown, data: unknown): RevocationEvent | undefined {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return undefined;
+  const d = data as Record<string, unknown>;
+  switch (type) {
+    case 'session_ended':
+      return isText(d.sid) && isText(d.reason) && isEpochSeconds(d.session_exp)
+        ? { type, data: { sid: d.sid, reason: d.reason, session_exp: d.session_exp } }
+        : undefined;
+    case 'key_retired':
+      return isText(d.kid) ? { type, data: { kid: d.kid } } : undefined;
+    case 'tenant_cutoff':
+      return isEpochSeconds(d.before) ? { type, data: { before: d.before } } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function isText(value: unknown): value is string {
+  return typeof value === 'string' && value !== '';
+}
+
+function isEpochSeconds(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
