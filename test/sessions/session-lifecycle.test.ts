@@ -259,6 +259,11 @@ describeEachStore('session-bound tokens', (fixture) => {
     it('ends the session when the principal is disabled', async () => {
       const session = await BoundSession.activate(s.operator.client, await approvedRequest());
       await s.admin.call('PATCH', '/v1/principals/olivia', { enabled: false });
+      // Ended with the change itself, not only at the next refresh.
+      expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({
+        state: 'ended',
+        end_reason: 'principal_disabled',
+      });
       expect((await refusal(session.refresh())).code).toBe('invalid_grant');
       expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({
         state: 'ended',
@@ -269,6 +274,10 @@ describeEachStore('session-bound tokens', (fixture) => {
     it('ends the session when the privilege is deleted', async () => {
       const session = await BoundSession.activate(s.operator.client, await approvedRequest());
       await s.admin.call('DELETE', '/v1/privileges/firewall-admin');
+      expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({
+        state: 'ended',
+        end_reason: 'privilege_deleted',
+      });
       expect((await refusal(session.refresh())).code).toBe('invalid_grant');
       expect(await s.admin.call('GET', `/v1/sessions/${session.info.id}`)).toMatchObject({
         state: 'ended',

@@ -1,8 +1,13 @@
 /**
- * A small Server-Sent Events client for tests: opens a stream with `fetch`, parses it as the
- * HTML standard's event-stream format (fields, comments, multi-line data, CRLF), and hands out
+ * A small Server-Sent Events client for tests: opens a stream over HTTP, parses it as the HTML
+ * standard's event-stream format (fields, comments, multi-line data, CRLF), and hands out
  * messages one at a time with a deadline, so that no test waits for a fixed time.
+ *
+ * It uses `node:http` with a connection of its own rather than `fetch`: undici's shared pool
+ * opens a spare connection after a stream is aborted, and a connection that never sends a
+ * request keeps `server.close()` waiting until the server's headers timeout.
  */
+import { type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
 
 export interface SseMessage {
   /** The `id` field, if the message had one. */
@@ -54,55 +59,53 @@ export class SseTimeout extends Error {
   override readonly name = 'SseTimeout';
 }
 
-/** An open event stream. */
+/** An open event stream (or the refusal the server answered instead). */
 export class SseStream {
-  readonly response: Response;
-  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  readonly #decoder = new TextDecoder();
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly #response: IncomingMessage;
   readonly #parser = new SseParser();
   readonly #queue: SseMessage[] = [];
-  readonly #abort: AbortController;
-  #pending: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+  #text = '';
   #ended = false;
+  #changed: (() => void) | undefined;
 
-  constructor(response: Response, abort: AbortController) {
-    this.response = response;
-    this.#abort = abort;
+  constructor(response: IncomingMessage) {
+    this.#response = response;
+    this.status = response.statusCode ?? 0;
+    this.headers = response.headers;
+    response.setEncoding('utf8');
+    response.on('data', (chunk: string) => {
+      if (this.status === 200) this.#queue.push(...this.#parser.push(chunk));
+      else this.#text += chunk;
+      this.#changed?.();
+    });
+    const end = () => {
+      this.#ended = true;
+      this.#changed?.();
+    };
+    response.on('end', end);
+    response.on('close', end);
+    response.on('error', end);
   }
 
-  /** True once the server has ended the stream. */
+  /** True once the server has ended the stream (or the connection is gone). */
   get ended(): boolean {
     return this.#ended;
   }
 
-  /** The next message, or throws {@link SseTimeout} if none arrives within `timeoutMs`, or an error if the stream ends. */
+  /** A refusal's body, as JSON (waits for the whole body). */
+  async json(timeoutMs = 5000): Promise<unknown> {
+    await this.#until(() => this.#ended, timeoutMs);
+    return JSON.parse(this.#text);
+  }
+
+  /** The next message; throws {@link SseTimeout} if none arrives within `timeoutMs`, or an error if the stream ends. */
   async next(timeoutMs = 5000): Promise<SseMessage> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const queued = this.#queue.shift();
-      if (queued) return queued;
-      if (this.#ended) throw new Error('the event stream has ended');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new SseTimeout(`no event-stream message within ${timeoutMs} ms`);
-      // A read left pending by a timeout is picked up again here, so no bytes are lost.
-      this.#pending ??= this.#body().read();
-      let timer: NodeJS.Timeout | undefined;
-      const result = await Promise.race([
-        this.#pending,
-        new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(() => resolve('timeout'), left);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (result === 'timeout') continue;
-      this.#pending = undefined;
-      if (result.done) {
-        this.#ended = true;
-        this.#queue.push(...this.#parser.push(this.#decoder.decode()));
-        continue;
-      }
-      this.#queue.push(...this.#parser.push(this.#decoder.decode(result.value, { stream: true })));
-    }
+    await this.#until(() => this.#queue.length > 0 || this.#ended, timeoutMs);
+    const message = this.#queue.shift();
+    if (message === undefined) throw new Error('the event stream has ended');
+    return message;
   }
 
   /** The next message whose `event` is `event`, skipping others. */
@@ -114,42 +117,39 @@ export class SseStream {
     }
   }
 
-  /** Resolves once the server has ended the stream (other messages are discarded), or throws on timeout. */
+  /** Resolves once the server has ended the stream; throws on timeout. */
   async waitForEnd(timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.#ended) {
-      try {
-        await this.next(Math.max(1, deadline - Date.now()));
-      } catch (err) {
-        if (this.#ended) return;
-        throw err;
-      }
-    }
+    await this.#until(() => this.#ended, timeoutMs);
   }
 
   /** Disconnects from the client side. */
   close(): void {
-    this.#pending?.catch(() => undefined);
-    this.#abort.abort();
-    this.#reader?.cancel().catch(() => undefined);
+    this.#response.destroy();
   }
 
-  /** The body's reader, taken only when messages are read (so `response.json()` stays usable until then). */
-  #body(): ReadableStreamDefaultReader<Uint8Array> {
-    if (this.#reader === undefined) {
-      if (this.response.body === null) throw new Error('the response has no body');
-      this.#reader = this.response.body.getReader();
+  async #until(condition: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!condition()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new SseTimeout(`the event stream did not answer within ${timeoutMs} ms`);
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#changed = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+      this.#changed = undefined;
     }
-    return this.#reader;
   }
 }
 
-/** Opens `url` as an event stream (any status: check `stream.response.status`). */
-export async function openSse(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
-  const abort = new AbortController();
-  const response = await fetch(url, {
-    headers: { accept: 'text/event-stream', ...headers },
-    signal: abort.signal,
+/** Opens `url` as an event stream, on a connection of its own (any status: check `stream.status`). */
+export function openSse(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { accept: 'text/event-stream', ...headers }, agent: false }, (res) =>
+      resolve(new SseStream(res)),
+    );
+    req.on('error', reject);
+    req.end();
   });
-  return new SseStream(response, abort);
 }

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { ReplayCache } from '@tether/pep';
 import type { FastifyInstance } from 'fastify';
 import { type DestinationStream, type Logger, pino } from 'pino';
 import { pruneSpentJtis } from './auth/client-assertion.js';
@@ -59,7 +58,6 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
   await ensureSigningKey(store, kek, clock);
   const keys = new SigningKeys(store, kek, clock);
   await keys.load();
-  const replay = new ReplayCache({ maxEntries: 100_000, now: () => clock.now() });
   return {
     store,
     clock,
@@ -68,7 +66,6 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
     keys,
     logger,
     kek,
-    replay,
     revocations: new RevocationFanout(),
   };
 }

@@ -1,4 +1,5 @@
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { IdentityFile } from '@tether/protocol';
@@ -56,6 +57,10 @@ export function loadIdentity(path: string): IdentityFile {
 /** Writes an identity file with mode 0600 (and its directory 0700). */
 export function writeIdentity(path: string, identity: IdentityFile): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, `${JSON.stringify(identity, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  // A fresh 0600 file renamed into place: an existing file's looser mode or a symlink at the
+  // path never receives the key, and a reader never sees half a file.
+  const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(identity, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(temporary, 0o600);
+  renameSync(temporary, path);
 }

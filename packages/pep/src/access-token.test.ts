@@ -240,9 +240,8 @@ describe('a valid request', () => {
     );
   });
 
-  it('accepts any tenant when no tenant is configured', async () => {
-    const { verify } = setUp({ tenant: undefined });
-    await expect(verify(await token({ tenant: 'tenant-b' }))).resolves.toBeDefined();
+  it('cannot be created without a tenant: tokens of every tenant share one issuer and key', () => {
+    expect(() => setUp({ tenant: undefined })).toThrow(TypeError);
   });
 
   it('builds htu from the public base URL and a base path, not from anything the client sends', async () => {
@@ -702,13 +701,20 @@ describe('configuration', () => {
   const base = (): AccessTokenVerifierOptions => ({
     issuer: ISSUER,
     audience: AUDIENCE,
+    tenant: TENANT,
     publicBaseUrl: PUBLIC_BASE_URL,
     keys,
     now: () => NOW,
     replayCache: new ReplayCache({ maxEntries: 10, now: () => NOW }),
   });
 
+  it('accepts the base configuration (so each refusal below is for its own reason)', () => {
+    expect(() => createAccessTokenVerifier(base())).not.toThrow();
+  });
+
   it.each([
+    ['no tenant', { tenant: undefined }],
+    ['an empty tenant', { tenant: '' }],
     ['a leeway above 5 s (refused, not clamped)', { leewaySeconds: 6 }],
     ['a negative leeway', { leewaySeconds: -1 }],
     ['alg none', { algorithms: ['none'] }],

@@ -87,8 +87,12 @@ export interface AccessTokenVerifierOptions {
   issuer: string;
   /** This PEP's audience; it must be (one of) the token's `aud`. */
   audience: string;
-  /** When set, the token's `tenant` must equal it. */
-  tenant?: string;
+  /**
+   * The tenant this PEP enforces for: the token's `tenant` must equal it. Required: every
+   * tenant's tokens share one issuer and key, and two tenants' privileges may name the same
+   * audience, so only this check keeps tenant A's tokens out of tenant B's services.
+   */
+  tenant: string;
   /** This PEP's origin and base path as the public sees it; `htu` must be this + the request path. */
   publicBaseUrl: string;
   /** The issuer's signing keys, from `jwks.ts`. */
@@ -166,7 +170,7 @@ const JKT = /^[A-Za-z0-9_-]{43}$/;
 interface VerifierConfig {
   issuer: string;
   audience: string;
-  tenant: string | undefined;
+  tenant: string;
   publicBaseUrl: string;
   keys: KeySource;
   now: () => number;
@@ -261,8 +265,8 @@ function resolveOptions(options: AccessTokenVerifierOptions): VerifierConfig {
       throw new TypeError(`access-token verifier: ${name} must be a non-empty string`);
     }
   }
-  if (options.tenant !== undefined && (typeof options.tenant !== 'string' || options.tenant === '')) {
-    throw new TypeError('access-token verifier: tenant, when set, must be a non-empty string');
+  if (typeof options.tenant !== 'string' || options.tenant === '') {
+    throw new TypeError('access-token verifier: tenant is required (a non-empty string)');
   }
   if (typeof options.keys?.getKey !== 'function') {
     throw new TypeError('access-token verifier: keys must be a KeySource');
@@ -369,7 +373,7 @@ async function verifyToken(token: string, config: VerifierConfig, nowS: number):
   checkLifetime(payload, nowS, config.leewaySeconds);
   const claims = readClaims(payload);
   checkSession(claims, nowS, config.leewaySeconds);
-  if (config.tenant !== undefined && claims.tenant !== config.tenant) {
+  if (claims.tenant !== config.tenant) {
     throw refused('the token belongs to another tenant');
   }
   return claims;

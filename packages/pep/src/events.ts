@@ -5,7 +5,13 @@ import {
   type RevocationEvent,
   readRevocationEvent,
 } from '@tether/protocol';
-import { type CryptoKey, compactVerify, decodeProtectedHeader, errors, type ProtectedHeaderParameters } from 'jose';
+import {
+  type CryptoKey,
+  compactVerify,
+  decodeProtectedHeader,
+  errors,
+  type ProtectedHeaderParameters,
+} from 'jose';
 import type { KeySource } from './jwks.js';
 
 /** Why a message of the revocation feed was refused. */
@@ -129,7 +135,8 @@ export class RevocationFeedVerifier {
       throw new TypeError('RevocationFeedVerifier: issuer is required');
     if (typeof options.tenant !== 'string' || options.tenant === '')
       throw new TypeError('RevocationFeedVerifier: tenant is required');
-    if (typeof options.now !== 'function') throw new TypeError('RevocationFeedVerifier: now must be a function');
+    if (typeof options.now !== 'function')
+      throw new TypeError('RevocationFeedVerifier: now must be a function');
     const maxAgeMs = options.heartbeatMaxAgeMs ?? REVOCATION_FEED_DEFAULTS.heartbeatMaxAgeMs;
     const tolerance = options.clockToleranceSeconds ?? REVOCATION_FEED_DEFAULTS.clockToleranceSeconds;
     const position = options.position ?? 0;
@@ -169,7 +176,8 @@ export class RevocationFeedVerifier {
         ? refused('malformed', 'the event data does not fit its type')
         : refused('unsupported_event', 'the event type is not one this enforcement point knows');
     }
-    if (seq <= this.#position) throw refused('replayed', `event ${seq} is at or before position ${this.#position}`);
+    if (seq <= this.#position)
+      throw refused('replayed', `event ${seq} is at or before position ${this.#position}`);
     if (seq !== this.#position + 1)
       throw refused('gap', `event ${seq} follows position ${this.#position}: events are missing`);
     this.#position = seq;
@@ -201,7 +209,10 @@ export class RevocationFeedVerifier {
     if (typeof jws !== 'string' || !COMPACT_JWS.test(jws))
       throw refused('malformed', 'the message is not a compact JWS');
     if (jws.length > REVOCATION_FEED_DEFAULTS.maxMessageBytes)
-      throw refused('malformed', `the message is larger than ${REVOCATION_FEED_DEFAULTS.maxMessageBytes} bytes`);
+      throw refused(
+        'malformed',
+        `the message is larger than ${REVOCATION_FEED_DEFAULTS.maxMessageBytes} bytes`,
+      );
     let header: ProtectedHeaderParameters;
     try {
       header = decodeProtectedHeader(jws);
@@ -211,7 +222,8 @@ export class RevocationFeedVerifier {
     if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== typ)
       throw refused('wrong_type', `the message typ must be ${typ}`);
     if (header.alg !== 'EdDSA') throw refused('wrong_algorithm', 'the message alg must be EdDSA');
-    if (typeof header.kid !== 'string' || header.kid === '') throw refused('malformed', 'the message has no kid');
+    if (typeof header.kid !== 'string' || header.kid === '')
+      throw refused('malformed', 'the message has no kid');
     const key = await this.#key(header.kid);
     let bytes: Uint8Array;
     try {
@@ -231,7 +243,8 @@ export class RevocationFeedVerifier {
       throw refused('malformed', 'the message payload is not a JSON object');
     const record = claims as Record<string, unknown>;
     if (record.iss !== this.#issuer) throw refused('wrong_issuer', 'the message iss is not the broker');
-    if (record.tenant !== this.#tenant) throw refused('wrong_tenant', 'the message belongs to another tenant');
+    if (record.tenant !== this.#tenant)
+      throw refused('wrong_tenant', 'the message belongs to another tenant');
     return record;
   }
 
@@ -264,6 +277,10 @@ function readSeq(value: unknown, min: number): number {
   return value as number;
 }
 
-function refused(code: RevocationMessageRefusalCode, message: string, cause?: unknown): RevocationMessageRefused {
+function refused(
+  code: RevocationMessageRefusalCode,
+  message: string,
+  cause?: unknown,
+): RevocationMessageRefused {
   return new RevocationMessageRefused(code, message, cause === undefined ? undefined : { cause });
 }

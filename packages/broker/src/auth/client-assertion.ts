@@ -36,6 +36,24 @@ function refuse(description: string, cause?: unknown): never {
 }
 
 /**
+ * A refusal of an assertion whose signature verified: the principal really signed it, so the
+ * attempt belongs in its tenant's audit trail. Refusals before that are anyone's noise and go
+ * to the log only, so no one without a key can write to a tenant's audit chain.
+ */
+export class SignedAssertionRefused extends OAuthError {
+  constructor(
+    readonly principal: Principal,
+    description: string,
+  ) {
+    super('invalid_client', description);
+  }
+}
+
+function refuseSigned(principal: Principal, description: string): never {
+  throw new SignedAssertionRefused(principal, description);
+}
+
+/**
  * RFC 7523 `private_key_jwt`: the assertion must be signed by one of the principal's
  * registered keys, with `iss` = `sub` = the principal, our token endpoint as `aud`, a short
  * life, and a `jti` never seen before (recorded durably, so replicas share it).
@@ -100,18 +118,24 @@ export async function verifyClientAssertion(
       if (err instanceof joseErrors.JWTClaimValidationFailed || err instanceof joseErrors.JWTExpired) break;
     }
   }
-  if (!verified) refuse(describeFailure(lastError), lastError);
+  if (!verified) {
+    // jose checks the signature before the claims: a claim failure means the principal signed it.
+    const signed =
+      lastError instanceof joseErrors.JWTExpired || lastError instanceof joseErrors.JWTClaimValidationFailed;
+    if (signed) refuseSigned(principal, describeFailure(lastError));
+    refuse(describeFailure(lastError), lastError);
+  }
   // Only after the signature: whether a principal is disabled is no business of someone without its key.
-  if (!principal.enabled) refuse('the principal is disabled');
+  if (!principal.enabled) refuseSigned(principal, 'the principal is disabled');
   const { payload } = verified;
   if ((payload.exp as number) - (payload.iat as number) > policy.maxAgeSeconds) {
-    refuse(`client_assertion lifetime exceeds ${policy.maxAgeSeconds} s`);
+    refuseSigned(principal, `client_assertion lifetime exceeds ${policy.maxAgeSeconds} s`);
   }
   const jti = payload.jti as string;
-  if (jti.length > 256) refuse('client_assertion jti is too long');
+  if (jti.length > 256) refuseSigned(principal, 'client_assertion jti is too long');
   await rememberJti(
     store,
-    principal.id,
+    principal,
     jti,
     (payload.exp as number) * 1000 + policy.clockToleranceSeconds * 1000,
   );
@@ -132,17 +156,18 @@ function describeFailure(err: unknown): string {
 /** Single use: a second insert of the same (principal, jti) fails on the primary key. */
 async function rememberJti(
   store: StoreHandle,
-  principalId: string,
+  principal: Principal,
   jti: string,
   expiresAt: number,
 ): Promise<void> {
   try {
     await store.db
       .insertInto('client_assertion_jtis')
-      .values({ principal_id: principalId, jti, expires_at: expiresAt })
+      .values({ principal_id: principal.id, jti, expires_at: expiresAt })
       .execute();
   } catch (err) {
-    if (isUniqueViolation(err)) refuse('client_assertion has already been used (jti replay)');
+    if (isUniqueViolation(err))
+      refuseSigned(principal, 'client_assertion has already been used (jti replay)');
     throw err;
   }
 }

@@ -143,3 +143,31 @@ describe('compileTicketPattern', () => {
     },
   );
 });
+
+describe('ticket patterns that could backtrack badly are refused', () => {
+  it.each([
+    ['(A|A0?)+-[0-9]+', 'repeated group'],
+    ['(a+)+b', 'repeated group'],
+    ['(a|ab)*c', 'repeated group'],
+    ['(?:a+)+', 'repeated group'],
+    ['(x|y){2,5}', 'repeated group'],
+    ['a*a*a*a*b', 'unbounded quantifiers'],
+    ['(?=CHG)CHG-[0-9]+', 'lookahead'],
+    ['(?<!X)CHG', 'lookahead and lookbehind'],
+    ['(CHG)-\\1', 'backreferences'],
+  ])('%s', (pattern, reason) => {
+    expect(() => compileTicketPattern(pattern)).toThrow(reason);
+  });
+
+  it.each([
+    '(NET|CHG)-[0-9]+',
+    'CHG-[0-9]+',
+    '[A-Z]+-[0-9]+',
+    '(\\d+-)?CHG',
+    '(?:NET|CHG)-[0-9]{1,8}',
+    '[(]+x',
+    '(ab){2}',
+  ])('accepts %s', (pattern) => {
+    expect(() => compileTicketPattern(pattern)).not.toThrow();
+  });
+});

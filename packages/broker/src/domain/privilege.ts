@@ -91,12 +91,72 @@ export function assertPrivilegeIsCoherent(
 
 /** Ticket patterns are anchored: the whole reference must match. */
 export function compileTicketPattern(pattern: string): RegExp {
+  let compiled: RegExp;
   try {
     // Alone first: a pattern that closes the wrapper's group (`a)|(?:b`) would otherwise compile
     // as `^(?:a)|(?:b)$`, anchored on one side only.
     new RegExp(pattern, 'u');
-    return new RegExp(`^(?:${pattern})$`, 'u');
+    compiled = new RegExp(`^(?:${pattern})$`, 'u');
   } catch {
     throw new TetherError('invalid_request', 'ticket.pattern is not a valid regular expression');
   }
+  const unsafe = backtrackingHazard(pattern);
+  if (unsafe) throw new TetherError('invalid_request', `ticket.pattern is refused: ${unsafe}`);
+  return compiled;
+}
+
+/** Unbounded quantifiers a pattern may hold: k adjacent ones cost O(n^k) steps on a miss. */
+const MAX_UNBOUNDED_QUANTIFIERS = 3;
+
+/**
+ * V8 matches by backtracking, and a requester chooses the ticket text: a pattern with nested
+ * or ambiguous repetition could pin the event loop for every tenant. Ticket references are
+ * simple (`CHG-[0-9]+`), so patterns are held to a shape that always matches in low
+ * polynomial time: no backreferences or lookaround, no quantified group that contains a
+ * quantifier or an alternation, and at most a few unbounded quantifiers. Returns the reason
+ * a pattern is refused, or undefined.
+ */
+export function backtrackingHazard(pattern: string): string | undefined {
+  if (/\\[1-9]|\\k</.test(pattern)) return 'backreferences are not allowed';
+  if (/\(\?<?[=!]/.test(pattern)) return 'lookahead and lookbehind are not allowed';
+  // Walk the pattern, tracking for each open group whether it holds a quantifier or `|`.
+  const groups: { risky: boolean }[] = [];
+  let unbounded = 0;
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      i += 1;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      continue;
+    }
+    if (c === '[') inClass = true;
+    else if (c === '(') {
+      groups.push({ risky: false });
+      // `(?:`, `(?<name>`: the `?` opens a group kind, it is not a quantifier.
+      if (pattern[i + 1] === '?') {
+        const named = /^\(\?<[A-Za-z_][A-Za-z0-9_]*>/.exec(pattern.slice(i));
+        i += named ? named[0].length - 1 : 2;
+      }
+    } else if (c === '|' && groups.length > 0) groups[groups.length - 1]!.risky = true;
+    else if (c === ')') {
+      const group = groups.pop();
+      const next = pattern[i + 1];
+      // `?` (and `{0,1}`) only make a group optional; repetition is what backtracks badly.
+      const quantified =
+        next === '*' || next === '+' || (next === '{' && !/^\{(0,)?1\}/.test(pattern.slice(i + 1)));
+      if (quantified && group?.risky)
+        return 'a repeated group may not contain a quantifier or an alternation';
+      if (group?.risky && groups.length > 0) groups[groups.length - 1]!.risky = true;
+    } else if (c === '*' || c === '+' || c === '?' || c === '{') {
+      if (groups.length > 0) groups[groups.length - 1]!.risky = true;
+      if (c === '*' || c === '+' || (c === '{' && /^\{\d+,\}/.test(pattern.slice(i)))) unbounded += 1;
+    }
+  }
+  if (unbounded > MAX_UNBOUNDED_QUANTIFIERS)
+    return `at most ${MAX_UNBOUNDED_QUANTIFIERS} unbounded quantifiers (*, +, {n,}) are allowed`;
+  return undefined;
 }

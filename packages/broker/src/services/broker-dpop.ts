@@ -1,4 +1,4 @@
-import { DpopError, type VerifiedDpopProof, verifyDpopProof } from '@tether/pep';
+import { DpopError, ReplayCache, type VerifiedDpopProof, verifyDpopProof } from '@tether/pep';
 import { isUniqueViolation } from '../store/database.js';
 import type { BrokerContext } from './context.js';
 
@@ -12,8 +12,8 @@ export interface BrokerProofCheck {
 
 /**
  * Verifies a DPoP proof sent to the broker (RFC 9449 §4.3). `htu` is compared with the
- * configured public URL, never the Host header. Proof ids are remembered in memory for speed
- * and in the store for every replica, so a proof is accepted once across the deployment.
+ * configured public URL, never the Host header. Proof ids are remembered in the store for every
+ * replica, so a proof is accepted once across the deployment.
  */
 export async function verifyBrokerProof(
   ctx: BrokerContext,
@@ -31,7 +31,9 @@ export async function verifyBrokerProof(
     {
       now: () => ctx.clock.now(),
       iatWindowSeconds: ctx.config.dpopIatWindowSeconds,
-      replayCache: ctx.replay,
+      // The store's unique key on (jkt, jti) is what makes a proof single-use across replicas.
+      // A shared in-memory cache would add nothing but a way to fill it and refuse everyone.
+      replayCache: new ReplayCache({ maxEntries: 1, now: () => ctx.clock.now() }),
     },
   );
   try {

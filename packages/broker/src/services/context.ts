@@ -1,4 +1,4 @@
-import type { ReplayCache, VerifiedDpopProof } from '@tether/pep';
+import type { VerifiedDpopProof } from '@tether/pep';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/config.js';
 import type { Clock } from '../domain/clock.js';
@@ -16,8 +16,6 @@ export interface BrokerContext {
   policy: PolicyEngine;
   keys: SigningKeys;
   logger: Logger;
-  /** DPoP proof ids this process has seen (the store keeps them for every replica too). */
-  replay: ReplayCache;
   /** Wakes this process's revocation streams after a transaction that appended events commits. */
   revocations: RevocationFanout;
 }

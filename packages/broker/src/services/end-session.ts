@@ -32,7 +32,7 @@ export async function endSessionIn(
   const next = ended(session, at, reason, by);
   if (!(await writeSessionEnd(tx, next))) return null;
   await revokeSessionRefreshTokens(tx, session.id);
-  await invalidateStatusSlot(tx, session.statusListId, session.statusIdx);
+  await invalidateStatusSlot(tx, session.statusListId, session.statusIdx, session.id);
   await recordAudit(tx, session.tenantId, at, {
     actor: by ?? 'system',
     action: 'session.ended',

@@ -1,11 +1,9 @@
 import { DpopError } from '@tether/pep';
-import { decodeJwt } from 'jose';
 import { recordAudit } from '../audit/record.js';
 import { issueApiToken } from '../auth/api-token.js';
-import { verifyClientAssertion } from '../auth/client-assertion.js';
+import { SignedAssertionRefused, verifyClientAssertion } from '../auth/client-assertion.js';
 import { OAuthError } from '../auth/oauth-error.js';
 import { inTransaction } from '../store/database.js';
-import { findPrincipalAnyTenant } from '../store/repositories/principals.js';
 import { recordRefusal } from './audit-refusal.js';
 import { verifyBrokerProof } from './broker-dpop.js';
 import type { BrokerContext } from './context.js';
@@ -97,7 +95,7 @@ async function clientCredentials(
       now,
     });
   } catch (err) {
-    if (err instanceof OAuthError) await recordFailedLogin(ctx, form.client_assertion, err.message);
+    if (err instanceof SignedAssertionRefused) await recordFailedLogin(ctx, err);
     throw err;
   }
   const { token, expiresIn } = await issueApiToken(ctx.keys, client.principal, {
@@ -130,28 +128,15 @@ async function clientCredentials(
 }
 
 /**
- * A refused login that names a real principal goes into that principal's tenant's audit
- * trail (who was tried, and why it failed); the assertion itself is never recorded.
+ * A refused login whose assertion the principal really signed (expired, replayed, disabled…)
+ * goes into its tenant's audit trail; the assertion itself is never recorded.
  */
-async function recordFailedLogin(
-  ctx: BrokerContext,
-  assertion: string | undefined,
-  reason: string,
-): Promise<void> {
-  let iss: unknown;
-  try {
-    iss = assertion ? decodeJwt(assertion).iss : undefined;
-  } catch {
-    return;
-  }
-  if (typeof iss !== 'string' || iss.length > 64) return;
-  const principal = await findPrincipalAnyTenant(ctx.store, iss);
-  if (!principal) return;
-  await recordRefusal(ctx, principal.tenantId, {
-    actor: principal.id,
+async function recordFailedLogin(ctx: BrokerContext, err: SignedAssertionRefused): Promise<void> {
+  await recordRefusal(ctx, err.principal.tenantId, {
+    actor: err.principal.id,
     action: 'auth.token_issued',
-    target: principal.id,
-    principalId: principal.id,
-    details: { reason },
+    target: err.principal.id,
+    principalId: err.principal.id,
+    details: { reason: err.message },
   });
 }

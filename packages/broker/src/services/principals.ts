@@ -10,10 +10,12 @@ import {
   insertPrincipalKey,
   listPrincipalKeys,
   listPrincipals,
+  lockPrincipal,
   updatePrincipal,
 } from '../store/repositories/principals.js';
 import { requireRole } from './access-control.js';
 import type { BrokerContext, Caller } from './context.js';
+import { endLiveSessionsOf } from './end-sessions-of.js';
 import { resolvePrincipal } from './resolve.js';
 
 /** Key types a principal may register: asymmetric signature keys only. */
@@ -121,7 +123,9 @@ export async function changePrincipal(
 ): Promise<Principal> {
   requireRole(caller, 'admin');
   return inTransaction(ctx.store, async (tx) => {
-    const current = await resolvePrincipal(tx, caller.tenant.id, ref);
+    const resolved = await resolvePrincipal(tx, caller.tenant.id, ref);
+    // Locked: a concurrent edit must not write back a stale `enabled` or `roles`.
+    const current = (await lockPrincipal(tx, caller.tenant.id, resolved.id)) ?? resolved;
     if (
       current.id === caller.principal.id &&
       (changes.enabled === false || (changes.roles && !changes.roles.includes('admin')))
@@ -141,6 +145,18 @@ export async function changePrincipal(
       updatedAt: now,
     };
     await updatePrincipal(tx, next);
+    if (current.enabled && !next.enabled) {
+      // A disabled principal holds nothing: its live sessions end with the change.
+      await endLiveSessionsOf(
+        ctx,
+        tx,
+        caller.tenant.id,
+        { principalId: current.id },
+        now,
+        'principal_disabled',
+        caller.principal.id,
+      );
+    }
     await recordAudit(tx, caller.tenant.id, now, {
       actor: caller.principal.id,
       action: changes.enabled === false ? 'principal.disabled' : 'principal.updated',

@@ -13,11 +13,13 @@ import {
   deletePrivilege,
   insertPrivilege,
   listPrivileges,
+  lockPrivilege,
   updatePrivilege,
 } from '../store/repositories/privileges.js';
 import { countRequestsForPrivilege } from '../store/repositories/requests.js';
 import { requireRole } from './access-control.js';
 import type { BrokerContext, Caller } from './context.js';
+import { endLiveSessionsOf } from './end-sessions-of.js';
 import { resolveGroup, resolvePrincipal, resolvePrivilege } from './resolve.js';
 
 export interface PrivilegeInput {
@@ -120,7 +122,9 @@ export async function changePrivilege(
   requireRole(caller, 'admin');
   if (changes.audiences) assertAudiencesAreNotTheBroker(ctx, changes.audiences);
   return inTransaction(ctx.store, async (tx) => {
-    const current = await resolvePrivilege(tx, caller.tenant.id, ref);
+    const resolved = await resolvePrivilege(tx, caller.tenant.id, ref);
+    // Locked: a concurrent edit must not write back a stale grant.
+    const current = (await lockPrivilege(tx, caller.tenant.id, resolved.id)) ?? resolved;
     const now = ctx.clock.now();
     const next: Privilege = {
       ...current,
@@ -159,6 +163,16 @@ export async function removePrivilege(ctx: BrokerContext, caller: Caller, ref: s
         `${privilege.name} has ${open} pending request(s); cancel them or let them be resolved first`,
       );
     }
+    // The sessions standing on it end in the same transaction as the deletion.
+    await endLiveSessionsOf(
+      ctx,
+      tx,
+      caller.tenant.id,
+      { privilegeId: privilege.id },
+      ctx.clock.now(),
+      'privilege_deleted',
+      caller.principal.id,
+    );
     await deletePrivilege(tx, caller.tenant.id, privilege.id);
     await recordAudit(tx, caller.tenant.id, ctx.clock.now(), {
       actor: caller.principal.id,

@@ -9,6 +9,7 @@ import { findFederatedRequest } from '../store/repositories/federations.js';
 import { findPrincipal } from '../store/repositories/principals.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import {
+  findRefreshToken,
   insertRefreshToken,
   lockRefreshToken,
   spendRefreshToken,
@@ -53,10 +54,13 @@ export async function refreshSession(
   const presentedHash = hashRefreshToken(refreshToken);
   const next = newRefreshToken();
   const outcome = await inTransaction(ctx.store, async (tx): Promise<RefreshOutcome> => {
+    // Session first, then its token: the same order as ending a session, so a refresh racing
+    // an end waits instead of deadlocking.
+    const candidate = await findRefreshToken(tx, presentedHash);
+    if (!candidate) return grantDenied('unknown refresh token');
+    const session = await lockSession(tx, candidate.sessionId);
     const stored = await lockRefreshToken(tx, presentedHash);
-    if (!stored) return grantDenied('unknown refresh token');
-    const session = await lockSession(tx, stored.sessionId);
-    if (!session) return grantDenied('unknown refresh token');
+    if (!session || !stored) return grantDenied('unknown refresh token');
     const now = ctx.clock.now();
     const end = (reason: EndReason, description: string, details: Record<string, unknown> = {}) =>
       endSessionIn(ctx, tx, session, now, reason, null, details).then(() => grantDenied(description));

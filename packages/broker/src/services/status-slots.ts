@@ -34,7 +34,7 @@ export async function allocateStatusSlot(
   const lists = await tenantStatusLists(tx, tenantId);
   for (const list of lists.reverse()) {
     await forUpdate(tx, tx.db.selectFrom('status_lists').select('id').where('id', '=', list.id)).execute();
-    if ((await countOccupiedSlots(tx, list.id)) >= list.size * MAX_FILL) continue;
+    if ((await countOccupiedSlots(tx, list.id, now)) >= list.size * MAX_FILL) continue;
     const idx = await probe(tx, list.id, list.size, now);
     if (idx !== undefined) {
       await insertSlot(tx, { listId: list.id, idx, tenantId, sessionId, reusableAt });
@@ -61,6 +61,11 @@ async function probe(tx: TxHandle, listId: number, size: number, now: number): P
 }
 
 /** An ended session's entry reads INVALID until the slot is reused. */
-export async function invalidateStatusSlot(tx: TxHandle, listId: number, idx: number): Promise<void> {
-  await setSlotStatus(tx, listId, idx, TOKEN_STATUS.INVALID);
+export async function invalidateStatusSlot(
+  tx: TxHandle,
+  listId: number,
+  idx: number,
+  sessionId: string,
+): Promise<void> {
+  await setSlotStatus(tx, listId, idx, sessionId, TOKEN_STATUS.INVALID);
 }

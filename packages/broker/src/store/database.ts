@@ -2,9 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { TetherError } from '@tether/protocol';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
-import { KNOWN_MIGRATIONS, MIGRATIONS } from './migrations/index.js';
+import { appliedMigrations } from './migrate.js';
+import { KNOWN_MIGRATIONS } from './migrations/index.js';
 import type { Tables } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -84,49 +85,7 @@ function quoteIdentifier(name: string): string {
   return name;
 }
 
-/**
- * Brings the schema to the newest version this build knows. Refuses, before touching
- * anything, a store that a newer Tether has migrated past what this build understands.
- */
-export async function migrateToLatest(store: StoreHandle): Promise<void> {
-  await assertSchemaNotNewer(store);
-  const migrator = new Migrator({
-    db: store.db,
-    provider: { getMigrations: async () => ({ ...MIGRATIONS }) },
-    // Kysely looks its bookkeeping tables up by schema; name ours so another schema's never counts.
-    ...(store.pgSchema ? { migrationTableSchema: store.pgSchema } : {}),
-  });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) {
-    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new TetherError('store_unavailable', `migration ${failed} failed`, { cause: error });
-  }
-}
-
-export async function appliedMigrations(store: StoreHandle): Promise<string[]> {
-  // Kysely's introspection hides its own bookkeeping tables unless asked for them.
-  const tables = await store.db.introspection.getTables({ withInternalKyselyTables: true });
-  const table = tables.find(
-    (t) => t.name === 'kysely_migration' && (!store.pgSchema || t.schema === store.pgSchema),
-  );
-  if (!table) return [];
-  const rows = await sql<{
-    name: string;
-  }>`select name from ${sql.table(store.pgSchema ? `${store.pgSchema}.kysely_migration` : 'kysely_migration')} order by name`.execute(
-    store.db,
-  );
-  return rows.rows.map((r) => r.name);
-}
-
-async function assertSchemaNotNewer(store: StoreHandle): Promise<void> {
-  const unknown = (await appliedMigrations(store)).filter((name) => !KNOWN_MIGRATIONS.includes(name));
-  if (unknown.length > 0) {
-    throw new TetherError(
-      'store_schema_too_new',
-      `the store has migrations this build does not know (${unknown.join(', ')}); upgrade Tether`,
-    );
-  }
-}
+export { appliedMigrations, migrateToLatest } from './migrate.js';
 
 /** True when every known migration has been applied and no unknown one has. */
 export async function schemaIsCurrent(store: StoreHandle): Promise<boolean> {

@@ -1,6 +1,7 @@
 import type { PrincipalKind, Role } from '@tether/protocol';
 import type { Principal, PrincipalKey } from '../../domain/principal.js';
-import type { StoreHandle } from '../database.js';
+import type { StoreHandle, TxHandle } from '../database.js';
+import { forUpdate } from '../locking.js';
 import type { PrincipalRow } from '../schema.js';
 import { fromJson, toJson } from './json.js';
 
@@ -131,4 +132,17 @@ export async function listPrincipalKeys(h: StoreHandle, principalId: string): Pr
     publicJwk: fromJson<Record<string, unknown>>(r.public_jwk),
     createdAt: r.created_at,
   }));
+}
+
+/** Reads a principal for a change, holding its row lock so concurrent edits apply one after another. */
+export async function lockPrincipal(
+  tx: TxHandle,
+  tenantId: string,
+  id: string,
+): Promise<Principal | undefined> {
+  const row = await forUpdate(
+    tx,
+    tx.db.selectFrom('principals').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id),
+  ).executeTakeFirst();
+  return row && toPrincipal(row);
 }

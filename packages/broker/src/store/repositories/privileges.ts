@@ -1,5 +1,6 @@
 import type { ApprovalRule, BindingRule, Privilege, TicketRule } from '../../domain/privilege.js';
-import type { StoreHandle } from '../database.js';
+import type { StoreHandle, TxHandle } from '../database.js';
+import { forUpdate } from '../locking.js';
 import type { PrivilegeRow } from '../schema.js';
 import { fromJson, toJson } from './json.js';
 
@@ -97,4 +98,17 @@ export async function listPrivileges(h: StoreHandle, tenantId: string): Promise<
     .orderBy('name')
     .execute();
   return rows.map(toPrivilege);
+}
+
+/** Reads a privilege for a change, holding its row lock so concurrent edits apply one after another. */
+export async function lockPrivilege(
+  tx: TxHandle,
+  tenantId: string,
+  id: string,
+): Promise<Privilege | undefined> {
+  const row = await forUpdate(
+    tx,
+    tx.db.selectFrom('privileges').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id),
+  ).executeTakeFirst();
+  return row && toPrivilege(row);
 }

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
 
@@ -23,7 +24,10 @@ export async function findStatusList(h: StoreHandle, id: number): Promise<Status
   return r && { id: r.id, tenantId: r.tenant_id, bits: r.bits, size: r.size };
 }
 
-/** New list ids are global and sequential; the tenant row lock serialises creation within a tenant. */
+/**
+ * New list ids are random, not sequential: concurrent first activations in two tenants cannot
+ * collide on `max(id)+1`, and the ids reveal nothing about how many lists exist.
+ */
 export async function createStatusList(
   tx: TxHandle,
   tenantId: string,
@@ -31,24 +35,25 @@ export async function createStatusList(
   size: number,
   at: number,
 ): Promise<StatusListInfo> {
-  await forUpdate(tx, tx.db.selectFrom('tenants').select('id').where('id', '=', tenantId)).execute();
-  const max = await tx.db
-    .selectFrom('status_lists')
-    .select((eb) => eb.fn.max('id').as('m'))
-    .executeTakeFirst();
-  const id = Number(max?.m ?? 0) + 1;
-  await tx.db
-    .insertInto('status_lists')
-    .values({ id, tenant_id: tenantId, bits, size, created_at: at })
-    .execute();
-  return { id, tenantId, bits, size };
+  for (;;) {
+    const id = randomInt(1, 2 ** 31 - 1);
+    const taken = await tx.db.selectFrom('status_lists').select('id').where('id', '=', id).executeTakeFirst();
+    if (taken) continue;
+    await tx.db
+      .insertInto('status_lists')
+      .values({ id, tenant_id: tenantId, bits, size, created_at: at })
+      .execute();
+    return { id, tenantId, bits, size };
+  }
 }
 
-export async function countOccupiedSlots(h: StoreHandle, listId: number): Promise<number> {
+/** Slots still held: a slot past `reusable_at` is free to take again and does not count. */
+export async function countOccupiedSlots(h: StoreHandle, listId: number, now: number): Promise<number> {
   const row = await h.db
     .selectFrom('status_list_slots')
     .select((eb) => eb.fn.countAll().as('n'))
     .where('list_id', '=', listId)
+    .where('reusable_at', '>', now)
     .executeTakeFirst();
   return Number(row?.n ?? 0);
 }
@@ -83,10 +88,12 @@ export async function insertSlot(
     .execute();
 }
 
+/** Only the session's own slot: once reused, the same index belongs to another session. */
 export async function setSlotStatus(
   tx: TxHandle,
   listId: number,
   idx: number,
+  sessionId: string,
   status: number,
 ): Promise<void> {
   await tx.db
@@ -94,6 +101,7 @@ export async function setSlotStatus(
     .set({ status })
     .where('list_id', '=', listId)
     .where('idx', '=', idx)
+    .where('session_id', '=', sessionId)
     .execute();
 }
 

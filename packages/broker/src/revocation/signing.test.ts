@@ -1,0 +1,83 @@
+import { localKeySource, RevocationFeedVerifier } from '@tether/pep';
+import {
+  type CryptoKey,
+  calculateJwkThumbprint,
+  decodeJwt,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+} from 'jose';
+import { describe, expect, it } from 'vitest';
+import type { ActiveSigningKey } from '../tokens/keys.js';
+import type { RevocationLogEntry } from './log.js';
+import { RevocationSigner, signHeartbeat, signRevocationEvent } from './signing.js';
+
+const ISSUER = 'https://broker.example';
+const AT = Date.UTC(2026, 0, 5, 10, 0, 0) + 789;
+
+async function signingKey(): Promise<ActiveSigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair('Ed25519', { extractable: true });
+  const publicJwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  return { kid, privateKey: privateKey as CryptoKey, publicJwk: { ...publicJwk, kid } };
+}
+
+const entry = (seq: number): RevocationLogEntry => ({
+  tenantId: 'ten_acme',
+  seq,
+  at: AT,
+  event: {
+    type: 'session_ended',
+    data: { sid: `ses_${seq}`, reason: 'revoked', session_exp: 1_800_000_000 },
+  },
+});
+
+describe('revocation signing', () => {
+  it('signs an event as tether-event+jwt with the claims the PEP expects', async () => {
+    const key = await signingKey();
+    const jws = await signRevocationEvent(key, ISSUER, entry(3));
+    expect(decodeProtectedHeader(jws)).toEqual({ alg: 'EdDSA', typ: 'tether-event+jwt', kid: key.kid });
+    expect(decodeJwt(jws)).toEqual({
+      iss: ISSUER,
+      tenant: 'ten_acme',
+      seq: 3,
+      type: 'session_ended',
+      data: { sid: 'ses_3', reason: 'revoked', session_exp: 1_800_000_000 },
+      iat: Math.floor(AT / 1000),
+    });
+    // The same event and key always give the same JWS, whenever it is replayed.
+    expect(await signRevocationEvent(key, ISSUER, entry(3))).toBe(jws);
+
+    const feed = new RevocationFeedVerifier({
+      keys: await localKeySource({ keys: [key.publicJwk] }),
+      issuer: ISSUER,
+      tenant: 'ten_acme',
+      now: () => AT,
+      position: 2,
+    });
+    expect((await feed.verifyEvent(jws)).event).toEqual(entry(3).event);
+  });
+
+  it('signs a heartbeat as tether-heartbeat+jwt carrying the head', async () => {
+    const key = await signingKey();
+    const jws = await signHeartbeat(key, ISSUER, { tenantId: 'ten_acme', seq: 9, at: AT });
+    expect(decodeProtectedHeader(jws)).toEqual({ alg: 'EdDSA', typ: 'tether-heartbeat+jwt', kid: key.kid });
+    expect(decodeJwt(jws)).toEqual({ iss: ISSUER, tenant: 'ten_acme', seq: 9, iat: Math.floor(AT / 1000) });
+  });
+
+  it('signs each event once per key, and with the current key', async () => {
+    const keys = [await signingKey(), await signingKey()];
+    let current = keys[0]!;
+    const signer = new RevocationSigner(() => current, ISSUER, 2);
+    const first = await signer.event(entry(1));
+    expect(await signer.event(entry(1))).toBe(first);
+    current = keys[1]!;
+    const rotated = await signer.event(entry(1));
+    expect(decodeProtectedHeader(rotated).kid).toBe(keys[1]!.kid);
+    // Bounded: older signatures are dropped, and recomputed when asked for again.
+    await signer.event(entry(2));
+    await signer.event(entry(3));
+    expect(await signer.event(entry(1))).toBe(rotated);
+    expect(decodeProtectedHeader(await signer.heartbeat('ten_acme', 3, AT)).kid).toBe(keys[1]!.kid);
+  });
+});

@@ -1,0 +1,35 @@
+import type { EndReason, Session } from '../domain/session.js';
+import type { TxHandle } from '../store/database.js';
+import { lockSession } from '../store/repositories/sessions.js';
+import type { BrokerContext } from './context.js';
+import { endSessionIn } from './end-session.js';
+
+/**
+ * Ends, inside the caller's transaction, every live session that selects: used when the record
+ * a session stands on (its principal, its privilege) goes away, so the change and the end of
+ * what depended on it commit together.
+ */
+export async function endLiveSessionsOf(
+  ctx: Pick<BrokerContext, 'revocations'>,
+  tx: TxHandle,
+  tenantId: string,
+  selector: { principalId?: string; privilegeId?: string },
+  at: number,
+  reason: EndReason,
+  by: string,
+): Promise<Session[]> {
+  let query = tx.db
+    .selectFrom('sessions')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('state', '=', 'active');
+  if (selector.principalId) query = query.where('principal_id', '=', selector.principalId);
+  if (selector.privilegeId) query = query.where('privilege_id', '=', selector.privilegeId);
+  const ended: Session[] = [];
+  for (const { id } of await query.orderBy('id').execute()) {
+    const session = await lockSession(tx, id);
+    const done = session ? await endSessionIn(ctx, tx, session, at, reason, by) : null;
+    if (done) ended.push(done);
+  }
+  return ended;
+}

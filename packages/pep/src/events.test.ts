@@ -1,0 +1,221 @@
+import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RevocationFeedVerifier, RevocationMessageRefused } from './events.js';
+import { type KeySource, localKeySource } from './jwks.js';
+
+const ISSUER = 'https://broker.example';
+const TENANT = 'ten_acme';
+const NOW = Date.UTC(2026, 0, 5, 10, 0, 0);
+const NOW_S = NOW / 1000;
+
+interface Signer {
+  kid: string;
+  key: CryptoKey;
+}
+
+let broker: Signer;
+let stranger: Signer;
+let keys: KeySource;
+
+async function signer(alg: 'Ed25519' | 'ES256'): Promise<Signer & { jwk: object }> {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(jwk);
+  return { kid, key: privateKey, jwk: { ...jwk, kid } };
+}
+
+let ecKey: Signer;
+
+beforeAll(async () => {
+  const b = await signer('Ed25519');
+  const ec = await signer('ES256');
+  broker = b;
+  ecKey = ec;
+  stranger = await signer('Ed25519');
+  keys = await localKeySource({ keys: [b.jwk, ec.jwk] });
+});
+
+const sessionEnded = (sid = 'ses_1') => ({
+  type: 'session_ended',
+  data: { sid, reason: 'revoked', session_exp: NOW_S + 3600 },
+});
+
+async function event(
+  seq: number,
+  overrides: Record<string, unknown> = {},
+  header: { typ?: string; kid?: string; alg?: string; key?: CryptoKey } = {},
+): Promise<string> {
+  return new SignJWT({ iss: ISSUER, tenant: TENANT, seq, iat: NOW_S - 1, ...sessionEnded(), ...overrides })
+    .setProtectedHeader({
+      alg: header.alg ?? 'EdDSA',
+      typ: header.typ ?? 'tether-event+jwt',
+      kid: header.kid ?? broker.kid,
+    })
+    .sign(header.key ?? broker.key);
+}
+
+async function heartbeat(seq: number, iat = NOW_S, overrides: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT({ iss: ISSUER, tenant: TENANT, seq, iat, ...overrides })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'tether-heartbeat+jwt', kid: broker.kid })
+    .sign(broker.key);
+}
+
+function feed(options: { position?: number; now?: number; keySource?: KeySource } = {}) {
+  return new RevocationFeedVerifier({
+    keys: options.keySource ?? keys,
+    issuer: ISSUER,
+    tenant: TENANT,
+    now: () => options.now ?? NOW,
+    heartbeatMaxAgeMs: 10_000,
+    ...(options.position === undefined ? {} : { position: options.position }),
+  });
+}
+
+async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof RevocationMessageRefused) {
+      expect(err.message).not.toMatch(/eyJ/); // never echoes the message
+      return err.code;
+    }
+    throw err;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('RevocationFeedVerifier: events', () => {
+  it('accepts events in order and advances its position', async () => {
+    const f = feed();
+    expect(await f.verifyEvent(await event(1))).toEqual({
+      seq: 1,
+      issuedAt: (NOW_S - 1) * 1000,
+      event: sessionEnded(),
+    });
+    expect(
+      await f.verifyEvent(await event(2, { type: 'key_retired', data: { kid: 'old', extra: 'dropped' } })),
+    ).toMatchObject({ seq: 2, event: { type: 'key_retired', data: { kid: 'old' } } });
+    expect(
+      (await f.verifyEvent(await event(3, { type: 'tenant_cutoff', data: { before: NOW_S } }))).event,
+    ).toEqual({ type: 'tenant_cutoff', data: { before: NOW_S } });
+    expect(f.position).toBe(3);
+  });
+
+  it('refuses a replayed event and reports a gap, leaving the position as it was', async () => {
+    const f = feed({ position: 5 });
+    expect(await refusal(f.verifyEvent(await event(5)))).toBe('replayed');
+    expect(await refusal(f.verifyEvent(await event(2)))).toBe('replayed');
+    expect(await refusal(f.verifyEvent(await event(7)))).toBe('gap');
+    expect(f.position).toBe(5);
+    expect((await f.verifyEvent(await event(6))).seq).toBe(6);
+  });
+
+  it.each([
+    ['another tenant', () => event(1, { tenant: 'ten_globex' }), 'wrong_tenant'],
+    ['another issuer', () => event(1, { iss: 'https://evil.example' }), 'wrong_issuer'],
+    ['no issuer', () => event(1, { iss: undefined }), 'wrong_issuer'],
+    ['a heartbeat typ', () => event(1, {}, { typ: 'tether-heartbeat+jwt' }), 'wrong_type'],
+    ['an access-token typ', () => event(1, {}, { typ: 'at+jwt' }), 'wrong_type'],
+    [
+      'a key of another party under the broker kid',
+      () => event(1, {}, { key: stranger.key }),
+      'bad_signature',
+    ],
+    [
+      'a key the broker does not have',
+      () => event(1, {}, { key: stranger.key, kid: stranger.kid }),
+      'unknown_key',
+    ],
+    ['ES256', () => event(1, {}, { alg: 'ES256', key: ecKey.key, kid: ecKey.kid }), 'wrong_algorithm'],
+    ['an Ed25519 signature under the EC key id', () => event(1, {}, { kid: ecKey.kid }), 'wrong_algorithm'],
+    ['an unknown event type', () => event(1, { type: 'privilege_narrowed', data: {} }), 'unsupported_event'],
+    ['data that does not fit its type', () => event(1, { data: { sid: 'ses_1' } }), 'malformed'],
+    ['no data', () => event(1, { data: undefined }), 'malformed'],
+    ['seq 0', () => event(0), 'malformed'],
+    ['a fractional seq', () => event(1.5), 'malformed'],
+    ['a string seq', () => event('1' as unknown as number), 'malformed'],
+    ['no iat', () => event(1, { iat: undefined }), 'malformed'],
+    ['an iat in the future', () => event(1, { iat: NOW_S + 60 }), 'future'],
+  ])('refuses an event with %s', async (_, make, code) => {
+    const f = feed();
+    expect(await refusal(f.verifyEvent(await make()))).toBe(code);
+    expect(f.position).toBe(0);
+  });
+
+  it('refuses an altered payload and text that is no JWS', async () => {
+    const genuine = await event(1);
+    const [h, p, s] = genuine.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
+    const altered = Buffer.from(
+      JSON.stringify({ ...claims, data: { ...sessionEnded('ses_2').data } }),
+    ).toString('base64url');
+    expect(await refusal(feed().verifyEvent(`${h}.${altered}.${s}`))).toBe('bad_signature');
+    for (const text of [
+      '',
+      'a.b',
+      'a.b.c',
+      `${h}.${p}`,
+      `${h}.${p}.${s}.x`,
+      `${h}.${'A'.repeat(20_000)}.${s}`,
+      `${h}.${p}.${s} `,
+    ]) {
+      expect(await refusal(feed().verifyEvent(text))).toBe('malformed');
+    }
+    const notJson = Buffer.from('not json').toString('base64url');
+    const unsignedHeader = Buffer.from(JSON.stringify({ alg: 'none', typ: 'tether-event+jwt' })).toString(
+      'base64url',
+    );
+    expect(await refusal(feed().verifyEvent(`${unsignedHeader}.${p}.${s}`))).toBe('wrong_algorithm');
+    expect(await refusal(feed().verifyEvent(`${notJson}.${p}.${s}`))).toBe('malformed');
+  });
+
+  it('fails closed when the broker keys are unavailable', async () => {
+    const failing: KeySource = {
+      getKey: async () => {
+        throw new Error('JWKS unreachable');
+      },
+    };
+    expect(await refusal(feed({ keySource: failing }).verifyEvent(await event(1)))).toBe('keys_unavailable');
+  });
+});
+
+describe('RevocationFeedVerifier: heartbeats', () => {
+  it('accepts a fresh heartbeat; caught up only when it holds every event up to its seq', async () => {
+    const f = feed({ position: 3 });
+    expect(await f.verifyHeartbeat(await heartbeat(3))).toEqual({ seq: 3, issuedAt: NOW, caughtUp: true });
+    expect(await f.verifyHeartbeat(await heartbeat(5))).toEqual({ seq: 5, issuedAt: NOW, caughtUp: false });
+  });
+
+  it('refuses a heartbeat past its max age, or older than one already accepted', async () => {
+    expect(await refusal(feed().verifyHeartbeat(await heartbeat(0, NOW_S - 11)))).toBe('stale');
+    expect(await refusal(feed().verifyHeartbeat(await heartbeat(0, NOW_S + 60)))).toBe('future');
+    const f = feed();
+    const old = await heartbeat(0, NOW_S - 4);
+    await f.verifyHeartbeat(await heartbeat(0, NOW_S - 2));
+    expect(await refusal(f.verifyHeartbeat(old))).toBe('replayed');
+    // Behind the events already applied, or behind the last heartbeat: a replay.
+    const g = feed({ position: 4 });
+    expect(await refusal(g.verifyHeartbeat(await heartbeat(3)))).toBe('replayed');
+    await g.verifyHeartbeat(await heartbeat(6));
+    expect(await refusal(g.verifyHeartbeat(await heartbeat(5)))).toBe('replayed');
+  });
+
+  it('refuses heartbeats of other tenants and events offered as heartbeats', async () => {
+    expect(await refusal(feed().verifyHeartbeat(await heartbeat(0, NOW_S, { tenant: 'ten_globex' })))).toBe(
+      'wrong_tenant',
+    );
+    expect(await refusal(feed().verifyHeartbeat(await event(1)))).toBe('wrong_type');
+    expect(await refusal(feed().verifyHeartbeat(await heartbeat(-1)))).toBe('malformed');
+  });
+});
+
+describe('RevocationFeedVerifier: configuration', () => {
+  it('refuses a configuration it cannot enforce', () => {
+    const base = { keys: {} as KeySource, issuer: ISSUER, tenant: TENANT, now: () => NOW };
+    expect(() => new RevocationFeedVerifier({ ...base, issuer: '' })).toThrow(TypeError);
+    expect(() => new RevocationFeedVerifier({ ...base, tenant: '' })).toThrow(TypeError);
+    expect(() => new RevocationFeedVerifier({ ...base, heartbeatMaxAgeMs: 0 })).toThrow(TypeError);
+    expect(() => new RevocationFeedVerifier({ ...base, position: -1 })).toThrow(TypeError);
+    expect(() => new RevocationFeedVerifier({ ...base, clockToleranceSeconds: -1 })).toThrow(TypeError);
+  });
+});
