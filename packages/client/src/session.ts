@@ -97,6 +97,7 @@ export class BoundSession {
         refreshToken: answer.refresh_token,
         expiresAt: client.now() + answer.expires_in * 1000,
       },
+      options,
     );
   }
 

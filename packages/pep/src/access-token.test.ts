@@ -11,15 +11,11 @@ import {
   SignJWT,
 } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AccessTokenVerifierOptions,
-  createAccessTokenVerifier,
-  type TokenRefusalCode,
-  TokenRefused,
-} from './access-token.js';
+import { type AccessTokenVerifierOptions, createAccessTokenVerifier } from './access-token.js';
 import { dpopAth } from './dpop.js';
 import { type KeySource, localKeySource, remoteKeySource } from './jwks.js';
 import { ReplayCache } from './replay-cache.js';
+import { type TokenRefusalCode, TokenRefused } from './token-refusal.js';
 
 const NOW = 1_700_000_000_000;
 const NOW_S = NOW / 1000;

@@ -1,86 +1,18 @@
-import { createHash } from 'node:crypto';
-import type { ErrorCode } from '@tether/protocol';
+import { calculateJwkThumbprint, decodeProtectedHeader, type JWK } from 'jose';
 import {
-  type CryptoKey,
-  calculateJwkThumbprint,
-  compactVerify,
-  decodeProtectedHeader,
-  errors,
-  type JWK,
-  type ProtectedHeaderParameters,
-} from 'jose';
+  checkAudience,
+  checkIssuer,
+  checkLifetime,
+  checkSession,
+  readClaims,
+  type TetherAccessClaims,
+} from './access-token-claims.js';
+import { findKey, readHeader, verifySignature } from './access-token-signature.js';
 import { DPOP_DEFAULTS, DpopError, type VerifiedDpopProof, verifyDpopProof } from './dpop.js';
 import type { KeySource } from './jwks.js';
 import type { ReplayCache } from './replay-cache.js';
-
-/** Why a request's access token was refused; each is a code of the protocol's catalogue, HTTP 401. */
-export type TokenRefusalCode = Extract<ErrorCode, 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce'>;
-
-/**
- * A refused request. Answer it with `status` and a `WWW-Authenticate: <wwwAuthenticate>` header.
- * `message` (also `description`) is safe to send to the client: it never echoes the token or
- * the proof, and stays within RFC 6749's `error_description` character set. Internal detail
- * (jose's error, the key source's failure) is kept in `cause`, for the log.
- */
-export class TokenRefused extends Error {
-  override readonly name = 'TokenRefused';
-  readonly code: TokenRefusalCode;
-  readonly status = 401 as const;
-  /** e.g. `DPoP error="invalid_token", error_description="the token has expired", algs="EdDSA ES256"`. */
-  readonly wwwAuthenticate: string;
-
-  constructor(
-    code: TokenRefusalCode,
-    description: string,
-    options?: {
-      cause?: unknown;
-      /** A challenge without error code, for a request that sent no credentials (RFC 6750 §3.1). */
-      bare?: boolean;
-    },
-  ) {
-    super(
-      sanitizeDescription(description),
-      options?.cause === undefined ? undefined : { cause: options.cause },
-    );
-    this.code = code;
-    const algs = `algs="${DPOP_DEFAULTS.algorithms.join(' ')}"`;
-    this.wwwAuthenticate = options?.bare
-      ? `DPoP ${algs}`
-      : `DPoP error="${code}", error_description="${this.message}", ${algs}`;
-  }
-
-  get description(): string {
-    return this.message;
-  }
-}
-
-/** One RFC 9396 `authorization_details` entry as Tether issues it. */
-export interface TetherPrivilegeDetail {
-  type: 'tether_privilege';
-  privilege: string;
-  actions: string[];
-  resources: string[];
-}
-
-/** The claims of a Tether access token (RFC 9068 profile), as verified. The object is frozen. */
-export interface TetherAccessClaims {
-  iss: string;
-  sub: string;
-  aud: string | string[];
-  exp: number;
-  iat: number;
-  /** Present only when the token carries it. */
-  nbf?: number;
-  jti: string;
-  client_id: string;
-  tenant: string;
-  sid: string;
-  cnf: { jkt: string };
-  ticket?: string;
-  session_exp: number;
-  status: { status_list: { idx: number; uri: string } };
-  authorization_details: TetherPrivilegeDetail[];
-}
+import { refused, TokenRefused } from './token-refusal.js';
+import { tokenDigest, VerifiedTokenCache } from './verified-token-cache.js';
 
 export interface AccessTokenVerifierOptions {
   /** The exact `iss` of accepted tokens. */
@@ -164,8 +96,6 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 // RFC 9110 §11.1 credentials: auth-scheme [ 1*SP token68 ].
 const CREDENTIALS = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/;
-// RFC 7638 SHA-256 thumbprint, base64url without padding.
-const JKT = /^[A-Za-z0-9_-]{43}$/;
 
 interface VerifierConfig {
   issuer: string;
@@ -229,7 +159,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       const nowMs = config.now();
       const nowS = nowMs / 1000;
       const token = readCredentials(request.authorization);
-      const digest = createHash('sha256').update(token, 'utf8').digest('base64url');
+      const digest = tokenDigest(token);
       let claims = cache.get(digest, nowMs);
       const cached = claims !== undefined;
       if (claims === undefined) {
@@ -244,15 +174,6 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       return { claims, proof };
     },
   };
-}
-
-function refused(description: string, cause?: unknown): TokenRefused {
-  return new TokenRefused('invalid_token', description, cause === undefined ? undefined : { cause });
-}
-
-// RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E; it sits inside a quoted string.
-function sanitizeDescription(description: string): string {
-  return description.replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, '?');
 }
 
 // Misconfiguration is a programming error (TypeError), never a client-facing refusal.
@@ -379,186 +300,6 @@ async function verifyToken(token: string, config: VerifierConfig, nowS: number):
   return claims;
 }
 
-function readHeader(token: string, algorithms: readonly string[]): { alg: string; kid: string } {
-  let header: ProtectedHeaderParameters;
-  try {
-    header = decodeProtectedHeader(token);
-  } catch (cause) {
-    throw refused('the token header is not base64url-encoded JSON', cause);
-  }
-  if (!isAccessTokenTyp(header.typ)) throw refused('the token typ header must be at+jwt (RFC 9068)');
-  const { alg, kid } = header;
-  if (alg === 'none') throw refused('unsigned tokens (alg none) are refused');
-  if (typeof alg === 'string' && /^HS\d+$/.test(alg)) {
-    throw refused('symmetric token algorithms (HS256, HS384, HS512) are refused');
-  }
-  if (typeof alg !== 'string' || !algorithms.includes(alg)) {
-    throw refused(`the token alg is not an accepted algorithm (${algorithms.join(', ')})`);
-  }
-  if (typeof kid !== 'string' || kid === '') throw refused('the token header has no kid');
-  return { alg, kid };
-}
-
-// RFC 9068 §4: "at+jwt" or "application/at+jwt"; media types compare case-insensitively.
-function isAccessTokenTyp(typ: unknown): boolean {
-  if (typeof typ !== 'string') return false;
-  const lower = typ.toLowerCase();
-  return lower === 'at+jwt' || lower === 'application/at+jwt';
-}
-
-async function findKey(keys: KeySource, kid: string, alg: string): Promise<CryptoKey> {
-  let key: CryptoKey | undefined;
-  try {
-    key = await keys.getKey(kid);
-  } catch (cause) {
-    // Fail closed: without the issuer's keys, no token can be trusted.
-    throw refused('the issuer signing keys are unavailable, so the token cannot be verified', cause);
-  }
-  if (key === undefined) throw refused('the token kid is not a signing key of the issuer');
-  if (!keyFitsAlg(key, alg)) throw refused('the signing key named by kid does not fit the token alg');
-  return key;
-}
-
-function keyFitsAlg(key: CryptoKey, alg: string): boolean {
-  const algorithm = key.algorithm as { name: string; namedCurve?: string };
-  if (alg === 'EdDSA' || alg === 'Ed25519') return algorithm.name === 'Ed25519';
-  if (alg === 'ES256') return algorithm.name === 'ECDSA' && algorithm.namedCurve === 'P-256';
-  return false;
-}
-
-async function verifySignature(token: string, key: CryptoKey, alg: string): Promise<Record<string, unknown>> {
-  let bytes: Uint8Array;
-  try {
-    ({ payload: bytes } = await compactVerify(token, key, { algorithms: [alg] }));
-  } catch (cause) {
-    if (cause instanceof errors.JWSSignatureVerificationFailed) {
-      throw refused('the token signature does not verify', cause);
-    }
-    throw refused('the token is not a valid JWS', cause);
-  }
-  let payload: unknown;
-  try {
-    payload = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (cause) {
-    throw refused('the token payload is not a JSON object', cause);
-  }
-  if (!isObject(payload)) throw refused('the token payload is not a JSON object');
-  return payload;
-}
-
-function checkIssuer(iss: unknown, issuer: string): void {
-  if (iss !== issuer) throw refused('claim iss is not the expected issuer');
-}
-
-function checkAudience(aud: unknown, audience: string): void {
-  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
-  if (!audiences.includes(audience)) throw refused('claim aud does not include this resource server');
-}
-
-/** `exp`, `nbf` and `iat`, each with the leeway. */
-function checkLifetime(
-  claims: { exp?: unknown; nbf?: unknown; iat?: unknown },
-  nowS: number,
-  leeway: number,
-): void {
-  const { exp, nbf, iat } = claims;
-  if (!isNumericDate(exp)) throw refused('claim exp is missing or not a number');
-  // RFC 7519 §4.1.4: the token is refused on or after exp.
-  if (nowS >= exp + leeway) throw refused('the token has expired (exp)');
-  if (nbf !== undefined) {
-    if (!isNumericDate(nbf)) throw refused('claim nbf is not a number');
-    if (nowS + leeway < nbf) throw refused('the token is not valid yet (nbf)');
-  }
-  if (!isNumericDate(iat)) throw refused('claim iat is missing or not a number');
-  if (iat > nowS + leeway) throw refused('claim iat is in the future');
-}
-
-/** The session the token belongs to must still be running, and the token must not outlive it. */
-function checkSession(claims: TetherAccessClaims, nowS: number, leeway: number): void {
-  if (nowS >= claims.session_exp + leeway) throw refused('the session has ended (session_exp has passed)');
-  if (claims.exp > claims.session_exp) throw refused('claim exp is later than session_exp');
-}
-
-/** The Tether claims, present and well-typed, copied into a frozen object. */
-function readClaims(payload: Record<string, unknown>): TetherAccessClaims {
-  const claims: TetherAccessClaims = {
-    iss: payload.iss as string,
-    sub: requiredString(payload, 'sub'),
-    aud: copyAudience(payload.aud),
-    exp: payload.exp as number,
-    iat: payload.iat as number,
-    jti: requiredString(payload, 'jti'),
-    client_id: requiredString(payload, 'client_id'),
-    tenant: requiredString(payload, 'tenant'),
-    sid: requiredString(payload, 'sid'),
-    cnf: { jkt: readJkt(payload.cnf) },
-    session_exp: readSessionExp(payload.session_exp),
-    status: readStatus(payload.status),
-    authorization_details: readAuthorizationDetails(payload.authorization_details),
-  };
-  if (payload.nbf !== undefined) claims.nbf = payload.nbf as number;
-  if (payload.ticket !== undefined) {
-    if (typeof payload.ticket !== 'string') throw refused('claim ticket is not a string');
-    claims.ticket = payload.ticket;
-  }
-  return deepFreeze(claims);
-}
-
-function requiredString(payload: Record<string, unknown>, name: string): string {
-  const value = payload[name];
-  if (typeof value !== 'string' || value === '') throw refused(`claim ${name} is missing or not a string`);
-  return value;
-}
-
-function copyAudience(aud: unknown): string | string[] {
-  // checkAudience already found the audience in it; keep only strings.
-  return typeof aud === 'string' ? aud : (aud as unknown[]).filter((a): a is string => typeof a === 'string');
-}
-
-function readJkt(cnf: unknown): string {
-  if (!isObject(cnf) || typeof cnf['jkt'] !== 'string' || !JKT.test(cnf['jkt'])) {
-    throw refused('claim cnf.jkt is missing or not a SHA-256 JWK thumbprint: the token is not DPoP-bound');
-  }
-  return cnf['jkt'];
-}
-
-function readSessionExp(value: unknown): number {
-  if (!isNumericDate(value)) throw refused('claim session_exp is missing or not a number');
-  return value;
-}
-
-function readStatus(status: unknown): TetherAccessClaims['status'] {
-  const list = isObject(status) ? status['status_list'] : undefined;
-  if (!isObject(list)) throw refused('claim status.status_list is missing');
-  const { idx, uri } = list;
-  if (!Number.isSafeInteger(idx) || (idx as number) < 0) {
-    throw refused('claim status.status_list.idx is not a non-negative integer');
-  }
-  if (typeof uri !== 'string' || uri === '') throw refused('claim status.status_list.uri is not a string');
-  return { status_list: { idx: idx as number, uri } };
-}
-
-function readAuthorizationDetails(value: unknown): TetherPrivilegeDetail[] {
-  if (!Array.isArray(value) || value.length === 0) {
-    throw refused('claim authorization_details is missing or empty');
-  }
-  return value.map((entry: unknown) => {
-    if (!isObject(entry) || entry['type'] !== 'tether_privilege') {
-      throw refused('every authorization_details entry must be of type tether_privilege');
-    }
-    const { privilege, actions, resources } = entry;
-    if (typeof privilege !== 'string' || privilege === '') {
-      throw refused('an authorization_details entry has no privilege string');
-    }
-    if (!isStringArray(actions))
-      throw refused('an authorization_details entry has actions that are not strings');
-    if (!isStringArray(resources)) {
-      throw refused('an authorization_details entry has resources that are not strings');
-    }
-    return { type: 'tether_privilege', privilege, actions: [...actions], resources: [...resources] };
-  });
-}
-
 // --- DPoP proof -----------------------------------------------------------------------------
 
 async function verifyProof(
@@ -607,56 +348,8 @@ async function proofKeyIsNot(dpop: string | string[] | undefined, jkt: string): 
   }
 }
 
-// --- verified-token cache -------------------------------------------------------------------
-
-/** Least-recently-used map from SHA-256(token) to its verified claims, each kept until `expiresAt`. */
-class VerifiedTokenCache {
-  readonly #entries = new Map<string, { claims: TetherAccessClaims; expiresAt: number }>();
-  readonly #maxEntries: number;
-
-  constructor(maxEntries: number) {
-    this.#maxEntries = maxEntries;
-  }
-
-  get(digest: string, now: number): TetherAccessClaims | undefined {
-    const entry = this.#entries.get(digest);
-    if (entry === undefined) return undefined;
-    this.#entries.delete(digest);
-    if (now >= entry.expiresAt) return undefined;
-    this.#entries.set(digest, entry); // most recently used goes last
-    return entry.claims;
-  }
-
-  set(digest: string, claims: TetherAccessClaims, expiresAt: number): void {
-    if (this.#maxEntries === 0) return;
-    this.#entries.delete(digest);
-    if (this.#entries.size >= this.#maxEntries) {
-      const oldest = this.#entries.keys().next();
-      if (!oldest.done) this.#entries.delete(oldest.value);
-    }
-    this.#entries.set(digest, { claims, expiresAt });
-  }
-}
-
 // --- helpers --------------------------------------------------------------------------------
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isNumericDate(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value);
-}
-
-function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item) => typeof item === 'string');
-}
-
-// The claims are shared by every request that presents the same token: nobody may edit them.
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const member of Object.values(value)) deepFreeze(member);
-    Object.freeze(value);
-  }
-  return value;
 }

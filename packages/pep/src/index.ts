@@ -9,12 +9,9 @@ export {
   type AccessTokenVerifier,
   type AccessTokenVerifierOptions,
   createAccessTokenVerifier,
-  type TetherAccessClaims,
-  type TetherPrivilegeDetail,
-  type TokenRefusalCode,
-  TokenRefused,
   type VerifiedAccess,
 } from './access-token.js';
+export type { TetherAccessClaims, TetherPrivilegeDetail } from './access-token-claims.js';
 export {
   DPOP_DEFAULTS,
   DpopError,
@@ -45,3 +42,4 @@ export {
   remoteKeySource,
 } from './jwks.js';
 export { ReplayCache, ReplayCacheFullError, type ReplayCacheOptions } from './replay-cache.js';
+export { type TokenRefusalCode, TokenRefused } from './token-refusal.js';

@@ -22,12 +22,7 @@ export async function introspect(ctx: BrokerContext, caller: Caller, token: stri
   const now = ctx.clock.now();
   if (looksLikeRefreshToken(token)) {
     const stored = await findRefreshToken(ctx.store, hashRefreshToken(token));
-    if (
-      !stored ||
-      stored.state !== 'active' ||
-      stored.tenantId !== caller.tenant.id ||
-      now >= stored.idleExpiresAt
-    )
+    if (stored?.state !== 'active' || stored.tenantId !== caller.tenant.id || now >= stored.idleExpiresAt)
       return INACTIVE;
     const session = await findSessionById(ctx.store, stored.sessionId);
     if (!session || !isLive(session, now)) return INACTIVE;

@@ -1,4 +1,5 @@
-import { basename, isAbsolute, relative } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, isAbsolute, join, relative } from 'node:path';
 import type { BrokerConfig, BrokerContext, RunningBroker } from '@tether/broker';
 import { type Command, Option } from 'commander';
 import { knownDemoKeys, type WrittenDemo, writeDemoIdentities } from '../demo-identities.js';
@@ -108,10 +109,12 @@ function banner(config: BrokerConfig, location: string, demo: DemoBanner | undef
   return lines.join('\n');
 }
 
-/** How this CLI was started, for the commands the banner suggests: `node <path>` from a checkout, else `tether`. */
+/** How to call this CLI in the commands the banner suggests: `npx tether` in the checkout, else `tether` or `node <path>`. */
 function invocation(): string {
   const script = process.argv[1] ?? '';
   if (basename(script) !== 'main.js') return 'tether';
+  // In the checkout, as after `npm install && npm start`: the workspace links the command.
+  if (existsSync(join(process.cwd(), 'node_modules', '.bin', 'tether'))) return 'npx tether';
   const path = relative(process.cwd(), script);
   return `node ${path.startsWith('..') || isAbsolute(path) ? script : path}`;
 }

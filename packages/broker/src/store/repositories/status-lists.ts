@@ -1,6 +1,5 @@
 import { randomInt } from 'node:crypto';
 import type { StoreHandle, TxHandle } from '../database.js';
-import { forUpdate } from '../locking.js';
 
 export interface StatusListInfo {
   id: number;

@@ -1,0 +1,36 @@
+import { createHash } from 'node:crypto';
+import type { TetherAccessClaims } from './access-token-claims.js';
+
+/** The cache key of a token: SHA-256 of its text, base64url. The token itself is never kept. */
+export function tokenDigest(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('base64url');
+}
+
+/** Least-recently-used map from SHA-256(token) to its verified claims, each kept until `expiresAt`. */
+export class VerifiedTokenCache {
+  readonly #entries = new Map<string, { claims: TetherAccessClaims; expiresAt: number }>();
+  readonly #maxEntries: number;
+
+  constructor(maxEntries: number) {
+    this.#maxEntries = maxEntries;
+  }
+
+  get(digest: string, now: number): TetherAccessClaims | undefined {
+    const entry = this.#entries.get(digest);
+    if (entry === undefined) return undefined;
+    this.#entries.delete(digest);
+    if (now >= entry.expiresAt) return undefined;
+    this.#entries.set(digest, entry); // most recently used goes last
+    return entry.claims;
+  }
+
+  set(digest: string, claims: TetherAccessClaims, expiresAt: number): void {
+    if (this.#maxEntries === 0) return;
+    this.#entries.delete(digest);
+    if (this.#entries.size >= this.#maxEntries) {
+      const oldest = this.#entries.keys().next();
+      if (!oldest.done) this.#entries.delete(oldest.value);
+    }
+    this.#entries.set(digest, { claims, expiresAt });
+  }
+}
