@@ -70,7 +70,10 @@ function collect(child: ChildProcess): Omit<Spawned, 'child'> {
 }
 
 /** A resource server enforcing Tether access tokens with the PEP library; echoes what it saw. */
-async function startResourceServer(brokerUrl: string): Promise<{ server: HttpServer; origin: string }> {
+async function startResourceServer(
+  brokerUrl: string,
+  tenant: string,
+): Promise<{ server: HttpServer; origin: string }> {
   const server = createHttpServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -78,6 +81,8 @@ async function startResourceServer(brokerUrl: string): Promise<{ server: HttpSer
   const verifier = createAccessTokenVerifier({
     issuer: brokerUrl,
     audience: origin,
+    // The PEP enforces for the demo tenant only (required: all tenants share one issuer).
+    tenant,
     publicBaseUrl: origin,
     // A short refetch interval, so a key rotated in during the test is picked up at once.
     keys: remoteKeySource(`${brokerUrl}/.well-known/jwks.json`, { now: Date.now, minRefreshIntervalMs: 100 }),
@@ -223,7 +228,11 @@ describe('sessions from the CLI: start, fetch, end, revoke, rotate keys, trust',
       if (Date.now() > deadline) throw new Error(`the broker did not start:\n${broker.stderr()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    ({ server: resource, origin } = await startResourceServer(url));
+    // The demo tenant, as the demo identity files name it (written before /healthz answers).
+    const { tenant } = JSON.parse(readFileSync(join(home, 'demo', 'olivia.json'), 'utf8')) as {
+      tenant: string;
+    };
+    ({ server: resource, origin } = await startResourceServer(url, tenant));
   });
 
   afterAll(async () => {

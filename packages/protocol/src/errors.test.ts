@@ -97,6 +97,10 @@ const DYNAMIC_SITES: Record<string, { codes: ErrorCode[]; reason: string }> = {
     codes: ['invalid_dpop_proof', 'use_dpop_nonce'],
     reason: "re-throws a @tether/pep DpopError, whose code is typed as the pep's DpopErrorCode",
   },
+  'packages/broker/src/services/authenticate-caller.ts': {
+    codes: ['invalid_dpop_proof', 'use_dpop_nonce'],
+    reason: "re-throws the DpopError of a DPoP-bound API token's proof with its own code",
+  },
 };
 
 /** Files with a `new TetherError(` whose first argument is not a string literal. */
