@@ -13,6 +13,7 @@ import type { BrokerContext } from './services/context.js';
 import { endExpiredSessions } from './services/end-session.js';
 import { expireOverdueRequests } from './services/expire-requests.js';
 import { migrateToLatest, openStore, type Store } from './store/database.js';
+import { DpopNonces } from './tokens/dpop-nonce.js';
 import { type Kek, loadKek } from './tokens/key-encryption.js';
 import { ensureSigningKey, retireExpiredKeys, SigningKeys } from './tokens/keys.js';
 
@@ -67,6 +68,7 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
     logger,
     kek,
     revocations: new RevocationFanout(),
+    ...(config.dpopNonce === 'required' ? { nonces: new DpopNonces(kek, clock) } : {}),
   };
 }
 

@@ -51,6 +51,7 @@ export class BrokerClient {
   #bearer: CachedToken | undefined;
   #key: Promise<SessionKey> | undefined;
   readonly #dpop: boolean;
+  #nonce: string | undefined;
 
   constructor(options: BrokerClientOptions) {
     this.identity = options.identity;
@@ -81,39 +82,59 @@ export class BrokerClient {
 
   async #fresh(cached: CachedToken | undefined, bound: boolean): Promise<CachedToken> {
     if (cached && this.#now() < cached.refreshAt) return cached;
-    const assertion = await createClientAssertion(this.identity, {
-      audience: `${this.baseUrl}/oauth/token`,
+    const url = `${this.baseUrl}/oauth/token`;
+    for (let attempt = 0; ; attempt++) {
+      const assertion = await createClientAssertion(this.identity, { audience: url, now: this.#now() });
+      const proof = bound ? await this.#proof({ method: 'POST', url }) : undefined;
+      const response = await this.#send(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(proof ? { dpop: proof } : {}) },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: assertion,
+        }).toString(),
+      });
+      const body = (await response.json().catch(() => ({}))) as Partial<OAuthErrorBody> & {
+        access_token?: string;
+        expires_in?: number;
+      };
+      // RFC 9449 §8: the broker wants a nonce; the answer carried one, so try once more with it.
+      if (body.error === 'use_dpop_nonce' && attempt === 0 && this.#nonce) continue;
+      if (!response.ok || !body.access_token) {
+        throw new BrokerError(
+          response.status,
+          body.error ?? 'invalid_client',
+          body.error_description ?? 'token request failed',
+          body,
+        );
+      }
+      return {
+        value: body.access_token,
+        refreshAt: this.#now() + Math.max(0, (body.expires_in ?? 60) - 30) * 1000,
+      };
+    }
+  }
+
+  /** Sends a request and remembers the DPoP nonce the broker hands out with any answer. */
+  async #send(url: string, init: RequestInit): Promise<Response> {
+    const response = await this.#fetch(url, init);
+    const nonce = response.headers.get('dpop-nonce');
+    if (nonce) this.#nonce = nonce;
+    return response;
+  }
+
+  /** The latest DPoP nonce the broker issued, for proofs made outside this client. */
+  get dpopNonce(): string | undefined {
+    return this.#nonce;
+  }
+
+  async #proof(target: { method: string; url: string; accessToken?: string }): Promise<string> {
+    return createDpopProof(await this.#proofKey(), {
+      ...target,
+      ...(this.#nonce ? { nonce: this.#nonce } : {}),
       now: this.#now(),
     });
-    const url = `${this.baseUrl}/oauth/token`;
-    const proof = bound
-      ? await createDpopProof(await this.#proofKey(), { method: 'POST', url, now: this.#now() })
-      : undefined;
-    const response = await this.#fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(proof ? { dpop: proof } : {}) },
-      body: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: assertion,
-      }).toString(),
-    });
-    const body = (await response.json().catch(() => ({}))) as Partial<OAuthErrorBody> & {
-      access_token?: string;
-      expires_in?: number;
-    };
-    if (!response.ok || !body.access_token) {
-      throw new BrokerError(
-        response.status,
-        body.error ?? 'invalid_client',
-        body.error_description ?? 'token request failed',
-        body,
-      );
-    }
-    return {
-      value: body.access_token,
-      refreshAt: this.#now() + Math.max(0, (body.expires_in ?? 60) - 30) * 1000,
-    };
   }
 
   /** This client's DPoP key: generated once, non-extractable, never stored. */
@@ -126,12 +147,7 @@ export class BrokerClient {
   async #authHeaders(method: string, path: string): Promise<Record<string, string>> {
     const token = await this.accessToken();
     if (!this.#dpop) return { authorization: `Bearer ${token}` };
-    const proof = await createDpopProof(await this.#proofKey(), {
-      method,
-      url: `${this.baseUrl}${path}`,
-      accessToken: token,
-      now: this.#now(),
-    });
+    const proof = await this.#proof({ method, url: `${this.baseUrl}${path}`, accessToken: token });
     return { authorization: `DPoP ${token}`, dpop: proof };
   }
 
@@ -144,7 +160,7 @@ export class BrokerClient {
     form: Record<string, string>,
     headers: Record<string, string> = {},
   ): Promise<T> {
-    const response = await this.#fetch(`${this.baseUrl}${path}`, {
+    const response = await this.#send(`${this.baseUrl}${path}`, {
       method: 'POST',
       headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams(form).toString(),
@@ -182,34 +198,38 @@ export class BrokerClient {
     // for a second one, so it authenticates with an unbound token.
     const ownProof =
       options.headers !== undefined && Object.keys(options.headers).some((h) => h.toLowerCase() === 'dpop');
-    const auth = ownProof
-      ? { authorization: `Bearer ${await this.bearerToken()}` }
-      : await this.#authHeaders(method, path);
-    const response = await this.#fetch(`${this.baseUrl}${path}`, {
-      method,
-      headers: {
-        ...options.headers,
-        ...auth,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      parsed = text;
+    for (let attempt = 0; ; attempt++) {
+      const auth = ownProof
+        ? { authorization: `Bearer ${await this.bearerToken()}` }
+        : await this.#authHeaders(method, path);
+      const response = await this.#send(`${this.baseUrl}${path}`, {
+        method,
+        headers: {
+          ...options.headers,
+          ...auth,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await response.text();
+      let parsed: unknown;
+      try {
+        parsed = text === '' ? undefined : JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+      if (!response.ok) {
+        const problem = parsed as Partial<Problem> | undefined;
+        // A nonce challenge to this client's own proof: answer it once with the nonce it carried.
+        if (problem?.code === 'use_dpop_nonce' && !ownProof && attempt === 0 && this.#nonce) continue;
+        throw new BrokerError(
+          response.status,
+          problem?.code ?? `http_${response.status}`,
+          problem?.detail ?? response.statusText,
+          parsed,
+        );
+      }
+      return parsed as T;
     }
-    if (!response.ok) {
-      const problem = parsed as Partial<Problem> | undefined;
-      throw new BrokerError(
-        response.status,
-        problem?.code ?? `http_${response.status}`,
-        problem?.detail ?? response.statusText,
-        parsed,
-      );
-    }
-    return parsed as T;
   }
 }

@@ -16,6 +16,24 @@ export interface SessionInfo {
   audiences: string[];
 }
 
+/** The broker's latest DPoP nonce, as proof options. */
+function brokerNonce(client: BrokerClient): { nonce?: string } {
+  return client.dpopNonce ? { nonce: client.dpopNonce } : {};
+}
+
+/**
+ * Runs a broker call whose DPoP proof `attempt` makes itself; if the broker answers
+ * `use_dpop_nonce` (RFC 9449 §8), makes a new proof with the nonce it sent and tries once more.
+ */
+async function withBrokerNonce<T>(client: BrokerClient, attempt: () => Promise<T>): Promise<T> {
+  try {
+    return await attempt();
+  } catch (err) {
+    if (err instanceof BrokerError && err.code === 'use_dpop_nonce' && client.dpopNonce) return attempt();
+    throw err;
+  }
+}
+
 /** Refresh this long before the access token expires. */
 const REFRESH_MARGIN_MS = 30_000;
 
@@ -78,12 +96,15 @@ export class BoundSession {
   ): Promise<BoundSession> {
     const sessionKey = key ?? (await generateSessionKey());
     const path = `/v1/requests/${requestId}/activate`;
-    const proof = await createDpopProof(sessionKey, {
-      method: 'POST',
-      url: `${client.baseUrl}${path}`,
-      now: client.now(),
+    const answer = await withBrokerNonce(client, async () => {
+      const proof = await createDpopProof(sessionKey, {
+        method: 'POST',
+        url: `${client.baseUrl}${path}`,
+        ...brokerNonce(client),
+        now: client.now(),
+      });
+      return client.call<ActivationAnswer>('POST', path, {}, { headers: { dpop: proof } });
     });
-    const answer = await client.call<ActivationAnswer>('POST', path, {}, { headers: { dpop: proof } });
     return new BoundSession(
       client,
       sessionKey,
@@ -107,16 +128,20 @@ export class BoundSession {
 
   /** Trades the refresh token for new tokens (DPoP-signed by the session key). */
   async refresh(): Promise<void> {
-    const proof = await createDpopProof(this.key, {
-      method: 'POST',
-      url: `${this.#client.baseUrl}/oauth/token`,
-      now: this.#client.now(),
+    const client = this.#client;
+    const answer = await withBrokerNonce(client, async () => {
+      const proof = await createDpopProof(this.key, {
+        method: 'POST',
+        url: `${client.baseUrl}/oauth/token`,
+        ...brokerNonce(client),
+        now: client.now(),
+      });
+      return client.postForm<RefreshAnswer>(
+        '/oauth/token',
+        { grant_type: 'refresh_token', refresh_token: this.#tokens.refreshToken },
+        { dpop: proof },
+      );
     });
-    const answer = await this.#client.postForm<RefreshAnswer>(
-      '/oauth/token',
-      { grant_type: 'refresh_token', refresh_token: this.#tokens.refreshToken },
-      { dpop: proof },
-    );
     this.#tokens = {
       accessToken: answer.access_token,
       refreshToken: answer.refresh_token,

@@ -24,6 +24,7 @@ export const ConfigInput = Type.Object(
     refreshIdleSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600 })),
     dpopIatWindowSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 300 })),
     heartbeatIntervalMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000 })),
+    dpopNonce: Type.Optional(Type.Union([Type.Literal('off'), Type.Literal('required')])),
     statusListTtlSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
     bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
     logLevel: Type.Optional(LogLevel),
@@ -48,6 +49,7 @@ export interface BrokerConfig {
   refreshIdleSeconds: number;
   dpopIatWindowSeconds: number;
   heartbeatIntervalMs: number;
+  dpopNonce: 'off' | 'required';
   statusListTtlSeconds: number;
   bodyLimitBytes: number;
   logLevel: ConfigInput['logLevel'] & string;
@@ -83,6 +85,7 @@ export function resolveConfig(input: unknown): BrokerConfig {
     refreshIdleSeconds: c.refreshIdleSeconds ?? DEFAULTS.refreshIdleSeconds,
     dpopIatWindowSeconds: c.dpopIatWindowSeconds ?? DEFAULTS.dpopIatWindowSeconds,
     heartbeatIntervalMs: c.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
+    dpopNonce: c.dpopNonce ?? DEFAULTS.dpopNonce,
     statusListTtlSeconds: c.statusListTtlSeconds ?? DEFAULTS.statusListTtlSeconds,
     bodyLimitBytes: c.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes,
     logLevel: c.logLevel ?? DEFAULTS.logLevel,
@@ -99,6 +102,7 @@ export const ENVIRONMENT = {
   TETHER_PUBLIC_URL: 'publicUrl',
   TETHER_LOG_LEVEL: 'logLevel',
   TETHER_KEK: 'kek',
+  TETHER_DPOP_NONCE: 'dpopNonce',
 } as const;
 
 const NUMERIC = new Set(['port']);

@@ -31,6 +31,8 @@ export const DEFAULTS = {
   heartbeatIntervalMs: 2000,
   /** How long a PEP may cache a status list token (`ttl` claim). */
   statusListTtlSeconds: 30,
+  /** `required`: every DPoP proof sent to the broker must carry a nonce it issued (RFC 9449 §8). */
+  dpopNonce: 'off' as 'off' | 'required',
   /** Largest request body accepted, in bytes. */
   bodyLimitBytes: 256 * 1024,
   /** pino level. */

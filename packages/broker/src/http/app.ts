@@ -57,6 +57,8 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // RFC 9449 §8.2: the current nonce rides on every response, so clients rarely need a retry.
+    if (ctx.nonces) reply.header('dpop-nonce', ctx.nonces.current());
   });
   await app.register(swagger, {
     openapi: {

@@ -1,4 +1,5 @@
 import { DpopError, ReplayCache, type VerifiedDpopProof, verifyDpopProof } from '@tether/pep';
+import { decodeJwt } from 'jose';
 import { isUniqueViolation } from '../store/database.js';
 import type { BrokerContext } from './context.js';
 
@@ -27,6 +28,7 @@ export async function verifyBrokerProof(
       url: `${ctx.config.publicUrl}${check.path}`,
       ...(check.accessToken ? { accessToken: check.accessToken } : {}),
       ...(check.expectedJkt ? { expectedJkt: check.expectedJkt } : {}),
+      ...(ctx.nonces ? { nonce: ctx.nonces.expectedFor(proofNonce(header)) } : {}),
     },
     {
       now: () => ctx.clock.now(),
@@ -52,6 +54,17 @@ export async function verifyBrokerProof(
     throw err;
   }
   return proof;
+}
+
+/** The proof's own `nonce` claim, read unverified: only to pick which issued nonce to expect. */
+function proofNonce(header: string | string[] | undefined): unknown {
+  const proof = Array.isArray(header) ? header[0] : header;
+  if (!proof) return undefined;
+  try {
+    return decodeJwt(proof).nonce;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function pruneSpentProofs(ctx: BrokerContext, now: number): Promise<void> {

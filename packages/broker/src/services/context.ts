@@ -6,10 +6,13 @@ import type { Principal, Tenant } from '../domain/principal.js';
 import type { PolicyEngine } from '../policy/cedar.js';
 import type { RevocationFanout } from '../revocation/fanout.js';
 import type { Store } from '../store/database.js';
+import type { DpopNonces } from '../tokens/dpop-nonce.js';
 import type { SigningKeys } from '../tokens/keys.js';
 
 /** Everything a use case needs, passed explicitly. */
 export interface BrokerContext {
+  /** Present when the broker requires server-issued DPoP nonces (`dpopNonce: required`). */
+  nonces?: DpopNonces;
   store: Store;
   clock: Clock;
   config: BrokerConfig;
