@@ -2,8 +2,8 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { expireOverdueRequests } from '../../packages/broker/src/services/expire-requests.js';
 import { reviewRequest } from '../../packages/broker/src/services/review-request.js';
 import { listAuditRecords } from '../../packages/broker/src/store/repositories/audit.js';
-import { BrokerError } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { refusal } from '../support/refusal.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
 
@@ -12,16 +12,6 @@ interface RequestAnswer {
   state: string;
   reviews?: { reviewer: string; decision: string }[];
   activation_expires_at: string | null;
-}
-
-async function refusal(p: Promise<unknown>): Promise<BrokerError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof BrokerError) return err;
-    throw err;
-  }
-  throw new Error('expected the broker to refuse');
 }
 
 describeEachStore('access request lifecycle', (fixture) => {

@@ -4,24 +4,14 @@ import { endExpiredSessions } from '../../packages/broker/src/services/end-sessi
 import {
   BoundSession,
   BrokerClient,
-  BrokerError,
   createDpopProof,
   generateSessionKey,
 } from '../../packages/client/src/index.js';
 import { StatusList } from '../../packages/protocol/src/index.js';
 import { injectFetch, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
+import { refusal } from '../support/refusal.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-async function refusal(p: Promise<unknown>): Promise<BrokerError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof BrokerError) return err;
-    throw err;
-  }
-  throw new Error('expected the broker to refuse');
-}
 
 describeEachStore('session-bound tokens', (fixture) => {
   let b: TestBroker;

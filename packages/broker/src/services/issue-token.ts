@@ -7,23 +7,17 @@ import { inTransaction } from '../store/database.js';
 import { recordRefusal } from './audit-refusal.js';
 import { verifyBrokerProof } from './broker-dpop.js';
 import type { BrokerContext } from './context.js';
-import { exchangeToken, TOKEN_EXCHANGE_GRANT } from './exchange-token.js';
+import { type ExchangeForm, exchangeToken, TOKEN_EXCHANGE_GRANT } from './exchange-token.js';
 import { refreshSession } from './refresh-session.js';
 
-export interface TokenRequest {
+/** Every parameter the token endpoint reads, across its grants. */
+export interface TokenRequest extends ExchangeForm {
   grant_type: string;
   refresh_token?: string | undefined;
   client_assertion_type?: string | undefined;
   client_assertion?: string | undefined;
   client_id?: string | undefined;
   scope?: string | undefined;
-  subject_token?: string | undefined;
-  subject_token_type?: string | undefined;
-  privilege?: string | undefined;
-  duration?: number | undefined;
-  requested_token_type?: string | undefined;
-  audience?: string | undefined;
-  resource?: string | undefined;
 }
 
 export interface TokenResponse {

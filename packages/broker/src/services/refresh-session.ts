@@ -16,9 +16,8 @@ import {
 } from '../store/repositories/refresh-tokens.js';
 import { findRequest } from '../store/repositories/requests.js';
 import { lockSession, touchSession } from '../store/repositories/sessions.js';
-import { issueAccessToken } from '../tokens/access-token.js';
 import { hashRefreshToken, newRefreshToken } from '../tokens/refresh.js';
-import type { SessionTokens } from './activate-session.js';
+import { type SessionTokens, sessionTokens } from './activate-session.js';
 import { verifyBrokerProof } from './broker-dpop.js';
 import type { BrokerContext } from './context.js';
 import { endSessionIn } from './end-session.js';
@@ -106,14 +105,7 @@ export async function refreshSession(
     return { ok: session };
   });
   if ('refuse' in outcome) throw outcome.refuse;
-  const now = ctx.clock.now();
-  const access = await issueAccessToken(ctx.keys, outcome.ok, { issuer: ctx.config.publicUrl, now });
-  return {
-    session: outcome.ok,
-    accessToken: access.token,
-    expiresIn: Math.max(0, Math.floor((access.expiresAt - now) / 1000)),
-    refreshToken: next.token,
-  };
+  return sessionTokens(ctx, { session: outcome.ok, refreshToken: next.token });
 }
 
 const covers = (granted: readonly string[], held: readonly string[]) =>
