@@ -1,65 +1,27 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  collect,
+  type Finished,
+  freePort,
+  isolatedEnv,
+  MAIN,
+  ROOT,
+  type Spawned as Server,
+  spawnDemoBroker,
+  waitForHealth,
+} from '../support/processes.js';
 
 /**
  * The quickstart as a user lives it, with real processes: the built CLI starts the demo
  * broker, and the walkthrough in docs/walkthrough.md runs line by line against it.
  */
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = join(ROOT, 'packages/cli/dist/main.js');
 const WALKTHROUGH = join(ROOT, 'docs/walkthrough.md');
 const README = join(ROOT, 'README.md');
-
-interface Finished {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface Server {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<Finished>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-function collect(child: ChildProcess): {
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<Finished>;
-} {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<Finished>((resolve) => {
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return { stdout: () => stdout, stderr: () => stderr, exited };
-}
 
 /** Runs one shell line as a user would, in the repository root. */
 function sh(line: string, env: NodeJS.ProcessEnv, timeoutMs = 15_000): Promise<Finished> {
@@ -91,21 +53,6 @@ function localized(line: string): string {
   return line.replace(/^(npx tether|node packages\/cli\/dist\/main\.js)\b/, `node ${JSON.stringify(MAIN)}`);
 }
 
-async function waitForHealth(url: string, withinMs: number, server: Server): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (Date.now() < deadline) {
-    if (server.child.exitCode !== null) {
-      throw new Error(`the server exited early (${server.child.exitCode}):\n${server.stderr()}`);
-    }
-    const ok = await fetch(`${url}/healthz`)
-      .then((r) => r.status === 200)
-      .catch(() => false);
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no 200 from ${url}/healthz within ${withinMs} ms:\n${server.stderr()}`);
-}
-
 describe('quickstart: tether server --demo and the walkthrough, as real processes', () => {
   let home: string;
   let data: string;
@@ -118,16 +65,7 @@ describe('quickstart: tether server --demo and the walkthrough, as real processe
   let broker: Server;
 
   function startServer(): Server {
-    const child = spawn(
-      process.execPath,
-      [MAIN, 'server', '--demo', '--port', String(port), '--data', data],
-      {
-        cwd: ROOT,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    broker = { child, ...collect(child) };
+    broker = spawnDemoBroker(port, data, env);
     spawned.push(broker);
     return broker;
   }
@@ -159,14 +97,7 @@ describe('quickstart: tether server --demo and the walkthrough, as real processe
     data = mkdtempSync(join(tmpdir(), 'tether-e2e-data-'));
     port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    const {
-      TETHER_IDENTITY: _ignored,
-      TETHER_PORT: _p,
-      TETHER_DATA: _d,
-      DATABASE_URL: _u,
-      ...rest
-    } = process.env;
-    env = { ...rest, TETHER_HOME: home, NO_COLOR: '1' };
+    env = isolatedEnv({ TETHER_HOME: home });
   });
 
   afterAll(async () => {

@@ -1,34 +1,27 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createAccessTokenVerifier, ReplayCache, remoteKeySource, TokenRefused } from '@tether/pep';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  collect,
+  type Finished,
+  freePort,
+  isolatedEnv,
+  MAIN,
+  ROOT,
+  type Spawned,
+  spawnDemoBroker,
+  waitForHealth,
+} from '../support/processes.js';
 
 /**
  * Sessions as a user lives them, with real processes: the built CLI runs the demo broker;
  * a resource server in this process enforces with the PEP library against the broker's JWKS;
  * olivia starts a session and calls the resource with `tether fetch`.
  */
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = join(ROOT, 'packages/cli/dist/main.js');
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface Spawned {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<Finished>;
-}
 
 interface StoredSessionFile {
   session: string;
@@ -40,33 +33,6 @@ interface StoredSessionFile {
   access_token: string;
   refresh_token: string;
   expires_at: string;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-function collect(child: ChildProcess): Omit<Spawned, 'child'> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<Finished>((resolve) => {
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  return { stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 /** A resource server enforcing Tether access tokens with the PEP library; echoes what it saw. */
@@ -197,37 +163,11 @@ describe('sessions from the CLI: start, fetch, end, revoke, rotate keys, trust',
     data = mkdtempSync(join(tmpdir(), 'tether-sessions-data-'));
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    const {
-      TETHER_IDENTITY: _i,
-      TETHER_PORT: _p,
-      TETHER_DATA: _d,
-      DATABASE_URL: _u,
-      TETHER_KEK: _k,
-      ...rest
-    } = process.env;
     // info-level logs: the secrets check below reads them too.
-    env = { ...rest, TETHER_HOME: home, NO_COLOR: '1', TETHER_LOG_LEVEL: 'info' };
-    const child = spawn(
-      process.execPath,
-      [MAIN, 'server', '--demo', '--port', String(port), '--data', data],
-      {
-        cwd: ROOT,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    broker = { child, ...collect(child) };
+    env = isolatedEnv({ TETHER_HOME: home, TETHER_LOG_LEVEL: 'info' });
+    broker = spawnDemoBroker(port, data, env);
     spawned.push(broker);
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`the broker exited early:\n${broker.stderr()}`);
-      const ok = await fetch(`${url}/healthz`)
-        .then((r) => r.status === 200)
-        .catch(() => false);
-      if (ok) break;
-      if (Date.now() > deadline) throw new Error(`the broker did not start:\n${broker.stderr()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitForHealth(url, 15_000, broker);
     // The demo tenant, as the demo identity files name it (written before /healthz answers).
     const { tenant } = JSON.parse(readFileSync(join(home, 'demo', 'olivia.json'), 'utf8')) as {
       tenant: string;
