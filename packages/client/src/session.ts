@@ -1,3 +1,4 @@
+import type { SessionReceipt } from '@tether/protocol';
 import { type BrokerClient, BrokerError } from './broker-client.js';
 import { createDpopProof } from './dpop-proof.js';
 import { generateSessionKey, type SessionKey } from './session-key.js';
@@ -189,6 +190,14 @@ export class BoundSession {
       return attempt();
     }
     return first;
+  }
+
+  /**
+   * The session's receipt: when it ended and which enforcement points have applied the end
+   * (`enforced` once every live one has).
+   */
+  async receipt(): Promise<SessionReceipt> {
+    return this.#client.call<SessionReceipt>('GET', `/v1/sessions/${this.info.id}/receipt`);
   }
 
   /** Ends the session at the broker. Ending an already-ended session is not an error here. */

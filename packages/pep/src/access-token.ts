@@ -57,6 +57,8 @@ export interface AccessTokenRequest {
 
 export interface VerifiedAccess {
   claims: TetherAccessClaims;
+  /** The `kid` of the broker key the token was signed with (a retired key revokes its tokens). */
+  kid: string;
   proof: VerifiedDpopProof;
 }
 
@@ -160,18 +162,19 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       const nowS = nowMs / 1000;
       const token = readCredentials(request.authorization);
       const digest = tokenDigest(token);
-      let claims = cache.get(digest, nowMs);
-      const cached = claims !== undefined;
-      if (claims === undefined) {
-        claims = await verifyToken(token, config, nowS);
+      let entry = cache.get(digest, nowMs);
+      const cached = entry !== undefined;
+      if (entry === undefined) {
+        entry = await verifyToken(token, config, nowS);
       } else {
         // The same time checks, in the same order, as a fresh token gets.
-        checkLifetime(claims, nowS, config.leewaySeconds);
-        checkSession(claims, nowS, config.leewaySeconds);
+        checkLifetime(entry.claims, nowS, config.leewaySeconds);
+        checkSession(entry.claims, nowS, config.leewaySeconds);
       }
+      const { claims, kid } = entry;
       const proof = await verifyProof(request, token, claims, config);
-      if (!cached) cache.set(digest, claims, (claims.exp + config.leewaySeconds) * 1000);
-      return { claims, proof };
+      if (!cached) cache.set(digest, entry, (claims.exp + config.leewaySeconds) * 1000);
+      return { claims, kid, proof };
     },
   };
 }
@@ -285,7 +288,11 @@ function readCredentials(header: string | string[] | undefined): string {
 
 // --- token --------------------------------------------------------------------------------
 
-async function verifyToken(token: string, config: VerifierConfig, nowS: number): Promise<TetherAccessClaims> {
+async function verifyToken(
+  token: string,
+  config: VerifierConfig,
+  nowS: number,
+): Promise<{ claims: TetherAccessClaims; kid: string }> {
   const { alg, kid } = readHeader(token, config.algorithms);
   const key = await findKey(config.keys, kid, alg);
   const payload = await verifySignature(token, key, alg);
@@ -297,7 +304,7 @@ async function verifyToken(token: string, config: VerifierConfig, nowS: number):
   if (claims.tenant !== config.tenant) {
     throw refused('the token belongs to another tenant');
   }
-  return claims;
+  return { claims, kid };
 }
 
 // --- DPoP proof -----------------------------------------------------------------------------

@@ -219,3 +219,66 @@ describe('RevocationFeedVerifier: configuration', () => {
     expect(() => new RevocationFeedVerifier({ ...base, clockToleranceSeconds: -1 })).toThrow(TypeError);
   });
 });
+
+describe('snapshots (resuming from a compacted position)', () => {
+  async function snapshot(
+    seq: number,
+    overrides: Record<string, unknown> = {},
+    header: { typ?: string; key?: CryptoKey; kid?: string } = {},
+  ): Promise<string> {
+    return new SignJWT({
+      iss: ISSUER,
+      tenant: TENANT,
+      seq,
+      iat: NOW_S - 1,
+      ended: [{ sid: 'ses_9', reason: 'revoked', session_exp: NOW_S + 600 }],
+      retired_kids: ['old-key'],
+      ...overrides,
+    })
+      .setProtectedHeader({
+        alg: 'EdDSA',
+        typ: header.typ ?? 'tether-snapshot+jwt',
+        kid: header.kid ?? broker.kid,
+      })
+      .sign(header.key ?? broker.key);
+  }
+
+  const refusal = async (p: Promise<unknown>) => {
+    try {
+      await p;
+    } catch (err) {
+      if (err instanceof RevocationMessageRefused) return err.code;
+      throw err;
+    }
+    throw new Error('expected a refusal');
+  };
+
+  it('accepts a broker-signed snapshot ahead of the position and moves the position to it', async () => {
+    const f = feed({ position: 3 });
+    const s = await f.verifySnapshot(await snapshot(40));
+    expect(s).toMatchObject({ seq: 40, retiredKids: ['old-key'] });
+    expect(s.ended).toEqual([{ sid: 'ses_9', reason: 'revoked', session_exp: NOW_S + 600 }]);
+    expect(f.position).toBe(40);
+    // The next event must follow the snapshot.
+    expect(await refusal(f.verifyEvent(await event(5)))).toBe('replayed');
+    await expect(f.verifyEvent(await event(41))).resolves.toMatchObject({ seq: 41 });
+  });
+
+  it('refuses a snapshot behind the position (replayed), forged, for another tenant, or malformed — position unchanged', async () => {
+    const f = feed({ position: 10 });
+    expect(await refusal(f.verifySnapshot(await snapshot(9)))).toBe('replayed');
+    expect(await refusal(f.verifySnapshot(await snapshot(20, {}, { key: stranger.key })))).toBe(
+      'bad_signature',
+    );
+    expect(await refusal(f.verifySnapshot(await snapshot(20, {}, { typ: 'tether-event+jwt' })))).toBe(
+      'wrong_type',
+    );
+    expect(await refusal(f.verifySnapshot(await snapshot(20, { tenant: 'ten_other' })))).toBe('wrong_tenant');
+    expect(await refusal(f.verifySnapshot(await snapshot(20, { ended: 'all' })))).toBe('malformed');
+    expect(await refusal(f.verifySnapshot(await snapshot(20, { ended: [{ sid: '' }] })))).toBe('malformed');
+    expect(await refusal(f.verifySnapshot(await snapshot(20, { retired_kids: [7] })))).toBe('malformed');
+    // An event offered as a snapshot is refused by its typ.
+    expect(await refusal(f.verifySnapshot(await event(20)))).toBe('wrong_type');
+    expect(f.position).toBe(10);
+  });
+});

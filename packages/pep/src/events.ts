@@ -4,6 +4,8 @@ import {
   REVOCATION_EVENT_TYPES,
   type RevocationEvent,
   readRevocationEvent,
+  type SessionEndedData,
+  SNAPSHOT_JWT_TYPE,
 } from '@tether/protocol';
 import {
   type CryptoKey,
@@ -75,8 +77,10 @@ export const REVOCATION_FEED_DEFAULTS = Object.freeze({
   /** The default staleness budget: a heartbeat older than it cannot make a PEP fresh anyway. */
   heartbeatMaxAgeMs: 10_000,
   clockToleranceSeconds: 5,
-  /** A larger message is refused before it is parsed. */
+  /** A larger event or heartbeat is refused before it is parsed. */
   maxMessageBytes: 16 * 1024,
+  /** A larger snapshot is refused before it is parsed (about 80 000 ended sessions). */
+  maxSnapshotBytes: 8 * 1024 * 1024,
 });
 
 export interface VerifiedRevocationEvent {
@@ -84,6 +88,14 @@ export interface VerifiedRevocationEvent {
   /** When the broker wrote the event (epoch milliseconds, whole seconds). */
   issuedAt: number;
   event: RevocationEvent;
+}
+
+export interface VerifiedSnapshot {
+  /** The position the snapshot stands for; the feed's position is now this. */
+  seq: number;
+  issuedAt: number;
+  ended: SessionEndedData[];
+  retiredKids: string[];
 }
 
 export interface VerifiedHeartbeat {
@@ -185,6 +197,36 @@ export class RevocationFeedVerifier {
   }
 
   /**
+   * Verifies the data of an SSE `snapshot` message (sent when the events after the position
+   * were compacted away) and moves the position to the snapshot's. A snapshot never moves the
+   * position back: one older than the position is refused as replayed.
+   *
+   * @throws RevocationMessageRefused when it is refused; the position is unchanged.
+   */
+  async verifySnapshot(jws: string): Promise<VerifiedSnapshot> {
+    const claims = await this.#verify(jws, SNAPSHOT_JWT_TYPE, REVOCATION_FEED_DEFAULTS.maxSnapshotBytes);
+    const seq = readSeq(claims.seq, 0);
+    const issuedAt = this.#readIat(claims.iat);
+    if (!Array.isArray(claims.ended) || !Array.isArray(claims.retired_kids))
+      throw refused('malformed', 'the snapshot has no ended or retired_kids list');
+    const ended: SessionEndedData[] = [];
+    for (const item of claims.ended) {
+      const event = readRevocationEvent('session_ended', item);
+      if (event?.type !== 'session_ended') throw refused('malformed', 'a snapshot entry is malformed');
+      ended.push(event.data);
+    }
+    const retiredKids: string[] = [];
+    for (const kid of claims.retired_kids) {
+      if (typeof kid !== 'string' || kid === '') throw refused('malformed', 'a retired kid is malformed');
+      retiredKids.push(kid);
+    }
+    if (seq < this.#position)
+      throw refused('replayed', `the snapshot at ${seq} is behind position ${this.#position}`);
+    this.#position = seq;
+    return { seq, issuedAt, ended, retiredKids };
+  }
+
+  /**
    * Verifies the data of an SSE `heartbeat` message. A heartbeat whose `seq` is ahead of the
    * position is accepted with `caughtUp: false`: the PEP has missed events and is not fresh.
    *
@@ -205,14 +247,15 @@ export class RevocationFeedVerifier {
     return { seq, issuedAt, caughtUp: seq === this.#position };
   }
 
-  async #verify(jws: string, typ: string): Promise<Record<string, unknown>> {
-    if (typeof jws !== 'string' || !COMPACT_JWS.test(jws))
-      throw refused('malformed', 'the message is not a compact JWS');
-    if (jws.length > REVOCATION_FEED_DEFAULTS.maxMessageBytes)
-      throw refused(
-        'malformed',
-        `the message is larger than ${REVOCATION_FEED_DEFAULTS.maxMessageBytes} bytes`,
-      );
+  async #verify(
+    jws: string,
+    typ: string,
+    maxBytes: number = REVOCATION_FEED_DEFAULTS.maxMessageBytes,
+  ): Promise<Record<string, unknown>> {
+    // Size first: the pattern test below is linear, but there is no reason to run it on megabytes.
+    if (typeof jws !== 'string' || jws.length > maxBytes)
+      throw refused('malformed', `the message is not a string of at most ${maxBytes} bytes`);
+    if (!COMPACT_JWS.test(jws)) throw refused('malformed', 'the message is not a compact JWS');
     let header: ProtectedHeaderParameters;
     try {
       header = decodeProtectedHeader(jws);

@@ -12,6 +12,22 @@ export {
   type VerifiedAccess,
 } from './access-token.js';
 export type { TetherAccessClaims, TetherPrivilegeDetail } from './access-token-claims.js';
+export { denialResponse } from './adapters/denial.js';
+export { type TetherRouteOption, tetherFastify } from './adapters/fastify.js';
+export {
+  decisionOf,
+  type RequirementOf,
+  sendDenial,
+  TETHER_DECISION,
+  tetherMiddleware,
+} from './adapters/node.js';
+export { BrokerCallFailed, BrokerLink, type PepIdentity } from './broker-link.js';
+export {
+  DECISION_RECORDER_DEFAULTS,
+  type DecisionRecord,
+  DecisionRecorder,
+  type DecisionRecorderOptions,
+} from './decision-recorder.js';
 export {
   DPOP_DEFAULTS,
   DpopError,
@@ -22,6 +38,17 @@ export {
   type VerifiedDpopProof,
   verifyDpopProof,
 } from './dpop.js';
+export {
+  type AuthorizeRequest,
+  createEnforcer,
+  type Decision,
+  type DecisionCode,
+  ENFORCER_DEFAULTS,
+  type Enforcer,
+  type EnforcerOptions,
+  type EnforcerState,
+} from './enforcer.js';
+export { actionCovers, findEntitlement, resourceCovers, resourceProblem } from './entitlement.js';
 export {
   REVOCATION_FEED_DEFAULTS,
   type RevocationFeedOptions,
@@ -41,5 +68,14 @@ export {
   type RemoteKeySourceOptions,
   remoteKeySource,
 } from './jwks.js';
+export { type PepLogger, silentLogger } from './logger.js';
 export { ReplayCache, ReplayCacheFullError, type ReplayCacheOptions } from './replay-cache.js';
+export {
+  type FallbackVerdict,
+  RevocationFallback,
+  type RevocationFallbackOptions,
+} from './revocation-fallback.js';
+export { RevocationFollower, type RevocationFollowerOptions } from './revocation-follower.js';
+export { type MirrorQuery, type MirrorRefusal, RevocationMirror } from './revocation-mirror.js';
+export { SseDecoder, type SseMessage } from './sse-decoder.js';
 export { type TokenRefusalCode, TokenRefused } from './token-refusal.js';

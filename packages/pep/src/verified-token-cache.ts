@@ -6,31 +6,37 @@ export function tokenDigest(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('base64url');
 }
 
+/** A verified token: its claims and the `kid` its signature was checked with. */
+export interface VerifiedTokenEntry {
+  claims: TetherAccessClaims;
+  kid: string;
+}
+
 /** Least-recently-used map from SHA-256(token) to its verified claims, each kept until `expiresAt`. */
 export class VerifiedTokenCache {
-  readonly #entries = new Map<string, { claims: TetherAccessClaims; expiresAt: number }>();
+  readonly #entries = new Map<string, VerifiedTokenEntry & { expiresAt: number }>();
   readonly #maxEntries: number;
 
   constructor(maxEntries: number) {
     this.#maxEntries = maxEntries;
   }
 
-  get(digest: string, now: number): TetherAccessClaims | undefined {
+  get(digest: string, now: number): VerifiedTokenEntry | undefined {
     const entry = this.#entries.get(digest);
     if (entry === undefined) return undefined;
     this.#entries.delete(digest);
     if (now >= entry.expiresAt) return undefined;
     this.#entries.set(digest, entry); // most recently used goes last
-    return entry.claims;
+    return entry;
   }
 
-  set(digest: string, claims: TetherAccessClaims, expiresAt: number): void {
+  set(digest: string, token: VerifiedTokenEntry, expiresAt: number): void {
     if (this.#maxEntries === 0) return;
     this.#entries.delete(digest);
     if (this.#entries.size >= this.#maxEntries) {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
-    this.#entries.set(digest, { claims, expiresAt });
+    this.#entries.set(digest, { claims: token.claims, kid: token.kid, expiresAt });
   }
 }

@@ -82,6 +82,18 @@ const NOT_THROWN: Record<string, { producedIn: string | null; reason: string; ma
     // A broken invariant may also be thrown as internal_error on purpose; either way it is live.
     mayAlsoBeThrown: true,
   },
+  upstream_unavailable: {
+    producedIn: 'packages/cli/src/gateway/server.ts',
+    reason: 'the gateway answers it as a problem when the upstream fails; nothing throws it',
+  },
+  insufficient_scope: {
+    producedIn: 'packages/pep/src/decision.ts',
+    reason: 'a PEP denial (403), answered by the enforcer as a decision, never thrown',
+  },
+  revocation_state_stale: {
+    producedIn: 'packages/pep/src/decision.ts',
+    reason: 'a PEP denial (503) when its mirror is past its staleness budget, answered, never thrown',
+  },
   method_not_allowed: {
     producedIn: null,
     reason: 'reserved: Fastify answers a known path with an unknown method as route_not_found (404)',
@@ -119,9 +131,15 @@ describe('the error catalogue', () => {
     }
   });
 
-  it('uses 5xx only for the store and the last resort', () => {
+  it('uses 5xx only for the store, an enforcement point that cannot decide or forward, and the last resort', () => {
     const serverSide = ERROR_CODES.filter((c) => statusOf(c) >= 500).sort();
-    expect(serverSide).toEqual(['internal_error', 'store_schema_too_new', 'store_unavailable']);
+    expect(serverSide).toEqual([
+      'internal_error',
+      'revocation_state_stale',
+      'store_schema_too_new',
+      'store_unavailable',
+      'upstream_unavailable',
+    ]);
   });
 
   it('names codes in lower snake_case, so they are safe as URL fragments and switch labels', () => {

@@ -17,6 +17,7 @@ export const ERROR_CATALOGUE = {
   invalid_token: { status: 401, title: 'The access token is invalid or expired' },
   forbidden: { status: 403, title: 'The caller is not allowed to do this' },
   principal_disabled: { status: 403, title: 'The principal is disabled' },
+  invalid_signature: { status: 401, title: 'The webhook delivery is not signed with its secret' },
   // Records
   not_found: { status: 404, title: 'No such record in this tenant' },
   already_exists: { status: 409, title: 'A record with that name already exists' },
@@ -31,6 +32,9 @@ export const ERROR_CATALOGUE = {
     title: "The ticket reference does not match the privilege's ticket rule",
   },
   duration_exceeds_max: { status: 422, title: "The requested duration exceeds the privilege's maximum" },
+  ticket_closed: { status: 409, title: 'The ticket is closed' },
+  ticket_not_found: { status: 422, title: 'The ticket is not in the ticket register as the rule requires' },
+  ticket_not_assigned: { status: 403, title: 'The ticket is not assigned to the requester' },
   self_approval_forbidden: { status: 403, title: 'A requester may not review their own request' },
   approver_not_eligible: { status: 403, title: 'This principal may not review this request' },
   duplicate_review: { status: 409, title: 'This principal has already reviewed this request' },
@@ -44,6 +48,21 @@ export const ERROR_CATALOGUE = {
   session_not_live: { status: 409, title: 'The session has ended or expired' },
   invalid_dpop_proof: { status: 401, title: 'The DPoP proof is missing or invalid' },
   use_dpop_nonce: { status: 401, title: 'The server requires a DPoP nonce' },
+  // Enforcement points (PEP denials)
+  insufficient_scope: {
+    status: 403,
+    title: "The session's entitlement does not cover this action on this resource",
+  },
+  revocation_state_stale: {
+    status: 503,
+    title: 'The enforcement point cannot confirm its revocation state is fresh',
+  },
+  upstream_unavailable: {
+    status: 502,
+    title: 'The gateway could not get an answer from the service behind it',
+  },
+  // Signals out (SSF transmitter)
+  stream_disabled: { status: 409, title: 'The event stream is disabled' },
   // Store
   store_schema_too_new: { status: 503, title: 'The store was migrated by a newer Tether' },
   store_unavailable: { status: 503, title: 'The store is not reachable' },

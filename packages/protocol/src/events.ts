@@ -13,12 +13,21 @@
 export const REVOCATION_EVENT_JWT_TYPE = 'tether-event+jwt';
 /** `typ` header of a signed heartbeat. */
 export const HEARTBEAT_JWT_TYPE = 'tether-heartbeat+jwt';
+/** `typ` header of a signed snapshot of the log's effect, sent instead of compacted events. */
+export const SNAPSHOT_JWT_TYPE = 'tether-snapshot+jwt';
+/** SSE `event:` field of a snapshot. */
+export const SSE_SNAPSHOT_EVENT = 'snapshot';
 /** SSE `event:` field of a revocation event. */
 export const SSE_REVOCATION_EVENT = 'revocation';
 /** SSE `event:` field of a heartbeat. */
 export const SSE_HEARTBEAT_EVENT = 'heartbeat';
 
-export const REVOCATION_EVENT_TYPES = ['session_ended', 'key_retired', 'tenant_cutoff'] as const;
+export const REVOCATION_EVENT_TYPES = [
+  'session_ended',
+  'session_narrowed',
+  'key_retired',
+  'tenant_cutoff',
+] as const;
 export type RevocationEventType = (typeof REVOCATION_EVENT_TYPES)[number];
 
 /**
@@ -30,6 +39,18 @@ export type RevocationEventType = (typeof REVOCATION_EVENT_TYPES)[number];
 export interface SessionEndedData {
   sid: string;
   reason: string;
+  session_exp: number;
+}
+
+/**
+ * A live session's entitlement was narrowed (a policy, group or privilege change): refuse its
+ * tokens issued (`iat`) before `before` (epoch seconds). The broker issues the session's later
+ * tokens with `iat` ≥ `before`, so the next refresh gets a token that passes, carrying the
+ * narrower `authorization_details`. Forgettable after `session_exp`, like `session_ended`.
+ */
+export interface SessionNarrowedData {
+  sid: string;
+  before: number;
   session_exp: number;
 }
 
@@ -46,6 +67,7 @@ export interface TenantCutoffData {
 /** One entry of the revocation log: what happened, without its position. */
 export type RevocationEvent =
   | { type: 'session_ended'; data: SessionEndedData }
+  | { type: 'session_narrowed'; data: SessionNarrowedData }
   | { type: 'key_retired'; data: KeyRetiredData }
   | { type: 'tenant_cutoff'; data: TenantCutoffData };
 
@@ -89,6 +111,10 @@ export function readRevocationEvent(type: unknown, data: unknown): RevocationEve
       return isText(d.sid) && isText(d.reason) && isEpochSeconds(d.session_exp)
         ? { type, data: { sid: d.sid, reason: d.reason, session_exp: d.session_exp } }
         : undefined;
+    case 'session_narrowed':
+      return isText(d.sid) && isEpochSeconds(d.before) && isEpochSeconds(d.session_exp)
+        ? { type, data: { sid: d.sid, before: d.before, session_exp: d.session_exp } }
+        : undefined;
     case 'key_retired':
       return isText(d.kid) ? { type, data: { kid: d.kid } } : undefined;
     case 'tenant_cutoff':
@@ -104,4 +130,22 @@ function isText(value: unknown): value is string {
 
 function isEpochSeconds(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * Claims of a signed snapshot (`typ` {@link SNAPSHOT_JWT_TYPE}). The broker compacts its log
+ * (events older than its retention, which is never shorter than an access token's lifetime);
+ * a PEP that asks to resume from a compacted position gets this instead: what the log up to
+ * `seq` still means for live tokens — the sessions ended whose hard expiry has not passed, and
+ * the retired signing keys — and the stream continues after `seq`. Narrowings are not listed:
+ * any token a compacted narrowing refused has expired by itself.
+ */
+export interface SnapshotClaims {
+  iss: string;
+  tenant: string;
+  /** The log position the snapshot stands for: every event up to it is reflected. */
+  seq: number;
+  iat: number;
+  ended: SessionEndedData[];
+  retired_kids: string[];
 }

@@ -1,3 +1,13 @@
+export type {
+  DecisionRecord,
+  DecisionReport,
+  DecisionReportAnswer,
+  PepAckAnswer,
+  PepAckRequest,
+  PepReceipt,
+  SessionReceipt,
+} from './enforcement.js';
+export { DECISION_BATCH_MAX, DECISION_FIELD_MAX } from './enforcement.js';
 export type { ErrorCode } from './errors.js';
 export { ERROR_CATALOGUE, ERROR_CODES, isErrorCode, isTetherError, statusOf, TetherError } from './errors.js';
 export type {
@@ -7,6 +17,8 @@ export type {
   RevocationEventClaims,
   RevocationEventType,
   SessionEndedData,
+  SessionNarrowedData,
+  SnapshotClaims,
   TenantCutoffData,
 } from './events.js';
 export {
@@ -14,8 +26,10 @@ export {
   REVOCATION_EVENT_JWT_TYPE,
   REVOCATION_EVENT_TYPES,
   readRevocationEvent,
+  SNAPSHOT_JWT_TYPE,
   SSE_HEARTBEAT_EVENT,
   SSE_REVOCATION_EVENT,
+  SSE_SNAPSHOT_EVENT,
 } from './events.js';
 export type { IdentityFile, PrincipalKind, RequestState, Role } from './principals.js';
 export { NAME_PATTERN, PRINCIPAL_KINDS, REQUEST_STATES, ROLES } from './principals.js';

@@ -3,10 +3,13 @@ import {
   type HeartbeatClaims,
   REVOCATION_EVENT_JWT_TYPE,
   type RevocationEventClaims,
+  SNAPSHOT_JWT_TYPE,
+  type SnapshotClaims,
 } from '@tether/protocol';
 import { SignJWT } from 'jose';
 import { type ActiveSigningKey, SIGNING_ALG } from '../tokens/keys.js';
 import type { RevocationLogEntry } from './log.js';
+import type { RevocationSnapshot } from './snapshot.js';
 
 /** Epoch milliseconds → NumericDate (whole seconds, rounded down). */
 const seconds = (ms: number) => Math.floor(ms / 1000);
@@ -51,9 +54,28 @@ export async function signHeartbeat(
     iss: issuer,
     tenant: heartbeat.tenantId,
     seq: heartbeat.seq,
-    iat: seconds(heartbeat.at),
+    // Millisecond precision (RFC 7519 NumericDate may be non-integer): freshness is counted
+    // from it, and whole seconds would cost a PEP up to a second of its staleness budget.
+    iat: heartbeat.at / 1000,
   };
   return sign(key, HEARTBEAT_JWT_TYPE, claims);
+}
+
+/** A snapshot as a compact JWS (`typ` `tether-snapshot+jwt`), standing for position `seq`. */
+export async function signSnapshot(
+  key: ActiveSigningKey,
+  issuer: string,
+  snapshot: RevocationSnapshot,
+): Promise<string> {
+  const claims: SnapshotClaims = {
+    iss: issuer,
+    tenant: snapshot.tenantId,
+    seq: snapshot.seq,
+    iat: snapshot.at / 1000,
+    ended: snapshot.ended,
+    retired_kids: snapshot.retiredKids,
+  };
+  return sign(key, SNAPSHOT_JWT_TYPE, claims);
 }
 
 /**
@@ -81,6 +103,10 @@ export class RevocationSigner {
     }
     this.#cache.set(cacheKey, jws);
     return jws;
+  }
+
+  async snapshot(snapshot: RevocationSnapshot): Promise<string> {
+    return signSnapshot(this.signer(), this.issuer, snapshot);
   }
 
   async heartbeat(tenantId: string, seq: number, at: number): Promise<string> {

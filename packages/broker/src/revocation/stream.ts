@@ -1,10 +1,11 @@
 import type { ServerResponse } from 'node:http';
-import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT } from '@tether/protocol';
+import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT, SSE_SNAPSHOT_EVENT } from '@tether/protocol';
 import type { Clock } from '../domain/clock.js';
 import type { StoreHandle } from '../store/database.js';
 import type { RevocationFanout } from './fanout.js';
 import { readRevocationLog } from './log.js';
 import type { RevocationSigner } from './signing.js';
+import { revocationFloor, takeRevocationSnapshot } from './snapshot.js';
 
 /** Events read from the log per query while catching up. */
 const PAGE = 500;
@@ -151,8 +152,18 @@ class RevocationStream {
     }
   }
 
-  /** Sends every committed event after the last one sent, in order. The table is the truth. */
+  /**
+   * Sends every committed event after the last one sent, in order. The table is the truth.
+   * When events after the last one sent have been compacted away, sends a signed snapshot
+   * first and continues from the position it stands for.
+   */
   async #catchUp(): Promise<void> {
+    if (this.#sent < (await revocationFloor(this.deps.store, this.tenantId))) {
+      const snapshot = await takeRevocationSnapshot(this.deps.store, this.tenantId, this.deps.clock.now());
+      const jws = await this.deps.signer.snapshot(snapshot);
+      await this.#write(sseMessage({ id: snapshot.seq, event: SSE_SNAPSHOT_EVENT, data: jws }));
+      this.#sent = snapshot.seq;
+    }
     for (;;) {
       const page = await readRevocationLog(this.deps.store, this.tenantId, this.#sent, PAGE);
       for (const entry of page) {

@@ -8,6 +8,7 @@ import { resolvePrincipal } from './resolve.js';
 
 export interface AuditQuery {
   request?: string | undefined;
+  session?: string | undefined;
   ticket?: string | undefined;
   principal?: string | undefined;
   since?: number | undefined;
@@ -23,6 +24,7 @@ export async function queryAudit(ctx: BrokerContext, caller: Caller, q: AuditQue
     : undefined;
   return listAuditRecords(ctx.store, caller.tenant.id, {
     ...(q.request ? { requestId: q.request } : {}),
+    ...(q.session ? { target: q.session } : {}),
     ...(q.ticket ? { ticket: q.ticket } : {}),
     ...(principalId ? { principalId } : {}),
     ...(q.since !== undefined ? { since: q.since } : {}),

@@ -80,6 +80,8 @@ export async function appendAuditRecord(tx: TxHandle, record: AuditRecord): Prom
 
 export interface AuditFilter {
   requestId?: string;
+  /** Records about this record (a session id: its lifecycle and the decisions made on it). */
+  target?: string;
   ticket?: string;
   principalId?: string;
   since?: number;
@@ -95,6 +97,7 @@ export async function listAuditRecords(
 ): Promise<AuditRecord[]> {
   let q = h.db.selectFrom('audit_records').selectAll().where('tenant_id', '=', tenantId);
   if (f.requestId) q = q.where('request_id', '=', f.requestId);
+  if (f.target) q = q.where('target', '=', f.target);
   if (f.ticket) q = q.where('ticket', '=', f.ticket);
   if (f.principalId)
     q = q.where((eb) => eb.or([eb('principal_id', '=', f.principalId!), eb('actor', '=', f.principalId!)]));

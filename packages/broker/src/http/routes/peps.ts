@@ -1,0 +1,46 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { BrokerContext } from '../../services/context.js';
+import type { EnforcementMetrics } from '../../services/enforcement-metrics.js';
+import { acknowledgeRevocations } from '../../services/pep-ack.js';
+import { recordDecisions } from '../../services/record-decisions.js';
+import { withProblems } from '../schemas/common.js';
+import {
+  DecisionReportBody,
+  DecisionReportView,
+  PepAckBody,
+  PepAckView,
+  PepParams,
+} from '../schemas/enforcement.js';
+
+/** What enforcement points report: how far they applied the revocation log, and their decisions. */
+export function pepRoutes(ctx: BrokerContext, metrics: EnforcementMetrics): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post(
+      '/peps/:pep/ack',
+      {
+        schema: {
+          tags: ['enforcement'],
+          summary: 'Acknowledge the revocation log up to a position (cumulative; the PEP itself only)',
+          params: PepParams,
+          body: PepAckBody,
+          response: withProblems({ 200: PepAckView }),
+        },
+      },
+      async (request) =>
+        acknowledgeRevocations(ctx, request.caller, request.params.pep, request.body.applied, metrics),
+    );
+    app.post(
+      '/decisions',
+      {
+        schema: {
+          tags: ['enforcement'],
+          summary: "Record a batch of a PEP's decisions in the audit trail",
+          body: DecisionReportBody,
+          response: withProblems({ 202: DecisionReportView }),
+        },
+      },
+      async (request, reply) =>
+        reply.code(202).send(await recordDecisions(ctx, request.caller, request.body, metrics)),
+    );
+  };
+}

@@ -1,0 +1,47 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from '@sinclair/typebox';
+import type { BrokerContext } from '../../services/context.js';
+import { type SessionReceipt, sessionReceipt } from '../../services/session-receipt.js';
+import { withProblems } from '../schemas/common.js';
+import { SessionReceiptView } from '../schemas/enforcement.js';
+import { SessionParams } from '../schemas/sessions.js';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function receiptView(r: SessionReceipt): Static<typeof SessionReceiptView> {
+  return {
+    session: r.sessionId,
+    state: r.state,
+    ended_at: r.endedAt === null ? null : iso(r.endedAt),
+    reason: r.reason,
+    seq: r.seq,
+    enforced: r.enforced,
+    peps: r.peps.map((p) => ({
+      id: p.principalId,
+      name: p.name,
+      applied: p.appliedSeq,
+      last_seen_at: iso(p.lastSeenAt),
+      live: p.live,
+      enforced_at: p.enforcedAt === null ? null : iso(p.enforcedAt),
+    })),
+    pending: r.pending,
+  };
+}
+
+/** `GET /v1/sessions/:id/receipt`: when a session ended, and which enforcement points enforce it. */
+export function receiptRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/sessions/:id/receipt',
+      {
+        schema: {
+          tags: ['sessions'],
+          summary: "A session's end, and which enforcement points have applied it",
+          params: SessionParams,
+          response: withProblems({ 200: SessionReceiptView }),
+        },
+      },
+      async (request) => receiptView(await sessionReceipt(ctx, request.caller, request.params.id)),
+    );
+  };
+}

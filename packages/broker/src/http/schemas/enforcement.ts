@@ -1,0 +1,96 @@
+import { type Static, Type } from '@sinclair/typebox';
+import {
+  DECISION_BATCH_MAX,
+  DECISION_FIELD_MAX,
+  type DecisionReport,
+  type DecisionReportAnswer,
+  type PepAckAnswer,
+  type PepAckRequest,
+  type SessionReceipt,
+} from '@tether/protocol';
+import { Ref, Strict, Timestamp } from './common.js';
+
+/** A position in a tenant's revocation log (below 10^15, so exact as a number everywhere). */
+const Position = Type.Integer({ minimum: 0, maximum: 999_999_999_999_999 });
+
+export const PepParams = Type.Object({ pep: Ref }, Strict);
+
+export const PepAckBody = Type.Object(
+  {
+    applied: Type.Integer({
+      minimum: 0,
+      maximum: 999_999_999_999_999,
+      description: 'the newest log position this PEP has applied',
+    }),
+  },
+  Strict,
+);
+export const PepAckView = Type.Object({ applied: Position, head: Position });
+
+const Decision = Type.Object(
+  {
+    // Up to the end of year 9999: every value has an ISO form.
+    at: Type.Integer({ minimum: 0, maximum: 253_402_300_799_999, description: 'epoch milliseconds' }),
+    allow: Type.Boolean(),
+    code: Type.String({ minLength: 1, maxLength: DECISION_FIELD_MAX.code, pattern: '^[a-z0-9_]+$' }),
+    action: Type.String({ minLength: 1, maxLength: DECISION_FIELD_MAX.action }),
+    resource: Type.String({ minLength: 1, maxLength: DECISION_FIELD_MAX.resource }),
+    session: Type.Union([Type.String({ minLength: 1, maxLength: DECISION_FIELD_MAX.session }), Type.Null()]),
+    method: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: DECISION_FIELD_MAX.method,
+        pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+      }),
+    ),
+    path: Type.Optional(Type.String({ maxLength: DECISION_FIELD_MAX.path })),
+  },
+  Strict,
+);
+
+export const DecisionReportBody = Type.Object(
+  {
+    decisions: Type.Array(Decision, { minItems: 1, maxItems: DECISION_BATCH_MAX }),
+    dropped: Type.Integer({
+      minimum: 0,
+      maximum: 1_000_000_000,
+      description: 'decisions this PEP dropped since its last report',
+    }),
+  },
+  Strict,
+);
+export const DecisionReportView = Type.Object({
+  recorded: Type.Integer({ minimum: 0 }),
+  dropped: Type.Integer({ minimum: 0 }),
+});
+
+export const SessionReceiptView = Type.Object({
+  session: Type.String(),
+  state: Type.Union([Type.Literal('active'), Type.Literal('ended')]),
+  ended_at: Type.Union([Timestamp, Type.Null()]),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  seq: Type.Union([Position, Type.Null()]),
+  enforced: Type.Boolean(),
+  peps: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      applied: Position,
+      last_seen_at: Timestamp,
+      live: Type.Boolean(),
+      enforced_at: Type.Union([Timestamp, Type.Null()]),
+    }),
+  ),
+  pending: Type.Array(Type.String()),
+});
+
+// The wire types the PEP library and the SDK import are these schemas' types: keep them one.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const agree: [
+  Same<Static<typeof PepAckBody>, PepAckRequest>,
+  Same<Static<typeof PepAckView>, PepAckAnswer>,
+  Same<Static<typeof DecisionReportBody>, DecisionReport>,
+  Same<Static<typeof DecisionReportView>, DecisionReportAnswer>,
+  Same<Static<typeof SessionReceiptView>, SessionReceipt>,
+] = [true, true, true, true, true];
+void agree;

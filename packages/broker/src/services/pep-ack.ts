@@ -1,0 +1,88 @@
+import { TetherError } from '@tether/protocol';
+import type { Principal } from '../domain/principal.js';
+import { revocationHead } from '../revocation/log.js';
+import { inTransaction, type StoreHandle } from '../store/database.js';
+import {
+  deletePepAcksBefore,
+  insertPepAck,
+  listSessionEndTimes,
+  lockOrCreatePep,
+  writePepProgress,
+} from '../store/repositories/peps.js';
+import { requireRole } from './access-control.js';
+import type { BrokerContext, Caller } from './context.js';
+import type { EnforcementMetrics } from './enforcement-metrics.js';
+
+/**
+ * At most this many session ends are timed per ack. A PEP that skips further in one ack is
+ * catching up on a backlog (after a restart or an outage), not reacting to new ends.
+ */
+const TIMED_ENDS_PER_ACK = 10_000;
+
+/** How long acknowledgement history is kept: receipts older than this lose their `enforced_at`. */
+export const PEP_ACK_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * The PEP a request names, which must be the caller itself: only an enforcement point
+ * speaks for itself, by its principal id or name.
+ */
+export function requireSelfPep(caller: Caller, ref: string): Principal {
+  requireRole(caller, 'pep');
+  if (ref !== caller.principal.id && ref !== caller.principal.name)
+    throw new TetherError('forbidden', 'an enforcement point acknowledges for itself only');
+  return caller.principal;
+}
+
+/**
+ * A PEP says it has applied its tenant's revocation log up to `applied` (cumulative, so one
+ * ack covers a batch). Its position never moves back; a move forward is kept in the ack
+ * history that receipts read, and each `session_ended` event it newly covers is timed (ack
+ * time − end time) once the transaction commits. Ends from before the broker first heard from
+ * the PEP are not timed: the PEP was not there to enforce them. An ack also marks the PEP as
+ * heard from. A position beyond the log's head cannot come from this broker: refused.
+ */
+export async function acknowledgeRevocations(
+  ctx: BrokerContext,
+  caller: Caller,
+  pepRef: string,
+  applied: number,
+  metrics: EnforcementMetrics,
+): Promise<{ applied: number; head: number }> {
+  const pep = requireSelfPep(caller, pepRef);
+  const tenantId = caller.tenant.id;
+  return inTransaction(ctx.store, async (tx) => {
+    const head = await revocationHead(tx, tenantId);
+    if (applied > head)
+      throw new TetherError(
+        'invalid_request',
+        `position ${applied} is ahead of this tenant's revocation log, which ends at ${head}`,
+      );
+    const now = ctx.clock.now();
+    const before = await lockOrCreatePep(tx, tenantId, pep.id, now);
+    const recorded = Math.max(before.lastAppliedSeq, applied);
+    await writePepProgress(tx, pep.id, {
+      lastAppliedSeq: recorded,
+      lastSeenAt: now,
+      decisionsDropped: before.decisionsDropped,
+    });
+    if (recorded > before.lastAppliedSeq) {
+      await insertPepAck(tx, { tenantId, principalId: pep.id, seq: recorded, at: now });
+      const ends = await listSessionEndTimes(tx, tenantId, {
+        after: Math.max(before.lastAppliedSeq, recorded - TIMED_ENDS_PER_ACK),
+        upTo: recorded,
+        since: before.createdAt,
+      });
+      if (ends.length > 0)
+        tx.onCommit(() => metrics.revocationsApplied(ends.map((at) => Math.max(0, now - at) / 1000)));
+    }
+    return { applied: recorded, head };
+  });
+}
+
+/**
+ * Deletes acknowledgement history older than {@link PEP_ACK_RETENTION_MS}, for the sweeper.
+ * Answers how many rows went.
+ */
+export async function pruneAckHistory(store: StoreHandle, now: number): Promise<number> {
+  return deletePepAcksBefore(store, now - PEP_ACK_RETENTION_MS);
+}
