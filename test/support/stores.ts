@@ -81,3 +81,13 @@ export function describeEachStore(name: string, suite: (fixture: StoreFixture) =
   const url = inject('pgUrl');
   describe.skipIf(!url)(`${name} [postgres]`, () => suite(postgresFixture(url)));
 }
+
+/**
+ * A suite about PostgreSQL alone (several broker processes on one database), skipped like the
+ * PostgreSQL half of {@link describeEachStore}: reported in the summary, an error with
+ * TETHER_REQUIRE_PG=1.
+ */
+export function describeOnPostgres(name: string, suite: (fixture: StoreFixture) => void): void {
+  const url = inject('pgUrl');
+  describe.skipIf(!url)(`${name} [postgres]`, () => suite(postgresFixture(url)));
+}

@@ -158,6 +158,26 @@ describe('configFromEnvironment', () => {
     expect(config.publicUrl).toBe('http://127.0.0.1:9100');
   });
 
+  it('reads the PEP liveness window as a number, and validation bounds it', () => {
+    const config = resolveConfig(configFromEnvironment({ TETHER_PEP_LIVENESS_SECONDS: '45' }));
+    expect(config.pepLivenessSeconds).toBe(45);
+    expect(refusal(configFromEnvironment({ TETHER_PEP_LIVENESS_SECONDS: '0' })).detail).toContain(
+      '/pepLivenessSeconds',
+    );
+    expect(refusal(configFromEnvironment({ TETHER_PEP_LIVENESS_SECONDS: '30s' })).detail).toContain(
+      '/pepLivenessSeconds',
+    );
+  });
+
+  it('reads the heartbeat interval as a number (PEPs with a budget under 2 s need it shorter)', () => {
+    expect(
+      resolveConfig(configFromEnvironment({ TETHER_HEARTBEAT_INTERVAL_MS: '100' })).heartbeatIntervalMs,
+    ).toBe(100);
+    expect(refusal(configFromEnvironment({ TETHER_HEARTBEAT_INTERVAL_MS: '5' })).detail).toContain(
+      '/heartbeatIntervalMs',
+    );
+  });
+
   it('leaves a non-numeric port as text for validation to refuse', () => {
     const input = configFromEnvironment({ TETHER_PORT: '80abc' });
     expect(input).toEqual({ port: '80abc' });

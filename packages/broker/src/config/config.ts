@@ -24,8 +24,10 @@ export const ConfigInput = Type.Object(
     refreshIdleSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600 })),
     dpopIatWindowSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 300 })),
     heartbeatIntervalMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000 })),
+    pepLivenessSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
     dpopNonce: Type.Optional(Type.Union([Type.Literal('off'), Type.Literal('required')])),
     statusListTtlSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
+    revocationRetentionSeconds: Type.Optional(Type.Integer({ minimum: 3600, maximum: 365 * 24 * 3600 })),
     bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
     logLevel: Type.Optional(LogLevel),
     kek: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' })),
@@ -49,8 +51,10 @@ export interface BrokerConfig {
   refreshIdleSeconds: number;
   dpopIatWindowSeconds: number;
   heartbeatIntervalMs: number;
+  pepLivenessSeconds: number;
   dpopNonce: 'off' | 'required';
   statusListTtlSeconds: number;
+  revocationRetentionSeconds: number;
   bodyLimitBytes: number;
   logLevel: ConfigInput['logLevel'] & string;
   kek: string | undefined;
@@ -85,8 +89,10 @@ export function resolveConfig(input: unknown): BrokerConfig {
     refreshIdleSeconds: c.refreshIdleSeconds ?? DEFAULTS.refreshIdleSeconds,
     dpopIatWindowSeconds: c.dpopIatWindowSeconds ?? DEFAULTS.dpopIatWindowSeconds,
     heartbeatIntervalMs: c.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
+    pepLivenessSeconds: c.pepLivenessSeconds ?? DEFAULTS.pepLivenessSeconds,
     dpopNonce: c.dpopNonce ?? DEFAULTS.dpopNonce,
     statusListTtlSeconds: c.statusListTtlSeconds ?? DEFAULTS.statusListTtlSeconds,
+    revocationRetentionSeconds: c.revocationRetentionSeconds ?? DEFAULTS.revocationRetentionSeconds,
     bodyLimitBytes: c.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes,
     logLevel: c.logLevel ?? DEFAULTS.logLevel,
     kek: c.kek ?? DEFAULTS.kek,
@@ -103,9 +109,11 @@ export const ENVIRONMENT = {
   TETHER_LOG_LEVEL: 'logLevel',
   TETHER_KEK: 'kek',
   TETHER_DPOP_NONCE: 'dpopNonce',
+  TETHER_PEP_LIVENESS_SECONDS: 'pepLivenessSeconds',
+  TETHER_HEARTBEAT_INTERVAL_MS: 'heartbeatIntervalMs',
 } as const;
 
-const NUMERIC = new Set(['port']);
+const NUMERIC = new Set(['port', 'pepLivenessSeconds', 'heartbeatIntervalMs']);
 
 /** Reads the settings that the environment provides. Set but empty counts as unset. */
 export function configFromEnvironment(env: NodeJS.ProcessEnv): ConfigInput {

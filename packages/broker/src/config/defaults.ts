@@ -29,6 +29,18 @@ export const DEFAULTS = {
   dpopIatWindowSeconds: 60,
   /** How often the revocation stream (`GET /v1/events`) sends each PEP a signed heartbeat. */
   heartbeatIntervalMs: 2000,
+  /**
+   * A PEP heard from (ack or decision report) within this many seconds is live: session
+   * receipts wait for it. Keep it above the PEPs' staleness budget (default 10 s): a PEP silent
+   * for longer than its budget denies every request, so it can no longer honour an ended session.
+   */
+  pepLivenessSeconds: 30,
+  /**
+   * Revocation events older than this are deleted by the sweeper; a PEP resuming from before
+   * them gets a signed snapshot instead. At least an hour: longer than any access token lives
+   * (a compacted narrowing only ever refused tokens that have expired since).
+   */
+  revocationRetentionSeconds: 24 * 3600,
   /** How long a PEP may cache a status list token (`ttl` claim). */
   statusListTtlSeconds: 30,
   /** `required`: every DPoP proof sent to the broker must carry a nonce it issued (RFC 9449 §8). */

@@ -5,8 +5,8 @@ export type RevocationListener = (seq: number) => void;
  * In-process wake-up for the revocation streams of this broker: a transaction that appended
  * events calls {@link RevocationFanout.notify} after it commits, and every stream of that
  * tenant reads the log again. It is only a hint: the log table is the truth, and a stream
- * that misses a notification catches up at its next heartbeat. Replicas sharing one
- * PostgreSQL database are woken by NOTIFY in a later step; this class is what NOTIFY will call.
+ * that misses a notification catches up at its next heartbeat. On PostgreSQL the
+ * replicas sharing one database call it too, for every NOTIFY (see pg-notify.ts).
  *
  * @example
  * ```ts
@@ -43,6 +43,11 @@ export class RevocationFanout {
         // One listener's failure must not keep the others from waking; streams handle their own errors.
       }
     }
+  }
+
+  /** The tenants that have listeners now: whom to wake when notifications may have been lost. */
+  tenants(): string[] {
+    return [...this.#listeners.keys()];
   }
 
   /** How many listeners a tenant has (for metrics and tests). */

@@ -1,4 +1,5 @@
 import { type RevocationEvent, readRevocationEvent } from '@tether/protocol';
+import { queueSessionSignals } from '../ssf/outbox.js';
 import type { StoreHandle, TxHandle } from '../store/database.js';
 import {
   insertRevocationEvent,
@@ -9,6 +10,7 @@ import {
 } from '../store/repositories/revocations.js';
 import type { RevocationEventRow } from '../store/schema.js';
 import type { RevocationFanout } from './fanout.js';
+import { notifyOnCommit } from './pg-notify.js';
 
 /** One event of a tenant's revocation log, at its position. */
 export interface RevocationLogEntry {
@@ -23,8 +25,9 @@ export interface RevocationLogEntry {
 /**
  * Appends `event` to the tenant's log inside the caller's transaction, so that the event
  * exists exactly when the state change it reports does. Takes the tenant's log head lock
- * until the transaction ends. Nothing is sent from here: register the wake-up with
- * {@link announceOnCommit}.
+ * until the transaction ends. Nothing is sent from here: register the wake-up of this
+ * process's streams with {@link announceOnCommit}. On PostgreSQL the transaction also queues
+ * a NOTIFY, which PostgreSQL delivers to every replica once (and only if) it commits.
  *
  * @example
  * ```ts
@@ -50,6 +53,9 @@ export async function appendRevocationEvent(
     payload: JSON.stringify(event.data),
     at,
   });
+  if (tx.dialect === 'postgres') await notifyOnCommit(tx, tenantId, seq);
+  // Downstream receivers (SSF streams) learn of a session's end or narrowing in this same transaction.
+  await queueSessionSignals(tx, { tenantId, seq, at, event });
   return { tenantId, seq, at, event };
 }
 
@@ -103,6 +109,7 @@ export async function revocationHead(h: StoreHandle, tenantId: string): Promise<
 function subjectOf(tenantId: string, event: RevocationEvent): string {
   switch (event.type) {
     case 'session_ended':
+    case 'session_narrowed':
       return event.data.sid;
     case 'key_retired':
       return event.data.kid;

@@ -26,12 +26,20 @@ export interface TxHandle extends StoreHandle {
 
 export interface Store extends StoreHandle {
   close(): Promise<void>;
+  /**
+   * PostgreSQL only: a new, unconnected client with the pool's settings but outside the pool,
+   * for a connection held open for a long time (LISTEN). The caller connects and ends it.
+   */
+  dedicatedClient?(): pg.Client;
 }
 
 export interface StoreOptions {
-  /** `postgres://…` for PostgreSQL; otherwise a SQLite file path or `:memory:`. */
+  /**
+   * `postgres://…` for PostgreSQL; otherwise a SQLite file path or `:memory:`. A PostgreSQL URL
+   * may choose the schema as libpq does, `?options=-c%20search_path%3D<schema>`.
+   */
   location: string;
-  /** PostgreSQL only: schema to use (tests give each suite its own). */
+  /** PostgreSQL only: schema to use (tests give each suite its own); overrides the URL's. */
   pgSchema?: string;
   /** PostgreSQL only: pool size. */
   poolSize?: number;
@@ -61,10 +69,18 @@ function openSqlite(path: string): Store {
 const INT8_OID = 20;
 
 function openPostgres(options: StoreOptions): Store {
-  const pool = new pg.Pool({
+  const inUrl = schemaInUrl(options.location);
+  // pg lets the URL's `options` win over ours: two different schemas cannot both be meant.
+  if (options.pgSchema !== undefined && inUrl !== undefined && inUrl !== options.pgSchema)
+    throw new Error(`the database URL selects schema ${inUrl}, not ${options.pgSchema}`);
+  const pgSchema = options.pgSchema ?? inUrl;
+  const settings: pg.ClientConfig = {
     connectionString: options.location,
+    ...(pgSchema ? { options: `-c search_path=${quoteIdentifier(pgSchema)}` } : {}),
+  };
+  const pool = new pg.Pool({
+    ...settings,
     max: options.poolSize ?? 10,
-    ...(options.pgSchema ? { options: `-c search_path=${quoteIdentifier(options.pgSchema)}` } : {}),
     // bigint columns hold epoch milliseconds and counters, all well inside 2^53.
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
@@ -76,7 +92,29 @@ function openPostgres(options: StoreOptions): Store {
   // An idle client that loses its connection must not crash the broker.
   pool.on('error', () => undefined);
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', pgSchema: options.pgSchema ?? 'public', close: () => db.destroy() };
+  return {
+    db,
+    dialect: 'postgres',
+    pgSchema: pgSchema ?? 'public',
+    close: () => db.destroy(),
+    dedicatedClient: () => new pg.Client(settings),
+  };
+}
+
+/**
+ * The schema a PostgreSQL URL selects with `options=-c search_path=<schema>[,…]` (the first
+ * one: where the tables are created), if any. The store must know it, not only the server:
+ * migrations and the revocation channel are named after it.
+ */
+function schemaInUrl(location: string): string | undefined {
+  let options: string | null;
+  try {
+    options = new URL(location).searchParams.get('options');
+  } catch {
+    return undefined;
+  }
+  const match = /(?:^|\s)(?:-c\s*|--)search_path=([^\s,]+)/.exec(options ?? '');
+  return match?.[1] === undefined ? undefined : quoteIdentifier(match[1]);
 }
 
 function quoteIdentifier(name: string): string {
@@ -102,9 +140,14 @@ export async function inTransaction<T>(
   onEffectError: (err: unknown) => void = () => undefined,
 ): Promise<T> {
   const effects: (() => void | Promise<void>)[] = [];
-  const result = await store.db
-    .transaction()
-    .execute((trx) => work({ db: trx, dialect: store.dialect, onCommit: (effect) => effects.push(effect) }));
+  const result = await store.db.transaction().execute((trx) =>
+    work({
+      db: trx,
+      dialect: store.dialect,
+      ...(store.pgSchema === undefined ? {} : { pgSchema: store.pgSchema }),
+      onCommit: (effect) => effects.push(effect),
+    }),
+  );
   for (const effect of effects) {
     try {
       await effect();
