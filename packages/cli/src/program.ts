@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { registerAudit } from './commands/audit.js';
+import { registerDemo } from './commands/demo.js';
 import { registerFetch } from './commands/fetch.js';
+import { registerGateway } from './commands/gateway.js';
 import { registerGroup } from './commands/group.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
@@ -14,7 +16,10 @@ import { registerReviews } from './commands/review.js';
 import { registerRevoke } from './commands/revoke.js';
 import { registerServer } from './commands/server.js';
 import { registerSession } from './commands/session.js';
+import { registerSsf } from './commands/ssf.js';
+import { registerTicket } from './commands/ticket.js';
 import { registerTrust } from './commands/trust.js';
+import { registerWebhook } from './commands/webhook.js';
 import { registerWhoami } from './commands/whoami.js';
 import { describeFailure, EXIT } from './errors.js';
 import { failureContext } from './session.js';
@@ -58,7 +63,12 @@ export function buildProgram(): Command {
   registerFetch(program);
   registerKeys(program);
   registerTrust(program);
+  registerTicket(program);
+  registerWebhook(program);
   registerAudit(program);
+  registerSsf(program);
+  registerGateway(program);
+  registerDemo(program);
   return program;
 }
 

@@ -12,7 +12,10 @@ import { DEMO_POLICIES } from './policies.js';
 
 export const DEMO_TENANT = 'demo-msp';
 
-/** The demo's cast: an admin, an operator, an approver and a deployment pipeline. */
+/**
+ * The demo's cast: an admin, an operator, an approver, a deployment pipeline, and the
+ * enforcement point that `tether gateway` runs as in front of the firewall stand-in.
+ */
 export const DEMO_PRINCIPALS = [
   { name: 'admin', kind: 'human', roles: ['admin'], attributes: {}, role: 'tenant administrator' },
   { name: 'olivia', kind: 'human', roles: [], attributes: { team: 'netops' }, role: 'operator' },
@@ -23,6 +26,13 @@ export const DEMO_PRINCIPALS = [
     roles: [],
     attributes: { repository: 'acme/web' },
     role: 'deployment pipeline',
+  },
+  {
+    name: 'edge-gateway',
+    kind: 'service',
+    roles: ['pep'],
+    attributes: {},
+    role: 'enforcement point: tether gateway --config examples/gateway.yaml',
   },
 ] as const;
 
@@ -61,7 +71,7 @@ export async function seedDemo(
   const caller: Caller = { principal: admin, tenant };
   const identities: DemoSeed['identities'] = [];
   for (const cast of DEMO_PRINCIPALS) {
-    const principal = await mustFind(ctx, tenant.id, cast.name);
+    const principal = await findOrCreate(ctx, caller, cast);
     const registered = new Set((await listPrincipalKeys(ctx.store, principal.id)).map((k) => k.kid));
     let key = cast.name === 'admin' && adminKey ? adminKey : knownKeys[cast.name];
     if (!key?.kid || !registered.has(key.kid)) {
@@ -72,6 +82,22 @@ export async function seedDemo(
     identities.push({ name: cast.name, role: cast.role, principal, key });
   }
   return { tenant, identities, created };
+}
+
+/** A cast member added to the demo after a tenant was seeded is created on the next start. */
+async function findOrCreate(
+  ctx: BrokerContext,
+  caller: Caller,
+  cast: (typeof DEMO_PRINCIPALS)[number],
+): Promise<Principal> {
+  const found = await findPrincipalByName(ctx.store, caller.tenant.id, cast.name);
+  if (found) return found;
+  return createPrincipal(ctx, caller, {
+    name: cast.name,
+    kind: cast.kind,
+    roles: [...cast.roles],
+    attributes: { ...cast.attributes },
+  });
 }
 
 async function mustFind(ctx: BrokerContext, tenantId: string, name: string): Promise<Principal> {

@@ -1,12 +1,15 @@
 import { BoundSession, BrokerError, exportSessionKey, generateSessionKey } from '@tether/client';
+import type { SessionReceipt } from '@tether/protocol';
 import { type Command, Option } from 'commander';
 import { query, type RequestAnswer, type SessionAnswer, seg } from '../api.js';
-import { formatDuration } from '../duration.js';
+import { formatDuration, parseDuration } from '../duration.js';
 import { CliError, EXIT } from '../errors.js';
 import { lookUpNames, type Names } from '../names.js';
 import { list, printJson, renderFields, renderTable, say, shortTime } from '../output.js';
+import { receiptDetails, waitForEnforcement } from '../receipt.js';
 import { Session } from '../session.js';
 import { SessionStore, type StoredSession } from '../session-store.js';
+import { extendSession, syncStoredExpiry } from './session-extend.js';
 
 interface StartFlags {
   ticket?: string;
@@ -23,6 +26,9 @@ interface ListFlags {
 interface EndFlags {
   reason: 'completed' | 'revoked';
   note?: string;
+  waitEnforced?: boolean;
+  /** Seconds. */
+  timeout: number;
 }
 
 /** `hard expiry` for display: the time, and how long is left while it is ahead. */
@@ -97,7 +103,29 @@ export function registerSession(program: Command): void {
       new Option('--reason <reason>', 'why it ends').choices(['completed', 'revoked']).default('completed'),
     )
     .option('--note <text>', 'a note recorded with the end')
+    .option(
+      '--wait-enforced',
+      'then wait until every live enforcement point has applied the end, and print the receipt (exit 1 if the timeout passes first)',
+    )
+    .option('--timeout <duration>', 'how long --wait-enforced waits, e.g. 30s, 2m', parseDuration, 30)
     .action(end);
+  session
+    .command('receipt')
+    .description(
+      'when a session ended, and which enforcement points have applied the end (default: the current one)',
+    )
+    .argument('[id]', 'the session id')
+    .action(receipt);
+  session
+    .command('extend')
+    .description(
+      'ask for more time for a session (default: the current one); approvers review it like a request (`tether approve <request>`), and once approved the session keeps its key and tokens',
+    )
+    .argument('[id]', 'the session id')
+    .requiredOption('--by <duration>', 'how much longer, e.g. 30m, 1h', parseDuration)
+    .option('--justification <text>', 'why it needs longer', 'more time for the same task')
+    .option('--wait', 'wait until the extension is approved, denied or expires (exit 0 only if approved)')
+    .action(extendSession);
 }
 
 /**
@@ -212,6 +240,14 @@ export function sessionDetails(s: SessionAnswer, names: Names, store: SessionSto
     ['ticket', s.ticket],
     ['request', s.request],
     ['activated', shortTime(s.activated_at)],
+    ...(s.idle_timeout === null || s.idle_timeout === undefined
+      ? []
+      : [
+          [
+            'idle timeout',
+            `${formatDuration(s.idle_timeout)}, last activity ${shortTime(s.last_activity_at)}`,
+          ] as [string, string],
+        ]),
     s.state === 'active'
       ? ['hard expiry', expiryText(s.hard_expires_at, Date.now())]
       : ['ended', `${shortTime(s.ended_at)}${s.ended_by ? ` by ${names.of(s.ended_by)}` : ''}`],
@@ -230,7 +266,6 @@ function forgetEnded(store: SessionStore, sessions: SessionAnswer[]): void {
 async function listSessions(flags: ListFlags, command: Command): Promise<void> {
   const session = new Session(command);
   const store = SessionStore.fromEnv(session.env);
-  pruneExpired(store);
   if (flags.all && flags.principal)
     throw new CliError('invalid_argument', 'give --all or --principal, not both', EXIT.usage);
   // The broker shows admins and auditors everyone's sessions; the default is one's own.
@@ -239,6 +274,9 @@ async function listSessions(flags: ListFlags, command: Command): Promise<void> {
     'GET',
     `/v1/sessions${query({ state: flags.state, principal, ticket: flags.ticket, limit: flags.limit })}`,
   );
+  // Expiries first: an extended session's key must not be pruned at its old hard expiry.
+  for (const s of answer.sessions) await syncStoredExpiry(store, s);
+  pruneExpired(store);
   forgetEnded(store, answer.sessions);
   if (session.json) return printJson(answer);
   if (answer.sessions.length === 0) return say('no sessions');
@@ -264,9 +302,10 @@ async function listSessions(flags: ListFlags, command: Command): Promise<void> {
 async function show(id: string | undefined, _f: unknown, command: Command): Promise<void> {
   const session = new Session(command);
   const store = SessionStore.fromEnv(session.env);
-  pruneExpired(store);
   const target = targetSession(store, id);
   const view = await session.call<SessionAnswer>('GET', `/v1/sessions/${seg(target)}`);
+  await syncStoredExpiry(store, view);
+  pruneExpired(store);
   forgetEnded(store, [view]);
   if (session.json) return printJson(view);
   say(sessionDetails(view, await lookUpNames(session, ['principals', 'privileges']), store));
@@ -277,10 +316,53 @@ async function end(id: string | undefined, flags: EndFlags, command: Command): P
   const store = SessionStore.fromEnv(session.env);
   const target = targetSession(store, id);
   const { view, removed } = await endAtBroker(session, store, target, flags.reason, flags.note);
-  if (session.json) return printJson(view);
-  say(
-    `ended session ${view.id} (${view.end_reason ?? flags.reason})${removed ? '; its local key was deleted' : ''}`,
+  const ended = `ended session ${view.id} (${view.end_reason ?? flags.reason})${removed ? '; its local key was deleted' : ''}`;
+  if (!flags.waitEnforced) {
+    if (session.json) return printJson(view);
+    return say(ended);
+  }
+  if (!session.json) say(ended);
+  await printEnforcement(session, view.id, flags.timeout);
+}
+
+/**
+ * Waits for the session's receipt to say the end is enforced, and prints it (with `--json`,
+ * the receipt is the answer). Not enforced within `timeoutSeconds`: exit 1, naming the
+ * enforcement points still pending.
+ */
+async function printEnforcement(session: Session, id: string, timeoutSeconds: number): Promise<void> {
+  let told = '';
+  const final = await waitForEnforcement(
+    () => session.lookup<SessionReceipt>('GET', `/v1/sessions/${seg(id)}/receipt`),
+    {
+      timeoutMs: timeoutSeconds * 1000,
+      onPending: (r) => {
+        const line = `waiting for ${r.pending.length > 0 ? r.pending.join(', ') : 'the end to reach the log'}…`;
+        if (!session.json && line !== told) process.stderr.write(`${line}\n`);
+        told = line;
+      },
+    },
   );
+  if (session.json) printJson(final);
+  else say(`\n${receiptDetails(final)}`);
+  if (!final.enforced) {
+    throw new CliError(
+      'not_enforced',
+      `the end of session ${id} was not enforced within ${formatDuration(timeoutSeconds)}` +
+        (final.pending.length > 0 ? `; pending: ${final.pending.join(', ')}` : ''),
+      EXIT.refused,
+      `\`tether session receipt ${id}\` shows it again later`,
+    );
+  }
+}
+
+async function receipt(id: string | undefined, _f: unknown, command: Command): Promise<void> {
+  const session = new Session(command);
+  const store = SessionStore.fromEnv(session.env);
+  const target = targetSession(store, id);
+  const answer = await session.call<SessionReceipt>('GET', `/v1/sessions/${seg(target)}/receipt`);
+  if (session.json) return printJson(answer);
+  say(receiptDetails(answer));
 }
 
 /**

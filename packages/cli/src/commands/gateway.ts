@@ -1,0 +1,109 @@
+import { loadIdentity } from '@tether/client';
+import { type Command, Option } from 'commander';
+import { destination, pino } from 'pino';
+import { CliError, EXIT } from '../errors.js';
+import { GatewayConfigError, readGatewayConfig, resolveGatewayConfig } from '../gateway/config.js';
+import { createGateway, type Gateway } from '../gateway/server.js';
+import { type GlobalOptions, resolveIdentityPath } from '../identity.js';
+
+interface GatewayFlags {
+  config: string;
+  logLevel?: string;
+}
+
+/** Never logged, whatever the level: credentials a client sent, keys. */
+const LOG_REDACT = ['req.headers.authorization', 'req.headers.dpop', 'req.headers.cookie', '*.key', '*.d'];
+
+/** `tether gateway --config <file>`: a PEP in front of any HTTP service, until SIGINT / SIGTERM. */
+export function registerGateway(program: Command): void {
+  program
+    .command('gateway')
+    .description('run the HTTP gateway: a reverse proxy that enforces Tether sessions in front of a service')
+    .requiredOption('--config <file>', 'the gateway configuration (YAML; see examples/gateway.yaml)')
+    .addOption(
+      new Option('--log-level <level>', 'log level; logs go to stderr as JSON').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
+    .addHelpText(
+      'after',
+      "\nThe gateway acts as its own principal (role pep): the config's `identity`, or --identity <file> / --as <name>.",
+    )
+    .action((flags: GatewayFlags, command: Command) =>
+      runGateway(flags, command.optsWithGlobals<GlobalOptions>()),
+    );
+}
+
+async function runGateway(flags: GatewayFlags, globals: GlobalOptions): Promise<void> {
+  const settings = readGatewayConfig(flags.config);
+  // The gateway's identity is never the caller's default one: it must be named.
+  const identityPath =
+    globals.identity !== undefined || globals.as !== undefined
+      ? resolveIdentityPath(globals).path
+      : settings.identityFile;
+  if (identityPath === undefined)
+    throw new GatewayConfigError(flags.config, [
+      'identity: is required (the identity file of the principal, role pep, the gateway acts as), or pass --identity / --as',
+    ]);
+  const config = resolveGatewayConfig(settings, loadIdentity(identityPath));
+  const logger = pino(
+    {
+      level: flags.logLevel ?? 'info',
+      base: { component: 'gateway' },
+      redact: { paths: LOG_REDACT, censor: '[redacted]' },
+    },
+    destination(2),
+  );
+  const gateway = await createGateway(config, { logger });
+  let address: string;
+  try {
+    address = await gateway.listen();
+  } catch (err) {
+    await gateway.close().catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES')
+      throw new CliError(
+        code === 'EADDRINUSE' ? 'address_in_use' : 'address_not_permitted',
+        `cannot listen on ${config.listen.host}:${config.listen.port} (${code})`,
+        EXIT.refused,
+        'change listen.port in the configuration',
+      );
+    throw err;
+  }
+  process.stdout.write(
+    `${[
+      `tether gateway listening on ${address} (public URL ${config.publicUrl})`,
+      `upstream: ${config.upstream}`,
+      `enforcing for tenant ${config.identity.tenant} as ${config.identity.principal}, audience ${config.audience}`,
+      `revocation log: ${config.broker}, staleness budget ${config.stalenessBudgetMs} ms`,
+      `routes: ${config.routes.length}; own endpoints: /healthz, /metrics`,
+      'stop with Ctrl+C',
+    ].join('\n')}\n`,
+  );
+  stopOnSignals(gateway);
+}
+
+/** SIGINT / SIGTERM: stop accepting, finish what is in flight, stop the PEP, exit 0. A second signal exits at once. */
+function stopOnSignals(gateway: Gateway): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(EXIT.refused);
+    stopping = true;
+    process.stderr.write(`${signal}: stopping the gateway\n`);
+    gateway.close().then(
+      () => process.exit(EXIT.ok),
+      (err: unknown) => {
+        process.stderr.write(`error stop_failed: ${(err as Error).message}\n`);
+        process.exit(EXIT.refused);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

@@ -1,0 +1,273 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import replyFrom from '@fastify/reply-from';
+import {
+  createEnforcer,
+  type Decision,
+  denialResponse,
+  type Enforcer,
+  type EnforcerOptions,
+  silentLogger,
+} from '@tether/pep';
+import { type ErrorCode, PROBLEM_MEDIA_TYPE, toProblem } from '@tether/protocol';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { GatewayConfig } from './config.js';
+import { type GatewayMetrics, gatewayMetrics } from './metrics.js';
+import { matchRoute } from './routes.js';
+
+/** What a test or an embedding process may set beside the configuration. */
+export interface GatewayOptions {
+  /** Epoch milliseconds, for the PEP. Default `Date.now`. */
+  now?: () => number;
+  /** Where the gateway logs (a pino logger); default: nowhere. */
+  logger?: FastifyBaseLogger;
+  /** Decision reporting to the broker; default on. */
+  decisions?: EnforcerOptions['decisions'];
+  /** Reconnect delays of the revocation stream. */
+  reconnect?: EnforcerOptions['reconnect'];
+}
+
+export interface Gateway {
+  app: FastifyInstance;
+  enforcer: Enforcer;
+  metrics: GatewayMetrics;
+  /** Starts following the revocation log and listening; answers the listening address. */
+  listen(): Promise<string>;
+  /** Stops accepting requests, lets the ones in flight finish, and stops the PEP. */
+  close(): Promise<void>;
+}
+
+/** Headers that describe the connection to the gateway, not the request: never forwarded. */
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'upgrade',
+  // Node answers `Expect: 100-continue` itself; the upstream gets a plain request.
+  'expect',
+];
+/** Headers the gateway sets from the decision; anything a client sends under this prefix is dropped. */
+const TETHER_PREFIX = 'x-tether-';
+const METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as const;
+
+/**
+ * The headers sent upstream: the client's, less its credentials (`Authorization`, `DPoP`: the
+ * token and proof are for the gateway, and a proof must not be replayable elsewhere), less
+ * hop-by-hop headers and anything under `x-tether-` (a client must not speak for the gateway),
+ * plus who the gateway allowed: principal, session, ticket and privilege. Values are
+ * percent-encoded (ids and usual ticket references are unchanged).
+ */
+export function upstreamHeaders(headers: IncomingHttpHeaders, decision: Decision): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  // RFC 9110 §7.6.1: the headers Connection names are hop-by-hop too.
+  const listed = String(headers.connection ?? '')
+    .split(',')
+    .map((name) => name.trim().toLowerCase());
+  for (const [name, value] of Object.entries(headers)) {
+    const key = name.toLowerCase();
+    if (key === 'authorization' || key === 'dpop' || key.startsWith(TETHER_PREFIX)) continue;
+    if (HOP_BY_HOP.includes(key) || listed.includes(key)) continue;
+    out[key] = value;
+  }
+  const who: Record<string, string | undefined> = {
+    principal: decision.principal,
+    session: decision.session,
+    ticket: decision.ticket,
+    privilege: decision.entitlement?.privilege,
+  };
+  for (const [name, value] of Object.entries(who))
+    if (value !== undefined) out[`${TETHER_PREFIX}${name}`] = encodeURIComponent(value);
+  return out;
+}
+
+function sendProblem(reply: FastifyReply, code: ErrorCode, detail: string): FastifyReply {
+  const problem = toProblem(code, detail, { instance: reply.request.id });
+  return reply
+    .code(problem.status)
+    .headers({ 'content-type': PROBLEM_MEDIA_TYPE, 'cache-control': 'no-store' })
+    .send(JSON.stringify(problem));
+}
+
+/** The PEP the gateway decides with: its tenant is its identity's, `htu` is checked against `public_url`. */
+function gatewayEnforcer(config: GatewayConfig, options: GatewayOptions): Enforcer {
+  return createEnforcer({
+    broker: config.broker,
+    ...(config.issuer ? { issuer: config.issuer } : {}),
+    audience: config.audience,
+    tenant: config.identity.tenant,
+    publicBaseUrl: config.publicUrl,
+    identity: { principal: config.identity.principal, key: config.identity.key },
+    stalenessBudgetMs: config.stalenessBudgetMs,
+    now: options.now ?? Date.now,
+    log: options.logger ? options.logger.child({ part: 'pep' }) : silentLogger,
+    ...(options.decisions === undefined ? {} : { decisions: options.decisions }),
+    // Retried at least once per budget, so that the gateway is back within about one budget of the broker.
+    reconnect: options.reconnect ?? {
+      minDelayMs: 100,
+      maxDelayMs: Math.min(5000, Math.max(250, config.stalenessBudgetMs)),
+    },
+  });
+}
+
+/** Fastify as a proxy: bodies passed through as streams, every refusal a problem. */
+async function proxyApp(logger: FastifyBaseLogger | undefined): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(logger ? { loggerInstance: logger } : { logger: false }),
+    requestIdHeader: false,
+    exposeHeadRoutes: false,
+    // Framework-level refusals (a malformed URL) are problems like any other.
+    frameworkErrors: (err, request, reply) => {
+      request.log.info({ err: err.message }, 'request refused by the HTTP layer');
+      sendProblem(reply, 'invalid_request', 'the request target is malformed');
+    },
+  });
+  // Never parsed, never buffered, never size-limited here: the stream goes to the upstream.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  await app.register(replyFrom, { disableRequestLogging: true, undici: { connections: 128 } });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, 'route_not_found', `no route of this gateway answers ${request.method} on this path`),
+  );
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      request.log.info({ err: err.message }, 'request refused');
+      return sendProblem(reply, 'invalid_request', 'the request cannot be forwarded as sent');
+    }
+    request.log.error({ err }, 'gateway failure');
+    return sendProblem(reply, 'internal_error', 'the gateway failed to handle the request');
+  });
+  return app;
+}
+
+/** `/healthz` (200 while the mirror is fresh, else 503) and `/metrics`. */
+function ownEndpoints(
+  app: FastifyInstance,
+  enforcer: Enforcer,
+  metrics: GatewayMetrics,
+  now: () => number,
+): void {
+  app.get('/healthz', async (_request, reply) => {
+    const state = enforcer.state();
+    const body = {
+      status: state.fresh ? 'ok' : 'stale',
+      ...(state.fresh ? {} : { code: 'revocation_state_stale' }),
+      position: state.position,
+      fresh_at: state.freshAt === undefined ? null : new Date(state.freshAt).toISOString(),
+      seconds_since_fresh: state.freshAt === undefined ? null : Math.max(0, (now() - state.freshAt) / 1000),
+      connected: state.connected,
+      decisions: state.decisions ?? null,
+    };
+    return reply
+      .code(state.fresh ? 200 : 503)
+      .header('cache-control', 'no-store')
+      .send(body);
+  });
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
+}
+
+/** Every other request: matched to a route, decided by the PEP, forwarded only when allowed. */
+function proxyRoutes(
+  app: FastifyInstance,
+  config: GatewayConfig,
+  enforcer: Enforcer,
+  metrics: GatewayMetrics,
+): void {
+  const upstreamBasePath = new URL(config.upstream).pathname.replace(/\/+$/, '');
+
+  function forward(reply: FastifyReply, path: string, decision: Decision): FastifyReply {
+    const url = `${config.upstream}${path}`;
+    // The upstream must act on exactly the path that was decided on: nothing may re-resolve it.
+    if (new URL(url).pathname !== `${upstreamBasePath}${path}`)
+      return sendProblem(reply, 'invalid_request', 'the path cannot be forwarded as sent');
+    const started = performance.now();
+    return reply.from(url, {
+      timeout: config.upstreamTimeoutMs,
+      rewriteRequestHeaders: (_request, headers) => upstreamHeaders(headers, decision),
+      onResponse: (_request, reply, response) => {
+        metrics.upstreamAnswered(response.statusCode, (performance.now() - started) / 1000);
+        reply.send(response.stream);
+      },
+      onError: (reply, { error }) => {
+        metrics.upstreamFailed();
+        reply.request.log.warn({ err: error.message, upstream: config.upstream }, 'upstream failed');
+        sendProblem(
+          reply as FastifyReply,
+          'upstream_unavailable',
+          'the service behind the gateway did not answer',
+        );
+      },
+    });
+  }
+
+  app.route({
+    method: [...METHODS],
+    url: '/*',
+    handler: async (request, reply) => {
+      const target = request.raw.url ?? '';
+      const match = matchRoute(config.routes, request.method, target);
+      if (match.kind !== 'matched') {
+        const code = match.kind === 'refused' ? 'invalid_request' : 'route_not_found';
+        metrics.decided(code);
+        return sendProblem(
+          reply,
+          code,
+          match.kind === 'refused'
+            ? match.reason
+            : `no route of this gateway answers ${request.method} on this path`,
+        );
+      }
+      const decision = await enforcer.authorize({
+        method: request.method,
+        url: target,
+        headers: request.headers,
+        action: match.action,
+        resource: match.resource,
+      });
+      metrics.decided(decision.code);
+      if (!decision.allow) {
+        const denial = denialResponse(decision);
+        return reply.code(denial.status).headers(denial.headers).send(denial.body);
+      }
+      return forward(reply, match.path, decision);
+    },
+  });
+}
+
+/**
+ * Builds the gateway: a reverse proxy that decides every request with a PEP before it reaches
+ * the upstream. A request is matched to a route (no route: 404, never forwarded), decided by the
+ * PEP against the route's action and resource (`htu` against `public_url`), and, when allowed,
+ * forwarded with its body streamed both ways, never buffered.
+ *
+ * @example
+ * ```ts
+ * const gateway = await createGateway(resolveGatewayConfig(readGatewayConfig(file), identity));
+ * await gateway.listen();
+ * ```
+ */
+export async function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const enforcer = gatewayEnforcer(config, options);
+  const metrics = gatewayMetrics(() => enforcer.state(), options.now ?? Date.now);
+  const app = await proxyApp(options.logger);
+  ownEndpoints(app, enforcer, metrics, options.now ?? Date.now);
+  proxyRoutes(app, config, enforcer, metrics);
+  return {
+    app,
+    enforcer,
+    metrics,
+    async listen() {
+      enforcer.start();
+      return app.listen({ host: config.listen.host, port: config.listen.port });
+    },
+    async close() {
+      await app.close();
+      await enforcer.close();
+    },
+  };
+}
