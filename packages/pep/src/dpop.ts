@@ -148,14 +148,13 @@ export async function verifyDpopProof(
   const config = resolveOptions(options);
   const proof = singleProof(headerValue, config.maxProofBytes);
   const { alg, jwk } = readHeader(proof, config.algorithms);
-  const key = await importProofKey(jwk, alg);
+  const { key, jkt } = await proofKeyOf(jwk, alg);
   const payload = await verifySignature(proof, key, alg, config);
   const claims = readClaims(payload);
   checkMethod(claims.htm, request.method);
   checkUri(claims.htu, request.url);
   checkFreshness(claims.iat, config);
   if (request.accessToken !== undefined) await checkAccessTokenHash(payload.ath, request.accessToken);
-  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
   if (request.expectedJkt !== undefined && jkt !== request.expectedJkt) {
     throw invalid('the proof key is not the key the access token is bound to');
   }
@@ -237,6 +236,32 @@ function readHeader(proof: string, algorithms: readonly string[]): { alg: string
     throw invalid(`the jwk header must not contain a private key (member ${privateMember})`);
   }
   return { alg, jwk };
+}
+
+/**
+ * Imported proof keys and their thumbprints, by `alg` and JWK text. A session signs every proof
+ * with one key, so a PEP would otherwise import the same key and hash it again on every
+ * request — two of the three cryptographic operations a request costs. Public keys only, and
+ * bounded: the least recently used entry goes first.
+ */
+const PROOF_KEYS = new Map<string, { key: CryptoKey; jkt: string }>();
+const PROOF_KEYS_MAX = 10_000;
+
+async function proofKeyOf(jwk: JWK, alg: string): Promise<{ key: CryptoKey; jkt: string }> {
+  const id = `${alg}\u0000${JSON.stringify(jwk)}`;
+  const cached = PROOF_KEYS.get(id);
+  if (cached !== undefined) {
+    PROOF_KEYS.delete(id);
+    PROOF_KEYS.set(id, cached);
+    return cached;
+  }
+  const entry = { key: await importProofKey(jwk, alg), jkt: await calculateJwkThumbprint(jwk, 'sha256') };
+  if (PROOF_KEYS.size >= PROOF_KEYS_MAX) {
+    const oldest = PROOF_KEYS.keys().next();
+    if (!oldest.done) PROOF_KEYS.delete(oldest.value);
+  }
+  PROOF_KEYS.set(id, entry);
+  return entry;
 }
 
 async function importProofKey(jwk: JWK, alg: string): Promise<CryptoKey> {

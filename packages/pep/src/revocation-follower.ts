@@ -22,6 +22,12 @@ export interface RevocationFollowerOptions {
   reconnect: { minDelayMs: number; maxDelayMs: number };
   /** A liveness ack at least this often even when nothing new was applied. Default 5 s. */
   livenessAckIntervalMs?: number;
+  /**
+   * Acks wait this long after an event is applied, so that one ack covers a burst of events
+   * (and a broker with many PEPs gets one write per PEP per burst, not per event). Enforcement
+   * never waits for it; only receipts do. Default 100 ms.
+   */
+  ackDelayMs?: number;
   log: PepLogger;
   /** Called after each event is applied (metrics, tests, benchmarks). */
   onApplied?: (seq: number) => void;
@@ -47,6 +53,7 @@ export class RevocationFollower {
   #acked = 0;
   #lastAckAt = Number.NEGATIVE_INFINITY;
   #acking: Promise<void> | undefined;
+  #ackTimer: NodeJS.Timeout | undefined;
   #lastError: string | undefined;
 
   constructor(options: RevocationFollowerOptions) {
@@ -85,6 +92,7 @@ export class RevocationFollower {
       this.#sleep.resolve();
     }
     await this.#loop;
+    clearTimeout(this.#ackTimer);
     await this.#acking;
   }
 
@@ -178,12 +186,12 @@ export class RevocationFollower {
         const { seq, event } = await this.#verifier.verifyEvent(message.data);
         this.#o.mirror.apply(seq, event);
         this.#o.onApplied?.(seq);
-        this.#ack();
+        this.#ackSoon();
       } else if (message.event === SSE_SNAPSHOT_EVENT) {
         const snapshot = await this.#verifier.verifySnapshot(message.data);
         this.#o.mirror.applySnapshot(snapshot.seq, snapshot);
         this.#o.onApplied?.(snapshot.seq);
-        this.#ack();
+        this.#ackSoon();
       } else if (message.event === SSE_HEARTBEAT_EVENT) {
         const beat = await this.#verifier.verifyHeartbeat(message.data);
         if (beat.caughtUp) this.#o.mirror.confirmFresh(beat.issuedAt);
@@ -198,6 +206,15 @@ export class RevocationFollower {
       }
       throw err;
     }
+  }
+
+  /** Acks after `ackDelayMs`, once for everything applied until then. */
+  #ackSoon(): void {
+    if (this.#ackTimer !== undefined || this.#closed) return;
+    this.#ackTimer = setTimeout(() => {
+      this.#ackTimer = undefined;
+      this.#ack();
+    }, this.#o.ackDelayMs ?? 100);
   }
 
   /** Reports the position to the broker; calls made meanwhile are coalesced into the next one. */

@@ -3,7 +3,7 @@ import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT, SSE_SNAPSHOT_EVENT } from '@
 import type { Clock } from '../domain/clock.js';
 import type { StoreHandle } from '../store/database.js';
 import type { RevocationFanout } from './fanout.js';
-import { readRevocationLog } from './log.js';
+import { type RevocationLogEntry, readRevocationLog } from './log.js';
 import type { RevocationSigner } from './signing.js';
 import { revocationFloor, takeRevocationSnapshot } from './snapshot.js';
 
@@ -38,15 +38,65 @@ interface StreamLog {
   warn(obj: object, msg: string): void;
 }
 
+/** A read of the log, and when it started (broker clock). */
+interface SharedRead<T> {
+  value: T;
+  /** Everything committed before this instant is in `value`. */
+  startedAt: number;
+  /** Whether this caller started the read (rather than joining one in flight). */
+  own: boolean;
+}
+
+/**
+ * Reads of the log shared by every stream of this process: the streams one commit wakes ask
+ * for the same page at the same moment, and one query answers them all. A joined read may have
+ * started before the commit a stream was woken for; the stream notices (its position is still
+ * behind the notified sequence number) and reads again. Finished reads are never reused.
+ */
+class SharedLogReader {
+  readonly #inFlight = new Map<string, Promise<{ value: unknown; startedAt: number }>>();
+
+  constructor(
+    private readonly store: StoreHandle,
+    private readonly clock: Clock,
+  ) {}
+
+  page(tenantId: string, after: number): Promise<SharedRead<RevocationLogEntry[]>> {
+    return this.#share(`page\u0000${tenantId}\u0000${after}`, () =>
+      readRevocationLog(this.store, tenantId, after, PAGE),
+    );
+  }
+
+  floor(tenantId: string): Promise<SharedRead<number>> {
+    return this.#share(`floor\u0000${tenantId}`, () => revocationFloor(this.store, tenantId));
+  }
+
+  async #share<T>(key: string, read: () => Promise<T>): Promise<SharedRead<T>> {
+    const pending = this.#inFlight.get(key);
+    if (pending !== undefined) return { ...((await pending) as { value: T; startedAt: number }), own: false };
+    const startedAt = this.clock.now();
+    const started = read().then((value) => ({ value, startedAt }));
+    this.#inFlight.set(key, started);
+    try {
+      return { ...(await started), own: true };
+    } finally {
+      if (this.#inFlight.get(key) === started) this.#inFlight.delete(key);
+    }
+  }
+}
+
 /**
  * The open revocation streams of one app: starts them, and ends them all when the app
  * closes (so that closing never waits on a PEP that would keep its connection forever).
  */
 export class RevocationStreams {
   readonly #open = new Set<RevocationStream>();
+  readonly #reader: SharedLogReader;
   #closing = false;
 
-  constructor(private readonly deps: RevocationStreamDeps) {}
+  constructor(private readonly deps: RevocationStreamDeps) {
+    this.#reader = new SharedLogReader(deps.store, deps.clock);
+  }
 
   /**
    * Streams the tenant's log after `after` into `response`, which nothing else may write to
@@ -69,7 +119,14 @@ export class RevocationStreams {
       response.end();
       return;
     }
-    const stream = new RevocationStream(this.deps, response, options.tenantId, options.after, options.log);
+    const stream = new RevocationStream(
+      this.deps,
+      this.#reader,
+      response,
+      options.tenantId,
+      options.after,
+      options.log,
+    );
     this.#open.add(stream);
     void stream.done.then(() => this.#open.delete(stream));
   }
@@ -93,6 +150,8 @@ class RevocationStream {
   #closed = false;
   /** Set by a wake-up; cleared when a catch-up starts, so a wake-up during one is not lost. */
   #woken = false;
+  /** The newest sequence number a wake-up announced: the catch-up must reach it. */
+  #announced = 0;
   #wakeUp: (() => void) | undefined;
   readonly #stopped = new AbortController();
   readonly #unsubscribe: () => void;
@@ -102,13 +161,14 @@ class RevocationStream {
 
   constructor(
     private readonly deps: RevocationStreamDeps,
+    private readonly reader: SharedLogReader,
     private readonly response: ServerResponse,
     private readonly tenantId: string,
     after: number,
     private readonly log: StreamLog,
   ) {
     this.#sent = after;
-    this.#unsubscribe = deps.fanout.subscribe(tenantId, () => this.#wake());
+    this.#unsubscribe = deps.fanout.subscribe(tenantId, (seq) => this.#wake(seq));
     this.#finished = new Promise((resolve) => {
       response.once('close', resolve);
       response.once('finish', resolve);
@@ -128,10 +188,9 @@ class RevocationStream {
     try {
       while (!this.#closed) {
         this.#woken = false;
-        // Taken before the log is read: everything committed before this instant is in what
-        // the catch-up reads, which is what the heartbeat then claims.
-        const at = this.deps.clock.now();
-        await this.#catchUp();
+        // When the catch-up's first read started: everything committed before that instant is
+        // in what it read, which is what the heartbeat then claims.
+        const at = await this.#catchUp();
         if (this.#closed) break;
         if (performance.now() >= nextHeartbeat) {
           const jws = await this.deps.signer.heartbeat(this.tenantId, this.#sent, at);
@@ -157,22 +216,34 @@ class RevocationStream {
    * When events after the last one sent have been compacted away, sends a signed snapshot
    * first and continues from the position it stands for.
    */
-  async #catchUp(): Promise<void> {
-    if (this.#sent < (await revocationFloor(this.deps.store, this.tenantId))) {
+  async #catchUp(): Promise<number> {
+    const floor = await this.reader.floor(this.tenantId);
+    // The heartbeat may claim only the earliest start of the reads it rests on (a joined read
+    // may have started before this one's floor read).
+    let at = floor.startedAt;
+    if (this.#sent < floor.value) {
       const snapshot = await takeRevocationSnapshot(this.deps.store, this.tenantId, this.deps.clock.now());
       const jws = await this.deps.signer.snapshot(snapshot);
       await this.#write(sseMessage({ id: snapshot.seq, event: SSE_SNAPSHOT_EVENT, data: jws }));
       this.#sent = snapshot.seq;
     }
     for (;;) {
-      const page = await readRevocationLog(this.deps.store, this.tenantId, this.#sent, PAGE);
-      for (const entry of page) {
-        if (this.#closed) return;
+      const page = await this.reader.page(this.tenantId, this.#sent);
+      at = Math.min(at, page.startedAt);
+      for (const entry of page.value) {
+        if (this.#closed) return at;
         const jws = await this.deps.signer.event(entry);
         await this.#write(sseMessage({ id: entry.seq, event: SSE_REVOCATION_EVENT, data: jws }));
         this.#sent = entry.seq;
       }
-      if (page.length < PAGE) return;
+      if (page.value.length === PAGE) continue;
+      if (this.#sent < this.#announced) {
+        // A joined read began before the announced commit: read again. A read of our own that
+        // still falls short means the announcement was ahead of the log: stop waiting for it.
+        if (page.own) this.#announced = this.#sent;
+        else this.#woken = true;
+      }
+      return at;
     }
   }
 
@@ -210,7 +281,8 @@ class RevocationStream {
     this.#wakeUp = undefined;
   }
 
-  #wake(): void {
+  #wake(seq: number): void {
+    if (seq > this.#announced) this.#announced = seq;
     this.#woken = true;
     this.#wakeUp?.();
   }

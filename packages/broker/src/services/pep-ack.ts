@@ -1,7 +1,7 @@
 import { TetherError } from '@tether/protocol';
 import type { Principal } from '../domain/principal.js';
 import { revocationHead } from '../revocation/log.js';
-import { inTransaction, type StoreHandle } from '../store/database.js';
+import { inTransaction, type StoreHandle, type TxHandle } from '../store/database.js';
 import {
   deletePepAcksBefore,
   insertPepAck,
@@ -50,33 +50,105 @@ export async function acknowledgeRevocations(
 ): Promise<{ applied: number; head: number }> {
   const pep = requireSelfPep(caller, pepRef);
   const tenantId = caller.tenant.id;
-  return inTransaction(ctx.store, async (tx) => {
-    const head = await revocationHead(tx, tenantId);
-    if (applied > head)
-      throw new TetherError(
-        'invalid_request',
-        `position ${applied} is ahead of this tenant's revocation log, which ends at ${head}`,
-      );
-    const now = ctx.clock.now();
-    const before = await lockOrCreatePep(tx, tenantId, pep.id, now);
-    const recorded = Math.max(before.lastAppliedSeq, applied);
-    await writePepProgress(tx, pep.id, {
-      lastAppliedSeq: recorded,
-      lastSeenAt: now,
-      decisionsDropped: before.decisionsDropped,
+  // The head only grows: a position within it now is within it when the batch commits.
+  const head = await revocationHead(ctx.store, tenantId);
+  if (applied > head)
+    throw new TetherError(
+      'invalid_request',
+      `position ${applied} is ahead of this tenant's revocation log, which ends at ${head}`,
+    );
+  const recorded = await batcherOf(ctx.store).submit({ ctx, tenantId, pepId: pep.id, applied, metrics });
+  return { applied: recorded, head };
+}
+
+interface PendingAck {
+  ctx: BrokerContext;
+  tenantId: string;
+  pepId: string;
+  applied: number;
+  metrics: EnforcementMetrics;
+}
+
+/** How long an ack waits for others to share its transaction. */
+const ACK_BATCH_WINDOW_MS = 5;
+
+/**
+ * Group commit for acks: every PEP acks each burst of events, so one revocation brings as many
+ * acks as there are PEPs. Written one transaction each, they would cost as many durable commits
+ * (fsyncs on SQLite, which also block its single writer); gathered for a few milliseconds,
+ * they cost one. Each caller still answers only once its ack has committed.
+ */
+class AckBatcher {
+  #queue: { ack: PendingAck; resolve: (recorded: number) => void; reject: (err: unknown) => void }[] = [];
+  #scheduled = false;
+  #running: Promise<void> = Promise.resolve();
+
+  constructor(private readonly store: StoreHandle) {}
+
+  submit(ack: PendingAck): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ ack, resolve, reject });
+      if (this.#scheduled) return;
+      this.#scheduled = true;
+      setTimeout(() => {
+        this.#running = this.#running.then(() => this.#flush());
+      }, ACK_BATCH_WINDOW_MS);
     });
-    if (recorded > before.lastAppliedSeq) {
-      await insertPepAck(tx, { tenantId, principalId: pep.id, seq: recorded, at: now });
-      const ends = await listSessionEndTimes(tx, tenantId, {
-        after: Math.max(before.lastAppliedSeq, recorded - TIMED_ENDS_PER_ACK),
-        upTo: recorded,
-        since: before.createdAt,
+  }
+
+  async #flush(): Promise<void> {
+    this.#scheduled = false;
+    // Rows are locked in PEP id order, so two replicas' batches cannot deadlock.
+    const batch = this.#queue
+      .splice(0)
+      .sort((a, b) => (a.ack.pepId < b.ack.pepId ? -1 : a.ack.pepId > b.ack.pepId ? 1 : 0));
+    if (batch.length === 0) return;
+    try {
+      const recorded = await inTransaction(this.store, async (tx) => {
+        const out: number[] = [];
+        for (const { ack } of batch) out.push(await applyAck(tx, ack));
+        return out;
       });
-      if (ends.length > 0)
-        tx.onCommit(() => metrics.revocationsApplied(ends.map((at) => Math.max(0, now - at) / 1000)));
+      for (const [i, item] of batch.entries()) item.resolve(recorded[i]!);
+    } catch (err) {
+      for (const item of batch) item.reject(err);
     }
-    return { applied: recorded, head };
+  }
+}
+
+const batchers = new WeakMap<StoreHandle, AckBatcher>();
+
+function batcherOf(store: StoreHandle): AckBatcher {
+  let batcher = batchers.get(store);
+  if (batcher === undefined) {
+    batcher = new AckBatcher(store);
+    batchers.set(store, batcher);
+  }
+  return batcher;
+}
+
+/** One PEP's ack inside the batch's transaction; answers the position recorded. */
+async function applyAck(tx: TxHandle, ack: PendingAck): Promise<number> {
+  const { tenantId, pepId, applied, metrics } = ack;
+  const now = ack.ctx.clock.now();
+  const before = await lockOrCreatePep(tx, tenantId, pepId, now);
+  const recorded = Math.max(before.lastAppliedSeq, applied);
+  await writePepProgress(tx, pepId, {
+    lastAppliedSeq: recorded,
+    lastSeenAt: now,
+    decisionsDropped: before.decisionsDropped,
   });
+  if (recorded > before.lastAppliedSeq) {
+    await insertPepAck(tx, { tenantId, principalId: pepId, seq: recorded, at: now });
+    const ends = await listSessionEndTimes(tx, tenantId, {
+      after: Math.max(before.lastAppliedSeq, recorded - TIMED_ENDS_PER_ACK),
+      upTo: recorded,
+      since: before.createdAt,
+    });
+    if (ends.length > 0)
+      tx.onCommit(() => metrics.revocationsApplied(ends.map((at) => Math.max(0, now - at) / 1000)));
+  }
+  return recorded;
 }
 
 /**
