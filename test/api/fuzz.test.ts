@@ -19,6 +19,7 @@ import {
 } from '../support/fuzz-inputs.js';
 import { setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
+import { addWebhook, deliver, genericTicket } from '../tickets/deliveries.js';
 
 /**
  * Property-based fuzz of the whole HTTP API: every route the app serves gets malformed
@@ -82,6 +83,37 @@ const KNOWN_ROUTES = [
   'POST /v1/requests/{id}/cancel',
   'GET /v1/audit',
   'GET /v1/audit/verify',
+  'GET /v1/webhooks',
+  'POST /v1/webhooks',
+  'GET /v1/webhooks/{ref}',
+  'DELETE /v1/webhooks/{ref}',
+  'POST /v1/webhooks/github/{id}',
+  'POST /v1/webhooks/jira/{id}',
+  'POST /v1/webhooks/generic/{id}',
+  'GET /v1/tickets',
+  'GET /v1/tickets/{ref}',
+  'POST /v1/tickets/{ref}/close',
+  'POST /v1/peps/{pep}/ack',
+  'POST /v1/decisions',
+  'GET /v1/sessions/{id}/receipt',
+  'POST /v1/sessions/{id}/extend',
+  'POST /v1/signals',
+  'GET /v1/signal-transmitters',
+  'POST /v1/signal-transmitters',
+  'GET /v1/signal-transmitters/{ref}',
+  'DELETE /v1/signal-transmitters/{ref}',
+];
+
+/** SET push delivery (RFC 8935) answers its own error format, `{err, description}`, on these routes. */
+const SET_PUSH_ROUTES = new Set(['POST /v1/signals']);
+/** RFC 8935 §2.4 (registered in §7.1). */
+const SET_ERRORS = [
+  'invalid_request',
+  'invalid_key',
+  'invalid_issuer',
+  'invalid_audience',
+  'authentication_failed',
+  'access_denied',
 ];
 
 /** RFC 6749 §5.2, plus RFC 7009 §2.2.1 for the revocation endpoint. */
@@ -142,6 +174,14 @@ function checkRefusal(route: RouteSpec, c: FuzzCase, res: LightMyRequestResponse
   } catch {
     fail('error body is not JSON');
   }
+  if (SET_PUSH_ROUTES.has(`${route.method} ${route.path}`)) {
+    if (res.statusCode !== 400) fail('SET push refusal is not 400 (RFC 8935 §2.3)');
+    if (!type.startsWith('application/json')) fail('SET push error is not application/json');
+    if (!SET_ERRORS.includes(String(body.err))) fail('SET push error code is not a registered one');
+    if (typeof body.description !== 'string') fail('SET push error has no description');
+    if (Object.keys(body).length !== 2) fail('SET push error has members besides err and description');
+    return;
+  }
   if (route.oauth) {
     if (!type.startsWith('application/json')) fail('OAuth error is not application/json');
     if (!OAUTH_ERRORS.includes(String(body.error))) fail('OAuth error code is not a registered one');
@@ -178,6 +218,24 @@ describeEachStore('API fuzz: malformed input changes nothing', (fixture) => {
       duration: 1800,
     });
     expect(pending.state).toBe('pending');
+    // Ticket sources of every kind, and a ticket in the register, for the ticket routes to aim at.
+    const webhooks = await Promise.all(
+      (['github', 'jira', 'generic'] as const).map((kind) => addWebhook(s.admin, kind, `${kind}-src`)),
+    );
+    const generic = webhooks[2]!;
+    const fed = await deliver(
+      b,
+      generic,
+      genericTicket(generic.secret, { state: 'open', at: b.clock.now() }),
+    );
+    expect(fed.statusCode).toBe(200);
+    // A CAEP transmitter, for the transmitter routes to aim at (and for pushed SETs to name).
+    const transmitterKey = await newKeyPair();
+    await s.admin.call('POST', '/v1/signal-transmitters', {
+      name: 'acme-idp',
+      issuer: 'https://idp.acme.example',
+      jwks: { keys: [{ ...transmitterKey.publicJwk, kid: 'idp-1' }] },
+    });
     const olivia = await s.admin.call<{ keys: { kid: string }[] }>('GET', '/v1/principals/olivia');
     const operators = await s.admin.call<{ id: string }>('GET', '/v1/groups/operators');
     const adminToken = await s.admin.bearerToken();
@@ -217,6 +275,10 @@ describeEachStore('API fuzz: malformed input changes nothing', (fixture) => {
         'principals/kid': olivia.keys.map((k) => k.kid),
         'privileges/ref': ['firewall-admin', 'deploy'],
         'policies/version': ['1', '2'],
+        'webhooks/ref': ['github-src', 'generic-src', ...webhooks.map((w) => w.id)],
+        'webhooks/id': webhooks.map((w) => w.id),
+        'tickets/ref': ['CHG-4411', 'NET-7'],
+        'signal-transmitters/ref': ['acme-idp'],
       },
     };
 

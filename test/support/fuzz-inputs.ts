@@ -737,14 +737,19 @@ export function malformedRequests(route: RouteSpec, ctx: FuzzContext): fc.Arbitr
   const bodySchema = route.body?.schema;
   const plausibleBody: fc.Arbitrary<Pick<FuzzCase, 'headers' | 'payload'>> = bodySchema
     ? validish(bodySchema).map((v) =>
-        route.body?.mediaType === 'application/x-www-form-urlencoded' && typeof v === 'object' && v !== null
-          ? {
-              headers: { 'content-type': route.body.mediaType },
-              payload: encodeQuery(
-                Object.fromEntries(Object.entries(v).map(([k, x]) => [k, asQueryString(x)])),
-              ),
-            }
-          : { headers: { 'content-type': JSON_TYPE }, payload: JSON.stringify(v) },
+        // A body that is a string in its own media type (a pushed SET) is sent as is.
+        route.body && typeof v === 'string' && route.body.mediaType !== JSON_TYPE
+          ? { headers: { 'content-type': route.body.mediaType }, payload: v }
+          : route.body?.mediaType === 'application/x-www-form-urlencoded' &&
+              typeof v === 'object' &&
+              v !== null
+            ? {
+                headers: { 'content-type': route.body.mediaType },
+                payload: encodeQuery(
+                  Object.fromEntries(Object.entries(v).map(([k, x]) => [k, asQueryString(x)])),
+                ),
+              }
+            : { headers: { 'content-type': JSON_TYPE }, payload: JSON.stringify(v) },
       )
     : fc.constant({ headers: {}, payload: undefined });
   const admin = { authorization: `Bearer ${ctx.adminToken}` };

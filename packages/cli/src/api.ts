@@ -43,8 +43,10 @@ export interface PrivilegeAnswer {
   audiences: string[];
   max_duration: number;
   token_ttl: number;
+  /** Seconds without activity before a session ends; null: none. */
+  idle_timeout: number | null;
   approval: { approvals: number; approvers: { principals: string[]; groups: string[] } };
-  ticket: { required: boolean; pattern?: string };
+  ticket: { required: boolean; pattern?: string; source?: string; open?: boolean; assigned?: boolean };
   binding: { method: string };
   attributes: Record<string, string>;
   created_at: string;
@@ -61,6 +63,9 @@ export interface ReviewAnswer {
 
 export interface RequestAnswer {
   id: string;
+  /** `access` (a new session) or `extension` (more time for `session`). */
+  kind: string;
+  session: string | null;
   principal: string;
   privilege: string;
   ticket: string | null;
@@ -133,6 +138,9 @@ export interface SessionAnswer {
   activated_at: string;
   hard_expires_at: string;
   ended_at: string | null;
+  last_activity_at: string;
+  /** Seconds without activity before the session ends; null: none. */
+  idle_timeout: number | null;
   authorization_details: { type: string; privilege: string; actions: string[]; resources: string[] }[];
   audiences: string[];
   status: { status_list: { idx: number; uri: string } };

@@ -104,7 +104,9 @@ export function hintFor(code: string, context: FailureContext = {}): string | un
     case 'ticket_pattern_mismatch':
       return 'pass --ticket <ref>; `tether privilege show <name>` shows the ticket rule';
     case 'duration_exceeds_max':
-      return 'ask for less with --duration; `tether privilege show <name>` shows the maximum';
+      return 'ask for less (--duration, or --by for an extension); `tether privilege show <name>` shows the maximum';
+    case 'extension_pending':
+      return 'wait for it to be reviewed, or cancel it: `tether requests --mine` shows it';
     case 'request_not_pending':
     case 'request_expired':
       return '`tether requests` shows its current state';

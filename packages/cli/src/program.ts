@@ -16,6 +16,7 @@ import { registerReviews } from './commands/review.js';
 import { registerRevoke } from './commands/revoke.js';
 import { registerServer } from './commands/server.js';
 import { registerSession } from './commands/session.js';
+import { registerSignal } from './commands/signal.js';
 import { registerSsf } from './commands/ssf.js';
 import { registerTicket } from './commands/ticket.js';
 import { registerTrust } from './commands/trust.js';
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
   registerFetch(program);
   registerKeys(program);
   registerTrust(program);
+  registerSignal(program);
   registerTicket(program);
   registerWebhook(program);
   registerAudit(program);

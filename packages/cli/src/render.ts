@@ -13,7 +13,7 @@ export function requestsTable(requests: RequestAnswer[], names: Names): string {
       names.of(r.principal),
       names.of(r.privilege),
       r.ticket ?? '-',
-      formatDuration(r.duration),
+      r.kind === 'extension' ? `+${formatDuration(r.duration)} (extension)` : formatDuration(r.duration),
       r.state,
       shortTime(r.created_at),
     ]),
@@ -42,11 +42,19 @@ export function requestDetails(r: RequestAnswer, names: Names): string {
     ['state', requestStatus(r, names)],
     ['principal', names.of(r.principal)],
     ['privilege', names.of(r.privilege)],
+    ...(r.kind === 'extension' ? [['extends', `session ${r.session}`] as [string, string]] : []),
     ['ticket', r.ticket],
-    ['duration', formatDuration(r.duration)],
+    [r.kind === 'extension' ? 'adds' : 'duration', formatDuration(r.duration)],
     ['reason', r.justification],
     ['created', shortTime(r.created_at)],
-    ['activate by', r.activation_expires_at ? shortTime(r.activation_expires_at) : undefined],
+    ...(r.kind === 'extension'
+      ? []
+      : [
+          ['activate by', r.activation_expires_at ? shortTime(r.activation_expires_at) : undefined] as [
+            string,
+            string | undefined,
+          ],
+        ]),
   ]);
   const reviews = (r.reviews ?? []).map(
     (v) =>
@@ -86,13 +94,22 @@ export function privilegeDetails(p: PrivilegeAnswer, names: Names): string {
     ['audiences', list(p.audiences)],
     ['max duration', formatDuration(p.max_duration)],
     ['token ttl', formatDuration(p.token_ttl)],
+    ['idle timeout', p.idle_timeout === null ? 'none' : formatDuration(p.idle_timeout)],
     [
       'approvals',
       `${p.approval.approvals}${who.length > 0 ? ` from ${who.join(', ')}` : ' from anyone policy allows'}`,
     ],
     [
       'ticket',
-      p.ticket.required ? `required${p.ticket.pattern ? `, matching ${p.ticket.pattern}` : ''}` : 'optional',
+      [
+        p.ticket.required ? 'required' : 'optional',
+        p.ticket.pattern ? `matching ${p.ticket.pattern}` : '',
+        p.ticket.source ? `from source ${p.ticket.source}` : '',
+        p.ticket.open ? 'open' : '',
+        p.ticket.assigned ? 'assigned to the requester' : '',
+      ]
+        .filter(Boolean)
+        .join(', '),
     ],
     ['binding', p.binding.method],
     ['attributes', attributes(p.attributes)],

@@ -1,4 +1,5 @@
 import type { SessionReceipt } from '@tether/protocol';
+import { decodeJwt } from 'jose';
 import { type BrokerClient, BrokerError } from './broker-client.js';
 import { createDpopProof } from './dpop-proof.js';
 import { generateSessionKey, type SessionKey } from './session-key.js';
@@ -13,6 +14,7 @@ export interface SessionTokenSet {
 
 export interface SessionInfo {
   id: string;
+  /** Epoch ms. Moves later when an extension of the session is approved (learnt at the next refresh). */
   hardExpiresAt: number;
   audiences: string[];
 }
@@ -32,6 +34,19 @@ async function withBrokerNonce<T>(client: BrokerClient, attempt: () => Promise<T
   } catch (err) {
     if (err instanceof BrokerError && err.code === 'use_dpop_nonce' && client.dpopNonce) return attempt();
     throw err;
+  }
+}
+
+/**
+ * The session's hard expiry as a new access token states it (`session_exp`, epoch seconds):
+ * an approved extension moves it. Read, not verified: it only tells this holder when to stop.
+ */
+function statedSessionExpiry(accessToken: string): number | undefined {
+  try {
+    const exp = decodeJwt(accessToken).session_exp;
+    return typeof exp === 'number' && Number.isSafeInteger(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -148,6 +163,8 @@ export class BoundSession {
       refreshToken: answer.refresh_token,
       expiresAt: this.#client.now() + answer.expires_in * 1000,
     };
+    const stated = statedSessionExpiry(answer.access_token);
+    if (stated !== undefined && stated > this.info.hardExpiresAt) this.info.hardExpiresAt = stated;
   }
 
   /** The current access token, refreshed first when it is about to expire. */

@@ -46,6 +46,7 @@ export const ERROR_CATALOGUE = {
   activation_window_closed: { status: 409, title: 'The approved request can no longer be activated' },
   already_activated: { status: 409, title: 'The request has already been activated' },
   session_not_live: { status: 409, title: 'The session has ended or expired' },
+  extension_pending: { status: 409, title: 'The session already has a pending extension request' },
   invalid_dpop_proof: { status: 401, title: 'The DPoP proof is missing or invalid' },
   use_dpop_nonce: { status: 401, title: 'The server requires a DPoP nonce' },
   // Enforcement points (PEP denials)

@@ -2,8 +2,11 @@
 export const PRINCIPAL_KINDS = ['human', 'service', 'pipeline', 'agent', 'workload'] as const;
 export type PrincipalKind = (typeof PRINCIPAL_KINDS)[number];
 
-/** Roles within a tenant. Anyone may request access; roles grant administration. */
-export const ROLES = ['admin', 'auditor', 'pep'] as const;
+/**
+ * Roles within a tenant. Anyone may request access; roles grant administration. A `receiver`
+ * manages its own SSF event streams (the broker's signals out).
+ */
+export const ROLES = ['admin', 'auditor', 'pep', 'receiver'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Access-request states; `pending` is the only non-terminal one. */

@@ -2,6 +2,7 @@ import { newId } from '../domain/ids.js';
 import type { StoreHandle, TxHandle } from '../store/database.js';
 import {
   appendAuditRecord,
+  appendAuditRecords,
   lockAuditHead,
   readAuditHead,
   readChainPage,
@@ -24,6 +25,30 @@ export async function recordAudit(
   const record = chainNext(head, { tenantId, id: newId('audit'), at, entry });
   await appendAuditRecord(tx, record);
   return record;
+}
+
+/**
+ * Appends several entries to the tenant's chain at once, inside the caller's transaction: one
+ * head lock, one insert per few hundred records, one head update. For work that records many
+ * state changes together (a re-evaluation batch); the chain is the same as one by one.
+ */
+export async function recordAuditBatch(
+  tx: TxHandle,
+  tenantId: string,
+  at: number,
+  entries: readonly AuditEntry[],
+): Promise<AuditRecord[]> {
+  if (entries.length === 0) return [];
+  let head = await lockAuditHead(tx, tenantId);
+  if (!head) throw new Error(`tenant ${tenantId} has no audit chain`);
+  const records: AuditRecord[] = [];
+  for (const entry of entries) {
+    const record = chainNext(head, { tenantId, id: newId('audit'), at, entry });
+    records.push(record);
+    head = record;
+  }
+  await appendAuditRecords(tx, records);
+  return records;
 }
 
 const PAGE = 1000;

@@ -12,6 +12,10 @@ export const ID_PREFIX = {
   audit: 'aud',
   session: 'ses',
   federation: 'fed',
+  webhook: 'whk',
+  signalTransmitter: 'stx',
+  reevaluationJob: 'rej',
+  stream: 'stm',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 

@@ -13,6 +13,15 @@ export interface TicketRule {
   required: boolean;
   /** A regular expression the whole reference must match, e.g. `^(NET|CHG)-[0-9]+$`. */
   pattern?: string;
+  /** The ticket must be in the register, reported by this source (a webhook's name). */
+  source?: string;
+  /** The ticket must be in the register and open. (A ticket known closed is refused anyway.) */
+  open?: boolean;
+  /**
+   * The ticket must be in the register and assigned to the requester, matched through the
+   * principal attribute that the ticket's source names (its `assignee_attribute`).
+   */
+  assigned?: boolean;
 }
 
 /** How the session's tokens are bound to the holder. DPoP is the only binding offered. */
@@ -30,6 +39,12 @@ export interface Privilege {
   audiences: string[];
   maxDurationSeconds: number;
   tokenTtlSeconds: number;
+  /**
+   * Seconds a session may go without activity (activation, refresh, an allowed decision a PEP
+   * reported) before it ends (`idle`); null for none. A session keeps the value it was activated
+   * with: changing it here does not change the sessions already running.
+   */
+  idleTimeoutSeconds: number | null;
   approval: ApprovalRule;
   ticket: TicketRule;
   binding: BindingRule;
@@ -52,11 +67,13 @@ export const PRIVILEGE_LIMITS = {
   minTokenTtlSeconds: 30,
   maxTokenTtlSeconds: 3600,
   maxApprovals: 10,
+  minIdleTimeoutSeconds: 60,
 } as const;
 
 /** Checks the rules that a schema cannot express; throws `invalid_request` naming the field. */
 export function assertPrivilegeIsCoherent(
-  p: Pick<Privilege, 'maxDurationSeconds' | 'tokenTtlSeconds' | 'approval' | 'ticket'>,
+  p: Pick<Privilege, 'maxDurationSeconds' | 'tokenTtlSeconds' | 'approval' | 'ticket'> &
+    Partial<Pick<Privilege, 'idleTimeoutSeconds'>>,
 ): void {
   if (p.maxDurationSeconds < 60 || p.maxDurationSeconds > PRIVILEGE_LIMITS.maxDurationSeconds) {
     throw new TetherError(
@@ -75,6 +92,16 @@ export function assertPrivilegeIsCoherent(
   }
   if (p.tokenTtlSeconds > p.maxDurationSeconds) {
     throw new TetherError('invalid_request', 'token_ttl may not exceed max_duration');
+  }
+  const idle = p.idleTimeoutSeconds ?? null;
+  if (
+    idle !== null &&
+    (!Number.isInteger(idle) || idle < PRIVILEGE_LIMITS.minIdleTimeoutSeconds || idle > p.maxDurationSeconds)
+  ) {
+    throw new TetherError(
+      'invalid_request',
+      `idle_timeout must be between ${PRIVILEGE_LIMITS.minIdleTimeoutSeconds} s and max_duration (${p.maxDurationSeconds} s)`,
+    );
   }
   if (
     !Number.isInteger(p.approval.approvals) ||

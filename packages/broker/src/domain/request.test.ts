@@ -23,6 +23,8 @@ function pendingRequest(overrides: Partial<AccessRequest> = {}): AccessRequest {
   return {
     id: 'req_1',
     tenantId: 'ten_1',
+    kind: 'access',
+    sessionId: null,
     principalId: REQUESTER,
     privilegeId: 'prv_1',
     ticket: 'NET-42',

@@ -1,14 +1,25 @@
 import { type RequestState, TetherError } from '@tether/protocol';
 import { compileTicketPattern, type Privilege } from './privilege.js';
 
+/**
+ * What a request asks for: `access`, a new session (activated once approved); `extension`,
+ * more time for a live session the requester holds (applied to it once approved).
+ */
+export const REQUEST_KINDS = ['access', 'extension'] as const;
+export type RequestKind = (typeof REQUEST_KINDS)[number];
+
 /** The task: who asks for which privilege, for how long, under which ticket. */
 export interface AccessRequest {
   id: string;
   tenantId: string;
+  kind: RequestKind;
+  /** The session an `extension` extends; null for `access`. */
+  sessionId: string | null;
   principalId: string;
   privilegeId: string;
   ticket: string | null;
   justification: string;
+  /** Seconds: the session's length for `access`, the time added to the session for `extension`. */
   durationSeconds: number;
   state: RequestState;
   approvalsRequired: number;
@@ -17,7 +28,7 @@ export interface AccessRequest {
   expiresAt: number;
   resolvedAt: number | null;
   resolvedBy: string | null;
-  /** An approved request can be activated until then (the session is the next step). */
+  /** An approved `access` request can be activated until then (the session is the next step); null otherwise. */
   activationExpiresAt: number | null;
   /** Policy ids that decided eligibility and, if so, auto-approval. */
   policies: string[];
@@ -106,7 +117,8 @@ export function approvedAt(
     state: 'approved',
     resolvedAt: now,
     resolvedBy: by,
-    activationExpiresAt: now + timings.activationWindowSeconds * 1000,
+    // An extension is applied to its session as it is approved: nothing is left to activate.
+    activationExpiresAt: request.kind === 'access' ? now + timings.activationWindowSeconds * 1000 : null,
   };
 }
 

@@ -45,7 +45,18 @@ export interface Session {
   statusListId: number;
   statusIdx: number;
   grant: SessionGrant;
+  /** Epoch ms of the last activity: activation, a refresh, an allowed decision a PEP reported. */
   lastActivityAt: number;
+  /**
+   * Seconds without activity after which the session ends (`idle`), copied from the privilege
+   * at activation; null for none. See domain/idle.ts.
+   */
+  idleTimeoutSeconds: number | null;
+  /**
+   * Epoch seconds, set when the grant was narrowed: PEPs refuse the session's tokens issued
+   * (`iat`) before it, and every later token carries an `iat` of at least it. Null if never narrowed.
+   */
+  narrowedBefore: number | null;
 }
 
 export function grantOf(privilege: Privilege): SessionGrant {
@@ -68,6 +79,12 @@ export function hardExpiry(request: AccessRequest, privilege: Privilege, activat
 
 /** Only the requester, only an approved request, only inside its activation window. */
 export function assertActivatable(request: AccessRequest, principalId: string, now: number): void {
+  if (request.kind !== 'access') {
+    throw new TetherError(
+      'invalid_request',
+      `request ${request.id} extends session ${request.sessionId}; there is no new session to activate`,
+    );
+  }
   if (request.principalId !== principalId) {
     throw new TetherError('not_requester', 'only the principal who made the request may activate it');
   }
@@ -100,4 +117,55 @@ export function ended(session: Session, now: number, reason: EndReason, by: stri
 /** Access-token expiry: the privilege's TTL from now, never past the session's hard expiry. */
 export function accessTokenExpiry(session: Pick<Session, 'hardExpiresAt' | 'grant'>, now: number): number {
   return Math.min(now + session.grant.tokenTtlSeconds * 1000, session.hardExpiresAt);
+}
+
+/**
+ * What a session may keep of its grant under the privilege as it stands now: the actions,
+ * resources and audiences both hold (compared as written; a privilege whose `app/*` became
+ * `app/web` no longer holds `app/*`, so that resource goes).
+ */
+export function grantWithin(
+  grant: SessionGrant,
+  privilege: Pick<Privilege, 'actions' | 'resources' | 'audiences'>,
+): SessionGrant {
+  const keep = (held: string[], granted: readonly string[]) => held.filter((h) => granted.includes(h));
+  return {
+    ...grant,
+    actions: keep(grant.actions, privilege.actions),
+    resources: keep(grant.resources, privilege.resources),
+    audiences: keep(grant.audiences, privilege.audiences),
+  };
+}
+
+/** Whether a grant holds nothing usable: no action, no resource or no audience left. */
+export function isEmptyGrant(grant: SessionGrant): boolean {
+  return grant.actions.length === 0 || grant.resources.length === 0 || grant.audiences.length === 0;
+}
+
+/** Whether `narrower` holds less than `grant` (it never holds more: it is cut from it). */
+export function isNarrower(narrower: SessionGrant, grant: SessionGrant): boolean {
+  return (
+    narrower.actions.length < grant.actions.length ||
+    narrower.resources.length < grant.resources.length ||
+    narrower.audiences.length < grant.audiences.length
+  );
+}
+
+/**
+ * The `before` (epoch seconds) of a narrowing decided at `at` (epoch ms): the second after
+ * `at`, so every token issued up to `at` has a smaller `iat`; and past the previous cutoff,
+ * because tokens issued since then carry an `iat` of at least that one.
+ */
+export function narrowingCutoff(at: number, previous: number | null): number {
+  return Math.max(Math.floor(at / 1000) + 1, (previous ?? 0) + 1);
+}
+
+/** A narrowed session: the grant it keeps and the cutoff its older tokens fall under. */
+export function narrowed(session: Session, grant: SessionGrant, at: number): Session {
+  return { ...session, grant, narrowedBefore: narrowingCutoff(at, session.narrowedBefore) };
+}
+
+/** The `iat` of a token issued at `now` (epoch ms): never below the session's narrowing cutoff. */
+export function tokenIssuedAt(session: Pick<Session, 'narrowedBefore'>, now: number): number {
+  return Math.max(Math.floor(now / 1000), session.narrowedBefore ?? 0);
 }

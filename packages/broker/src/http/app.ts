@@ -6,7 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { BrokerContext } from '../services/context.js';
 import { installErrorHandling } from './error-handler.js';
 import { requireAuthentication } from './plugins/authenticate.js';
-import { installMetrics } from './plugins/metrics.js';
+import { enforcementMetrics, installMetrics } from './plugins/metrics.js';
 import { auditRoutes } from './routes/audit.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
@@ -14,12 +14,18 @@ import { federationRoutes } from './routes/federations.js';
 import { groupRoutes } from './routes/groups.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { operationsRoutes } from './routes/operations.js';
+import { pepRoutes } from './routes/peps.js';
 import { policyRoutes } from './routes/policies.js';
 import { principalRoutes } from './routes/principals.js';
 import { privilegeRoutes } from './routes/privileges.js';
+import { receiptRoutes } from './routes/receipts.js';
 import { requestRoutes } from './routes/requests.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { signalDeliveryRoutes, signalTransmitterRoutes } from './routes/signals.js';
+import { ssfDiscoveryRoutes, ssfRoutes } from './routes/ssf.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { ticketRoutes } from './routes/tickets.js';
+import { webhookDeliveryRoutes, webhookRoutes } from './routes/webhooks.js';
 import { EmptyObject } from './schemas/common.js';
 
 /**
@@ -72,8 +78,13 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
 
   await app.register(operationsRoutes(ctx, metrics));
   await app.register(discoveryRoutes(ctx));
+  await app.register(ssfDiscoveryRoutes(ctx));
   await app.register(oauthRoutes(ctx));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // Ticket-system deliveries authenticate by their HMAC signature, not a token: outside the hook.
+  await app.register(webhookDeliveryRoutes(ctx), { prefix: '/v1' });
+  // Pushed SETs authenticate by their transmitter's signature, not a token: outside the hook too.
+  await app.register(signalDeliveryRoutes(ctx), { prefix: '/v1' });
 
   await app.register(
     async (v1) => {
@@ -88,6 +99,12 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(sessionRoutes(ctx));
       await v1.register(auditRoutes(ctx));
       await v1.register(eventRoutes(ctx));
+      await v1.register(webhookRoutes(ctx));
+      await v1.register(ticketRoutes(ctx));
+      await v1.register(pepRoutes(ctx, enforcementMetrics(metrics)));
+      await v1.register(receiptRoutes(ctx));
+      await v1.register(signalTransmitterRoutes(ctx));
+      await v1.register(ssfRoutes(ctx));
     },
     { prefix: '/v1' },
   );
@@ -101,7 +118,9 @@ function holdsNonFiniteNumber(value: unknown): boolean {
   while (pending.length > 0) {
     const v = pending.pop();
     if (typeof v === 'number' && !Number.isFinite(v)) return true;
-    if (typeof v === 'object' && v !== null) for (const member of Object.values(v)) pending.push(member);
+    // A raw body (webhook deliveries) is bytes, not parsed numbers.
+    if (typeof v === 'object' && v !== null && !Buffer.isBuffer(v))
+      for (const member of Object.values(v)) pending.push(member);
   }
   return false;
 }

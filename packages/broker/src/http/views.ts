@@ -73,6 +73,7 @@ export function privilegeView(p: Privilege): Static<typeof PrivilegeView> {
     audiences: p.audiences,
     max_duration: p.maxDurationSeconds,
     token_ttl: p.tokenTtlSeconds,
+    idle_timeout: p.idleTimeoutSeconds,
     approval: p.approval,
     ticket: p.ticket,
     binding: p.binding,
@@ -104,6 +105,8 @@ function reviewView(r: Review): Static<typeof ReviewView> {
 export function requestView(r: AccessRequest, reviews?: Review[]): Static<typeof RequestView> {
   return {
     id: r.id,
+    kind: r.kind,
+    session: r.sessionId,
     principal: r.principalId,
     privilege: r.privilegeId,
     ticket: r.ticket,
@@ -159,6 +162,8 @@ export function sessionView(s: Session, issuer: string): Static<typeof SessionVi
     activated_at: iso(s.activatedAt),
     hard_expires_at: iso(s.hardExpiresAt),
     ended_at: isoOrNull(s.endedAt),
+    last_activity_at: iso(s.lastActivityAt),
+    idle_timeout: s.idleTimeoutSeconds,
     authorization_details: [
       {
         type: PRIVILEGE_DETAIL_TYPE,

@@ -4,8 +4,16 @@
  *
  * Backed by `@cedar-policy/cedar-wasm`. Every function here is synchronous and never logs.
  */
+import { setFlagsFromString } from 'node:v8';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { CEDAR_SCHEMA } from './schema.js';
+
+// Node 20's V8 inlines JS->Wasm calls into optimised callers, and a lazy deoptimisation on the
+// return from such an inlined call aborts the whole process ("Fatal error: unreachable code",
+// Deoptimizer::DoComputeBuiltinContinuation). Thousands of decisions in a row (continuous
+// evaluation of every live session after a policy change) hit it within seconds; with the
+// calls kept out of line they never did, and ran faster. Set before any caller is optimised.
+setFlagsFromString('--no-turbo-inline-js-wasm-calls');
 
 /** The actions a policy can govern (`Tether::Action::"<action>"`). */
 export type PolicyAction = 'request' | 'approve' | 'auto_approve' | 'continue';
@@ -31,6 +39,50 @@ export interface PrivilegeFacts {
   attributes: Record<string, string>;
 }
 
+/** The request's ticket as the ticket register knows it (`context.ticket_info`). */
+export interface TicketFacts {
+  /** The webhook source that reports it, or `manual`. */
+  source: string;
+  /** open | closed */
+  state: string;
+  title: string;
+  assignees: string[];
+  /** Whether the requester is among the assignees (through the source's assignee attribute). */
+  assignedToRequester: boolean;
+}
+
+/** What signals reported about the principal and session (`context.trust`, for `continue`). */
+export interface TrustFacts {
+  /** compliant | not-compliant | unknown */
+  deviceCompliance: string;
+  /** The identity provider's level, or unknown. */
+  assuranceLevel: string;
+  /** low | medium | high | unknown */
+  riskLevel: string;
+  /** A credential of the principal changed after the session started. */
+  credentialChanged: boolean;
+  /** The latest token-claims-change, as `name=value` entries. */
+  claims: string[];
+}
+
+/** The trust context of a principal no signal has reported on. */
+export const UNKNOWN_TRUST: Readonly<TrustFacts> = Object.freeze({
+  deviceCompliance: 'unknown',
+  assuranceLevel: 'unknown',
+  riskLevel: 'unknown',
+  credentialChanged: false,
+  claims: [],
+});
+
+/**
+ * Tether's own policy for `continue`, added to the tenant's set when continuation is asked:
+ * a live session goes on unless a tenant policy forbids it. Its id cannot clash with a
+ * tenant's (tenant ids may not hold `:`).
+ */
+export const CONTINUE_BASELINE: Readonly<PolicyTexts> = Object.freeze({
+  'tether:continue-unless-forbidden': 'permit(principal, action == Tether::Action::"continue", resource);',
+});
+
 /** Everything one authorization decision depends on. */
 export interface DecisionInput {
   action: PolicyAction;
@@ -40,13 +92,24 @@ export interface DecisionInput {
   requester: PrincipalFacts;
   privilege: PrivilegeFacts;
   ticket?: string;
-  /** A whole number of seconds. */
+  /** Present when the ticket register knows the ticket. */
+  ticketInfo?: TicketFacts | undefined;
+  /** A whole number of seconds; for an extension, the session's whole length once extended. */
   durationSeconds: number;
+  /**
+   * Set when the request extends a live session: the seconds it adds (`context.is_extension`,
+   * `context.extension_seconds`). Absent for a request for a new session.
+   */
+  extensionSeconds?: number | undefined;
   reason: string;
   /** Epoch milliseconds. */
   at: number;
   /** IANA zone, e.g. `UTC` or `Europe/Paris`; `context.hour` and `context.weekday` are computed in it. */
   timeZone: string;
+  /** `continue` only: `context.trust` (default: nothing reported, {@link UNKNOWN_TRUST}). */
+  trust?: TrustFacts | undefined;
+  /** `continue` only: `context.entitlement_action`, the granted action asked about. */
+  entitlementAction?: string | undefined;
 }
 
 /** The outcome of {@link PolicyEngine.decide}. */
@@ -277,6 +340,9 @@ function buildRequest(input: DecisionInput): CedarRequest | { errors: string[] }
   if (!Number.isSafeInteger(input.durationSeconds)) {
     return { errors: [`durationSeconds must be an integer, got ${input.durationSeconds}`] };
   }
+  if (input.extensionSeconds !== undefined && !Number.isSafeInteger(input.extensionSeconds)) {
+    return { errors: [`extensionSeconds must be an integer, got ${input.extensionSeconds}`] };
+  }
   const clock = localClock(input.at, input.timeZone);
   if ('error' in clock) return { errors: [clock.error] };
 
@@ -292,22 +358,53 @@ function buildRequest(input: DecisionInput): CedarRequest | { errors: string[] }
     tags: { ...input.privilege.attributes },
   });
 
+  const context: Record<string, cedar.CedarValueJson> = {
+    // Required in the schema (see schema.cedarschema): the empty string stands for "no ticket".
+    ticket: input.ticket ?? '',
+    has_ticket: input.ticket !== undefined && input.ticket !== '',
+    duration_seconds: input.durationSeconds,
+    is_extension: input.extensionSeconds !== undefined,
+    extension_seconds: input.extensionSeconds ?? 0,
+    reason: input.reason,
+    hour: clock.hour,
+    weekday: clock.weekday,
+    principal_kind: input.principal.kind,
+    requester: { __entity: principalUid(input.requester.id) },
+  };
+  // Optional members are assigned, not spread into the literal: conditional object spreads
+  // here met a TurboFan lazy-deoptimisation crash of Node 20 ("Fatal error: unreachable
+  // code") when continuous evaluation decided thousands of sessions in a row.
+  if (input.ticketInfo) context.ticket_info = ticketInfoContext(input.ticketInfo);
+  if (input.action === 'continue') addContinueContext(context, input);
   return {
     principal,
     action: { type: `${NAMESPACE}::Action`, id: input.action },
     resource: privilegeUid(input.privilege.id),
-    context: {
-      // Required in the schema (see schema.cedarschema): the empty string stands for "no ticket".
-      ticket: input.ticket ?? '',
-      has_ticket: input.ticket !== undefined && input.ticket !== '',
-      duration_seconds: input.durationSeconds,
-      reason: input.reason,
-      hour: clock.hour,
-      weekday: clock.weekday,
-      principal_kind: input.principal.kind,
-      requester: { __entity: principalUid(input.requester.id) },
-    },
+    context,
     entities,
+  };
+}
+
+/** The members only `continue` has (ContinueContext in the schema). */
+function addContinueContext(context: Record<string, cedar.CedarValueJson>, input: DecisionInput): void {
+  const trust = input.trust ?? UNKNOWN_TRUST;
+  context.trust = {
+    device_compliance: trust.deviceCompliance,
+    assurance_level: trust.assuranceLevel,
+    risk_level: trust.riskLevel,
+    credential_changed: trust.credentialChanged,
+    claims: trust.claims.slice(),
+  };
+  context.entitlement_action = input.entitlementAction ?? '';
+}
+
+function ticketInfoContext(t: TicketFacts): Record<string, cedar.CedarValueJson> {
+  return {
+    source: t.source,
+    state: t.state,
+    title: t.title,
+    assignees: [...t.assignees],
+    assigned_to_requester: t.assignedToRequester,
   };
 }
 

@@ -35,13 +35,33 @@ namespace Tether {
     name: String,
   } tags String;
 
+  // The request's ticket as the ticket register knows it (fed by signed webhooks). Absent
+  // when the register does not know the ticket, so test for it first:
+  //     context has ticket_info && context.ticket_info.state == "open"
+  //       && context.ticket_info.assigned_to_requester
+  type TicketInfo = {
+    source: String,
+    state: String,
+    title: String,
+    assignees: Set<String>,
+    assigned_to_requester: Bool,
+  };
+
+  // is_extension: the request asks for more time for a live session the requester holds
+  // (tether session extend); extension_seconds is the time it adds (0 when not an extension)
+  // and duration_seconds the session's whole length once extended, so a limit such as
+  //     context.duration_seconds <= 3600
+  // holds for a session however it got its time.
   // hour (0-23) and weekday (0-6, 0 = Sunday) are computed in the tenant's time zone.
   // requester is who asked for the access: for request and auto_approve it is the
   // principal itself; for approve the principal is the approver.
   type RequestContext = {
     ticket: String,
     has_ticket: Bool,
+    ticket_info?: TicketInfo,
     duration_seconds: Long,
+    is_extension: Bool,
+    extension_seconds: Long,
     reason: String,
     hour: Long,
     weekday: Long,
@@ -49,10 +69,59 @@ namespace Tether {
     requester: Principal,
   };
 
-  action request, approve, auto_approve, continue appliesTo {
+  action request, approve, auto_approve appliesTo {
     principal: Principal,
     resource: Privilege,
     context: RequestContext,
+  };
+
+  // What CAEP signals have reported about the principal, and about the session itself when a
+  // signal named it. A fact no transmitter has reported reads "unknown".
+  //   device_compliance   compliant | not-compliant | unknown
+  //   assurance_level     the level as the identity provider reports it (e.g. nist-aal2) | unknown
+  //   risk_level          low | medium | high | unknown
+  //   credential_changed  a credential of the principal changed after the session started
+  //   claims              "name=value" for each claim of the latest token-claims-change
+  type Trust = {
+    device_compliance: String,
+    assurance_level: String,
+    risk_level: String,
+    credential_changed: Bool,
+    claims: Set<String>,
+  };
+
+  // Continuous evaluation asks continue for each action a live session holds, whenever
+  // something the session depends on changes (a signal, a principal, group, privilege, policy
+  // or ticket change), at activation and at every refresh. The session keeps the actions
+  // continue permits; with none left it ends. Tether permits continue itself unless a forbid
+  // applies (the principal must still be permitted to request the privilege), so write forbids:
+  //     forbid(principal, action == Tether::Action::"continue", resource)
+  //       when { resource.hasTag("requires_compliant_device")
+  //         && context.trust.device_compliance == "not-compliant" };
+  //     forbid(principal, action == Tether::Action::"continue", resource)
+  //       when { context.trust.risk_level == "high" && context.entitlement_action like "*:write*" };
+  // The context is the request's (keep the fields below in step with RequestContext), the
+  // trust context, and entitlement_action: the action of the grant being asked about.
+  type ContinueContext = {
+    ticket: String,
+    has_ticket: Bool,
+    ticket_info?: TicketInfo,
+    duration_seconds: Long,
+    is_extension: Bool,
+    extension_seconds: Long,
+    reason: String,
+    hour: Long,
+    weekday: Long,
+    principal_kind: String,
+    requester: Principal,
+    trust: Trust,
+    entitlement_action: String,
+  };
+
+  action continue appliesTo {
+    principal: Principal,
+    resource: Privilege,
+    context: ContinueContext,
   };
 }
 `;

@@ -3,10 +3,12 @@ import { queueSessionSignals } from '../ssf/outbox.js';
 import type { StoreHandle, TxHandle } from '../store/database.js';
 import {
   insertRevocationEvent,
+  insertRevocationEvents,
   listRevocationEvents,
   listTenantIds,
   readRevocationHead,
   takeRevocationSeq,
+  takeRevocationSeqs,
 } from '../store/repositories/revocations.js';
 import type { RevocationEventRow } from '../store/schema.js';
 import type { RevocationFanout } from './fanout.js';
@@ -57,6 +59,36 @@ export async function appendRevocationEvent(
   // Downstream receivers (SSF streams) learn of a session's end or narrowing in this same transaction.
   await queueSessionSignals(tx, { tenantId, seq, at, event });
   return { tenantId, seq, at, event };
+}
+
+/**
+ * Appends several events to the tenant's log at consecutive positions, as
+ * {@link appendRevocationEvent} does for one: same transaction, same head lock, one NOTIFY.
+ * For work that changes many sessions together (a re-evaluation batch).
+ */
+export async function appendRevocationEvents(
+  tx: TxHandle,
+  tenantId: string,
+  at: number,
+  events: readonly RevocationEvent[],
+): Promise<RevocationLogEntry[]> {
+  if (events.length === 0) return [];
+  const first = await takeRevocationSeqs(tx, tenantId, events.length);
+  const entries = events.map((event, i) => ({ tenantId, seq: first + i, at, event }));
+  await insertRevocationEvents(
+    tx,
+    entries.map((e) => ({
+      tenant_id: tenantId,
+      seq: e.seq,
+      type: e.event.type,
+      subject: subjectOf(tenantId, e.event),
+      payload: JSON.stringify(e.event.data),
+      at,
+    })),
+  );
+  if (tx.dialect === 'postgres') await notifyOnCommit(tx, tenantId, first + events.length - 1);
+  for (const entry of entries) await queueSessionSignals(tx, entry);
+  return entries;
 }
 
 /**

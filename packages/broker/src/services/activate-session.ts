@@ -1,18 +1,23 @@
 import { TetherError } from '@tether/protocol';
 import { recordAudit } from '../audit/record.js';
 import { newId } from '../domain/ids.js';
+import type { Verdict } from '../domain/reevaluation.js';
 import type { AccessRequest } from '../domain/request.js';
 import { assertActivatable, grantOf, hardExpiry, type Session } from '../domain/session.js';
+import { judgeSession } from '../evaluation/evaluate.js';
+import { EvaluationFacts } from '../evaluation/facts.js';
 import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import { insertRefreshToken } from '../store/repositories/refresh-tokens.js';
-import { lockRequest } from '../store/repositories/requests.js';
+import { findRequest, lockRequest } from '../store/repositories/requests.js';
 import { findSessionByRequest, insertSession } from '../store/repositories/sessions.js';
+import { lockTicket } from '../store/repositories/tickets.js';
 import { issueAccessToken } from '../tokens/access-token.js';
 import { newRefreshToken } from '../tokens/refresh.js';
 import { verifyBrokerProof } from './broker-dpop.js';
 import type { BrokerContext, Caller } from './context.js';
 import { allocateStatusSlot } from './status-slots.js';
+import { assertTicketStillOpen } from './tickets.js';
 
 export interface SessionTokens {
   session: Session;
@@ -22,7 +27,7 @@ export interface SessionTokens {
 }
 
 /** Seconds of leeway after hard expiry before a status-list slot may be reused. */
-const SLOT_REUSE_MARGIN_MS = 5 * 60_000;
+export const SLOT_REUSE_MARGIN_MS = 5 * 60_000;
 
 /**
  * Turns an approved request into a session bound to the DPoP key that signed the activation
@@ -44,6 +49,10 @@ export async function activateSession(
       path: `/v1/requests/${requestId}/activate`,
     }));
   const started = await inTransaction(ctx.store, async (tx) => {
+    // The ticket's row lock before the request's, the order a ticket's close takes them in:
+    // a close and this activation then run one after the other (startSession checks it).
+    const ticket = (await findRequest(tx, caller.tenant.id, requestId))?.ticket;
+    if (ticket) await lockTicket(tx, caller.tenant.id, ticket);
     const request = await lockRequest(tx, caller.tenant.id, requestId);
     if (!request)
       throw new TetherError('not_found', `no request ${JSON.stringify(requestId)} in this tenant`);
@@ -82,6 +91,7 @@ export async function startSession(
   if (await findSessionByRequest(tx, request.id)) {
     throw new TetherError('already_activated', `request ${request.id} has already been activated`);
   }
+  await assertTicketStillOpen(tx, request.tenantId, request.ticket);
   const privilege = await findPrivilege(tx, request.tenantId, request.privilegeId);
   if (!privilege)
     throw new TetherError('request_not_approved', 'the privilege of this request no longer exists');
@@ -106,7 +116,15 @@ export async function startSession(
     statusIdx: slot.idx,
     grant: grantOf(privilege),
     lastActivityAt: now,
+    // The session keeps the idle timeout it started with; a later privilege change is re-evaluation's matter.
+    idleTimeoutSeconds: privilege.idleTimeoutSeconds,
+    narrowedBefore: null,
   };
+  // Continuous evaluation from the first token on: the session starts with what policy and
+  // the trust context let it hold now, or it does not start.
+  const verdict = await judgeSession(ctx, new EvaluationFacts(tx), created, now);
+  if (verdict.outcome === 'end') throw activationRefused(verdict);
+  if (verdict.outcome === 'narrow') created.grant = verdict.grant;
   try {
     await insertSession(tx, created);
   } catch (err) {
@@ -135,15 +153,33 @@ export async function startSession(
       jkt: start.jkt,
       privilege: privilege.name,
       hard_expires_at: hardExpiresAt,
+      ...(privilege.idleTimeoutSeconds === null ? {} : { idle_timeout: privilege.idleTimeoutSeconds }),
+      ...(verdict.outcome === 'narrow'
+        ? { narrowed: { reason: verdict.reason, why: verdict.why, actions: created.grant.actions } }
+        : {}),
       ...start.details,
     },
   });
   return { session: created, refreshToken: refresh.token };
 }
 
-/** After commit: the session's first access token, beside its refresh token. */
-export async function sessionTokens(ctx: BrokerContext, started: StartedSession): Promise<SessionTokens> {
-  const now = ctx.clock.now();
+/** Why continuous evaluation would not let a session start, as the activation's refusal. */
+function activationRefused(verdict: Extract<Verdict, { outcome: 'end' }>): TetherError {
+  if (verdict.reason === 'principal_disabled') return new TetherError('principal_disabled', verdict.why);
+  if (verdict.reason === 'privilege_deleted')
+    return new TetherError('request_not_approved', 'the privilege of this request no longer exists');
+  return new TetherError('not_eligible', `the session cannot start: ${verdict.why}`);
+}
+
+/**
+ * After commit: the session's access token, beside its refresh token. `now` is when the
+ * token is issued; a refresh passes the time of its transaction (see refreshSession).
+ */
+export async function sessionTokens(
+  ctx: BrokerContext,
+  started: StartedSession,
+  now = ctx.clock.now(),
+): Promise<SessionTokens> {
   const access = await issueAccessToken(ctx.keys, started.session, { issuer: ctx.config.publicUrl, now });
   return {
     session: started.session,

@@ -6,8 +6,9 @@ import { endSessionIn } from './end-session.js';
 
 /**
  * Ends, inside the caller's transaction, every live session that selects: used when the record
- * a session stands on (its principal, its privilege) goes away, so the change and the end of
- * what depended on it commit together.
+ * a session stands on (its principal, its privilege) goes away, or a signal revokes them, so
+ * the change and the end of what depended on it commit together. `details` go into each
+ * session's audit record.
  */
 export async function endLiveSessionsOf(
   ctx: Pick<BrokerContext, 'revocations'>,
@@ -16,7 +17,8 @@ export async function endLiveSessionsOf(
   selector: { principalId?: string; privilegeId?: string },
   at: number,
   reason: EndReason,
-  by: string,
+  by: string | null,
+  details: Record<string, unknown> = {},
 ): Promise<Session[]> {
   let query = tx.db
     .selectFrom('sessions')
@@ -25,10 +27,16 @@ export async function endLiveSessionsOf(
     .where('state', '=', 'active');
   if (selector.principalId) query = query.where('principal_id', '=', selector.principalId);
   if (selector.privilegeId) query = query.where('privilege_id', '=', selector.privilegeId);
-  const ended: Session[] = [];
+  // Every session is locked before the first end writes the audit and log heads: a refresh
+  // takes a session, then the heads, so taking heads before the next session could deadlock.
+  const locked: Session[] = [];
   for (const { id } of await query.orderBy('id').execute()) {
     const session = await lockSession(tx, id);
-    const done = session ? await endSessionIn(ctx, tx, session, at, reason, by) : null;
+    if (session) locked.push(session);
+  }
+  const ended: Session[] = [];
+  for (const session of locked) {
+    const done = await endSessionIn(ctx, tx, session, at, reason, by, details);
     if (done) ended.push(done);
   }
   return ended;

@@ -2,6 +2,7 @@ import { TetherError } from '@tether/protocol';
 import { recordAudit } from '../audit/record.js';
 import { newId } from '../domain/ids.js';
 import type { Group } from '../domain/principal.js';
+import { enqueueReevaluation } from '../evaluation/jobs.js';
 import { inTransaction, isUniqueViolation } from '../store/database.js';
 import {
   addGroupMember,
@@ -64,7 +65,22 @@ export async function removeGroup(ctx: BrokerContext, caller: Caller, ref: strin
   requireRole(caller, 'admin');
   await inTransaction(ctx.store, async (tx) => {
     const group = await resolveGroup(tx, caller.tenant.id, ref);
+    const members = await listGroupMembers(tx, caller.tenant.id, group.id);
     await deleteGroup(tx, caller.tenant.id, group.id);
+    // Its members' live sessions are judged again without it.
+    for (const principalId of members)
+      await enqueueReevaluation(
+        ctx,
+        tx,
+        caller.tenant.id,
+        { principalId },
+        {
+          kind: 'group_changed',
+          group: group.id,
+          principal: principalId,
+          by: caller.principal.id,
+        },
+      );
     await recordAudit(tx, caller.tenant.id, ctx.clock.now(), {
       actor: caller.principal.id,
       action: 'group.deleted',
@@ -91,6 +107,19 @@ export async function setGroupMembership(
       ? await addGroupMember(tx, caller.tenant.id, group.id, principal.id)
       : await removeGroupMember(tx, caller.tenant.id, group.id, principal.id);
     if (changed) {
+      // A policy may permit or forbid by membership either way: the member's live sessions are judged again.
+      await enqueueReevaluation(
+        ctx,
+        tx,
+        caller.tenant.id,
+        { principalId: principal.id },
+        {
+          kind: 'group_changed',
+          group: group.id,
+          principal: principal.id,
+          by: caller.principal.id,
+        },
+      );
       await recordAudit(tx, caller.tenant.id, ctx.clock.now(), {
         actor: caller.principal.id,
         action: member ? 'group.member.added' : 'group.member.removed',

@@ -1,4 +1,5 @@
 import { TetherError } from '@tether/protocol';
+import { isIdle } from '../domain/idle.js';
 import { hasRole } from '../domain/principal.js';
 import { isLive } from '../domain/session.js';
 import { findRefreshToken } from '../store/repositories/refresh-tokens.js';
@@ -25,7 +26,7 @@ export async function introspect(ctx: BrokerContext, caller: Caller, token: stri
     if (stored?.state !== 'active' || stored.tenantId !== caller.tenant.id || now >= stored.idleExpiresAt)
       return INACTIVE;
     const session = await findSessionById(ctx.store, stored.sessionId);
-    if (!session || !isLive(session, now)) return INACTIVE;
+    if (!session || !isLive(session, now) || isIdle(session, now)) return INACTIVE;
     return {
       active: true,
       token_type: 'refresh_token',
@@ -39,7 +40,11 @@ export async function introspect(ctx: BrokerContext, caller: Caller, token: stri
   const claims = await readOwnAccessToken(ctx.keys, token, ctx.config.publicUrl);
   if (!claims || claims.tenant !== caller.tenant.id || now >= claims.exp * 1000) return INACTIVE;
   const session = await findSessionById(ctx.store, claims.sid);
-  if (!session || session.tenantId !== caller.tenant.id || !isLive(session, now)) return INACTIVE;
+  // An idle session is over even before the sweeper has written its end.
+  if (!session || session.tenantId !== caller.tenant.id || !isLive(session, now) || isIdle(session, now))
+    return INACTIVE;
+  // Issued before the session was narrowed: it carries an entitlement the session no longer has.
+  if (session.narrowedBefore !== null && claims.iat < session.narrowedBefore) return INACTIVE;
   return {
     active: true,
     token_type: 'DPoP',

@@ -1,5 +1,6 @@
 import { TetherError } from '@tether/protocol';
 import { recordAudit } from '../audit/record.js';
+import { enqueueReevaluation } from '../evaluation/jobs.js';
 import { validatePolicySet } from '../policy/cedar.js';
 import { inTransaction } from '../store/database.js';
 import {
@@ -33,6 +34,18 @@ export async function replacePolicySet(
   const now = ctx.clock.now();
   const version = await inTransaction(ctx.store, async (tx) => {
     const v = await appendPolicyVersion(tx, caller.tenant.id, policies, caller.principal.id, now);
+    // Every live session of the tenant is judged again under the new set, in batches, after commit.
+    await enqueueReevaluation(
+      ctx,
+      tx,
+      caller.tenant.id,
+      {},
+      {
+        kind: 'policy_replaced',
+        version: v,
+        by: caller.principal.id,
+      },
+    );
     await recordAudit(tx, caller.tenant.id, now, {
       actor: caller.principal.id,
       action: 'policy.replaced',

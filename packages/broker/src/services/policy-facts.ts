@@ -1,10 +1,11 @@
 import type { Principal } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';
-import type { PolicyAction, PolicyDecision, PrincipalFacts } from '../policy/cedar.js';
+import type { PolicyAction, PolicyDecision, PrincipalFacts, TicketFacts } from '../policy/cedar.js';
 import type { StoreHandle } from '../store/database.js';
 import { groupNamesOf } from '../store/repositories/groups.js';
 import { currentPolicyVersion } from '../store/repositories/policies.js';
 import type { BrokerContext } from './context.js';
+import { ticketFactsOf, ticketStanding } from './tickets.js';
 
 export async function principalFacts(h: StoreHandle, p: Principal): Promise<PrincipalFacts> {
   return {
@@ -24,7 +25,10 @@ export interface PolicyQuestion {
   requester: Principal;
   privilege: Privilege;
   ticket: string | null;
+  /** For an extension, the session's whole length once extended. */
   durationSeconds: number;
+  /** Set when the request extends a live session: the seconds it adds. */
+  extensionSeconds?: number | undefined;
   reason: string;
   timeZone: string;
   /**
@@ -32,6 +36,12 @@ export interface PolicyQuestion {
    * federated workload's token. They never replace the principal's own attributes.
    */
   principalTags?: Record<string, string> | undefined;
+}
+
+/** The ticket's facts for Cedar, from the requester's side; undefined when the register does not know it. */
+async function ticketFacts(h: StoreHandle, q: PolicyQuestion): Promise<TicketFacts | undefined> {
+  if (q.ticket === null) return undefined;
+  return ticketFactsOf(await ticketStanding(h, q.requester.tenantId, q.ticket, q.requester));
 }
 
 /**
@@ -47,6 +57,7 @@ export async function askPolicy(
   const actorFacts = await principalFacts(h, q.actor);
   const requesterFacts = q.requester.id === q.actor.id ? actorFacts : await principalFacts(h, q.requester);
   if (q.principalTags) requesterFacts.attributes = { ...q.principalTags, ...requesterFacts.attributes };
+  const ticketInfo = await ticketFacts(h, q);
   const decision = ctx.policy.decide(
     `${q.actor.tenantId}:${current?.version ?? 0}`,
     current?.policies ?? {},
@@ -56,7 +67,9 @@ export async function askPolicy(
       requester: requesterFacts,
       privilege: { id: q.privilege.id, name: q.privilege.name, attributes: q.privilege.attributes },
       ...(q.ticket === null ? {} : { ticket: q.ticket }),
+      ...(ticketInfo ? { ticketInfo } : {}),
       durationSeconds: q.durationSeconds,
+      ...(q.extensionSeconds === undefined ? {} : { extensionSeconds: q.extensionSeconds }),
       reason: q.reason,
       at: ctx.clock.now(),
       timeZone: q.timeZone,

@@ -3,6 +3,7 @@ import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { recordAudit } from '../audit/record.js';
 import { newId } from '../domain/ids.js';
 import { hasPrivateMembers, type Principal, type PrincipalKey } from '../domain/principal.js';
+import { enqueueReevaluation } from '../evaluation/jobs.js';
 import { inTransaction, isUniqueViolation } from '../store/database.js';
 import {
   deletePrincipalKey,
@@ -155,6 +156,20 @@ export async function changePrincipal(
         now,
         'principal_disabled',
         caller.principal.id,
+      );
+    }
+    if (next.enabled && JSON.stringify(next.attributes) !== JSON.stringify(current.attributes)) {
+      // Policies read attributes as tags: the principal's live sessions are judged again.
+      await enqueueReevaluation(
+        ctx,
+        tx,
+        caller.tenant.id,
+        { principalId: current.id },
+        {
+          kind: 'principal_changed',
+          principal: current.id,
+          by: caller.principal.id,
+        },
       );
     }
     await recordAudit(tx, caller.tenant.id, now, {

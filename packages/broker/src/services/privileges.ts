@@ -8,6 +8,7 @@ import {
   type Privilege,
   type TicketRule,
 } from '../domain/privilege.js';
+import { enqueueReevaluation } from '../evaluation/jobs.js';
 import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
 import {
   deletePrivilege,
@@ -30,6 +31,8 @@ export interface PrivilegeInput {
   audiences: string[];
   maxDurationSeconds?: number | undefined;
   tokenTtlSeconds?: number | undefined;
+  /** Null: no idle timeout. */
+  idleTimeoutSeconds?: number | null | undefined;
   approval?:
     | { approvals?: number | undefined; approvers?: { principals?: string[]; groups?: string[] } | undefined }
     | undefined;
@@ -85,6 +88,7 @@ export async function createPrivilege(
       audiences: [...new Set(input.audiences)],
       maxDurationSeconds: input.maxDurationSeconds ?? PRIVILEGE_DEFAULTS.maxDurationSeconds,
       tokenTtlSeconds: input.tokenTtlSeconds ?? PRIVILEGE_DEFAULTS.tokenTtlSeconds,
+      idleTimeoutSeconds: input.idleTimeoutSeconds ?? null,
       approval: await resolveApprovalRule(tx, caller.tenant.id, input.approval, PRIVILEGE_DEFAULTS.approval),
       ticket: input.ticket ?? PRIVILEGE_DEFAULTS.ticket,
       binding: PRIVILEGE_DEFAULTS.binding,
@@ -134,6 +138,8 @@ export async function changePrivilege(
       ...(changes.audiences === undefined ? {} : { audiences: [...new Set(changes.audiences)] }),
       ...(changes.maxDurationSeconds === undefined ? {} : { maxDurationSeconds: changes.maxDurationSeconds }),
       ...(changes.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: changes.tokenTtlSeconds }),
+      // Running sessions keep the idle timeout they were activated with.
+      ...(changes.idleTimeoutSeconds === undefined ? {} : { idleTimeoutSeconds: changes.idleTimeoutSeconds }),
       ...(changes.ticket === undefined ? {} : { ticket: changes.ticket }),
       ...(changes.attributes === undefined ? {} : { attributes: changes.attributes }),
       approval: await resolveApprovalRule(tx, caller.tenant.id, changes.approval, current.approval),
@@ -141,6 +147,18 @@ export async function changePrivilege(
     };
     assertPrivilegeIsCoherent(next);
     await updatePrivilege(tx, next);
+    // Its live sessions are judged again: what it no longer grants is taken from them.
+    await enqueueReevaluation(
+      ctx,
+      tx,
+      caller.tenant.id,
+      { privilegeId: current.id },
+      {
+        kind: 'privilege_changed',
+        privilege: current.id,
+        by: caller.principal.id,
+      },
+    );
     await recordAudit(tx, caller.tenant.id, now, {
       actor: caller.principal.id,
       action: 'privilege.updated',

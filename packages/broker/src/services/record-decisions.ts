@@ -2,13 +2,14 @@ import type { DecisionRecord, DecisionReport } from '@tether/protocol';
 import type { AuditEntry } from '../audit/chain.js';
 import { recordAudit } from '../audit/record.js';
 import { isIdOf } from '../domain/ids.js';
-import { inTransaction } from '../store/database.js';
+import { inTransaction, type TxHandle } from '../store/database.js';
 import {
   findSessionLinks,
   lockOrCreatePep,
   type SessionLink,
   writePepProgress,
 } from '../store/repositories/peps.js';
+import { recordSessionActivity } from '../store/repositories/sessions.js';
 import { requireRole } from './access-control.js';
 import type { BrokerContext, Caller } from './context.js';
 import type { EnforcementMetrics } from './enforcement-metrics.js';
@@ -20,7 +21,8 @@ import type { EnforcementMetrics } from './enforcement-metrics.js';
  * shows in that session's trail; a session id that is unknown or of another tenant is not
  * recorded at all, and both look the same. Decisions the PEP reports as dropped are counted on
  * its row, recorded (`pep.decisions_dropped`) and counted in the metrics: a loss is never
- * silent. A report also marks the PEP as heard from.
+ * silent. A report also marks the PEP as heard from, and an allowed decision counts as activity
+ * in its session (see domain/idle.ts).
  */
 export async function recordDecisions(
   ctx: BrokerContext,
@@ -43,6 +45,8 @@ export async function recordDecisions(
       report.decisions.flatMap((d) => (d.session && isIdOf('session', d.session) ? [d.session] : [])),
     );
     const links = await findSessionLinks(tx, tenantId, [...claimed]);
+    // Session rows before the audit head, the order every other writer takes them in.
+    await recordActivity(tx, tenantId, report.decisions, links, now);
     for (const decision of report.decisions) {
       const link = decision.session === null ? undefined : links.get(decision.session);
       await recordAudit(tx, tenantId, now, decisionEntry(pepId, decision, link));
@@ -61,6 +65,30 @@ export async function recordDecisions(
     }
   });
   return { recorded: report.decisions.length, dropped: report.dropped };
+}
+
+/**
+ * An allowed decision is activity in its session (it postpones an idle timeout): each session
+ * of the tenant that a decision allowed moves to its latest such decision, as the PEP dated it
+ * but never past the broker's clock. One update per session, in id order, so that concurrent
+ * reports lock the rows in the same order.
+ */
+async function recordActivity(
+  tx: TxHandle,
+  tenantId: string,
+  decisions: readonly DecisionRecord[],
+  links: ReadonlyMap<string, SessionLink>,
+  now: number,
+): Promise<void> {
+  const latest = new Map<string, number>();
+  for (const d of decisions) {
+    const link = d.allow && d.session !== null ? links.get(d.session) : undefined;
+    if (!link) continue;
+    const at = Math.min(d.at, now);
+    latest.set(link.id, Math.max(latest.get(link.id) ?? at, at));
+  }
+  const inOrder = [...latest].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [id, at] of inOrder) await recordSessionActivity(tx, tenantId, id, at);
 }
 
 /** One decision as an audit record; the query string of the path is never kept (it may hold secrets). */

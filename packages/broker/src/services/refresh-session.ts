@@ -1,30 +1,27 @@
 import { DpopError } from '@tether/pep';
-import { TetherError } from '@tether/protocol';
 import { recordAudit } from '../audit/record.js';
 import { OAuthError } from '../auth/oauth-error.js';
-import type { Privilege } from '../domain/privilege.js';
+import { idleDetails, isIdle } from '../domain/idle.js';
 import { type EndReason, isLive, type Session } from '../domain/session.js';
-import { inTransaction, type TxHandle } from '../store/database.js';
-import { findFederatedRequest } from '../store/repositories/federations.js';
-import { findPrincipal } from '../store/repositories/principals.js';
-import { findPrivilege } from '../store/repositories/privileges.js';
+import { narrowSessionIn } from '../evaluation/apply.js';
+import { judgeSession } from '../evaluation/evaluate.js';
+import { EvaluationFacts } from '../evaluation/facts.js';
+import { inTransaction } from '../store/database.js';
 import {
   findRefreshToken,
   insertRefreshToken,
   lockRefreshToken,
   spendRefreshToken,
 } from '../store/repositories/refresh-tokens.js';
-import { findRequest } from '../store/repositories/requests.js';
 import { lockSession, touchSession } from '../store/repositories/sessions.js';
 import { hashRefreshToken, newRefreshToken } from '../tokens/refresh.js';
 import { type SessionTokens, sessionTokens } from './activate-session.js';
 import { verifyBrokerProof } from './broker-dpop.js';
 import type { BrokerContext } from './context.js';
 import { endSessionIn } from './end-session.js';
-import { askPolicy } from './policy-facts.js';
 
 /** What a refresh concluded inside its transaction; refusals are thrown only after commit. */
-type RefreshOutcome = { ok: Session } | { refuse: OAuthError };
+type RefreshOutcome = { ok: Session; at: number } | { refuse: OAuthError };
 
 const grantDenied = (description: string): { refuse: OAuthError } => ({
   refuse: new OAuthError('invalid_grant', description),
@@ -73,13 +70,32 @@ export async function refreshSession(
     if (proofJkt !== session.jkt) return grantDenied('the refresh token is bound to another key');
     if (stored.state !== 'active' || session.state !== 'active') return grantDenied('the session has ended');
     if (!isLive(session, now)) return end('expired', 'the session has expired');
+    // The sweeper ends idle sessions too; a refresh that comes first must not revive one.
+    if (isIdle(session, now))
+      return end(
+        'idle',
+        'the session was idle longer than its idle timeout; it has ended',
+        idleDetails(session, 'refresh'),
+      );
     if (now >= stored.idleExpiresAt)
       return end('idle', 'the refresh token was idle too long; the session has ended');
-    const verdict = await reevaluate(ctx, tx, session);
-    if (verdict)
+    // Continuous evaluation, as a re-evaluation job would do it: the session ends, or goes on
+    // with what it may still hold (narrowed here, so this refresh's token is the narrower one).
+    const verdict = await judgeSession(ctx, new EvaluationFacts(tx), session, now);
+    const why = { trigger: { kind: 'refresh' }, why: verdict.outcome === 'keep' ? '' : verdict.why };
+    if (verdict.outcome === 'end')
       return end(verdict.reason, `the session can no longer be refreshed: ${verdict.why}`, {
-        why: verdict.why,
+        ...why,
+        policies: verdict.policies,
       });
+    const current =
+      verdict.outcome === 'narrow'
+        ? await narrowSessionIn(ctx, tx, session, verdict.grant, now, {
+            ...why,
+            reason: verdict.reason,
+            policies: verdict.policies,
+          })
+        : session;
 
     if (!(await spendRefreshToken(tx, presentedHash, now)))
       return grantDenied('the refresh token has already been used');
@@ -102,55 +118,10 @@ export async function refreshSession(
       ticket: session.ticket,
       principalId: session.principalId,
     });
-    return { ok: session };
+    return { ok: current, at: now };
   });
   if ('refuse' in outcome) throw outcome.refuse;
-  return sessionTokens(ctx, { session: outcome.ok, refreshToken: next.token });
-}
-
-const covers = (granted: readonly string[], held: readonly string[]) =>
-  held.every((h) => granted.includes(h));
-
-/** Whether the privilege, as it stands now, still grants everything the session holds. */
-export function stillGrants(privilege: Privilege, session: Session): boolean {
-  return (
-    covers(privilege.actions, session.grant.actions) &&
-    covers(privilege.resources, session.grant.resources) &&
-    covers(privilege.audiences, session.grant.audiences)
-  );
-}
-
-/** Continuous evaluation: null when the session may go on, else why it must end. */
-async function reevaluate(
-  ctx: BrokerContext,
-  tx: TxHandle,
-  session: Session,
-): Promise<{ reason: EndReason; why: string } | null> {
-  const principal = await findPrincipal(tx, session.tenantId, session.principalId);
-  if (!principal?.enabled) return { reason: 'principal_disabled', why: 'the principal is disabled' };
-  const privilege = await findPrivilege(tx, session.tenantId, session.privilegeId);
-  if (!privilege) return { reason: 'privilege_deleted', why: 'the privilege was deleted' };
-  if (!stillGrants(privilege, session))
-    return { reason: 'privilege_changed', why: 'the privilege no longer grants what the session holds' };
-  const request = await findRequest(tx, session.tenantId, session.requestId);
-  const tenant = await tx.db
-    .selectFrom('tenants')
-    .select('time_zone')
-    .where('id', '=', session.tenantId)
-    .executeTakeFirst();
-  if (!request || !tenant) throw new TetherError('internal_error', 'session without its request or tenant');
-  const decision = await askPolicy(ctx, tx, {
-    action: 'request',
-    actor: principal,
-    requester: principal,
-    privilege,
-    ticket: session.ticket,
-    durationSeconds: request.durationSeconds,
-    reason: request.justification,
-    timeZone: tenant.time_zone,
-    // A federated session is re-evaluated with the token claims its request was decided on.
-    principalTags: (await findFederatedRequest(tx, request.id))?.principalTags,
-  });
-  if (!decision.allowed) return { reason: 'policy_changed', why: 'policy no longer permits this access' };
-  return null;
+  // Issued as of the transaction, under the session's lock: a narrowing that commits after
+  // it has a later cutoff than this token's iat, so this token cannot slip past it.
+  return sessionTokens(ctx, { session: outcome.ok, refreshToken: next.token }, outcome.at);
 }

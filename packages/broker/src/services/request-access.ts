@@ -9,6 +9,7 @@ import { recordRefusal } from './audit-refusal.js';
 import type { BrokerContext, Caller } from './context.js';
 import { askPolicy, explainRefusal } from './policy-facts.js';
 import { resolvePrivilege } from './resolve.js';
+import { assertTicketAllowsRequest } from './tickets.js';
 
 export interface AccessAsk {
   privilege: string;
@@ -57,7 +58,8 @@ export async function requestAccess(
 /**
  * The checks and policy decisions of {@link requestAccess}, writing nothing but the audit
  * record of a refusal. Throws `not_found`, `duration_exceeds_max`, `ticket_required`,
- * `ticket_pattern_mismatch` or `not_eligible`.
+ * `ticket_pattern_mismatch`, `ticket_closed`, `ticket_not_found`, `ticket_not_assigned` or
+ * `not_eligible`.
  */
 export async function decideRequest(
   ctx: BrokerContext,
@@ -70,6 +72,7 @@ export async function decideRequest(
   const ticket = ask.ticket?.trim() ? ask.ticket.trim() : null;
   const durationSeconds = ask.durationSeconds ?? Math.min(DEFAULT_DURATION_S, privilege.maxDurationSeconds);
   assertRequestFitsPrivilege(privilege, { ticket, durationSeconds });
+  await assertTicketAllowsRequest(ctx, caller.principal, privilege, ticket, asked.auditDetails);
 
   const question = {
     actor: caller.principal,
@@ -101,6 +104,8 @@ export async function decideRequest(
   const pending: AccessRequest = {
     id: newId('request'),
     tenantId,
+    kind: 'access',
+    sessionId: null,
     principalId: caller.principal.id,
     privilegeId: privilege.id,
     ticket,

@@ -6,8 +6,11 @@ import {
   applyReview,
   assertReviewable,
   expire,
+  type Review,
   type ReviewDecision,
+  type ReviewOutcome,
 } from '../domain/request.js';
+import type { Session } from '../domain/session.js';
 import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
 import { groupIdsOf } from '../store/repositories/groups.js';
 import { findPrincipal } from '../store/repositories/principals.js';
@@ -19,6 +22,13 @@ import {
   lockRequest,
   updateRequestState,
 } from '../store/repositories/requests.js';
+import {
+  applyExtension,
+  extensionFacts,
+  extensionRefusal,
+  lockExtendedSession,
+  voidExtension,
+} from './apply-extension.js';
 import { recordRefusal } from './audit-refusal.js';
 import type { BrokerContext, Caller } from './context.js';
 import { writeExpiry } from './expire-requests.js';
@@ -35,7 +45,10 @@ const AUDITED_REFUSALS = new Set(['self_approval_forbidden', 'approver_not_eligi
 /**
  * One approver approves or denies a pending request. The request row is locked for the
  * whole decision, so concurrent reviews are applied one after another and exactly one of
- * them can make the transition.
+ * them can make the transition. An extension request's session is locked too (first): the
+ * approval that completes it moves the session's hard expiry in the same transaction, and an
+ * approval of an extension whose session has ended (or could no longer take it) cancels the
+ * request and is refused.
  */
 export async function reviewRequest(
   ctx: BrokerContext,
@@ -46,7 +59,9 @@ export async function reviewRequest(
 ): Promise<ReviewResult> {
   const tenantId = caller.tenant.id;
   try {
-    const result = await inTransaction(ctx.store, async (tx): Promise<ReviewResult | 'expired'> => {
+    type Concluded = ReviewResult | 'expired' | { voided: TetherError };
+    const result = await inTransaction(ctx.store, async (tx): Promise<Concluded> => {
+      const extended = await lockExtendedSession(tx, tenantId, requestId);
       const request = await lockRequest(tx, tenantId, requestId);
       if (!request)
         throw new TetherError('not_found', `no request ${JSON.stringify(requestId)} in this tenant`);
@@ -60,7 +75,16 @@ export async function reviewRequest(
       const previous = await listReviews(tx, tenantId, request.id);
       // The domain rules first (pending, not the requester, not twice), so their codes win.
       assertReviewable(request, previous, caller.principal.id, now);
-      const policies = await assertMayReview(ctx, tx, caller, request);
+      const { policies, privilege } = await assertMayReview(ctx, tx, caller, request, extended);
+      const voided =
+        decision === 'approve' && request.kind === 'extension'
+          ? extensionRefusal(request, extended, privilege, now)
+          : null;
+      if (voided) {
+        // Committed, then refused: the request can never apply, whoever approves it.
+        await voidExtension(tx, request, now, voided, caller.principal.id);
+        return { voided };
+      }
       const outcome = applyReview(
         request,
         previous,
@@ -89,29 +113,14 @@ export async function reviewRequest(
         details: { comment },
       });
       if (outcome.transition) {
-        if (!(await updateRequestState(tx, outcome.request, 'pending'))) {
-          throw new TetherError('request_not_pending', `request ${request.id} was resolved concurrently`);
-        }
-        await recordAudit(tx, tenantId, now, {
-          ...common,
-          actor: caller.principal.id,
-          action: outcome.transition === 'approved' ? 'request.approved' : 'request.denied',
-          outcome: 'success',
-          policies,
-          details:
-            outcome.transition === 'approved'
-              ? {
-                  activation_expires_at: outcome.request.activationExpiresAt,
-                  approvals: previous.filter((r) => r.decision === 'approve').length + 1,
-                }
-              : { comment },
-        });
+        await writeTransition(ctx, tx, { caller, outcome, previous, policies, privilege, extended, now });
       }
       return { request: outcome.request, transition: outcome.transition };
     });
     if (result === 'expired') {
       throw new TetherError('request_expired', `request ${requestId} expired before it was resolved`);
     }
+    if ('voided' in result) throw result.voided;
     return result;
   } catch (err) {
     if (err instanceof TetherError && AUDITED_REFUSALS.has(err.code)) {
@@ -131,16 +140,70 @@ export async function reviewRequest(
   }
 }
 
+interface Transition {
+  caller: Caller;
+  outcome: ReviewOutcome;
+  previous: readonly Review[];
+  policies: string[];
+  privilege: Privilege;
+  /** The session an extension request extends (locked). */
+  extended: Session | undefined;
+  now: number;
+}
+
+/**
+ * Writes the transition a review made (approved or denied) and its audit record; an approved
+ * extension is applied to its session in the same transaction.
+ */
+async function writeTransition(ctx: BrokerContext, tx: TxHandle, t: Transition): Promise<void> {
+  const { outcome, caller, now } = t;
+  const request = outcome.request;
+  if (!(await updateRequestState(tx, request, 'pending'))) {
+    throw new TetherError('request_not_pending', `request ${request.id} was resolved concurrently`);
+  }
+  const approvers = [
+    ...t.previous.filter((r) => r.decision === 'approve').map((r) => r.reviewerId),
+    caller.principal.id,
+  ];
+  await recordAudit(tx, request.tenantId, now, {
+    requestId: request.id,
+    ticket: request.ticket,
+    principalId: request.principalId,
+    target: request.id,
+    actor: caller.principal.id,
+    action: outcome.transition === 'approved' ? 'request.approved' : 'request.denied',
+    outcome: 'success',
+    policies: t.policies,
+    details:
+      outcome.transition === 'approved'
+        ? { activation_expires_at: request.activationExpiresAt, approvals: approvers.length }
+        : { comment: outcome.review.comment },
+  });
+  if (outcome.transition === 'approved' && t.extended) {
+    await applyExtension(ctx, tx, {
+      request,
+      session: t.extended,
+      privilege: t.privilege,
+      approvers,
+      actor: caller.principal.id,
+      policies: t.policies,
+      at: now,
+    });
+  }
+}
+
 /**
  * The reviewer must be allowed by the privilege's approver list (when it has one) and by
- * Cedar `approve`. Returns the policy ids that permitted it.
+ * Cedar `approve` (for an extension, with `context.is_extension`). Returns the policy ids that
+ * permitted it, and the privilege.
  */
 async function assertMayReview(
   ctx: BrokerContext,
   tx: TxHandle,
   caller: Caller,
   request: AccessRequest,
-): Promise<string[]> {
+  extended: Session | undefined,
+): Promise<{ policies: string[]; privilege: Privilege }> {
   const privilege = await findPrivilege(tx, request.tenantId, request.privilegeId);
   const requester = await findPrincipal(tx, request.tenantId, request.principalId);
   if (!privilege || !requester) {
@@ -161,7 +224,9 @@ async function assertMayReview(
     requester,
     privilege,
     ticket: request.ticket,
-    durationSeconds: request.durationSeconds,
+    ...(request.kind === 'extension'
+      ? extensionFacts(request, extended)
+      : { durationSeconds: request.durationSeconds }),
     reason: request.justification,
     timeZone: caller.tenant.timeZone,
   });
@@ -174,7 +239,7 @@ async function assertMayReview(
       },
     );
   }
-  return decision.policies;
+  return { policies: decision.policies, privilege };
 }
 
 async function isNamedApprover(tx: TxHandle, privilege: Privilege, caller: Caller): Promise<boolean> {

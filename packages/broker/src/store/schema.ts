@@ -54,6 +54,7 @@ export interface PrivilegeRow {
   audiences: string; // JSON string[]
   max_duration_s: number;
   token_ttl_s: number;
+  idle_timeout_s: number | null; // seconds without activity before a session ends; null: no idle timeout
   approval: string; // JSON ApprovalRule
   ticket: string; // JSON TicketRule
   binding: string; // JSON BindingRule
@@ -86,6 +87,8 @@ export interface AccessRequestRow {
   resolved_by: string | null;
   activation_expires_at: number | null;
   policies: string; // JSON string[]: the policy ids that decided eligibility/auto-approval
+  kind: string; // 'access' | 'extension'
+  session_id: string | null; // extension: the session it extends (duration_s is the time added)
 }
 
 export interface RequestReviewRow {
@@ -156,6 +159,8 @@ export interface SessionRow {
   status_idx: number;
   grant: string; // JSON SessionGrant
   last_activity_at: number;
+  idle_timeout_s: number | null; // copied from the privilege at activation; null: no idle timeout
+  narrowed_before: number | null; // epoch seconds: tokens of the session issued before it are refused
 }
 
 export interface RefreshTokenRow {
@@ -230,6 +235,138 @@ export interface RevocationHeadRow {
   seq: number; // the newest event's seq; the row is created by the tenant's first event
 }
 
+export interface PepRow {
+  principal_id: string; // the PEP's principal (role pep)
+  tenant_id: string;
+  last_applied_seq: number; // newest revocation-log position it acknowledged; never moves back
+  last_seen_at: number; // last ack or decision report, broker clock
+  decisions_dropped: number; // total decisions it reported as dropped
+  created_at: number; // first heard from
+}
+
+export interface PepAckRow {
+  tenant_id: string;
+  principal_id: string;
+  seq: number; // written only when the ack moved the PEP forward
+  at: number;
+}
+
+export interface WebhookRow {
+  id: string;
+  tenant_id: string;
+  name: string; // the ticket source's name, unique in the tenant
+  kind: string; // WebhookKind
+  secret_enc: string; // the HMAC secret, sealed under the KEK (tokens/key-encryption.ts)
+  assignee_attribute: string; // principal attribute holding a person's identity in that ticket system
+  created_by: string;
+  created_at: number;
+}
+
+export interface WebhookDeliveryRow {
+  webhook_id: string;
+  delivery_id: string; // the sender's delivery id: a second delivery with it is a replay
+  tenant_id: string;
+  outcome: string; // 'applied' | 'unchanged' | 'stale'
+  received_at: number;
+}
+
+export interface TicketRow {
+  tenant_id: string;
+  ref: string;
+  source: string; // webhook name, or 'manual'
+  kind: string; // WebhookKind | 'manual'
+  state: string; // 'open' | 'closed'
+  title: string;
+  url: string | null;
+  assignees: string; // JSON string[]
+  event_at: number; // the ticket system's timestamp of the state held: orders deliveries
+  closed_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SsfStreamRow {
+  id: string;
+  tenant_id: string;
+  owner_id: string; // the receiver principal that manages the stream (admins manage every stream)
+  aud: string; // JSON string[]: the SETs' aud, fixed at creation
+  events_requested: string; // JSON string[]
+  method: string; // 'push' | 'poll'
+  endpoint_url: string | null; // push: the receiver's URL
+  authorization_enc: string | null; // push: the Authorization header to send, sealed under the KEK
+  description: string;
+  status: string; // 'enabled' | 'paused' | 'disabled'
+  status_reason: string | null;
+  last_seq: number; // the newest outbox position handed out on this stream
+  next_attempt_at: number; // push: when the head may be sent (backoff, or a replica's lease)
+  lease_token: string | null; // push: set while a replica is sending the head
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SsfOutboxRow {
+  stream_id: string;
+  seq: number; // 1, 2, 3, … per stream: delivery order
+  tenant_id: string;
+  jti: string;
+  kind: string; // SetKind
+  facts: string; // JSON: what happened, as the revocation log or the verification request said
+  set_claims: string | null; // JSON: the SET's claims, fixed when it is first sent
+  created_at: number;
+  attempts: number; // push attempts that failed
+  last_error: string | null;
+}
+
+export interface SignalTransmitterRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  issuer: string; // the iss of its SETs; (issuer, audience) is unique across all tenants
+  audience: string;
+  jwks_uri: string | null; // exactly one of jwks_uri and jwks is set
+  jwks: string | null; // JSON JWK Set, public keys only
+  created_by: string;
+  created_at: number;
+}
+
+export interface SignalJtiRow {
+  tenant_id: string;
+  issuer: string;
+  jti: string; // a SET id already accepted: the same one again is a replay
+  expires_at: number;
+}
+
+export interface TrustContextRow {
+  tenant_id: string;
+  principal_id: string;
+  session_id: string; // '' for the principal's own context
+  device_compliance: string | null;
+  device_compliance_at: number | null; // each *_at: when the event that set the fact happened
+  assurance_level: string | null;
+  assurance_level_at: number | null;
+  risk_level: string | null;
+  risk_level_at: number | null;
+  credential_changed_at: number | null;
+  claims: string | null; // JSON Record<string,string>
+  claims_at: number | null;
+  updated_at: number;
+}
+
+export interface ReevaluationJobRow {
+  id: string;
+  tenant_id: string;
+  selector: string; // JSON SessionSelector
+  trigger: string; // JSON ReevaluationTrigger
+  state: string; // 'pending' | 'done'
+  cursor: string; // the last session id processed ('' before the first batch)
+  processed: number;
+  narrowed: number;
+  ended: number;
+  created_at: number;
+  finished_at: number | null;
+}
+
 export interface Tables {
   tenants: TenantRow;
   principals: PrincipalRow;
@@ -253,4 +390,15 @@ export interface Tables {
   federated_requests: FederatedRequestRow;
   revocation_events: RevocationEventRow;
   revocation_heads: RevocationHeadRow;
+  webhooks: WebhookRow;
+  webhook_deliveries: WebhookDeliveryRow;
+  tickets: TicketRow;
+  peps: PepRow;
+  pep_acks: PepAckRow;
+  ssf_streams: SsfStreamRow;
+  ssf_outbox: SsfOutboxRow;
+  signal_transmitters: SignalTransmitterRow;
+  signal_jtis: SignalJtiRow;
+  trust_contexts: TrustContextRow;
+  reevaluation_jobs: ReevaluationJobRow;
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
-import { accessTokenExpiry, type Session } from '../domain/session.js';
+import { accessTokenExpiry, type Session, tokenIssuedAt } from '../domain/session.js';
 import { SIGNING_ALG, type SigningKeys } from './keys.js';
 
 /** The `authorization_details` type Tether issues (RFC 9396). */
@@ -27,7 +27,9 @@ export async function issueAccessToken(
   s: { issuer: string; now: number },
 ): Promise<IssuedAccessToken> {
   const signer = keys.signer();
-  const iat = Math.floor(s.now / 1000);
+  // After a narrowing, PEPs refuse the session's tokens issued before its cutoff: a token
+  // issued now, with the narrower grant, must not fall under it.
+  const iat = tokenIssuedAt(session, s.now);
   // Floor, not round: the token must never outlive the session, even by a fraction of a second.
   const exp = Math.floor(accessTokenExpiry(session, s.now) / 1000);
   const jti = randomUUID();

@@ -260,6 +260,8 @@ function withTokens(record: StoredSession, bound: BoundSession): StoredSession {
   const { accessToken, refreshToken, expiresAt } = bound.tokens;
   return {
     ...record,
+    // An approved extension moved it: the refreshed token says so.
+    hard_expires_at: new Date(bound.info.hardExpiresAt).toISOString(),
     access_token: accessToken,
     refresh_token: refreshToken,
     expires_at: new Date(expiresAt).toISOString(),

@@ -36,4 +36,20 @@ describe('privilege flags → API body', () => {
     expect(privilegeBody({ ticketPattern: 'X-1' }).ticket).toEqual({ required: true, pattern: 'X-1' });
     expect(privilegeBody({ ticketRequired: false }).ticket).toEqual({ required: false });
   });
+
+  it('a verified ticket rule names its source, and may ask for an open ticket assigned to the requester', () => {
+    expect(
+      privilegeBody({ ticketSource: 'gh-infra', ticketOpen: true, ticketAssigned: true }).ticket,
+    ).toEqual({
+      required: true,
+      source: 'gh-infra',
+      open: true,
+      assigned: true,
+    });
+  });
+
+  it('sends an idle timeout in seconds, and null (--idle-timeout none) to remove it', () => {
+    expect(privilegeBody({ idleTimeout: 900 })).toEqual({ idle_timeout: 900 });
+    expect(privilegeBody({ idleTimeout: null })).toEqual({ idle_timeout: null });
+  });
 });

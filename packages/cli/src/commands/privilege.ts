@@ -15,17 +15,26 @@ interface PrivilegeFlags {
   audience?: string[];
   maxDuration?: number;
   tokenTtl?: number;
+  idleTimeout?: number | null;
   approvals?: number;
   approverGroup?: string[];
   approver?: string[];
   ticketRequired?: boolean;
   ticketPattern?: string;
+  ticketSource?: string;
+  ticketOpen?: boolean;
+  ticketAssigned?: boolean;
   attr?: Record<string, string>;
 }
 
 function parseCount(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a whole number`);
   return Number(text);
+}
+
+/** An idle timeout: a duration, or `none` for no idle timeout. */
+function parseIdleTimeout(text: string): number | null {
+  return text.trim() === 'none' ? null : parseDuration(text);
 }
 
 /** The privilege fields as flags; `create` and `update` share them. */
@@ -37,12 +46,26 @@ function withPrivilegeFlags(command: Command): Command {
     .option('--audience <url>', 'an enforcement point that honours it (repeatable)', collectList)
     .option('--max-duration <duration>', 'longest session, e.g. 2h (default 8h)', parseDuration)
     .option('--token-ttl <duration>', 'access-token lifetime, e.g. 5m (default 5m)', parseDuration)
+    .option(
+      '--idle-timeout <duration>',
+      'end a session after this long without activity (a refresh or an allowed request), e.g. 15m; `none` removes it (running sessions keep theirs)',
+      parseIdleTimeout,
+    )
     .option('--approvals <n>', 'distinct approvals needed (default 1)', parseCount)
     .option('--approver-group <group>', 'approvers must be in this group (repeatable)', collectList)
     .option('--approver <principal>', 'or be this principal (repeatable)', collectList)
     .option('--ticket-required', 'a request must name a ticket')
     .option('--no-ticket-required', 'a ticket is optional')
     .option('--ticket-pattern <regex>', 'tickets must match this (implies --ticket-required)')
+    .option(
+      '--ticket-source <webhook>',
+      'the ticket must be in the register, from this webhook (implies --ticket-required)',
+    )
+    .option('--ticket-open', 'the ticket must be in the register and open (implies --ticket-required)')
+    .option(
+      '--ticket-assigned',
+      'the ticket must be in the register and assigned to the requester (implies --ticket-required)',
+    )
     .option('--attr <key=value>', 'an attribute policies can see (repeatable)', collectAttribute);
 }
 
@@ -55,6 +78,7 @@ export function privilegeBody(flags: PrivilegeFlags): Record<string, unknown> {
   if (flags.audience) body.audiences = flags.audience;
   if (flags.maxDuration !== undefined) body.max_duration = flags.maxDuration;
   if (flags.tokenTtl !== undefined) body.token_ttl = flags.tokenTtl;
+  if (flags.idleTimeout !== undefined) body.idle_timeout = flags.idleTimeout;
   if (flags.approvals !== undefined || flags.approverGroup || flags.approver) {
     body.approval = {
       ...(flags.approvals === undefined ? {} : { approvals: flags.approvals }),
@@ -63,10 +87,14 @@ export function privilegeBody(flags: PrivilegeFlags): Record<string, unknown> {
         : {}),
     };
   }
-  if (flags.ticketRequired !== undefined || flags.ticketPattern !== undefined) {
+  const verified = flags.ticketSource !== undefined || flags.ticketOpen || flags.ticketAssigned;
+  if (flags.ticketRequired !== undefined || flags.ticketPattern !== undefined || verified) {
     body.ticket = {
       required: flags.ticketRequired ?? true,
       ...(flags.ticketPattern === undefined ? {} : { pattern: flags.ticketPattern }),
+      ...(flags.ticketSource === undefined ? {} : { source: flags.ticketSource }),
+      ...(flags.ticketOpen ? { open: true } : {}),
+      ...(flags.ticketAssigned ? { assigned: true } : {}),
     };
   }
   if (flags.attr) body.attributes = flags.attr;

@@ -155,7 +155,9 @@ async function requestToActivate(
   const now = Date.now();
   const candidates = requests.filter(
     (r) =>
-      !activated.has(r.id) && (r.activation_expires_at === null || Date.parse(r.activation_expires_at) > now),
+      r.kind !== 'extension' &&
+      !activated.has(r.id) &&
+      (r.activation_expires_at === null || Date.parse(r.activation_expires_at) > now),
   );
   const [only, ...others] = candidates;
   if (!only) {

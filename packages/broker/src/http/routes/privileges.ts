@@ -14,10 +14,21 @@ import { Deleted, RefParams, withProblems } from '../schemas/common.js';
 import { NewPrivilegeBody, PrivilegeChangesBody, PrivilegeView } from '../schemas/records.js';
 import { privilegeView } from '../views.js';
 
-/** API field names (seconds as `max_duration`, `token_ttl`) to the service's input. */
-function fromBody<T extends { max_duration?: number | undefined; token_ttl?: number | undefined }>(body: T) {
-  const { max_duration, token_ttl, ...rest } = body;
-  return { ...rest, maxDurationSeconds: max_duration, tokenTtlSeconds: token_ttl };
+/** API field names (seconds as `max_duration`, `token_ttl`, `idle_timeout`) to the service's input. */
+function fromBody<
+  T extends {
+    max_duration?: number | undefined;
+    token_ttl?: number | undefined;
+    idle_timeout?: number | null | undefined;
+  },
+>(body: T) {
+  const { max_duration, token_ttl, idle_timeout, ...rest } = body;
+  return {
+    ...rest,
+    maxDurationSeconds: max_duration,
+    tokenTtlSeconds: token_ttl,
+    idleTimeoutSeconds: idle_timeout,
+  };
 }
 
 export function privilegeRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {

@@ -5,13 +5,16 @@ import { TetherError } from '@tether/protocol';
 import { activateSession } from '../../services/activate-session.js';
 import type { BrokerContext } from '../../services/context.js';
 import { endSession, revokeSessions } from '../../services/end-session.js';
+import { requestExtension } from '../../services/extend-session.js';
 import { findSessions, getSession } from '../../services/query-sessions.js';
 import { publishStatusList } from '../../services/status-list.js';
 import { STATUS_LIST_MEDIA_TYPE } from '../../tokens/status-list-token.js';
 import { emptyBodyAsObject, IdParams, withProblems } from '../schemas/common.js';
+import { RequestView } from '../schemas/records.js';
 import {
   ActivationView,
   EndSessionBody,
+  ExtendSessionBody,
   RevokedView,
   RevokeSessionsBody,
   SessionParams,
@@ -19,7 +22,7 @@ import {
   SessionView,
   StatusListParams,
 } from '../schemas/sessions.js';
-import { sessionView } from '../views.js';
+import { requestView, sessionView } from '../views.js';
 
 /** A refused DPoP proof at the broker API: 401 with the RFC 9449 code in our problem format. */
 function asProblem(err: unknown): never {
@@ -100,6 +103,27 @@ export function sessionRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
           ),
           issuer,
         ),
+    );
+    app.post(
+      '/sessions/:id/extend',
+      {
+        schema: {
+          tags: ['sessions'],
+          description:
+            "The session's holder asks for more time: an extension request, reviewed under the privilege's approval rule and applied to the session once approved",
+          params: SessionParams,
+          body: ExtendSessionBody,
+          response: withProblems({ 201: RequestView }),
+        },
+      },
+      async (request, reply) => {
+        const { by, justification } = request.body;
+        const created = await requestExtension(ctx, request.caller, request.params.id, {
+          bySeconds: by,
+          justification,
+        });
+        return reply.code(201).send(requestView(created, []));
+      },
     );
     app.post(
       '/sessions/revoke',

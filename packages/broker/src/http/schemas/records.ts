@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { NAME_PATTERN } from '@tether/protocol';
 import {
   Attributes,
   Name,
@@ -114,7 +115,21 @@ export const ApprovalRuleBody = Type.Object(
   Strict,
 );
 export const TicketRuleBody = Type.Object(
-  { required: Type.Boolean(), pattern: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })) },
+  {
+    required: Type.Boolean(),
+    pattern: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    source: Type.Optional(
+      Type.String({
+        pattern: NAME_PATTERN,
+        maxLength: 128,
+        description: 'the ticket must be in the register, reported by this webhook source',
+      }),
+    ),
+    open: Type.Optional(Type.Boolean({ description: 'the ticket must be in the register and open' })),
+    assigned: Type.Optional(
+      Type.Boolean({ description: 'the ticket must be in the register and assigned to the requester' }),
+    ),
+  },
   Strict,
 );
 
@@ -127,8 +142,17 @@ export const PrivilegeView = Type.Object({
   audiences: Type.Array(Type.String()),
   max_duration: Type.Integer({ description: 'seconds' }),
   token_ttl: Type.Integer({ description: 'seconds' }),
+  idle_timeout: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'seconds without activity before a session ends (idle); null: none',
+  }),
   approval: ApprovalRuleView,
-  ticket: Type.Object({ required: Type.Boolean(), pattern: Type.Optional(Type.String()) }),
+  ticket: Type.Object({
+    required: Type.Boolean(),
+    pattern: Type.Optional(Type.String()),
+    source: Type.Optional(Type.String()),
+    open: Type.Optional(Type.Boolean()),
+    assigned: Type.Optional(Type.Boolean()),
+  }),
   binding: Type.Object({ method: Type.String() }),
   attributes: Type.Record(Type.String(), Type.String()),
   created_at: Timestamp,
@@ -146,6 +170,12 @@ const PrivilegeFields = {
   }),
   max_duration: Type.Optional(Type.Integer({ minimum: 60, maximum: 604800, description: 'seconds' })),
   token_ttl: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600, description: 'seconds' })),
+  idle_timeout: Type.Optional(
+    Type.Union([Type.Integer({ minimum: 60, maximum: 604800 }), Type.Null()], {
+      description:
+        'seconds without activity (refresh, allowed decision) before a session ends; at most max_duration; null: none. Sessions keep the value they were activated with',
+    }),
+  ),
   approval: Type.Optional(ApprovalRuleBody),
   ticket: Type.Optional(TicketRuleBody),
   attributes: Type.Optional(Attributes),
@@ -199,11 +229,15 @@ export const ReviewView = Type.Object({
 
 export const RequestView = Type.Object({
   id: Type.String(),
+  kind: Type.String({ description: 'access (a new session) | extension (more time for a live session)' }),
+  session: Type.Union([Type.String(), Type.Null()], { description: 'extension: the session it extends' }),
   principal: Type.String(),
   privilege: Type.String(),
   ticket: Type.Union([Type.String(), Type.Null()]),
   justification: Type.String(),
-  duration: Type.Integer({ description: 'seconds' }),
+  duration: Type.Integer({
+    description: 'seconds: the session length asked for, or for an extension the time added',
+  }),
   state: Type.String(),
   approvals_required: Type.Integer(),
   created_at: Timestamp,
@@ -262,6 +296,9 @@ export const AuditRecordView = Type.Object({
 export const AuditQuery = Type.Object(
   {
     request: Type.Optional(Type.String({ pattern: '^req_[0-9a-z]{26}$' })),
+    session: Type.Optional(
+      Type.String({ pattern: '^ses_[0-9a-z]{26}$', description: 'records about this session (its target)' }),
+    ),
     ticket: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     principal: Type.Optional(
       Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-z0-9][a-z0-9._@-]*$' }),

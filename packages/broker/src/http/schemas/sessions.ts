@@ -17,6 +17,10 @@ export const SessionView = Type.Object({
   activated_at: Timestamp,
   hard_expires_at: Timestamp,
   ended_at: Type.Union([Timestamp, Type.Null()]),
+  last_activity_at: Timestamp,
+  idle_timeout: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'seconds without activity before the session ends (idle), as activated; null: none',
+  }),
   authorization_details: Type.Array(
     Type.Object({
       type: Type.String(),
@@ -66,4 +70,16 @@ export const RevokeSessionsBody = Type.Object(
   { ...Strict, minProperties: 1 },
 );
 export const RevokedView = Type.Object({ revoked: Type.Array(Type.String()) });
+export const ExtendSessionBody = Type.Object(
+  {
+    by: Type.Integer({
+      minimum: 60,
+      maximum: 604800,
+      description:
+        "seconds to add to the hard expiry; the session may not become longer than the privilege's max_duration",
+    }),
+    justification: Type.String({ minLength: 1, maxLength: 2048 }),
+  },
+  Strict,
+);
 export const StatusListParams = Type.Object({ n: Type.Integer({ minimum: 1, maximum: 2147483647 }) }, Strict);

@@ -3,6 +3,11 @@ import * as m0001 from './0001-initial.js';
 import * as m0002 from './0002-sessions.js';
 import * as m0003 from './0003-federations.js';
 import * as m0004 from './0004-revocation-log.js';
+import * as m0005 from './0005-enforcement.js';
+import * as m0006 from './0006-tickets.js';
+import * as m0007 from './0007-continuous-evaluation.js';
+import * as m0008 from './0008-ssf.js';
+import * as m0009 from './0009-idle-and-extensions.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -13,6 +18,11 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0002-sessions': m0002,
   '0003-federations': m0003,
   '0004-revocation-log': m0004,
+  '0005-enforcement': m0005,
+  '0006-tickets': m0006,
+  '0007-continuous-evaluation': m0007,
+  '0008-ssf': m0008,
+  '0009-idle-and-extensions': m0009,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);

@@ -50,31 +50,51 @@ export async function readAuditHead(
     .executeTakeFirst();
 }
 
+function toRow(record: AuditRecord): AuditRecordRow {
+  return {
+    tenant_id: record.tenantId,
+    seq: record.seq,
+    id: record.id,
+    at: record.at,
+    actor: record.actor,
+    action: record.action,
+    target: record.target,
+    outcome: record.outcome,
+    request_id: record.requestId,
+    ticket: record.ticket,
+    principal_id: record.principalId,
+    policies: toJson(record.policies),
+    details: toJson(record.details),
+    prev_hash: record.prevHash,
+    hash: record.hash,
+  };
+}
+
 export async function appendAuditRecord(tx: TxHandle, record: AuditRecord): Promise<void> {
-  await tx.db
-    .insertInto('audit_records')
-    .values({
-      tenant_id: record.tenantId,
-      seq: record.seq,
-      id: record.id,
-      at: record.at,
-      actor: record.actor,
-      action: record.action,
-      target: record.target,
-      outcome: record.outcome,
-      request_id: record.requestId,
-      ticket: record.ticket,
-      principal_id: record.principalId,
-      policies: toJson(record.policies),
-      details: toJson(record.details),
-      prev_hash: record.prevHash,
-      hash: record.hash,
-    })
-    .execute();
+  await tx.db.insertInto('audit_records').values(toRow(record)).execute();
   await tx.db
     .updateTable('audit_heads')
     .set({ seq: record.seq, hash: record.hash })
     .where('tenant_id', '=', record.tenantId)
+    .execute();
+}
+
+/** Rows per INSERT: well inside both dialects' limit on bound parameters. */
+const INSERT_CHUNK = 500;
+
+/** Appends consecutive records of one tenant's chain (already linked) and moves the head once. */
+export async function appendAuditRecords(tx: TxHandle, records: readonly AuditRecord[]): Promise<void> {
+  const last = records.at(-1);
+  if (!last) return;
+  for (let i = 0; i < records.length; i += INSERT_CHUNK)
+    await tx.db
+      .insertInto('audit_records')
+      .values(records.slice(i, i + INSERT_CHUNK).map(toRow))
+      .execute();
+  await tx.db
+    .updateTable('audit_heads')
+    .set({ seq: last.seq, hash: last.hash })
+    .where('tenant_id', '=', last.tenantId)
     .execute();
 }
 

@@ -1,7 +1,7 @@
 import type { Federation, FederationAlgorithm, MappingRule } from '../../domain/federation.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
-import type { FederationRow } from '../schema.js';
+import type { FederatedRequestRow, FederationRow } from '../schema.js';
 import { fromJson, toJson } from './json.js';
 
 function toFederation(row: FederationRow): Federation {
@@ -152,6 +152,17 @@ export async function insertFederatedRequest(tx: TxHandle, f: FederatedRequest):
     .execute();
 }
 
+function toFederatedRequest(row: FederatedRequestRow): FederatedRequest {
+  return {
+    requestId: row.request_id,
+    tenantId: row.tenant_id,
+    federationId: row.federation_id,
+    subject: row.subject,
+    principalTags: fromJson<Record<string, string>>(row.principal_tags),
+    createdAt: row.created_at,
+  };
+}
+
 export async function findFederatedRequest(
   h: StoreHandle,
   requestId: string,
@@ -161,16 +172,21 @@ export async function findFederatedRequest(
     .selectAll()
     .where('request_id', '=', requestId)
     .executeTakeFirst();
-  return (
-    row && {
-      requestId: row.request_id,
-      tenantId: row.tenant_id,
-      federationId: row.federation_id,
-      subject: row.subject,
-      principalTags: fromJson<Record<string, string>>(row.principal_tags),
-      createdAt: row.created_at,
-    }
-  );
+  return row && toFederatedRequest(row);
+}
+
+/** The federated requests among `requestIds` (continuous evaluation reads a batch at once). */
+export async function findFederatedRequestsByIds(
+  h: StoreHandle,
+  requestIds: readonly string[],
+): Promise<FederatedRequest[]> {
+  if (requestIds.length === 0) return [];
+  const rows = await h.db
+    .selectFrom('federated_requests')
+    .selectAll()
+    .where('request_id', 'in', requestIds)
+    .execute();
+  return rows.map(toFederatedRequest);
 }
 
 /**

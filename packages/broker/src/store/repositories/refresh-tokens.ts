@@ -76,6 +76,35 @@ export async function spendRefreshToken(tx: TxHandle, tokenHash: string, at: num
   return Number(result.numUpdatedRows) === 1;
 }
 
+/**
+ * After the session's hard expiry moved later: each active refresh token's idle expiry, which
+ * was capped by the old hard expiry, becomes its issue time plus `idleMs`, capped by the new
+ * one. Never shortens a token.
+ */
+export async function recapRefreshIdleExpiry(
+  tx: TxHandle,
+  sessionId: string,
+  idleMs: number,
+  hardExpiresAt: number,
+): Promise<void> {
+  const active = await tx.db
+    .selectFrom('refresh_tokens')
+    .select(['token_hash', 'created_at', 'idle_expires_at'])
+    .where('session_id', '=', sessionId)
+    .where('state', '=', 'active')
+    .execute();
+  for (const token of active) {
+    const idleExpiresAt = Math.min(token.created_at + idleMs, hardExpiresAt);
+    if (idleExpiresAt <= token.idle_expires_at) continue;
+    await tx.db
+      .updateTable('refresh_tokens')
+      .set({ idle_expires_at: idleExpiresAt })
+      .where('token_hash', '=', token.token_hash)
+      .where('state', '=', 'active')
+      .execute();
+  }
+}
+
 export async function revokeSessionRefreshTokens(tx: TxHandle, sessionId: string): Promise<void> {
   await tx.db
     .updateTable('refresh_tokens')

@@ -1,5 +1,5 @@
 import type { RequestState } from '@tether/protocol';
-import type { AccessRequest, Review, ReviewDecision } from '../../domain/request.js';
+import type { AccessRequest, RequestKind, Review, ReviewDecision } from '../../domain/request.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
 import type { AccessRequestRow } from '../schema.js';
@@ -9,6 +9,8 @@ function toRequest(row: AccessRequestRow): AccessRequest {
   return {
     id: row.id,
     tenantId: row.tenant_id,
+    kind: row.kind as RequestKind,
+    sessionId: row.session_id,
     principalId: row.principal_id,
     privilegeId: row.privilege_id,
     ticket: row.ticket,
@@ -31,6 +33,8 @@ export async function insertRequest(h: StoreHandle, r: AccessRequest): Promise<v
     .values({
       id: r.id,
       tenant_id: r.tenantId,
+      kind: r.kind,
+      session_id: r.sessionId,
       principal_id: r.principalId,
       privilege_id: r.privilegeId,
       ticket: r.ticket,
@@ -87,6 +91,22 @@ export async function findRequest(
   return row && toRequest(row);
 }
 
+/** Several requests of the tenant at once (continuous evaluation reads a batch of sessions' requests). */
+export async function findRequestsByIds(
+  h: StoreHandle,
+  tenantId: string,
+  ids: readonly string[],
+): Promise<AccessRequest[]> {
+  if (ids.length === 0) return [];
+  const rows = await h.db
+    .selectFrom('access_requests')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', 'in', ids)
+    .execute();
+  return rows.map(toRequest);
+}
+
 /** Reads a request for a transition, holding its row lock until the transaction ends. */
 export async function lockRequest(
   tx: TxHandle,
@@ -130,6 +150,25 @@ export async function listRequests(
   if (f.ticket) q = q.where('ticket', '=', f.ticket);
   const rows = await q.orderBy('created_at', 'desc').orderBy('id').limit(f.limit).execute();
   return rows.map(toRequest);
+}
+
+/**
+ * The session's pending extension request, if any (at most one: a unique index holds it),
+ * whether or not its deadline has passed.
+ */
+export async function findPendingExtension(
+  h: StoreHandle,
+  tenantId: string,
+  sessionId: string,
+): Promise<AccessRequest | undefined> {
+  const row = await h.db
+    .selectFrom('access_requests')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('session_id', '=', sessionId)
+    .where('state', '=', 'pending')
+    .executeTakeFirst();
+  return row && toRequest(row);
 }
 
 /** Pending requests whose deadline has passed, oldest first, across tenants (for the sweeper). */

@@ -18,6 +18,31 @@ export async function takeRevocationSeq(tx: TxHandle, tenantId: string): Promise
   return head.seq;
 }
 
+/** Takes `count` consecutive sequence numbers in one statement; answers the first. Locks as above. */
+export async function takeRevocationSeqs(tx: TxHandle, tenantId: string, count: number): Promise<number> {
+  const head = await tx.db
+    .insertInto('revocation_heads')
+    .values({ tenant_id: tenantId, seq: count })
+    .onConflict((oc) =>
+      oc.column('tenant_id').doUpdateSet((eb) => ({ seq: eb('revocation_heads.seq', '+', count) })),
+    )
+    .returning('seq')
+    .executeTakeFirstOrThrow();
+  return head.seq - count + 1;
+}
+
+/** Inserts events already numbered, a few hundred rows per statement. */
+export async function insertRevocationEvents(
+  tx: TxHandle,
+  rows: readonly RevocationEventRow[],
+): Promise<void> {
+  for (let i = 0; i < rows.length; i += 500)
+    await tx.db
+      .insertInto('revocation_events')
+      .values(rows.slice(i, i + 500))
+      .execute();
+}
+
 export async function insertRevocationEvent(tx: TxHandle, row: RevocationEventRow): Promise<void> {
   await tx.db.insertInto('revocation_events').values(row).execute();
 }

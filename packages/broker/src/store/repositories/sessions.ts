@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { EndReason, Session, SessionGrant } from '../../domain/session.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
@@ -23,6 +24,8 @@ function toSession(row: SessionRow): Session {
     statusIdx: row.status_idx,
     grant: fromJson<SessionGrant>(row.grant),
     lastActivityAt: row.last_activity_at,
+    idleTimeoutSeconds: row.idle_timeout_s,
+    narrowedBefore: row.narrowed_before,
   };
 }
 
@@ -47,6 +50,8 @@ export async function insertSession(tx: TxHandle, s: Session): Promise<void> {
       status_idx: s.statusIdx,
       grant: toJson(s.grant),
       last_activity_at: s.lastActivityAt,
+      idle_timeout_s: s.idleTimeoutSeconds,
+      narrowed_before: s.narrowedBefore,
     })
     .execute();
 }
@@ -62,8 +67,73 @@ export async function writeSessionEnd(tx: TxHandle, s: Session): Promise<boolean
   return Number(result.numUpdatedRows) === 1;
 }
 
+/** Writes a narrowed grant, only if the session is still active. Returns false if it has ended. */
+export async function writeSessionNarrowing(tx: TxHandle, s: Session): Promise<boolean> {
+  const result = await tx.db
+    .updateTable('sessions')
+    .set({ grant: toJson(s.grant), narrowed_before: s.narrowedBefore })
+    .where('id', '=', s.id)
+    .where('state', '=', 'active')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/**
+ * Writes narrowed grants of sessions the caller has locked and knows active, one statement per
+ * distinct (grant, cutoff): a batch narrowed by one change mostly shares both.
+ */
+export async function writeSessionNarrowings(tx: TxHandle, sessions: readonly Session[]): Promise<void> {
+  const groups = new Map<string, { grant: string; before: number | null; ids: string[] }>();
+  for (const s of sessions) {
+    const grant = toJson(s.grant);
+    const key = `${s.narrowedBefore}:${grant}`;
+    const group = groups.get(key) ?? { grant, before: s.narrowedBefore, ids: [] };
+    group.ids.push(s.id);
+    groups.set(key, group);
+  }
+  for (const g of groups.values())
+    await tx.db
+      .updateTable('sessions')
+      .set({ grant: g.grant, narrowed_before: g.before })
+      .where('id', 'in', g.ids)
+      .where('state', '=', 'active')
+      .execute();
+}
+
 export async function touchSession(tx: TxHandle, id: string, at: number): Promise<void> {
   await tx.db.updateTable('sessions').set({ last_activity_at: at }).where('id', '=', id).execute();
+}
+
+/**
+ * Moves a live session's last activity forward to `at` (never back: reports arrive late and
+ * out of order). Returns whether it moved.
+ */
+export async function recordSessionActivity(
+  tx: TxHandle,
+  tenantId: string,
+  id: string,
+  at: number,
+): Promise<boolean> {
+  const result = await tx.db
+    .updateTable('sessions')
+    .set({ last_activity_at: at })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('state', '=', 'active')
+    .where('last_activity_at', '<', at)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Writes an extended hard expiry, only if the session is still active. Returns false if it has ended. */
+export async function writeSessionExpiry(tx: TxHandle, id: string, hardExpiresAt: number): Promise<boolean> {
+  const result = await tx.db
+    .updateTable('sessions')
+    .set({ hard_expires_at: hardExpiresAt })
+    .where('id', '=', id)
+    .where('state', '=', 'active')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
 }
 
 export async function findSession(
@@ -92,6 +162,16 @@ export async function lockSession(tx: TxHandle, id: string): Promise<Session | u
     tx.db.selectFrom('sessions').selectAll().where('id', '=', id),
   ).executeTakeFirst();
   return row && toSession(row);
+}
+
+/** Locks several sessions in one statement, in id order (the order every multi-session lock takes). */
+export async function lockSessions(tx: TxHandle, ids: readonly string[]): Promise<Session[]> {
+  if (ids.length === 0) return [];
+  const rows = await forUpdate(
+    tx,
+    tx.db.selectFrom('sessions').selectAll().where('id', 'in', ids).orderBy('id'),
+  ).execute();
+  return rows.map(toSession);
 }
 
 export async function findSessionByRequest(h: StoreHandle, requestId: string): Promise<Session | undefined> {
@@ -132,4 +212,57 @@ export async function listOverdueSessions(h: StoreHandle, now: number, limit: nu
     .limit(limit)
     .execute();
   return rows.map(toSession);
+}
+
+/**
+ * Active sessions, across tenants, that have gone idle by `now` (last activity plus idle
+ * timeout) and have not passed their hard expiry (those end as `expired`), longest idle first.
+ */
+export async function listIdleSessions(h: StoreHandle, now: number, limit: number): Promise<Session[]> {
+  const rows = await h.db
+    .selectFrom('sessions')
+    .selectAll()
+    .where('state', '=', 'active')
+    .where('idle_timeout_s', 'is not', null)
+    .where('hard_expires_at', '>', now)
+    // Cast: the product of two integer columns would be a 32-bit integer on PostgreSQL.
+    .where(sql<boolean>`last_activity_at + idle_timeout_s * cast(1000 as bigint) <= ${now}`)
+    .orderBy('last_activity_at')
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+  return rows.map(toSession);
+}
+
+/** Which live sessions a re-evaluation concerns; no member set means every one of the tenant. */
+export interface SessionSelector {
+  principalId?: string;
+  privilegeId?: string;
+  ticket?: string;
+  sessionId?: string;
+}
+
+/**
+ * Ids of the tenant's live sessions that `selector` picks, after `afterId` in id order: a
+ * re-evaluation walks them page by page and resumes where it stopped.
+ */
+export async function listLiveSessionIdsAfter(
+  h: StoreHandle,
+  tenantId: string,
+  selector: SessionSelector,
+  s: { afterId: string; now: number; limit: number },
+): Promise<string[]> {
+  let q = h.db
+    .selectFrom('sessions')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('state', '=', 'active')
+    .where('hard_expires_at', '>', s.now)
+    .where('id', '>', s.afterId);
+  if (selector.principalId !== undefined) q = q.where('principal_id', '=', selector.principalId);
+  if (selector.privilegeId !== undefined) q = q.where('privilege_id', '=', selector.privilegeId);
+  if (selector.ticket !== undefined) q = q.where('ticket', '=', selector.ticket);
+  if (selector.sessionId !== undefined) q = q.where('id', '=', selector.sessionId);
+  const rows = await q.orderBy('id').limit(s.limit).execute();
+  return rows.map((r) => r.id);
 }

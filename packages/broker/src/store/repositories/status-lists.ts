@@ -87,6 +87,20 @@ export async function insertSlot(
     .execute();
 }
 
+/** Moves when the session's slot may be reused (its hard expiry moved later). Only the session's own slot. */
+export async function setSlotReusableAt(
+  tx: TxHandle,
+  slot: { listId: number; idx: number; sessionId: string; reusableAt: number },
+): Promise<void> {
+  await tx.db
+    .updateTable('status_list_slots')
+    .set({ reusable_at: slot.reusableAt })
+    .where('list_id', '=', slot.listId)
+    .where('idx', '=', slot.idx)
+    .where('session_id', '=', slot.sessionId)
+    .execute();
+}
+
 /** Only the session's own slot: once reused, the same index belongs to another session. */
 export async function setSlotStatus(
   tx: TxHandle,

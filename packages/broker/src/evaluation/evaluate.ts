@@ -1,0 +1,160 @@
+import type { Logger } from 'pino';
+import type { ForbiddenBy, Verdict } from '../domain/reevaluation.js';
+import { reasonOf } from '../domain/reevaluation.js';
+import { grantWithin, isEmptyGrant, isNarrower, type Session, type SessionGrant } from '../domain/session.js';
+import {
+  type DecisionInput,
+  type PolicyDecision,
+  type PolicyEngine,
+  type TrustFacts,
+  UNKNOWN_TRUST,
+} from '../policy/cedar.js';
+import type { EvaluationFacts, PolicySetFacts } from './facts.js';
+
+/** What judging a session needs besides the records: the engine, and a log for its errors. */
+export interface JudgeContext {
+  policy: PolicyEngine;
+  logger: Logger;
+}
+
+const end = (reason: Extract<Verdict, { outcome: 'end' }>['reason'], why: string, policies: string[] = []) =>
+  ({ outcome: 'end', reason, why, policies }) as const;
+
+/**
+ * Continuous evaluation of one live session against everything it stands on now: its principal
+ * (enabled), its privilege (still granting what the session holds: what it no longer grants is
+ * cut), the `request` policy (the principal may still ask for this privilege), and `continue`
+ * for each action the session holds, with the trust context signals built. The session keeps
+ * the actions `continue` permits.
+ *
+ * An end or a narrowing is blamed on trust (`trust_changed`) when the forbidden actions would
+ * have been permitted had no signal been reported, else on policy (`policy_changed`).
+ *
+ * @example
+ * ```ts
+ * const verdict = await judgeSession(ctx, new EvaluationFacts(tx), session, ctx.clock.now());
+ * if (verdict.outcome === 'end') await endSessionIn(ctx, tx, session, now, verdict.reason, null);
+ * ```
+ */
+export async function judgeSession(
+  ctx: JudgeContext,
+  facts: EvaluationFacts,
+  session: Session,
+  at: number,
+): Promise<Verdict> {
+  const principal = await facts.principal(session.tenantId, session.principalId);
+  if (!principal?.enabled) return end('principal_disabled', 'the principal is disabled');
+  const privilege = await facts.privilege(session.tenantId, session.privilegeId);
+  if (!privilege) return end('privilege_deleted', 'the privilege was deleted');
+  const within = grantWithin(session.grant, privilege);
+  if (isEmptyGrant(within))
+    return end('privilege_changed', 'the privilege no longer grants any of what the session holds');
+
+  const policySet = await facts.policySet(session.tenantId);
+  const input = await facts.decisionInput(session, principal, privilege, at);
+  const requested = decideWith(ctx, policySet, input, false);
+  if (!requested.allowed)
+    return end(
+      'policy_changed',
+      'policy no longer permits the principal to request this privilege',
+      requested.policies,
+    );
+
+  return continueVerdict(ctx, policySet, input, await facts.trust(session), session, within);
+}
+
+/**
+ * `continue` for each action the session may still hold: it keeps the permitted ones, and
+ * ends without any. The privilege alone may already have cut the grant (`within`).
+ */
+function continueVerdict(
+  ctx: JudgeContext,
+  policySet: PolicySetFacts,
+  input: DecisionInput,
+  trust: TrustFacts,
+  session: Session,
+  within: SessionGrant,
+): Verdict {
+  const kept: string[] = [];
+  const forbidden: string[] = [];
+  const forbidding = new Set<string>();
+  for (const action of within.actions) {
+    const d = decideWith(
+      ctx,
+      policySet,
+      { ...input, action: 'continue', trust, entitlementAction: action },
+      true,
+    );
+    if (d.allowed) kept.push(action);
+    else {
+      forbidden.push(action);
+      for (const p of d.policies) forbidding.add(p);
+    }
+  }
+  // With nothing reported by any signal, trust cannot be what forbade: no need to ask.
+  const signalled = JSON.stringify(trust) !== JSON.stringify(UNKNOWN_TRUST);
+  const cause: ForbiddenBy =
+    signalled && forbidden.some((action) => permittedWithoutSignals(ctx, policySet, input, action))
+      ? 'trust'
+      : 'policy';
+  const policies = [...forbidding];
+  if (kept.length === 0)
+    return end(reasonOf(cause), `${reasonText(cause)} forbids every action the session holds`, policies);
+  const grant = { ...within, actions: kept };
+  if (!isNarrower(grant, session.grant)) return { outcome: 'keep' };
+  if (forbidden.length === 0)
+    return {
+      outcome: 'narrow',
+      grant,
+      reason: 'privilege_changed',
+      why: 'the privilege grants less',
+      policies,
+    };
+  return {
+    outcome: 'narrow',
+    grant,
+    reason: reasonOf(cause),
+    why: `${reasonText(cause)} forbids ${forbidden.join(', ')}`,
+    policies,
+  };
+}
+
+function reasonText(cause: ForbiddenBy): string {
+  return cause === 'trust' ? 'policy, given what signals reported,' : 'policy';
+}
+
+/** Whether `continue` would permit the action had no signal ever been reported. */
+function permittedWithoutSignals(
+  ctx: JudgeContext,
+  policySet: PolicySetFacts,
+  input: DecisionInput,
+  action: string,
+): boolean {
+  return decideWith(
+    ctx,
+    policySet,
+    { ...input, action: 'continue', trust: UNKNOWN_TRUST, entitlementAction: action },
+    true,
+  ).allowed;
+}
+
+/**
+ * One decision against the tenant's current set; for `continue` with Tether's baseline permit
+ * added (under its own cache key), so only a tenant `forbid` takes an action away.
+ */
+function decideWith(
+  ctx: JudgeContext,
+  policySet: PolicySetFacts,
+  input: DecisionInput,
+  withBaseline: boolean,
+): PolicyDecision {
+  const decision = withBaseline
+    ? ctx.policy.decide(`${policySet.cacheKey}+continue`, policySet.continuePolicies, input)
+    : ctx.policy.decide(policySet.cacheKey, policySet.policies, input);
+  if (decision.errors.length > 0)
+    ctx.logger.warn(
+      { action: input.action, errors: decision.errors },
+      'policy evaluation errors (treated as deny)',
+    );
+  return decision;
+}

@@ -1,0 +1,159 @@
+import { TetherError } from '@tether/protocol';
+import type { Principal } from '../domain/principal.js';
+import type { Privilege } from '../domain/privilege.js';
+import type { AccessRequest } from '../domain/request.js';
+import type { Session } from '../domain/session.js';
+import { sessionTrust, trustFacts } from '../domain/trust.js';
+import {
+  CONTINUE_BASELINE,
+  type DecisionInput,
+  type PolicyTexts,
+  type PrincipalFacts,
+  type TicketFacts,
+  type TrustFacts,
+} from '../policy/cedar.js';
+import { principalFacts } from '../services/policy-facts.js';
+import { ticketFactsOf, ticketStanding } from '../services/tickets.js';
+import type { StoreHandle } from '../store/database.js';
+import { findFederatedRequest, findFederatedRequestsByIds } from '../store/repositories/federations.js';
+import { currentPolicyVersion } from '../store/repositories/policies.js';
+import { findPrincipal } from '../store/repositories/principals.js';
+import { findPrivilege } from '../store/repositories/privileges.js';
+import { findRequest, findRequestsByIds } from '../store/repositories/requests.js';
+import { findTenantById } from '../store/repositories/tenants.js';
+import { findSessionsTrust, findTrust } from '../store/repositories/trust.js';
+
+/** A tenant's current policy set and the engine's cache key for that version. */
+export interface PolicySetFacts {
+  cacheKey: string;
+  policies: PolicyTexts;
+  /** The set with Tether's baseline `continue` permit added (cached under `${cacheKey}+continue`). */
+  continuePolicies: PolicyTexts;
+}
+
+/**
+ * The records a re-evaluation reads, each read once per batch: a thousand sessions of one
+ * privilege cost one privilege lookup, not a thousand. Lives for one transaction only, so
+ * what it remembers is what that transaction sees.
+ */
+export class EvaluationFacts {
+  readonly #h: StoreHandle;
+  readonly #memo = new Map<string, Promise<unknown>>();
+
+  constructor(h: StoreHandle) {
+    this.#h = h;
+  }
+
+  #once<T>(key: string, read: () => Promise<T>): Promise<T> {
+    let found = this.#memo.get(key) as Promise<T> | undefined;
+    if (!found) {
+      found = read();
+      this.#memo.set(key, found);
+    }
+    return found;
+  }
+
+  /**
+   * Reads what a page of sessions needs (their requests, federated requests and session trust)
+   * in three statements instead of three per session.
+   */
+  async prefetch(tenantId: string, sessions: readonly Session[]): Promise<void> {
+    const requestIds = sessions.map((s) => s.requestId);
+    const sessionIds = sessions.map((s) => s.id);
+    const requests = new Map((await findRequestsByIds(this.#h, tenantId, requestIds)).map((r) => [r.id, r]));
+    const federated = new Map(
+      (await findFederatedRequestsByIds(this.#h, requestIds)).map((f) => [f.requestId, f]),
+    );
+    const trust = await findSessionsTrust(this.#h, tenantId, sessionIds);
+    for (const id of requestIds) {
+      this.#memo.set(`request:${id}`, Promise.resolve(requests.get(id)));
+      this.#memo.set(`federated:${id}`, Promise.resolve(federated.get(id)));
+    }
+    for (const id of sessionIds) this.#memo.set(`session-trust:${id}`, Promise.resolve(trust.get(id) ?? {}));
+  }
+
+  principal(tenantId: string, id: string): Promise<Principal | undefined> {
+    return this.#once(`principal:${id}`, () => findPrincipal(this.#h, tenantId, id));
+  }
+
+  privilege(tenantId: string, id: string): Promise<Privilege | undefined> {
+    return this.#once(`privilege:${id}`, () => findPrivilege(this.#h, tenantId, id));
+  }
+
+  policySet(tenantId: string): Promise<PolicySetFacts> {
+    return this.#once(`policy:${tenantId}`, async () => {
+      const current = await currentPolicyVersion(this.#h, tenantId);
+      const policies = current?.policies ?? {};
+      return {
+        cacheKey: `${tenantId}:${current?.version ?? 0}`,
+        policies,
+        continuePolicies: { ...policies, ...CONTINUE_BASELINE },
+      };
+    });
+  }
+
+  /** The facts of a session that Cedar sees, as `request` sees them; `action` is set by the caller. */
+  async decisionInput(
+    session: Session,
+    principal: Principal,
+    privilege: Privilege,
+    at: number,
+  ): Promise<DecisionInput> {
+    const [request, tenant, facts] = await Promise.all([
+      this.#once(`request:${session.requestId}`, () =>
+        findRequest(this.#h, session.tenantId, session.requestId),
+      ),
+      this.#once(`tenant:${session.tenantId}`, () => findTenantById(this.#h, session.tenantId)),
+      this.#principalFacts(principal, session.requestId),
+    ]);
+    if (!request || !tenant)
+      throw new TetherError('internal_error', 'a session without its request or tenant');
+    const ticketInfo = await this.#ticket(session, principal);
+    return {
+      action: 'request',
+      principal: facts,
+      requester: facts,
+      privilege: { id: privilege.id, name: privilege.name, attributes: privilege.attributes },
+      ...(session.ticket === null ? {} : { ticket: session.ticket }),
+      ...(ticketInfo ? { ticketInfo } : {}),
+      durationSeconds: (request as AccessRequest).durationSeconds,
+      reason: (request as AccessRequest).justification,
+      at,
+      timeZone: tenant.timeZone,
+    };
+  }
+
+  /** The session's trust context: its principal's, with what signals said of the session on top. */
+  async trust(session: Session): Promise<TrustFacts> {
+    const [own, ofSession] = await Promise.all([
+      this.#once(`trust:${session.principalId}`, () =>
+        findTrust(this.#h, session.tenantId, session.principalId, null),
+      ),
+      this.#once(`session-trust:${session.id}`, () =>
+        findTrust(this.#h, session.tenantId, session.principalId, session.id),
+      ),
+    ]);
+    return trustFacts(sessionTrust(own, ofSession), session.activatedAt);
+  }
+
+  /**
+   * A federated session is judged with the token claims its request was decided on; those
+   * tags never replace the principal's own attributes.
+   */
+  async #principalFacts(principal: Principal, requestId: string): Promise<PrincipalFacts> {
+    const own = await this.#once(`facts:${principal.id}`, () => principalFacts(this.#h, principal));
+    const federated = await this.#once(`federated:${requestId}`, () =>
+      findFederatedRequest(this.#h, requestId),
+    );
+    if (!federated) return own;
+    return { ...own, attributes: { ...federated.principalTags, ...own.attributes } };
+  }
+
+  #ticket(session: Session, principal: Principal): Promise<TicketFacts | undefined> {
+    const ref = session.ticket;
+    if (ref === null) return Promise.resolve(undefined);
+    return this.#once(`ticket:${ref}:${principal.id}`, async () =>
+      ticketFactsOf(await ticketStanding(this.#h, session.tenantId, ref, principal)),
+    );
+  }
+}
