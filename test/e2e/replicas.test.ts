@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BoundSession, BrokerClient } from '../../packages/client/src/index.js';
 import { createEnforcer, type Decision, type Enforcer } from '../../packages/pep/src/index.js';
 import { newKeyPair } from '../support/broker.js';
+import { eventually } from '../support/eventually.js';
 import {
   collect,
   freePort,
@@ -43,15 +44,6 @@ async function admin(statement: string): Promise<void> {
     await client.query(statement);
   } finally {
     await client.end();
-  }
-}
-
-/** Polls `condition` until it holds, failing after `timeoutMs`. */
-async function eventually(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 

@@ -13,17 +13,9 @@ import {
   tetherMiddleware,
 } from '../../packages/pep/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
+import { eventually } from '../support/eventually.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-/** Polls `condition` until it holds (real time), failing after `timeoutMs`. */
-async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 const BUDGET_MS = 10_000;
 

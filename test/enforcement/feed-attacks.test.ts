@@ -8,16 +8,9 @@ import { BoundSession } from '../../packages/client/src/index.js';
 import { createEnforcer, type Enforcer, type SseMessage } from '../../packages/pep/src/index.js';
 import { SseDecoder } from '../../packages/pep/src/sse-decoder.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
+import { eventually } from '../support/eventually.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-async function eventually(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** What the hostile relay does to each message of the revocation stream. */
 type Tamper = (message: SseMessage) => Promise<SseMessage | undefined> | SseMessage | undefined;

@@ -6,17 +6,9 @@ import { afterAll, afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { run } from '../../packages/cli/src/program.js';
 import { BoundSession, writeIdentity } from '../../packages/client/src/index.js';
 import { type Actor, injectFetch, startTestBroker, type TestBroker } from '../support/broker.js';
+import { eventually } from '../support/eventually.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-/** Polls `condition` until it holds (real time), failing after `timeoutMs`. */
-async function eventually(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /**
  * `tether session end --wait-enforced` and `tether session receipt`, run in this process

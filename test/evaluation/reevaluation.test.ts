@@ -12,18 +12,10 @@ import {
   tetherMiddleware,
 } from '../../packages/pep/src/index.js';
 import { PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
+import { eventually } from '../support/eventually.js';
 import { refusal } from '../support/refusal.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-/** Polls `condition` until it holds (real time), failing after `timeoutMs`. */
-async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 interface SessionAnswer {
   state: string;

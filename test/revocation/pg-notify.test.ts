@@ -10,6 +10,7 @@ import {
 } from '../../packages/broker/src/revocation/pg-notify.js';
 import { bootstrapTenant } from '../../packages/broker/src/services/bootstrap.js';
 import { inTransaction, openStore, type Store } from '../../packages/broker/src/store/database.js';
+import { eventually } from '../support/eventually.js';
 import { describeOnPostgres } from '../support/stores.js';
 
 const ended = (sid: string): RevocationEvent => ({
@@ -22,15 +23,6 @@ function recorder(fanout: RevocationFanout, tenants: string[]): string[] {
   const heard: string[] = [];
   for (const tenant of tenants) fanout.subscribe(tenant, (seq) => heard.push(`${tenant}:${seq}`));
   return heard;
-}
-
-/** Polls `condition` until it holds, failing after `timeoutMs`. */
-async function eventually(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** A sleep the test releases by hand: the listener's backoff waits on it. */

@@ -15,6 +15,7 @@ import type { BrokerContext } from '../../packages/broker/src/services/context.j
 import { openStore, type Store } from '../../packages/broker/src/store/database.js';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
+import { eventually } from '../support/eventually.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { openSse, type SseStream } from '../support/sse.js';
 import { describeOnPostgres } from '../support/stores.js';
@@ -28,15 +29,6 @@ import { describeOnPostgres } from '../support/stores.js';
 
 /** Long enough that an event arriving within a test's deadline was not fetched by B's heartbeat poll. */
 const NO_HEARTBEAT_MS = 60_000;
-
-/** Polls `condition` until it holds, failing after `timeoutMs`. */
-async function eventually(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** A backoff sleep the test releases by hand (or the listener's close does). */
 class HeldSleep {

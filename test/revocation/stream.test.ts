@@ -10,6 +10,7 @@ import type { Kek } from '../../packages/broker/src/tokens/key-encryption.js';
 import { retireExpiredKeys, rotateSigningKey } from '../../packages/broker/src/tokens/keys.js';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
+import { eventually } from '../support/eventually.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { openSse, type SseMessage, type SseStream } from '../support/sse.js';
 import { describeEachStore } from '../support/stores.js';
@@ -40,15 +41,6 @@ async function heartbeatFrom(stream: SseStream, at: number): Promise<string> {
   for (;;) {
     const { data } = await stream.nextOf('heartbeat');
     if ((decodeJwt(data).iat ?? 0) * 1000 >= at) return data;
-  }
-}
-
-/** Polls `condition` until it holds, failing after `timeoutMs`. */
-async function eventually(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 

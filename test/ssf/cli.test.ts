@@ -7,21 +7,13 @@ import { type SsfDeliveryWorker, startSsfDelivery } from '../../packages/broker/
 import { run } from '../../packages/cli/src/program.js';
 import { BoundSession, writeIdentity } from '../../packages/client/src/index.js';
 import { injectFetch, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
+import { eventually } from '../support/eventually.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { SetReceiver, verifySet } from '../support/ssf-receiver.js';
 import { describeEachStore } from '../support/stores.js';
 
 const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
 const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
-
-/** Polls `condition` until it holds (real time: the delivery worker runs on its own), failing after `timeoutMs`. */
-async function eventually(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /**
  * `tether ssf streams …` run in this process as the tenant's admin, against a real broker (the
@@ -123,7 +115,7 @@ describeEachStore('tether ssf streams', (fixture) => {
     expect((await tether('ssf', 'streams', 'verify', stream.stream_id, '--state', 'cli-1')).stdout).toContain(
       `verification requested on stream ${stream.stream_id}`,
     );
-    await eventually(() => endpoint.accepted.length === 1);
+    await eventually(() => endpoint.accepted.length === 1, 10_000);
     expect(endpoint.accepted[0]?.authorization).toBe('Bearer from-a-file-91ab');
     expect(endpoint.accepted[0]?.claims.events).toEqual({ [VERIFICATION]: { state: 'cli-1' } });
 
@@ -137,7 +129,7 @@ describeEachStore('tether ssf streams', (fixture) => {
     await s.approvers[0]?.client.call('POST', `/v1/requests/${req.id}/approve`);
     const sid = (await BoundSession.activate(s.operator.client, req.id)).info.id;
     await s.admin.call('POST', `/v1/sessions/${sid}/end`, {});
-    await eventually(() => endpoint.accepted.length === 2);
+    await eventually(() => endpoint.accepted.length === 2, 10_000);
     const jwks = (await b.app.inject({ url: '/.well-known/jwks.json' })).json() as JSONWebKeySet;
     const claims = await verifySet(endpoint.accepted[1]?.jws ?? '', jwks, {
       issuer: PUBLIC_URL,

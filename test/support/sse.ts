@@ -8,52 +8,10 @@
  * request keeps `server.close()` waiting until the server's headers timeout.
  */
 import { type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
+import { SseDecoder, type SseMessage } from '../../packages/pep/src/sse-decoder.js';
 
-export interface SseMessage {
-  /** The `id` field, if the message had one. */
-  id: string | undefined;
-  /** The `event` field; `message` when absent. */
-  event: string;
-  data: string;
-}
-
-/** Splits a growing event-stream text into messages. */
-export class SseParser {
-  #buffer = '';
-
-  /** Feeds a chunk of text; returns the messages it completed. */
-  push(text: string): SseMessage[] {
-    this.#buffer += text;
-    const messages: SseMessage[] = [];
-    for (;;) {
-      const end = /\r\n\r\n|\n\n|\r\r/.exec(this.#buffer);
-      if (end === null) return messages;
-      const block = this.#buffer.slice(0, end.index);
-      this.#buffer = this.#buffer.slice(end.index + end[0].length);
-      const message = parseBlock(block);
-      if (message) messages.push(message);
-    }
-  }
-}
-
-function parseBlock(block: string): SseMessage | undefined {
-  let id: string | undefined;
-  let event = 'message';
-  const data: string[] = [];
-  for (const line of block.split(/\r\n|\n|\r/)) {
-    if (line === '' || line.startsWith(':')) continue;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    if (field === 'id') id = value;
-    else if (field === 'event') event = value;
-    else if (field === 'data') data.push(value);
-  }
-  // A block of comments only dispatches nothing.
-  if (data.length === 0 && id === undefined) return undefined;
-  return { id, event, data: data.join('\n') };
-}
-
+// The decoder the enforcement points use: the tests read the stream exactly as a PEP does.
+export type { SseMessage };
 /** Thrown when no message arrived before the deadline. */
 export class SseTimeout extends Error {
   override readonly name = 'SseTimeout';
@@ -64,7 +22,7 @@ export class SseStream {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   readonly #response: IncomingMessage;
-  readonly #parser = new SseParser();
+  readonly #parser = new SseDecoder();
   readonly #queue: SseMessage[] = [];
   #text = '';
   #ended = false;
