@@ -3,8 +3,9 @@ import { type Command, Option } from 'commander';
 import { destination, pino } from 'pino';
 import { CliError, EXIT } from '../errors.js';
 import { GatewayConfigError, readGatewayConfig, resolveGatewayConfig } from '../gateway/config.js';
-import { createGateway, type Gateway } from '../gateway/server.js';
+import { createGateway } from '../gateway/server.js';
 import { type GlobalOptions, resolveIdentityPath } from '../identity.js';
+import { stopOnSignals } from '../signals.js';
 
 interface GatewayFlags {
   config: string;
@@ -86,24 +87,5 @@ async function runGateway(flags: GatewayFlags, globals: GlobalOptions): Promise<
       'stop with Ctrl+C',
     ].join('\n')}\n`,
   );
-  stopOnSignals(gateway);
-}
-
-/** SIGINT / SIGTERM: stop accepting, finish what is in flight, stop the PEP, exit 0. A second signal exits at once. */
-function stopOnSignals(gateway: Gateway): void {
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(EXIT.refused);
-    stopping = true;
-    process.stderr.write(`${signal}: stopping the gateway\n`);
-    gateway.close().then(
-      () => process.exit(EXIT.ok),
-      (err: unknown) => {
-        process.stderr.write(`error stop_failed: ${(err as Error).message}\n`);
-        process.exit(EXIT.refused);
-      },
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  stopOnSignals('gateway', () => gateway.close());
 }

@@ -4,6 +4,7 @@ import type { BrokerConfig, BrokerContext, RunningBroker } from '@tether/broker'
 import { type Command, Option } from 'commander';
 import { knownDemoKeys, type WrittenDemo, writeDemoIdentities } from '../demo-identities.js';
 import { CliError, EXIT } from '../errors.js';
+import { stopOnSignals } from '../signals.js';
 import { configFrom, describeStore, type StoreFlags, withStoreFlags } from '../store-config.js';
 
 interface ServerFlags extends StoreFlags {
@@ -56,7 +57,7 @@ async function serve(flags: ServerFlags, env: NodeJS.ProcessEnv): Promise<void> 
   }
   const running = await listen(() => broker.startBroker(ctx), ctx, config);
   process.stdout.write(`${banner(config, broker.storeLocation(config), demo)}\n`);
-  stopOnSignals(running);
+  stopOnSignals('broker', () => running.stop());
 }
 
 async function listen(
@@ -117,23 +118,4 @@ function invocation(): string {
   if (existsSync(join(process.cwd(), 'node_modules', '.bin', 'tether'))) return 'npx tether';
   const path = relative(process.cwd(), script);
   return `node ${path.startsWith('..') || isAbsolute(path) ? script : path}`;
-}
-
-/** SIGINT / SIGTERM: drain and close, then exit 0. A second signal exits at once. */
-function stopOnSignals(running: RunningBroker): void {
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(EXIT.refused);
-    stopping = true;
-    process.stderr.write(`${signal}: stopping the broker\n`);
-    running.stop().then(
-      () => process.exit(EXIT.ok),
-      (err: unknown) => {
-        process.stderr.write(`error stop_failed: ${(err as Error).message}\n`);
-        process.exit(EXIT.refused);
-      },
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
 }
