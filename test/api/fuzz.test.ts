@@ -7,6 +7,12 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { issueApiToken } from '../../packages/broker/src/auth/api-token.js';
 import type { Dialect, StoreHandle } from '../../packages/broker/src/store/database.js';
+import {
+  createClientAssertion,
+  createDpopProof,
+  generateSessionKey,
+  type SessionKey,
+} from '../../packages/client/src/index.js';
 import { newKeyPair, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import {
   describeCase,
@@ -24,7 +30,9 @@ import { addWebhook, deliver, genericTicket } from '../tickets/deliveries.js';
 /**
  * Property-based fuzz of the whole HTTP API: every route the app serves gets malformed
  * requests (bad path params, queries, bodies, media types, sizes, tokens), sent as the tenant
- * admin so that authorisation never hides a validation gap. Each answer must be a 4xx in the
+ * admin so that authorisation never hides a validation gap. The admin calls with a Bearer token
+ * or with a DPoP-bound token and a proof per request (valid, or broken: wrong method, URL,
+ * token, key, stale, replayed). Each answer must be a 4xx in the
  * documented error shape, and the store must not change at all, audit trail included.
  *
  * Runs per route: 1,000 on SQLite; 150 on PostgreSQL, where each request costs about twice
@@ -132,10 +140,20 @@ const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
 
 type Snapshot = Record<string, { rows: number; sha256: string; content?: unknown[] }>;
 
+/**
+ * The one table a refused request may write: a DPoP proof that verified is spent (RFC 9449
+ * §11.1) even when the request it came with is then refused. It is checked on its own: it may
+ * hold only the ids of valid proofs this test sent.
+ */
+const SPENT_PROOFS_TABLE = 'dpop_jtis';
+
 /** Every table of the store: its row count and a hash of all its rows (audit heads verbatim). */
 async function snapshotStore(store: StoreHandle): Promise<Snapshot> {
   const tables = (await store.db.introspection.getTables()).filter(
-    (t) => !t.isView && (store.pgSchema === undefined || t.schema === store.pgSchema),
+    (t) =>
+      !t.isView &&
+      t.name !== SPENT_PROOFS_TABLE &&
+      (store.pgSchema === undefined || t.schema === store.pgSchema),
   );
   const snapshot: Snapshot = {};
   for (const t of tables.sort((a, b) => a.name.localeCompare(b.name))) {
@@ -155,6 +173,94 @@ async function snapshotStore(store: StoreHandle): Promise<Snapshot> {
 async function auditHeads(store: StoreHandle): Promise<string> {
   const rows = await store.db.selectFrom('audit_heads').selectAll().orderBy('tenant_id').execute();
   return JSON.stringify(rows);
+}
+
+/**
+ * How the admin's requests are authenticated in a case: a Bearer token, or a DPoP-bound token
+ * with a proof made for that very request (RFC 9449 §7.1), either valid or broken one way.
+ */
+type Caller =
+  | { kind: 'bearer' }
+  | {
+      kind: 'dpop';
+      proof: 'valid' | 'wrong-method' | 'wrong-url' | 'other-token' | 'other-key' | 'stale' | 'replayed';
+    };
+
+const callers: fc.Arbitrary<Caller> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant({ kind: 'bearer' } as const) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'dpop', proof: 'valid' } as const) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom('wrong-method', 'wrong-url', 'other-token', 'other-key', 'stale', 'replayed')
+      .map((proof) => ({ kind: 'dpop', proof }) as Caller),
+  },
+);
+
+interface DpopCaller {
+  key: SessionKey;
+  otherKey: SessionKey;
+  token: string;
+  /** The last valid proof sent, for the replay lever. */
+  lastProof?: string;
+  /** The `jti` of every valid proof sent: the only rows the spent-proof table may gain. */
+  sentJtis: Set<string>;
+  /** `jkt:jti` of the rows the table held before the fuzz began (the set-up's own proofs). */
+  before: Set<string>;
+}
+
+/** Rewrites an admin-authenticated case to use the DPoP-bound admin token and a proof. */
+async function asDpopCaller(
+  c: FuzzCase,
+  caller: Extract<Caller, { kind: 'dpop' }>,
+  dpop: DpopCaller,
+  adminToken: string,
+  now: number,
+): Promise<FuzzCase> {
+  if (c.headers.authorization !== `Bearer ${adminToken}`) return c;
+  const path = c.url.split('?')[0] ?? '/';
+  const target = { method: c.method, url: `${PUBLIC_URL}${path}`, accessToken: dpop.token, now };
+  let proof: string;
+  switch (caller.proof) {
+    case 'valid':
+      proof = await createDpopProof(dpop.key, target);
+      break;
+    case 'wrong-method':
+      proof = await createDpopProof(dpop.key, { ...target, method: c.method === 'GET' ? 'POST' : 'GET' });
+      break;
+    case 'wrong-url':
+      proof = await createDpopProof(dpop.key, { ...target, url: `${PUBLIC_URL}/v1/elsewhere` });
+      break;
+    case 'other-token':
+      proof = await createDpopProof(dpop.key, { ...target, accessToken: `${dpop.token}x` });
+      break;
+    case 'other-key':
+      proof = await createDpopProof(dpop.otherKey, target);
+      break;
+    case 'stale':
+      proof = await createDpopProof(dpop.key, { ...target, now: now - 3_600_000 });
+      break;
+    case 'replayed':
+      proof = dpop.lastProof ?? (await createDpopProof(dpop.key, { ...target, now: now - 3_600_000 }));
+      break;
+  }
+  if (caller.proof === 'valid') {
+    dpop.lastProof = proof;
+    dpop.sentJtis.add(String(decodeJwt(proof).jti));
+  }
+  return { ...c, headers: { ...c.headers, authorization: `DPoP ${dpop.token}`, dpop: proof } };
+}
+
+/** Throws unless the spent-proof table holds nothing but valid proofs this test sent. */
+async function checkSpentProofs(store: StoreHandle, dpop: DpopCaller): Promise<void> {
+  const rows = await store.db.selectFrom('dpop_jtis').select(['jkt', 'jti']).execute();
+  const foreign = rows.filter(
+    (r) => !dpop.before.has(`${r.jkt}:${r.jti}`) && (!dpop.sentJtis.has(r.jti) || r.jkt !== dpop.key.jkt),
+  );
+  if (foreign.length > 0)
+    throw new Error(
+      `the spent-proof table holds ids of proofs that were not valid: ${JSON.stringify(foreign[0])}`,
+    );
 }
 
 /** Throws unless `res` is a refusal in the route's documented error shape. */
@@ -204,6 +310,7 @@ describeEachStore('API fuzz: malformed input changes nothing', (fixture) => {
   let b: TestBroker;
   let routes: RouteSpec[];
   let fuzz: FuzzContext;
+  let dpop: DpopCaller;
   afterAll(async () => {
     await b?.close();
     await fixture.cleanup();
@@ -240,6 +347,35 @@ describeEachStore('API fuzz: malformed input changes nothing', (fixture) => {
     const olivia = await s.admin.call<{ keys: { kid: string }[] }>('GET', '/v1/principals/olivia');
     const operators = await s.admin.call<{ id: string }>('GET', '/v1/groups/operators');
     const adminToken = await s.admin.bearerToken();
+    // The same admin, with a DPoP-bound token (RFC 9449 §5) obtained as the SDK and CLI do.
+    const dpopKey = await generateSessionKey();
+    const tokenUrl = `${PUBLIC_URL}/oauth/token`;
+    const tokenProof = await createDpopProof(dpopKey, { method: 'POST', url: tokenUrl, now: b.clock.now() });
+    const bound = await b.app.inject({
+      method: 'POST',
+      url: '/oauth/token',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        dpop: tokenProof,
+      },
+      payload: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await createClientAssertion(b.adminIdentity, {
+          audience: tokenUrl,
+          now: b.clock.now(),
+        }),
+      }).toString(),
+    });
+    expect(bound.statusCode).toBe(200);
+    expect((bound.json() as { token_type: string }).token_type).toBe('DPoP');
+    dpop = {
+      key: dpopKey,
+      otherKey: await generateSessionKey(),
+      token: (bound.json() as { access_token: string }).access_token,
+      sentJtis: new Set([String(decodeJwt(tokenProof).jti)]),
+      before: new Set(),
+    };
 
     // Tokens an attacker holds: expired, wrong issuer, foreign-signed, unsigned, tampered,
     // and one for a principal that does not exist.
@@ -309,6 +445,8 @@ describeEachStore('API fuzz: malformed input changes nothing', (fixture) => {
       b.app.log.level = logLevel;
     });
     const before = await snapshotStore(store);
+    for (const r of await store.db.selectFrom('dpop_jtis').select(['jkt', 'jti']).execute())
+      dpop.before.add(`${r.jkt}:${r.jti}`);
     const failures: string[] = [];
     const started = performance.now();
     const cpuAtStart = process.cpuUsage();
@@ -320,6 +458,7 @@ describeEachStore('API fuzz: malformed input changes nothing', (fixture) => {
       const seed =
         (SEED ^ Number.parseInt(createHash('sha256').update(name).digest('hex').slice(0, 8), 16)) | 0;
       const levers: Record<string, number> = {};
+      const callersSeen: Record<string, number> = {};
       const statuses: Record<number, number> = {};
       const recent: string[] = [];
       let done = 0;
@@ -331,8 +470,14 @@ describeEachStore('API fuzz: malformed input changes nothing', (fixture) => {
       const headsAtStart = await auditHeads(store);
       try {
         await fc.assert(
-          fc.asyncProperty(malformedRequests(route, fuzz), async (c) => {
+          fc.asyncProperty(malformedRequests(route, fuzz), callers, async (generated, caller) => {
             done++;
+            const c =
+              caller.kind === 'dpop'
+                ? await asDpopCaller(generated, caller, dpop, fuzz.adminToken, b.clock.now())
+                : generated;
+            const callerName = caller.kind === 'dpop' ? `dpop-${caller.proof}` : 'bearer';
+            callersSeen[callerName] = (callersSeen[callerName] ?? 0) + 1;
             levers[c.lever] = (levers[c.lever] ?? 0) + 1;
             recent.push(describeCase(c));
             if (recent.length > SNAPSHOT_EVERY) recent.shift();
@@ -347,6 +492,7 @@ describeEachStore('API fuzz: malformed input changes nothing', (fixture) => {
             if ((await auditHeads(store)) !== headsAtStart)
               throw new Error(`the audit trail grew\n  sent: ${describeCase(c)}`);
             if (done % SNAPSHOT_EVERY === 0) {
+              await checkSpentProofs(store, dpop);
               const now = await snapshotStore(store);
               if (JSON.stringify(now) !== JSON.stringify(baseline))
                 throw new Error(
@@ -359,12 +505,14 @@ describeEachStore('API fuzz: malformed input changes nothing', (fixture) => {
         const errorLines = b.logs.filter((l) => (JSON.parse(l) as { level: number }).level >= 50);
         if (errorLines.length > 0) failures.push(`${name}: error logged: ${errorLines[0]?.slice(0, 400)}`);
         expect(await snapshotStore(store), `${name}: store unchanged`).toEqual(baseline);
+        await checkSpentProofs(store, dpop);
       } catch (err) {
         failures.push(`${name} (base seed ${SEED}): ${(err as Error).message}`);
       }
       console.log(
         `  ${name}: ${done} runs, ${Math.round(performance.now() - routeStarted)} ms; ` +
-          `levers ${JSON.stringify(levers)}; statuses ${JSON.stringify(statuses)}`,
+          `levers ${JSON.stringify(levers)}; callers ${JSON.stringify(callersSeen)}; ` +
+          `statuses ${JSON.stringify(statuses)}`,
       );
     }
 

@@ -4,11 +4,13 @@
  * Routes are read from the running app (its route tree and its OpenAPI document), so a route
  * added later is fuzzed without touching this file. Every generated case carries one
  * "lever": a part of the request that is invalid by construction. The validity oracle
- * {@link mightAccept} mirrors Ajv as the broker configures it (`coerceTypes: 'array'`) and
- * errs towards "might accept": a candidate it cannot rule out is discarded, so a case that
- * reaches the broker is malformed for certain, and any 2xx is a real finding.
+ * {@link mightAccept} is the broker's own validator (Fastify's Ajv compiler with the broker's
+ * options): a candidate it accepts is discarded, so a case that reaches the broker is malformed
+ * for certain, and any 2xx is a real finding.
  */
+import AjvCompiler from '@fastify/ajv-compiler';
 import fc from 'fast-check';
+import { AJV_CUSTOM_OPTIONS } from '../../packages/broker/src/http/validation.js';
 
 export interface JsonSchema {
   type?: string;
@@ -123,7 +125,35 @@ export function routeSpecs(printed: string, doc: OpenApiDocument): RouteSpec[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The oracle: could Ajv (coerceTypes 'array', as the broker configures it) accept this value?
+// The oracle: does the broker's own validator accept this value? It is the validator Fastify
+// builds for every route (`@fastify/ajv-compiler`, the same module instance) with the broker's
+// options (AJV_CUSTOM_OPTIONS), not a re-implementation of its rules: a case that reaches the
+// broker is refused by its schema for certain, and any 2xx is a real finding.
+
+const compileValidator = AjvCompiler()({}, { customOptions: { ...AJV_CUSTOM_OPTIONS } });
+const validators = new WeakMap<JsonSchema, (data: unknown) => boolean>();
+
+function validatorFor(schema: JsonSchema): (data: unknown) => boolean {
+  let validate = validators.get(schema);
+  if (!validate) {
+    validate = compileValidator({ schema, method: 'POST', url: '/fuzz-oracle', httpPart: 'body' }) as (
+      data: unknown,
+    ) => boolean;
+    validators.set(schema, validate);
+  }
+  return validate;
+}
+
+/**
+ * Whether the broker's validator accepts `value` for `schema`. Ajv coerces in place (with
+ * `coerceTypes: 'array'`), so it judges a copy and the generated case stays as generated.
+ */
+export function mightAccept(value: unknown, schema: JsonSchema): boolean {
+  return validatorFor(schema)(value === undefined ? undefined : structuredClone(value));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
 
 const codePoints = (s: string) => [...s].length;
 
@@ -134,111 +164,6 @@ function regexOf(pattern: string): RegExp | undefined {
     return undefined;
   }
 }
-
-/** `true` unless the value is certainly refused by `schema`. */
-export function mightAccept(value: unknown, schema: JsonSchema): boolean {
-  if (schema.anyOf) return schema.anyOf.some((s) => mightAccept(value, s));
-  const v = Array.isArray(value) && value.length === 1 && isScalarType(schema.type) ? value[0] : value;
-  switch (schema.type) {
-    case 'string':
-      return acceptsString(v, schema);
-    case 'integer':
-    case 'number':
-      return acceptsNumber(v, schema);
-    case 'boolean':
-      return v === true || v === false || v === 'true' || v === 'false' || v === 0 || v === 1 || v === null;
-    case 'null':
-      return v === null || v === '' || v === 0 || v === false;
-    case 'array':
-      return acceptsArray(value, schema);
-    case 'object':
-      return acceptsObject(value, schema);
-    default:
-      return true;
-  }
-}
-
-function isScalarType(type: string | undefined): boolean {
-  return (
-    type === 'string' || type === 'integer' || type === 'number' || type === 'boolean' || type === 'null'
-  );
-}
-
-function acceptsString(v: unknown, schema: JsonSchema): boolean {
-  let s: string;
-  if (typeof v === 'string') s = v;
-  else if (typeof v === 'number' || typeof v === 'boolean') s = String(v);
-  else if (v === null) s = '';
-  else return false;
-  if (schema.enum && !schema.enum.includes(s)) return false;
-  const n = codePoints(s);
-  if (schema.minLength !== undefined && n < schema.minLength) return false;
-  if (schema.maxLength !== undefined && n > schema.maxLength) return false;
-  if (schema.pattern !== undefined) {
-    const re = regexOf(schema.pattern);
-    if (re && !re.test(s)) return false;
-  }
-  // Formats: only refuse what is plainly not a date-time; anything close counts as "might".
-  if (schema.format === 'date-time' && !/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}/.test(s)) return false;
-  return true;
-}
-
-function acceptsNumber(v: unknown, schema: JsonSchema): boolean {
-  let n: number;
-  if (typeof v === 'number') n = v;
-  else if (typeof v === 'string') {
-    if (v === '' || Number.isNaN(Number(v))) return false;
-    n = Number(v);
-  } else if (typeof v === 'boolean') n = v ? 1 : 0;
-  else if (v === null) n = 0;
-  else return false;
-  if (!Number.isFinite(n)) return false;
-  if (schema.type === 'integer' && n % 1 !== 0) return false;
-  if (schema.minimum !== undefined && n < schema.minimum) return false;
-  if (schema.maximum !== undefined && n > schema.maximum) return false;
-  if (schema.enum && !schema.enum.includes(n)) return false;
-  return true;
-}
-
-function acceptsArray(value: unknown, schema: JsonSchema): boolean {
-  let items: unknown[];
-  if (Array.isArray(value)) items = value;
-  else if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) items = [value];
-  else return false;
-  if (schema.minItems !== undefined && items.length < schema.minItems) return false;
-  if (schema.maxItems !== undefined && items.length > schema.maxItems) return false;
-  const itemSchema = schema.items;
-  return itemSchema === undefined || items.every((i) => mightAccept(i, itemSchema));
-}
-
-function acceptsObject(value: unknown, schema: JsonSchema): boolean {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const record = value as Record<string, unknown>;
-  const keys = Object.keys(record);
-  if (schema.minProperties !== undefined && keys.length < schema.minProperties) return false;
-  if (schema.maxProperties !== undefined && keys.length > schema.maxProperties) return false;
-  for (const r of schema.required ?? []) if (!Object.hasOwn(record, r)) return false;
-  const props = schema.properties ?? {};
-  const patterns = Object.entries(schema.patternProperties ?? {}).map(([p, s]) => [regexOf(p), s] as const);
-  for (const key of keys) {
-    const prop = Object.hasOwn(props, key) ? props[key] : undefined;
-    // A pattern Ajv can run but this engine cannot: assume it matches, and decide nothing.
-    if (patterns.some(([re]) => re === undefined)) continue;
-    const matched = patterns.filter(([re]) => re?.test(key)).map(([, s]) => s);
-    if (prop || matched.length > 0) {
-      if (prop && !mightAccept(record[key], prop)) return false;
-      if (matched.some((s) => !mightAccept(record[key], s))) return false;
-    } else if (schema.additionalProperties === false) {
-      return false;
-    } else if (typeof schema.additionalProperties === 'object') {
-      if (!mightAccept(record[key], schema.additionalProperties)) return false;
-    }
-  }
-  return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Building blocks
 
 /** Replaces lone surrogates, which cannot be percent-encoded. */
 export function wellFormed(s: string): string {
