@@ -1,0 +1,57 @@
+import { checkpointOnSchedule } from '../audit/checkpoints.js';
+import { pruneSpentJtis } from '../auth/client-assertion.js';
+import { sweepContinuousEvaluation } from '../evaluation/sweep.js';
+import { compactRevocationLog } from '../revocation/snapshot.js';
+import { pruneSpentProofs } from '../services/broker-dpop.js';
+import type { BrokerContext } from '../services/context.js';
+import { endIdleSessions } from '../services/end-idle-sessions.js';
+import { endExpiredSessions } from '../services/end-session.js';
+import { expireOverdueRequests } from '../services/expire-requests.js';
+import { pruneAckHistory } from '../services/pep-ack.js';
+import { retireExpiredKeys } from '../tokens/keys.js';
+import { runSteps } from './health.js';
+
+/** One named step of the sweep. */
+export type SweepStep = readonly [name: string, step: () => Promise<unknown>];
+
+/**
+ * The sweeper's steps, in order. Each runs in its own error boundary ({@link runSteps}): a
+ * store fault in one (say, re-evaluation) is logged and counted, and key retirement and log
+ * compaction still run.
+ */
+export function sweepSteps(ctx: BrokerContext): SweepStep[] {
+  const now = () => ctx.clock.now();
+  const counted = (what: string, count: number) => {
+    if (count > 0) ctx.logger.info({ [what]: count }, `sweeper: ${what}`);
+  };
+  return [
+    ['expire_requests', async () => counted('expired_requests', await expireOverdueRequests(ctx))],
+    ['end_expired_sessions', async () => counted('ended_at_hard_expiry', await endExpiredSessions(ctx))],
+    ['end_idle_sessions', async () => counted('ended_idle', await endIdleSessions(ctx))],
+    ['prune_assertion_ids', () => pruneSpentJtis(ctx.store, now())],
+    ['prune_dpop_proofs', () => pruneSpentProofs(ctx, now())],
+    ['continuous_evaluation', () => sweepContinuousEvaluation(ctx, now())],
+    ['retire_keys', () => retireExpiredKeys(ctx.store, now(), ctx.revocations)],
+    [
+      'compact_revocation_log',
+      async () =>
+        counted(
+          'compacted_events',
+          await compactRevocationLog(ctx.store, now() - ctx.config.revocationRetentionSeconds * 1000),
+        ),
+    ],
+    ['prune_ack_history', () => pruneAckHistory(ctx.store, now())],
+    // Picks up a rotation made by `tether keys rotate` or another replica.
+    ['load_signing_keys', () => ctx.keys.load()],
+    // Narrows what truncating an audit chain could hide to the records since the last checkpoint.
+    ['audit_checkpoints', () => checkpointOnSchedule(ctx, now())],
+  ];
+}
+
+/** One pass of the sweeper: every step, each in its own error boundary. */
+export async function sweepOnce(
+  ctx: BrokerContext,
+  steps: readonly SweepStep[] = sweepSteps(ctx),
+): Promise<void> {
+  await runSteps(ctx.health, steps);
+}
