@@ -1,6 +1,7 @@
 // P2: median latency of a local PEP decision (enforcer.authorize on an in-process request with
 // a fresh DPoP proof) against RFC 7662 introspection of the same token, one per request,
-// against the broker over loopback. Target: local ≥ 50× faster.
+// against the broker over loopback. Target: local ≥ 50× faster. Also the cost of PEP-issued
+// DPoP nonces (RFC 9449 §9, `dpopNonce`): the same decisions on an enforcer that requires them.
 import { createPublicKey, verify } from 'node:crypto';
 import { BrokerClient } from '../packages/client/dist/index.js';
 import { createEnforcer } from '../packages/pep/dist/index.js';
@@ -76,6 +77,7 @@ async function introspections(brokerUrl, bearer, token, count) {
 export async function run({ log }) {
   const brokers = await startBrokers();
   let enforcer;
+  let withNonce;
   try {
     const tenant = new BenchTenant(brokers);
     const pep = await tenant.principal('p2-pep', 'service', ['pep']);
@@ -90,8 +92,21 @@ export async function run({ log }) {
       identity: { principal: pep.principal, key: pep.key },
       decisions: false,
     });
+    // The same PEP, requiring nonces it issued (as the gateway does by default).
+    withNonce = createEnforcer({
+      broker: brokers.urls[0],
+      issuer: brokers.publicUrl,
+      audience: AUDIENCE,
+      tenant: brokers.tenant,
+      publicBaseUrl: AUDIENCE,
+      identity: { principal: pep.principal, key: pep.key },
+      decisions: false,
+      dpopNonce: { required: true },
+    });
     enforcer.start();
+    withNonce.start();
     await waitFresh(enforcer);
+    await waitFresh(withNonce);
 
     const warm = Math.round(LOCAL / 10);
     const proofs = await mintProofs(session, {
@@ -103,6 +118,39 @@ export async function run({ log }) {
     await localDecisions(enforcer, session.token, proofs, 0, warm);
     const local = await localDecisions(enforcer, session.token, proofs, warm, LOCAL);
     log(`local: p50 ${ms(percentile(local, 50))} over ${LOCAL} decisions`);
+    const nonced = await mintProofs(session, {
+      method: 'GET',
+      url: `${AUDIENCE}${URL_PATH}`,
+      accessToken: session.token,
+      count: warm + LOCAL,
+      nonce: withNonce.dpopNonce(),
+    });
+    const plainMore = await mintProofs(session, {
+      method: 'GET',
+      url: `${AUDIENCE}${URL_PATH}`,
+      accessToken: session.token,
+      count: LOCAL,
+    });
+    await localDecisions(withNonce, session.token, nonced, 0, warm);
+    // Interleaved chunks, each side first in turn, so drift and load hit both alike.
+    const nonceLocal = [];
+    const plainLocal = [];
+    const chunk = Math.ceil(LOCAL / 10);
+    for (let from = 0, c = 0; from < LOCAL; from += chunk, c++) {
+      const n = Math.min(chunk, LOCAL - from);
+      const withIt = () => localDecisions(withNonce, session.token, nonced, warm + from, n);
+      const without = () => localDecisions(enforcer, session.token, plainMore, from, n);
+      if (c % 2 === 0) {
+        nonceLocal.push(...(await withIt()));
+        plainLocal.push(...(await without()));
+      } else {
+        plainLocal.push(...(await without()));
+        nonceLocal.push(...(await withIt()));
+      }
+    }
+    log(
+      `nonce: p50 ${ms(percentile(nonceLocal, 50))} with, ${ms(percentile(plainLocal, 50))} without, over ${LOCAL} decisions each`,
+    );
     const floor = rawVerifications(session.key.publicJwk, proofs.slice(warm));
 
     // The PEP's own broker-API token, as a PEP calling introspection would hold it (Bearer:
@@ -127,6 +175,14 @@ export async function run({ log }) {
           'reference: one bare Ed25519 verification (node:crypto) of the proof, p50',
           ms(percentile(floor, 50)),
         ],
+        [
+          'local decision requiring a PEP-issued DPoP nonce (dpopNonce): p50 / p99',
+          `${ms(percentile(nonceLocal, 50))} / ${ms(percentile(nonceLocal, 99))}`,
+        ],
+        [
+          'local decision without nonce, interleaved with the row above: p50 / p99',
+          `${ms(percentile(plainLocal, 50))} / ${ms(percentile(plainLocal, 99))}`,
+        ],
         ['samples (local / introspection)', `${LOCAL} / ${REMOTE}`],
       ],
       verdicts: [
@@ -137,6 +193,10 @@ export async function run({ log }) {
           met: ratio >= TARGET,
         },
         {
+          figure: 'DPoP nonce cost: with-nonce p50 ÷ without-nonce p50 (interleaved)',
+          value: times(percentile(nonceLocal, 50) / percentile(plainLocal, 50)),
+        },
+        {
           figure:
             'introspection p50 ÷ bare signature verification p50 (the most a local check of a fresh proof can reach)',
           value: times(percentile(remote, 50) / percentile(floor, 50)),
@@ -144,11 +204,13 @@ export async function run({ log }) {
       ],
       notes: [
         'Local: the whole decision — token (verified-token cache hit), fresh DPoP proof (one Ed25519 verification, replay cache), mirror, staleness, entitlement — sequential calls, each with a proof of its own.',
+        'DPoP nonce: the proof carries the PEP\u2019s current nonce; the PEP compares the proof\u2019s (already verified) nonce claim with the two it accepts; the HMAC runs once per window. A shared replay store on the broker instead would cost at least one round trip per request, about the introspection figure above.',
         'Introspection: the round trip only (fetch, keep-alive, Bearer-authenticated PEP, JSON answer parsed) against the broker in its own process on SQLite, logging at warn; a PEP relying on it would still have to verify the proof locally.',
       ],
     };
   } finally {
     await enforcer?.close();
+    await withNonce?.close();
     await brokers.stop();
   }
 }

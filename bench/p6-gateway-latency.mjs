@@ -81,6 +81,8 @@ export async function run({ log }) {
       url: `${publicUrl}${PATH}`,
       accessToken: session.token,
       count: 2 * (warm + REQUESTS),
+      // The gateway requires its own DPoP nonce (RFC 9449 §9); a client learns it once per window.
+      nonce: gateway.enforcer.dpopNonce(),
     });
     const viaGateway = (offset) => (i) => ({
       authorization: `DPoP ${session.token}`,
@@ -118,7 +120,7 @@ export async function run({ log }) {
         },
       ],
       notes: [
-        'Sequential GETs from one client (fetch, keep-alive), upstream, gateway and client in one process on loopback; each gateway request carries a DPoP proof never sent before, the same access token (verified-token cache hit), decision reporting off.',
+        'Sequential GETs from one client (fetch, keep-alive), upstream, gateway and client in one process on loopback; each gateway request carries a DPoP proof never sent before, with the current DPoP nonce of the gateway (required by default), the same access token (verified-token cache hit), decision reporting off.',
         'The gateway adds one more HTTP hop on loopback, the route match, the PEP decision (one Ed25519 verification on WebCrypto) and header rewriting; the upstream answers a small JSON body.',
       ],
     };

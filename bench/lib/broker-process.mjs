@@ -17,6 +17,8 @@ serveParent(
       const store = openStore({
         location: options.location,
         ...(options.pgSchema ? { pgSchema: options.pgSchema, poolSize: options.poolSize ?? 10 } : {}),
+        ...(options.statementTimeoutMs ? { statementTimeoutMs: options.statementTimeoutMs } : {}),
+        ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
       });
       const ctx = await openBroker({
         config: {
@@ -27,7 +29,18 @@ serveParent(
           kek: options.kek,
           // Request logs at info would cost every request a log line; the benchmarks measure the work.
           logLevel: options.logLevel ?? 'warn',
+          // The limits are in place (their checks are part of the cost measured) but set out of reach:
+          // a benchmark sends from one address far more than a real client would.
+          limits: {
+            oauthPerSource: 1_000_000,
+            deliveriesPerSource: 1_000_000,
+            publicPerSource: 1_000_000,
+            authFailuresPerSource: 1_000_000,
+            perPrincipal: 1_000_000,
+            streamsPerPrincipal: 10_000,
+          },
           ...(options.heartbeatIntervalMs ? { heartbeatIntervalMs: options.heartbeatIntervalMs } : {}),
+          ...(options.sweepIntervalMs ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
         },
         store,
       });

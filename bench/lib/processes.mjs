@@ -60,6 +60,11 @@ export class Child {
     return this.#name;
   }
 
+  /** Whether the process has exited (for any reason). */
+  get exited() {
+    return this.#exited;
+  }
+
   send(message) {
     if (!this.#exited) this.#child.send(message);
   }
@@ -80,6 +85,13 @@ export class Child {
       }, timeoutMs);
       this.#waiters.push(waiter);
     });
+  }
+
+  /** Kills the child with `signal` at once (fault injection: `SIGKILL` is a crash) and waits for its exit. */
+  async kill(signal = 'SIGKILL') {
+    if (this.#exited) return;
+    this.#child.kill(signal);
+    await this.#exit;
   }
 
   /** Asks the child to stop, then kills it if it has not exited within `graceMs`. */

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { pruneSpentJtis } from '../../packages/broker/src/auth/client-assertion.js';
 import { newId } from '../../packages/broker/src/domain/ids.js';
 import { bootstrapTenant } from '../../packages/broker/src/services/bootstrap.js';
+import { listPrincipalKeys } from '../../packages/broker/src/store/repositories/principals.js';
 import { type BrokerClient, BrokerError } from '../../packages/client/src/index.js';
 import { type Actor, newKeyPair, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
@@ -537,6 +538,8 @@ describeEachStore('authentication', (fixture) => {
   async function apiToken(principal: Actor['caller'], o: ApiTokenOptions = {}): Promise<string> {
     const signer = b.ctx.keys.signer();
     const iat = nowS();
+    // The broker names the registered key that obtained the token; the principal's first one here.
+    const [clientKey] = await listPrincipalKeys(b.ctx.store, principal.principal.id);
     const claims = dropUndefined({
       iss: PUBLIC_URL,
       sub: principal.principal.id,
@@ -547,6 +550,7 @@ describeEachStore('authentication', (fixture) => {
       client_id: principal.principal.id,
       tenant: principal.tenant.id,
       scope: 'tether:api',
+      tether_ckid: clientKey?.kid,
       ...o.claims,
     });
     const header = dropUndefined({ alg: 'EdDSA', typ: 'at+jwt', kid: signer.kid, ...o.header });

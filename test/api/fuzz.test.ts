@@ -125,8 +125,13 @@ const SET_ERRORS = [
   'access_denied',
 ];
 
-/** RFC 6749 §5.2, plus RFC 7009 §2.2.1 for the revocation endpoint. */
+/**
+ * RFC 6749 §5.2, plus RFC 7009 §2.2.1 for the revocation endpoint, and RFC 6750 §3.1 for a
+ * caller of introspection or revocation whose own token is refused (RFC 7662 §2.3).
+ */
 const OAUTH_ERRORS = [
+  'invalid_token',
+  'insufficient_scope',
   'unsupported_token_type',
   'invalid_request',
   'invalid_client',

@@ -79,7 +79,7 @@ describeEachStore('operations and discovery', (fixture) => {
   it('/readyz answers 200 with the store in use', async () => {
     const r = await get('/readyz');
     expect(r.statusCode).toBe(200);
-    expect(r.json()).toEqual({ status: 'ready', store: fixture.dialect });
+    expect(r.json()).toEqual({ status: 'ready', store: fixture.dialect, readiness: 'ready' });
   });
 
   it('/metrics is Prometheus text counting requests by route pattern, never by raw URL', async () => {
@@ -307,7 +307,11 @@ describeEachStore('operations and discovery', (fixture) => {
       );
       const r = await other.app.inject({ method: 'GET', url: '/readyz' });
       expect(r.statusCode).toBe(503);
-      expect(r.json()).toEqual({ status: 'not_ready', store: fixture.dialect });
+      expect(r.json()).toEqual({
+        status: 'not_ready',
+        store: fixture.dialect,
+        readiness: 'schema_not_current',
+      });
       // Liveness is a different question: the process is fine.
       expect((await other.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
     } finally {

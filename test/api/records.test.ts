@@ -1,6 +1,6 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { BrokerClient, BrokerError } from '../../packages/client/src/index.js';
+import { BrokerClient, BrokerError, createKeyProof } from '../../packages/client/src/index.js';
 import { injectFetch, newKeyPair, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { describeEachStore } from '../support/stores.js';
 
@@ -288,8 +288,14 @@ describeEachStore('record administration', (fixture) => {
       const alice = await b.principal('alice');
       await b.principal('bob');
       const extra = await newKeyPair();
+      // Its own key, with a proof by a key it holds (a token alone is not enough: issue 9 item 3).
       const added = await alice.client.call<KeyAnswer>('POST', '/v1/principals/alice/keys', {
         jwk: extra.publicJwk,
+        proof: await createKeyProof(alice.identity, {
+          brokerUrl: PUBLIC_URL,
+          newKey: extra.publicJwk,
+          now: b.clock.now(),
+        }),
       });
       expect(added.kid).toBe(await calculateJwkThumbprint(extra.publicJwk));
       expect(

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IdentityFile } from '@tether/protocol';
 import type { InjectOptions } from 'fastify';
-import { base64url, type CryptoKey, importJWK, type JWK, SignJWT } from 'jose';
+import { base64url, type CryptoKey, calculateJwkThumbprint, importJWK, type JWK, SignJWT } from 'jose';
 import { sql } from 'kysely';
 import { afterAll, expect, it } from 'vitest';
 import { loadKek, openSecret } from '../../packages/broker/src/tokens/key-encryption.js';
+import { bindingOf } from '../../packages/broker/src/tokens/signing-key-seal.js';
 import { BrokerClient, BrokerError } from '../../packages/client/src/index.js';
 import { injectFetch, newKeyPair, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { setUpScenario } from '../support/scenario.js';
@@ -227,7 +228,9 @@ describeEachStore("principals' and the broker's secrets", (fixture) => {
         new TextDecoder().decode(base64url.decode(row.private_jwk_enc.split('.')[0]!)),
       );
       expect(header).toMatchObject({ alg: 'dir', enc: 'A256GCM' });
-      const opened = JSON.parse(await openSecret(kek, row.private_jwk_enc)) as JWK;
+      // Bound to its row (kid and public-key thumbprint, as AEAD associated data): see test/security/forged-signing-key.test.ts.
+      const binding = bindingOf(row.kid, await calculateJwkThumbprint(JSON.parse(row.public_jwk) as JWK));
+      const opened = JSON.parse(await openSecret(kek, row.private_jwk_enc, binding)) as JWK;
       expect(opened.d).toEqual(expect.any(String));
       expect(row.private_jwk_enc).not.toContain(opened.d);
       brokerKeys.push(secretOf(`broker signing key ${row.kid}`, opened.d!));

@@ -166,23 +166,39 @@ describe('tether gateway in front of the demo firewall (real processes)', () => 
     return BoundSession.activate(olivia, request.id);
   }
 
-  /** A call with the session's token and a fresh DPoP proof for exactly this request. */
+  /** The gateway's latest DPoP nonce (RFC 9449 §9), as a client learns it from `DPoP-Nonce`. */
+  let gatewayNonce: string | undefined;
+
+  /**
+   * A call with the session's token and a fresh DPoP proof for exactly this request, carrying
+   * the gateway's nonce; a `use_dpop_nonce` challenge is answered once, as the SDK does.
+   */
   async function call(held: HeldSession, method: string, path: string, body?: unknown): Promise<Response> {
     const url = `${gatewayUrl}${path}`;
-    const proof = await createDpopProof(await sessionKeyFromJwk(held.key), {
-      method,
-      url,
-      accessToken: held.token,
-    });
-    return fetch(url, {
-      method,
-      headers: {
-        authorization: `DPoP ${held.token}`,
-        dpop: proof,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
+    const send = async () => {
+      const proof = await createDpopProof(await sessionKeyFromJwk(held.key), {
+        method,
+        url,
+        accessToken: held.token,
+        ...(gatewayNonce === undefined ? {} : { nonce: gatewayNonce }),
+      });
+      const response = await fetch(url, {
+        method,
+        headers: {
+          authorization: `DPoP ${held.token}`,
+          dpop: proof,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      gatewayNonce = response.headers.get('dpop-nonce') ?? gatewayNonce;
+      return response;
+    };
+    const first = await send();
+    if (first.status !== 401 || !first.headers.get('www-authenticate')?.includes('use_dpop_nonce'))
+      return first;
+    await first.body?.cancel();
+    return send();
   }
   const codeOf = async (response: Response) => ((await response.json()) as { code?: string }).code;
   const rulesAtFirewall = async (edge: string) =>
@@ -205,6 +221,8 @@ describe('tether gateway in front of the demo firewall (real processes)', () => 
     await waitForHealth(firewallUrl, 15_000, firewall);
     // The demo grants firewall-admin for the gateway at 127.0.0.1:8701; this one listens elsewhere.
     await ok('privilege', 'update', 'firewall-admin', '--audience', gatewayUrl, '--as', 'admin');
+    // ...and the gateway's PEP principal records decisions only for the audience it enforces.
+    await ok('pep', 'audiences', 'edge-gateway', gatewayUrl, '--as', 'admin');
 
     relay = await startRelay(() => brokerPort);
     const example = readFileSync(join(ROOT, 'examples', 'gateway.yaml'), 'utf8');

@@ -43,6 +43,8 @@ describeEachStore('PEP adapters and decision recording', (fixture) => {
     brokerUrl = await b.app.listen({ port: 0, host: '127.0.0.1' });
     service = Fastify();
     await s.admin.call('PATCH', '/v1/privileges/deploy', { audiences: ['http://svc.test'] });
+    // The PEP may record decisions only for the audience an admin set for it.
+    await s.admin.call('PUT', '/v1/peps/svc-pep/audiences', { audiences: ['http://svc.test'] });
     enforcer = createEnforcer({
       broker: brokerUrl,
       issuer: PUBLIC_URL,
@@ -143,6 +145,7 @@ describeEachStore('PEP adapters and decision recording', (fixture) => {
     const recorder = new DecisionRecorder({
       link,
       log: silentLogger,
+      audience: 'http://svc.test',
       bufferSize: 3,
       flushIntervalMs: 60_000,
     });

@@ -20,6 +20,9 @@ interface AuditRecordAnswer {
   details: Record<string, unknown>;
 }
 
+/** The audience the scenario's `deploy` privilege grants. */
+const DEPLOY = 'https://deploy.example';
+
 describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
   let b: TestBroker;
   let s: Scenario;
@@ -30,11 +33,17 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
     b = await startTestBroker(await fixture.open());
     s = await setUpScenario(b);
     pep = await b.principal('edge-pep', 'service', ['pep']);
+    // A PEP records decisions only for the audiences an admin set for it.
+    await s.admin.call('PUT', '/v1/peps/edge-pep/audiences', { audiences: [DEPLOY] });
   });
   afterEach(() => b.close());
 
   const report = (actor: Actor, decisions: unknown[], dropped = 0) =>
-    actor.client.call<DecisionReportAnswer>('POST', '/v1/decisions', { decisions, dropped });
+    actor.client.call<DecisionReportAnswer>('POST', '/v1/decisions', {
+      audience: DEPLOY,
+      decisions,
+      dropped,
+    });
 
   const decision = (overrides: Partial<DecisionRecord> = {}): DecisionRecord => ({
     at: b.clock.now() - 200,
@@ -113,14 +122,20 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
         principal: s.pipeline.caller.principal.id,
         details: expect.objectContaining({ code: 'insufficient_scope', resource: 'app/db' }),
       }),
+      // A denial naming no session is counted (see the flood test below): one record per code.
       expect.objectContaining({
         action: 'decision.deny',
-        target: 'app/web',
+        target: DEPLOY,
         outcome: 'refused',
         principal: null,
         ticket: null,
         request: null,
-        details: expect.objectContaining({ code: 'invalid_token', method: 'GET', path: '/health' }),
+        details: expect.objectContaining({
+          code: 'invalid_token',
+          count: 1,
+          methods: ['GET'],
+          paths: ['/health'],
+        }),
       }),
     ]);
     expect(JSON.stringify(records)).not.toContain('s3cr3t');
@@ -141,6 +156,7 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
     const globex = await startTestBroker(b.ctx.store, { tenantName: 'globex', reuse: b });
     const globexAdmin = globex.client(globex.adminIdentity);
     const globexPep = await globex.principal('edge-pep', 'service', ['pep']);
+    await globexAdmin.call('PUT', '/v1/peps/edge-pep/audiences', { audiences: [DEPLOY] });
     await globexPep.client.accessToken();
     const globexHead = await auditHead(globexAdmin);
 
@@ -150,28 +166,17 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
       decision({ allow: false, code: 'invalid_token', session: 'not even an id' }),
     ]);
     const records = await auditAfter(globexHead, globexAdmin);
-    expect(records).toHaveLength(3);
-    // Everything but the chain's own bookkeeping (position, record id, hashes).
-    const shapes = records.map((r) => ({
-      at: r.at,
-      actor: r.actor,
-      action: r.action,
-      target: r.target,
-      outcome: r.outcome,
-      request: r.request,
-      ticket: r.ticket,
-      principal: r.principal,
-      details: r.details,
-    }));
-    // All three read the same: nothing tells a foreign session from a missing one.
-    expect(shapes[0]).toEqual(shapes[1]);
-    expect(shapes[0]).toEqual(shapes[2]);
-    expect(shapes[0]).toMatchObject({
+    // Denials naming no session of the tenant are counted into one record (per code): all three
+    // read the same, and nothing tells a foreign session from a missing one.
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({
       actor: globexPep.caller.principal.id,
-      target: 'app/web',
+      action: 'decision.deny',
+      target: DEPLOY,
       principal: null,
       ticket: null,
       request: null,
+      details: { code: 'invalid_token', count: 3, resources: ['app/web'] },
     });
     expect(JSON.stringify(records)).not.toContain(acmeSession.info.id);
     expect(JSON.stringify(records)).not.toContain(s.pipeline.caller.principal.id);
@@ -214,7 +219,7 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
       expect([err.status, err.code]).toEqual([403, 'forbidden']);
     }
     const forbidden = await refusal(
-      s.admin.call('POST', '/v1/decisions', { decisions: [decision()], dropped: 0 }),
+      s.admin.call('POST', '/v1/decisions', { audience: DEPLOY, decisions: [decision()], dropped: 0 }),
     );
     expect([forbidden.status, forbidden.code]).toEqual([403, 'forbidden']);
 
@@ -236,9 +241,17 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
       ['a method with a space', { decisions: [decision({ method: 'GET /' })], dropped: 0 }],
       ['an over-long path', { decisions: [decision({ path: `/${'p'.repeat(2048)}` })], dropped: 0 }],
       ['no allow', { decisions: [{ ...decision(), allow: undefined }], dropped: 0 }],
+      ['an empty audience', { audience: '', decisions: [decision()], dropped: 0 }],
+      ['an audience with a control character', { audience: 'a\nb', decisions: [decision()], dropped: 0 }],
     ];
+    const noAudience = await refusal(
+      pep.client.call('POST', '/v1/decisions', { decisions: [decision()], dropped: 0 }),
+    );
+    expect([noAudience.status, noAudience.code]).toEqual([400, 'invalid_request']);
     for (const [name, body] of malformed) {
-      const err = await refusal(pep.client.call('POST', '/v1/decisions', body));
+      const err = await refusal(
+        pep.client.call('POST', '/v1/decisions', { audience: DEPLOY, ...(body as object) }),
+      );
       expect([err.status, err.code], name).toEqual([400, 'invalid_request']);
     }
     expect(await auditHead()).toBe(head);
@@ -249,6 +262,26 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
       .where('principal_id', '=', pep.caller.principal.id)
       .executeTakeFirst();
     expect(row).toBeUndefined();
+  });
+
+  it('counts a flood of denials that name no session into one record per code and batch', async () => {
+    await signIn(pep);
+    const head = await auditHead();
+    const flood = Array.from({ length: 1000 }, (_, i) =>
+      decision({
+        allow: false,
+        code: i % 5 === 0 ? 'unauthenticated' : 'invalid_token',
+        session: i % 2 === 0 ? null : 'ses_00000000000000000000000000',
+      }),
+    );
+    expect(await report(pep, flood, 0)).toEqual({ recorded: 1000, dropped: 0 });
+    const records = await auditAfter(head);
+    expect(records).toHaveLength(2);
+    const counts = Object.fromEntries(
+      records.map((r) => [(r.details as { code: string }).code, (r.details as { count: number }).count]),
+    );
+    expect(counts).toEqual({ invalid_token: 800, unauthenticated: 200 });
+    expect(await s.admin.call('GET', '/v1/audit/verify')).toMatchObject({ ok: true });
   });
 
   it('takes a full batch of 1000 in one transaction, and the chain verifies', async () => {

@@ -176,6 +176,8 @@ describeEachStore('PEP acks and session receipts', (fixture) => {
         last_seen_at: iso(endedAt - 5000),
         live: true,
         enforced_at: null,
+        // Acks that name no instance count for one unnamed instance of the principal.
+        instances: [{ id: '-', applied: 0, last_seen_at: iso(endedAt - 5000), enforced_at: null }],
       },
       {
         id: edge.caller.principal.id,
@@ -184,6 +186,9 @@ describeEachStore('PEP acks and session receipts', (fixture) => {
         last_seen_at: iso(endedAt + 120),
         live: true,
         enforced_at: iso(endedAt + 120),
+        instances: [
+          { id: '-', applied: 1, last_seen_at: iso(endedAt + 120), enforced_at: iso(endedAt + 120) },
+        ],
       },
     ]);
 
@@ -240,7 +245,9 @@ describeEachStore('PEP acks and session receipts', (fixture) => {
     await ack(edge, 0);
     const session = await liveSession();
     await session.end();
+    await s.admin.call('PUT', '/v1/peps/core-pep/audiences', { audiences: ['https://deploy.example'] });
     await core.client.call('POST', '/v1/decisions', {
+      audience: 'https://deploy.example',
       decisions: [
         { at: b.clock.now(), allow: false, code: 'invalid_token', action: 'a', resource: 'r', session: null },
       ],
@@ -358,7 +365,8 @@ describeEachStore('PEP acks and session receipts', (fixture) => {
     // Kept: still within the window.
     expect((await receipt(s.admin, session.info.id)).peps[0]?.enforced_at).not.toBeNull();
     b.clock.advance(1);
-    expect(await pruneAckHistory(b.ctx.store, b.clock.now())).toBe(1);
+    // The principal's ack and its (unnamed) instance's ack.
+    expect(await pruneAckHistory(b.ctx.store, b.clock.now())).toBe(2);
     expect(await ackHistory(edge)).toEqual([]);
     const r = await receipt(s.admin, session.info.id);
     expect(r).toMatchObject({ enforced: true, pending: [] });

@@ -80,6 +80,12 @@ interface SetOptions {
  * Everything a forger, a replayer or a confused transmitter sends is refused with RFC 8935's
  * error format and changes nothing.
  */
+/** Each tenant's own audience: transmitter audiences are namespaced by tenant. */
+const ACME_AUD = `${PUBLIC_URL}/tenants/acme`;
+const GLOBEX_AUD = `${PUBLIC_URL}/tenants/globex`;
+/** The loopback IdP is on the operator's allow-list, over http. */
+const OUTBOUND = { outboundAllowHosts: ['127.0.0.1'], outboundAllowHttp: true };
+
 describeEachStore('CAEP signals in (POST /v1/signals)', (fixture) => {
   let b: TestBroker;
   let s: Scenario;
@@ -87,7 +93,7 @@ describeEachStore('CAEP signals in (POST /v1/signals)', (fixture) => {
   afterAll(() => fixture.cleanup());
 
   beforeEach(async () => {
-    b = await startTestBroker(await fixture.open());
+    b = await startTestBroker(await fixture.open(), { config: OUTBOUND });
     s = await setUpScenario(b);
     idp = await startIdp();
     await s.admin.call('PATCH', '/v1/principals/olivia', { attributes: { email: 'olivia@acme.example' } });
@@ -131,7 +137,7 @@ describeEachStore('CAEP signals in (POST /v1/signals)', (fixture) => {
   async function sign(o: SetOptions = {}): Promise<string> {
     const claims: JWTPayload = {
       iss: o.iss ?? IDP,
-      aud: o.aud ?? PUBLIC_URL,
+      aud: o.aud ?? ACME_AUD,
       iat: o.iat ?? nowS(),
       jti: o.jti ?? randomUUID(),
       sub_id: o.subId ?? { format: 'email', email: OLIVIA_EMAIL },
@@ -363,17 +369,24 @@ describeEachStore('CAEP signals in (POST /v1/signals)', (fixture) => {
           'permit(principal, action == Tether::Action::"approve", resource) when { principal != context.requester };',
       },
     });
-    // The same issuer in another tenant needs an audience of its own.
+    // The same issuer in another tenant cannot take acme's audience; by default it gets its own.
     const clash = await refusal(
-      admin2.call('POST', '/v1/signal-transmitters', { name: 'idp', issuer: IDP, jwks_uri: idp.jwksUri }),
+      admin2.call('POST', '/v1/signal-transmitters', {
+        name: 'idp',
+        issuer: IDP,
+        audience: ACME_AUD,
+        jwks_uri: idp.jwksUri,
+      }),
     );
-    expect(clash.code).toBe('already_exists');
-    await admin2.call('POST', '/v1/signal-transmitters', {
-      name: 'idp',
-      issuer: IDP,
-      audience: `${PUBLIC_URL}/v1/signals#globex`,
-      jwks_uri: idp.jwksUri,
-    });
+    expect(clash.code).toBe('audience_not_in_tenant');
+    expect(clash.detail).not.toContain('acme');
+    expect(
+      await admin2.call('POST', '/v1/signal-transmitters', {
+        name: 'idp',
+        issuer: IDP,
+        jwks_uri: idp.jwksUri,
+      }),
+    ).toMatchObject({ audience: GLOBEX_AUD });
     const req = await twin.client.call<{ id: string }>('POST', '/v1/requests', {
       privilege: 'wiki-edit',
       justification: 'x',
@@ -387,11 +400,8 @@ describeEachStore('CAEP signals in (POST /v1/signals)', (fixture) => {
     expect(await stateOf(ours)).toMatchObject({ state: 'ended' });
     expect(await admin2.call('GET', `/v1/sessions/${theirs.info.id}`)).toMatchObject({ state: 'active' });
     // A SET addressed to both registrations names no single tenant.
-    expectSetError(
-      await push(await sign({ aud: [PUBLIC_URL, `${PUBLIC_URL}/v1/signals#globex`] })),
-      'invalid_audience',
-    );
-    expect((await push(await sign({ aud: `${PUBLIC_URL}/v1/signals#globex` }))).statusCode).toBe(202);
+    expectSetError(await push(await sign({ aud: [ACME_AUD, GLOBEX_AUD] })), 'invalid_audience');
+    expect((await push(await sign({ aud: GLOBEX_AUD }))).statusCode).toBe(202);
     expect(await admin2.call('GET', `/v1/sessions/${theirs.info.id}`)).toMatchObject({
       state: 'ended',
       end_reason: 'trust_changed',
@@ -503,7 +513,7 @@ describeEachStore('CAEP signals in (POST /v1/signals)', (fixture) => {
     expect(listed.transmitters).toEqual([
       expect.objectContaining({
         name: 'acme-idp',
-        audience: PUBLIC_URL,
+        audience: ACME_AUD,
         push_url: `${PUBLIC_URL}/v1/signals`,
       }),
     ]);
@@ -540,7 +550,7 @@ describeEachStore('CAEP signals in (POST /v1/signals)', (fixture) => {
           }),
         )
       ).code,
-    ).toBe('invalid_request');
+    ).toBe('destination_refused');
 
     // An inline Ed25519 JWKS works as well as a fetched RSA one.
     const ed = await generateKeyPair('Ed25519', { extractable: true });

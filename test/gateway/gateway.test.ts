@@ -156,10 +156,13 @@ describeEachStore('tether gateway (in process)', (fixture) => {
   /** Token and a proof made for `proofUrl`, sent to `url` (they differ when testing `htu`). */
   async function signedHeaders(sess: BoundSession, method: string, proofUrl: string) {
     const token = await sess.accessToken();
+    const nonce = gateway.enforcer.dpopNonce();
     const proof = await createDpopProof(sess.key, {
       method,
       url: proofUrl,
       accessToken: token,
+      // The gateway requires its own DPoP nonce (issue 9 item 6), as a client learns it from DPoP-Nonce.
+      ...(nonce === undefined ? {} : { nonce }),
       now: b.clock.now(),
     });
     return { authorization: `DPoP ${token}`, dpop: proof };
@@ -204,6 +207,8 @@ describeEachStore('tether gateway (in process)', (fixture) => {
       actions: ['firewall:rules.read', 'firewall:rules.write'],
       resources: ['firewall/edge-*'],
     });
+    // The gateway records decisions only for the audience an admin set for its principal.
+    await s.admin.call('PUT', '/v1/peps/edge-gateway/audiences', { audiences: [origin] });
     await eventually(() => gateway.enforcer.state().fresh);
     session = await firewallSession('NET-1');
   });

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { TcpProxy } from '../../faults/lib/tcp-proxy.mjs';
 import { sweepOnce, sweepSteps } from '../../packages/broker/src/operations/sweeper.js';
 import { inTransaction, openStore, type Store } from '../../packages/broker/src/store/database.js';
 import { isStoreUnavailable } from '../../packages/broker/src/store/faults.js';
@@ -8,7 +9,6 @@ import { createClientAssertion } from '../../packages/client/src/index.js';
 import { PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore, describeOnPostgres, type StoreFixture } from '../support/stores.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
 
 /**
  * Issue #10 items 1–4: a store that fails, hangs or fills answers 503 `store_unavailable`

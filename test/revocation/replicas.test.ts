@@ -87,6 +87,8 @@ describeOnPostgres('revocation fan-out across broker replicas', (fixture) => {
         logLevel: 'debug',
         host: '127.0.0.1',
         port: 0,
+        // PUBLIC_URL is http://broker.test: not loopback, so plain http must be allowed explicitly.
+        allowInsecureHttp: true,
         ...config,
       },
       clock: a.clock,

@@ -5,6 +5,7 @@ import { endIdleSessions } from '../../packages/broker/src/services/end-idle-ses
 import { endExpiredSessions } from '../../packages/broker/src/services/end-session.js';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { type Actor, startTestBroker, type TestBroker } from '../support/broker.js';
+import { pepLink, reportOver } from '../support/pep-link.js';
 import { refusal } from '../support/refusal.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
@@ -37,6 +38,7 @@ describeEachStore('idle timeout', (fixture) => {
     b = await startTestBroker(await fixture.open());
     s = await setUpScenario(b);
     pep = await b.principal('edge-pep', 'service', ['pep']);
+    await s.admin.call('PUT', '/v1/peps/edge-pep/audiences', { audiences: ['https://fw.example'] });
     // Access tokens outlive the idle timeout here, so that introspection has something to refuse.
     await s.admin.call('PATCH', '/v1/privileges/firewall-admin', { token_ttl: 900, idle_timeout: 600 });
   });
@@ -78,8 +80,10 @@ describeEachStore('idle timeout', (fixture) => {
     session,
     ...overrides,
   });
+  // As a real PEP reports: signed by its own key (only such reports count as activity, see
+  // test/security/forged-decision-records.test.ts).
   const report = (decisions: DecisionRecord[]) =>
-    pep.client.call('POST', '/v1/decisions', { decisions, dropped: 0 });
+    reportOver(pepLink(b, pep), 'https://fw.example', decisions);
 
   const auditOf = async (sessionId: string) =>
     (await s.admin.call<{ records: AuditAnswer[] }>('GET', `/v1/audit?session=${sessionId}&limit=1000`))
@@ -196,10 +200,11 @@ describeEachStore('idle timeout', (fixture) => {
     const other = await startTestBroker(b.ctx.store, { tenantName: 'globex', reuse: b });
     const foreignPep = await other.principal('globex-pep', 'service', ['pep']);
     b.clock.advance(9 * MINUTE);
-    await foreignPep.client.call('POST', '/v1/decisions', {
-      decisions: [decision(session.info.id)],
-      dropped: 0,
+    await other.client(other.adminIdentity).call('PUT', '/v1/peps/globex-pep/audiences', {
+      audiences: ['https://fw.example'],
     });
+    // Signed by its own key, for an audience it enforces: still not a session of its tenant.
+    await reportOver(pepLink(b, foreignPep), 'https://fw.example', [decision(session.info.id)]);
     b.clock.advance(1 * MINUTE);
     expect(await endIdleSessions(b.ctx)).toBe(1);
     expect(await view(session.info.id)).toMatchObject({ state: 'ended', end_reason: 'idle' });

@@ -17,7 +17,11 @@ import { describeEachStore } from '../support/stores.js';
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const ISSUER = 'https://token.actions.example';
-const AUDIENCE = 'tether:acme';
+/** Acme's own audience: trust-record audiences are namespaced by tenant. */
+const AUDIENCE = `${PUBLIC_URL}/tenants/acme`;
+const GLOBEX_AUDIENCE = `${PUBLIC_URL}/tenants/globex`;
+/** The loopback JWKS servers are on the operator's allow-list, over http. */
+const OUTBOUND = { outboundAllowHosts: ['127.0.0.1'], outboundAllowHttp: true };
 const KID = 'ci-key-1';
 
 type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -95,7 +99,7 @@ describeEachStore('federated workloads (RFC 8693 token exchange)', (fixture) => 
   afterEach(() => issuer?.close());
 
   beforeEach(async () => {
-    b = await startTestBroker(await fixture.open());
+    b = await startTestBroker(await fixture.open(), { config: OUTBOUND });
     const s = await setUpScenario(b);
     admin = s.admin;
     await admin.call('PUT', '/v1/policies', { policies: POLICIES });
@@ -328,7 +332,7 @@ describeEachStore('federated workloads (RFC 8693 token exchange)', (fixture) => 
 
     it('a token for another audience', async () => {
       await expectRefused(
-        await exchange(await ciToken({ aud: 'tether:globex' })),
+        await exchange(await ciToken({ aud: GLOBEX_AUDIENCE })),
         'invalid_grant',
         /^untrusted issuer or audience$/,
       );
@@ -488,14 +492,14 @@ describeEachStore('federated workloads (RFC 8693 token exchange)', (fixture) => 
     });
 
     it('a token whose audiences name two trust records of the issuer (ambiguous)', async () => {
-      await trust({ name: 'actions-2', audience: 'tether:acme-2' });
+      await trust({ name: 'actions-2', audience: `${AUDIENCE}/2` });
       await expectRefused(
-        await exchange(await ciToken({ aud: [AUDIENCE, 'tether:acme-2'] })),
+        await exchange(await ciToken({ aud: [AUDIENCE, `${AUDIENCE}/2`] })),
         'invalid_grant',
         /^untrusted issuer or audience$/,
       );
       // Either audience alone is fine.
-      expect((await exchange(await ciToken({ aud: ['tether:acme-2', 'unrelated'] }))).status).toBe(200);
+      expect((await exchange(await ciToken({ aud: [`${AUDIENCE}/2`, 'unrelated'] }))).status).toBe(200);
     });
 
     it('a principal that policy, reading the claims, does not let request the privilege', async () => {
@@ -568,9 +572,7 @@ describeEachStore('federated workloads (RFC 8693 token exchange)', (fixture) => 
     );
     expect(unknownKid.status).toBe(400);
     expect(unknownKid.body).toMatchObject({ error: 'invalid_grant' });
-    expect(unknownKid.body.error_description).toMatch(
-      /no key of the issuer's JWKS matches|could not be fetched/,
-    );
+    expect(unknownKid.body.error_description).toMatch(/no key of the issuer's JWKS matches|unreachable/);
     expect(await sessions()).toEqual(before);
   });
 
@@ -580,19 +582,19 @@ describeEachStore('federated workloads (RFC 8693 token exchange)', (fixture) => 
     await expectRefused(
       await exchange(await ciToken()),
       'invalid_grant',
-      /^the issuer's keys could not be fetched; try again later$/,
+      /^the issuer's keys are unreachable; try again later$/,
     );
   });
 
   it('verifies against an inline JWKS too', async () => {
     await trust({
       name: 'actions-inline',
-      audience: 'tether:acme-inline',
+      audience: `${AUDIENCE}/inline`,
       jwks_uri: undefined,
       jwks: { keys: [ciPublicJwk] },
     });
     await issuer.close();
-    const answer = await exchange(await ciToken({ aud: ['tether:acme-inline', 'other'] }));
+    const answer = await exchange(await ciToken({ aud: [`${AUDIENCE}/inline`, 'other'] }));
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
   });
 
@@ -632,7 +634,7 @@ describeEachStore('federated workloads (RFC 8693 token exchange)', (fixture) => 
       });
     });
 
-    it('refuses an (issuer, audience) that another tenant already trusts', async () => {
+    it('refuses an audience of another tenant, and a second (issuer, audience) or name in the tenant', async () => {
       const globex = await startTestBroker(b.ctx.store, { tenantName: 'globex', reuse: b });
       const globexAdmin = globex.client(globex.adminIdentity);
       await globexAdmin.call('POST', '/v1/principals', { name: 'globex-bot', kind: 'workload' });
@@ -643,13 +645,14 @@ describeEachStore('federated workloads (RFC 8693 token exchange)', (fixture) => 
         jwks_uri: issuer.jwksUri,
         principal_mapping: [{ match: { repository_owner: 'globex' }, principal: 'globex-bot' }],
       };
+      // Acme's audience is acme's: globex is told only what its own audience is.
       const err = await refusal(globexAdmin.call('POST', '/v1/federations', body));
-      expect(err).toMatchObject({ status: 409, code: 'already_exists' });
-      expect(err.detail).toMatch(/across all tenants/);
+      expect(err).toMatchObject({ status: 400, code: 'audience_not_in_tenant' });
+      expect(err.detail).not.toContain('acme');
       // Its own audience is fine.
-      await globexAdmin.call('POST', '/v1/federations', { ...body, audience: 'tether:globex' });
+      await globexAdmin.call('POST', '/v1/federations', { ...body, audience: GLOBEX_AUDIENCE });
       // Same name in the same tenant is not.
-      expect(await refusal(trust({ audience: 'tether:acme-2' }))).toMatchObject({
+      expect(await refusal(trust({ audience: `${AUDIENCE}/2` }))).toMatchObject({
         status: 409,
         code: 'already_exists',
       });
@@ -672,7 +675,8 @@ describeEachStore('federated workloads (RFC 8693 token exchange)', (fixture) => 
           /private or secret/,
         ],
         [{ jwks: { keys: [ciPublicJwk] } }, 400, 'invalid_request', /exactly one of jwks_uri and jwks/],
-        [{ jwks_uri: 'http://issuer.example/jwks' }, 400, 'invalid_request', /https/],
+        [{ jwks_uri: 'http://issuer.example/jwks' }, 400, 'destination_refused', /https/],
+        [{ jwks_uri: 'https://10.0.0.1/jwks' }, 400, 'destination_refused', /private/],
         [{ algorithms: ['RS256', 'HS256'] }, 400, 'invalid_request', /not accepted: HS256/],
         [
           { principal_mapping: [{ match: { repository: 'acme/web' }, principal: 'olivia' }] },
@@ -696,7 +700,7 @@ describeEachStore('federated workloads (RFC 8693 token exchange)', (fixture) => 
         [{ surprise: true }, 400, 'invalid_request', /additional|surprise/],
       ];
       for (const [changes, status, code, detail] of cases) {
-        const err = await refusal(trust({ name: 'second', audience: 'tether:second', ...changes }));
+        const err = await refusal(trust({ name: 'second', audience: `${AUDIENCE}/second`, ...changes }));
         expect({ status: err.status, code: err.code }, JSON.stringify(changes)).toEqual({ status, code });
         expect(err.detail).toMatch(detail);
         expect(err.detail).not.toContain(String(privateJwk.d));
@@ -707,7 +711,7 @@ describeEachStore('federated workloads (RFC 8693 token exchange)', (fixture) => 
           mallory.call('POST', '/v1/federations', {
             name: 'x',
             issuer: ISSUER,
-            audience: 'tether:x',
+            audience: `${AUDIENCE}/x`,
             jwks_uri: issuer.jwksUri,
             principal_mapping: [{ match: { a: 'b' }, principal: 'web-deployer' }],
           }),

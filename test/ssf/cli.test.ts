@@ -31,7 +31,10 @@ describeEachStore('tether ssf streams', (fixture) => {
   afterAll(() => fixture.cleanup());
 
   beforeEach(async () => {
-    b = await startTestBroker(await fixture.open());
+    b = await startTestBroker(await fixture.open(), {
+      // The loopback receiver is on the operator's allow-list, over http.
+      config: { outboundAllowHosts: ['127.0.0.1'], outboundAllowHttp: true },
+    });
     // The CLI signs its proofs with real time: hold the broker's clock at it.
     b.clock.set(Date.now());
     s = await setUpScenario(b);
@@ -44,7 +47,7 @@ describeEachStore('tether ssf streams', (fixture) => {
       String(input instanceof Request ? input.url : input).startsWith(PUBLIC_URL)
         ? toBroker(input, init)
         : realFetch(input, init)) as typeof fetch);
-    worker = startSsfDelivery(b.ctx, { fetch: realFetch });
+    worker = startSsfDelivery(b.ctx);
   });
   afterEach(async () => {
     await worker.stop();
@@ -166,7 +169,7 @@ describeEachStore('tether ssf streams', (fixture) => {
     }
     const refused = await tether('ssf', 'streams', 'create', '--push', 'http://saas.example/events');
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('invalid_request');
+    expect(refused.stderr).toContain('destination_refused');
     expect(JSON.parse((await tether('--json', 'ssf', 'streams', 'list')).stdout)).toEqual([]);
   });
 });

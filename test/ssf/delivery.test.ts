@@ -17,6 +17,8 @@ const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/ses
 const TOKEN_CLAIMS_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/token-claims-change';
 const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
 const PUSH = 'urn:ietf:rfc:8935';
+/** The loopback receiver is on the operator's allow-list, over http. */
+const ALLOW_LOOPBACK = { outboundAllowHosts: ['127.0.0.1'], outboundAllowHttp: true };
 /** Jitter pinned to the middle: delays are 3/4 of the exponential step (750 ms, 1.5 s, 3 s, …). */
 const MIDDLE = { random: () => 0.5 };
 
@@ -38,7 +40,7 @@ describeEachStore('SSF delivery of session signals', (fixture) => {
   });
 
   beforeEach(async () => {
-    b = await startTestBroker(await fixture.open());
+    b = await startTestBroker(await fixture.open(), { config: ALLOW_LOOPBACK });
     s = await setUpScenario(b);
     receiver = await b.principal('saas-receiver', 'service', ['receiver']);
     endpoint = await SetReceiver.start();
@@ -202,7 +204,7 @@ describeEachStore('SSF delivery of session signals', (fixture) => {
 
     // The broker restarts: a new process state over the same store, same keys.
     const restarted: BrokerContext = await openBroker({
-      config: { publicUrl: PUBLIC_URL, dataDir: b.ctx.config.dataDir },
+      config: { publicUrl: PUBLIC_URL, dataDir: b.ctx.config.dataDir, ...ALLOW_LOOPBACK },
       clock: b.clock,
       store: b.ctx.store,
       logger: pino({ level: 'silent' }),
@@ -287,7 +289,7 @@ describeEachStore('SSF delivery of session signals', (fixture) => {
     for (let i = 0; i < 4; i++) sids.push(await liveSession());
     for (const sid of sids) await endSession(sid);
     const replica: BrokerContext = await openBroker({
-      config: { publicUrl: PUBLIC_URL, dataDir: b.ctx.config.dataDir },
+      config: { publicUrl: PUBLIC_URL, dataDir: b.ctx.config.dataDir, ...ALLOW_LOOPBACK },
       clock: b.clock,
       store: b.ctx.store,
       logger: pino({ level: 'silent' }),

@@ -28,7 +28,10 @@ describeEachStore('SSF signals from policy changes', (fixture) => {
   afterAll(() => fixture.cleanup());
 
   beforeEach(async () => {
-    b = await startTestBroker(await fixture.open());
+    b = await startTestBroker(await fixture.open(), {
+      // The loopback receiver is on the operator's allow-list, over http.
+      config: { outboundAllowHosts: ['127.0.0.1'], outboundAllowHttp: true },
+    });
     s = await setUpScenario(b);
     await s.admin.call('PATCH', '/v1/privileges/deploy', {
       actions: ['deploy:release', 'deploy:status.*'],

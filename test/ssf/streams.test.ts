@@ -37,7 +37,10 @@ describeEachStore('SSF stream management', (fixture) => {
   });
 
   beforeEach(async () => {
-    b = await startTestBroker(await fixture.open());
+    b = await startTestBroker(await fixture.open(), {
+      // The loopback receiver is on the operator's allow-list, over http.
+      config: { outboundAllowHosts: ['127.0.0.1'], outboundAllowHttp: true },
+    });
     receiver = await b.principal('saas-receiver', 'service', ['receiver']);
     endpoint = await SetReceiver.start();
   });
@@ -236,7 +239,6 @@ describeEachStore('SSF stream management', (fixture) => {
 
   it('refuses bad configurations with invalid_request and stores nothing', async () => {
     const bad: Record<string, unknown>[] = [
-      { delivery: { method: PUSH, endpoint_url: 'http://saas.example/events' } },
       { delivery: { method: PUSH, endpoint_url: 'https://user:pw@saas.example/events' } },
       { delivery: { method: PUSH, endpoint_url: 'not a url' } },
       { delivery: { method: PUSH } },
@@ -255,6 +257,13 @@ describeEachStore('SSF stream management', (fixture) => {
       expect(refused.code, JSON.stringify(body)).toBe('invalid_request');
       expect(refused.status).toBe(400);
     }
+    // Plain http to a host the operator did not allow it for: refused before anything is stored.
+    const clear = await refusal(
+      receiver.client.call('POST', '/v1/ssf/streams', {
+        delivery: { method: PUSH, endpoint_url: 'http://saas.example/events' },
+      }),
+    );
+    expect(clear).toMatchObject({ status: 400, code: 'destination_refused' });
     const { stream_id } = await createPush();
     for (const body of [
       { stream_id, iss: 'https://evil.example' },

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type AuditRecord, chainNext, hashRecord } from '../../packages/broker/src/audit/chain.js';
+import { type AuditRecord, chainNext, macRecord } from '../../packages/broker/src/audit/chain.js';
+import { loadAuditKeys } from '../../packages/broker/src/audit/keys.js';
 import { toAuditRecord } from '../../packages/broker/src/store/repositories/audit.js';
 import type { AuditHeadRow, AuditRecordRow } from '../../packages/broker/src/store/schema.js';
 import type { BrokerClient } from '../../packages/client/src/index.js';
@@ -108,7 +109,19 @@ describeEachStore('audit chain', (fixture) => {
     await db().insertInto('audit_records').values(pristine.records).execute();
     await db().deleteFrom('audit_heads').where('tenant_id', '=', b.tenant.id).execute();
     await db().insertInto('audit_heads').values(pristine.head).execute();
+    // Verifying checkpoints the chain; checkpoints of records appended by a test go with them.
+    await db()
+      .deleteFrom('audit_checkpoints')
+      .where('tenant_id', '=', b.tenant.id)
+      .where('seq', '>', pristine.head.seq)
+      .execute();
   });
+
+  /**
+   * The chain key. These tests check the chain's structure against the strongest writer, one
+   * who holds the KEK and recomputes MACs; test/security/audit-rewrite.test.ts is the writer without it.
+   */
+  const chainKey = () => loadAuditKeys(b.ctx.kek).chain;
 
   const db = () => b.ctx.store.db;
   const rows = async (): Promise<AuditRecordRow[]> =>
@@ -149,6 +162,7 @@ describeEachStore('audit chain', (fixture) => {
         details: JSON.stringify(r.details),
         prev_hash: r.prevHash,
         hash: r.hash,
+        mac_version: r.macVersion,
       })
       .execute();
   const setSeq = (id: string, seq: number) =>
@@ -209,7 +223,7 @@ describeEachStore('audit chain', (fixture) => {
       void hash;
       await db()
         .updateTable('audit_records')
-        .set({ actor: unsigned.actor, hash: hashRecord(unsigned) })
+        .set({ actor: unsigned.actor, hash: macRecord(unsigned, chainKey()) })
         .where('tenant_id', '=', b.tenant.id)
         .where('seq', '=', m)
         .execute();
@@ -276,18 +290,22 @@ describeEachStore('audit chain', (fixture) => {
       const n = await chainLength();
       const m = Math.floor(n / 2);
       const before = await record(m - 1);
-      const forged = chainNext(before, {
-        tenantId: b.tenant.id,
-        id: FORGED_ID,
-        at: before.at,
-        entry: {
-          actor: h.s.operator.caller.principal.id,
-          action: 'request.approved',
-          target: h.denied.id,
-          outcome: 'success',
-          requestId: h.denied.id,
+      const forged = chainNext(
+        before,
+        {
+          tenantId: b.tenant.id,
+          id: FORGED_ID,
+          at: before.at,
+          entry: {
+            actor: h.s.operator.caller.principal.id,
+            action: 'request.approved',
+            target: h.denied.id,
+            outcome: 'success',
+            requestId: h.denied.id,
+          },
         },
-      });
+        chainKey(),
+      );
       expect(forged.seq).toBe(m);
       await insert(forged);
       expect(await verify()).toMatchObject({
@@ -300,18 +318,22 @@ describeEachStore('audit chain', (fixture) => {
     it('finds a record appended at the end without moving the head', async () => {
       const n = await chainLength();
       const last = await record(n);
-      const forged = chainNext(last, {
-        tenantId: b.tenant.id,
-        id: FORGED_ID,
-        at: last.at + 1,
-        entry: {
-          actor: h.s.approvers[0]!.caller.principal.id,
-          action: 'request.approved',
-          target: h.denied.id,
-          outcome: 'success',
-          requestId: h.denied.id,
+      const forged = chainNext(
+        last,
+        {
+          tenantId: b.tenant.id,
+          id: FORGED_ID,
+          at: last.at + 1,
+          entry: {
+            actor: h.s.approvers[0]!.caller.principal.id,
+            action: 'request.approved',
+            target: h.denied.id,
+            outcome: 'success',
+            requestId: h.denied.id,
+          },
         },
-      });
+        chainKey(),
+      );
       await insert(forged);
       expect(await verify()).toMatchObject({
         ok: false,
@@ -340,14 +362,41 @@ describeEachStore('audit chain', (fixture) => {
       void hash;
       await db()
         .updateTable('audit_records')
-        .set({ outcome: 'refused', hash: hashRecord(unsigned) })
+        .set({ outcome: 'refused', hash: macRecord(unsigned, chainKey()) })
         .where('tenant_id', '=', b.tenant.id)
         .where('seq', '=', n)
         .execute();
+      // Without a checkpoint of the last record, the head is what remembers it.
+      await db().deleteFrom('audit_checkpoints').where('tenant_id', '=', b.tenant.id).execute();
       expect(await verify()).toMatchObject({
         ok: false,
         checked: n,
         first_bad: { seq: n, id: last.id, fault: 'broken_link' },
+      });
+    });
+
+    it('finds the last record rewritten, rehashed and the head moved, because a checkpoint saw the real one', async () => {
+      const n = await chainLength();
+      expect(await verify()).toMatchObject({ ok: true }); // checkpoints record n
+      const last = await record(n);
+      const { hash, ...unsigned } = { ...last, outcome: 'refused' };
+      void hash;
+      const forgedHash = macRecord(unsigned, chainKey());
+      await db()
+        .updateTable('audit_records')
+        .set({ outcome: 'refused', hash: forgedHash })
+        .where('tenant_id', '=', b.tenant.id)
+        .where('seq', '=', n)
+        .execute();
+      await db()
+        .updateTable('audit_heads')
+        .set({ hash: forgedHash })
+        .where('tenant_id', '=', b.tenant.id)
+        .execute();
+      expect(await verify()).toMatchObject({
+        ok: false,
+        checked: n - 1,
+        first_bad: { seq: n, id: last.id, fault: 'checkpoint_mismatch' },
       });
     });
 

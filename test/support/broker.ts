@@ -17,6 +17,16 @@ import { BrokerClient } from '../../packages/client/src/index.js';
 
 export const PUBLIC_URL = 'http://broker.test';
 
+/** Limits no suite reaches; the flooding tests set their own. */
+export const GENEROUS_LIMITS = {
+  oauthPerSource: 1_000_000,
+  deliveriesPerSource: 1_000_000,
+  publicPerSource: 1_000_000,
+  authFailuresPerSource: 1_000_000,
+  perPrincipal: 1_000_000,
+  streamsPerPrincipal: 1000,
+} as const;
+
 /** A fetch that sends requests to an in-process Fastify app (no port opened). */
 export function injectFetch(app: FastifyInstance): typeof fetch {
   return (async (input: string | URL | Request, init?: RequestInit) => {
@@ -91,6 +101,9 @@ export async function startTestBroker(
         publicUrl: PUBLIC_URL,
         dataDir: mkdtempSync(join(tmpdir(), 'tether-kek-')),
         logLevel: 'debug',
+        // The manual clock rarely moves a whole window: the suites would add up to any real limit.
+        // test/security/flooding.test.ts sets small ones.
+        limits: GENEROUS_LIMITS,
         ...options.config,
       },
       clock,

@@ -58,6 +58,11 @@ export function isolatedEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
     TETHER_DATA: _data,
     DATABASE_URL: _database,
     TETHER_KEK: _kek,
+    TETHER_TLS_CERT: _tlsCert,
+    TETHER_TLS_KEY: _tlsKey,
+    TETHER_TLS_CLIENT_CA: _tlsClientCa,
+    TETHER_ALLOW_INSECURE_HTTP: _allowInsecureHttp,
+    TETHER_METRICS_TOKEN: _metricsToken,
     ...rest
   } = process.env;
   return { ...rest, NO_COLOR: '1', ...extra };

@@ -1,28 +1,27 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type DestinationStream, type Logger, pino } from 'pino';
-import { pruneSpentJtis } from './auth/client-assertion.js';
+import { adoptAuditKeys, sealLegacyChains } from './audit/checkpoints.js';
+import { recordSettingsChange } from './audit/settings.js';
 import type { ConfigInput } from './config/config.js';
 import { type BrokerConfig, resolveConfig } from './config/config.js';
 import { type Clock, systemClock } from './domain/clock.js';
-import { sweepContinuousEvaluation } from './evaluation/sweep.js';
 import { ReevaluationWorker } from './evaluation/worker.js';
 import { buildApp } from './http/app.js';
+import { serverTimeouts } from './http/plugins/rate-limit.js';
+import { BrokerHealth } from './operations/health.js';
+import { sweepOnce } from './operations/sweeper.js';
 import { PolicyEngine } from './policy/cedar.js';
 import { RevocationFanout } from './revocation/fanout.js';
 import { RevocationNotifyListener } from './revocation/pg-notify.js';
-import { compactRevocationLog } from './revocation/snapshot.js';
-import { pruneSpentProofs } from './services/broker-dpop.js';
 import type { BrokerContext } from './services/context.js';
-import { endIdleSessions } from './services/end-idle-sessions.js';
-import { endExpiredSessions } from './services/end-session.js';
-import { expireOverdueRequests } from './services/expire-requests.js';
-import { pruneAckHistory } from './services/pep-ack.js';
 import { startSsfDelivery } from './ssf/worker.js';
 import { migrateToLatest, openStore, type Store } from './store/database.js';
+import { secureDataDir } from './store/file-modes.js';
 import { DpopNonces } from './tokens/dpop-nonce.js';
 import { type Kek, loadKek } from './tokens/key-encryption.js';
-import { ensureSigningKey, retireExpiredKeys, SigningKeys } from './tokens/keys.js';
+import { ensureSigningKey, resealLegacySigningKeys, SigningKeys } from './tokens/keys.js';
+import { assertSecureTransport, listenTls, type TlsListener, tlsServerOptions } from './transport.js';
 
 /** Where the store lives: PostgreSQL when a URL is configured, else SQLite in the data directory. */
 export function storeLocation(config: Pick<BrokerConfig, 'database' | 'dataDir'>): string {
@@ -60,11 +59,32 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
   const config = resolveConfig(options.config);
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = options.store ?? openStore({ location: storeLocation(config) });
+  // The data directory holds the SQLite store and/or the KEK file: owner-only, tightened if found looser.
+  if ((options.store === undefined && config.database === undefined) || config.kek === undefined)
+    secureDataDir(config.dataDir, logger);
+  const health = new BrokerHealth(logger);
+  const store =
+    options.store ??
+    openStore({
+      location: storeLocation(config),
+      statementTimeoutMs: config.storeStatementTimeoutMs,
+      connectTimeoutMs: config.storeConnectTimeoutMs,
+      onConnectionError: (err) => health.storeConnectionError(err),
+    });
+  // After-commit effects that throw are logged and counted, never swallowed.
+  store.effectErrors ??= (err) => health.effectFailed(err);
   await migrateToLatest(store);
   const kek = loadKek(config);
+  // Key the audit chains (sealing what was written unkeyed), record changed settings, re-seal
+  // legacy signing keys with their binding: all before any key is trusted or record appended.
+  const auditKeys = await adoptAuditKeys(store, kek, clock.now());
+  await sealLegacyChains(store, auditKeys, clock.now(), logger);
+  await recordSettingsChange(store, config, clock.now());
+  const resealed = await resealLegacySigningKeys(store, kek, clock);
+  if (resealed.length > 0)
+    logger.info({ kids: resealed }, 're-sealed signing keys with their kid and public key bound');
   await ensureSigningKey(store, kek, clock);
-  const keys = new SigningKeys(store, kek, clock);
+  const keys = new SigningKeys(store, kek, clock, logger);
   await keys.load();
   const policy = new PolicyEngine();
   const revocations = new RevocationFanout();
@@ -78,6 +98,7 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
     kek,
     revocations,
     reevaluation: new ReevaluationWorker({ store, clock, policy, logger, revocations }),
+    health,
     ...(config.dpopNonce === 'required' ? { nonces: new DpopNonces(kek, clock) } : {}),
   };
 }
@@ -96,6 +117,9 @@ export interface RunningBroker {
  * the first stream can open). `stop()` drains requests, then closes the store.
  */
 export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
+  // Before anything opens: a clear refusal, not a broker that leaks tokens over the network.
+  assertSecureTransport(ctx.config);
+  const tls = tlsServerOptions(ctx.config);
   const revocationListener = await RevocationNotifyListener.start({
     store: ctx.store,
     fanout: ctx.revocations,
@@ -103,9 +127,22 @@ export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
   });
   let app: FastifyInstance;
   let address: string;
+  let tlsListener: TlsListener | undefined;
   try {
     app = await buildApp(ctx);
-    address = await app.listen({ host: ctx.config.host, port: ctx.config.port });
+    if (tls) {
+      // Node takes the interval at which it enforces header/request timeouts only at creation.
+      const { connectionsCheckingInterval } = serverTimeouts(ctx.config).http;
+      tlsListener = await listenTls(
+        app,
+        { ...tls, connectionsCheckingInterval },
+        ctx.config.host,
+        ctx.config.port,
+      );
+      address = tlsListener.url;
+    } else {
+      address = await app.listen({ host: ctx.config.host, port: ctx.config.port });
+    }
   } catch (err) {
     await revocationListener?.close();
     throw err;
@@ -115,26 +152,7 @@ export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
     if (sweeping) return;
     sweeping = true;
     try {
-      const expired = await expireOverdueRequests(ctx);
-      if (expired > 0) ctx.logger.info({ expired }, 'expired overdue requests');
-      const ended = await endExpiredSessions(ctx);
-      if (ended > 0) ctx.logger.info({ ended }, 'ended sessions at their hard expiry');
-      const idle = await endIdleSessions(ctx);
-      if (idle > 0) ctx.logger.info({ idle }, 'ended idle sessions');
-      await pruneSpentJtis(ctx.store, ctx.clock.now());
-      await pruneSpentProofs(ctx, ctx.clock.now());
-      await sweepContinuousEvaluation(ctx, ctx.clock.now());
-      await retireExpiredKeys(ctx.store, ctx.clock.now(), ctx.revocations);
-      const compacted = await compactRevocationLog(
-        ctx.store,
-        ctx.clock.now() - ctx.config.revocationRetentionSeconds * 1000,
-      );
-      if (compacted > 0) ctx.logger.info({ compacted }, 'compacted the revocation log');
-      await pruneAckHistory(ctx.store, ctx.clock.now());
-      // Picks up a rotation made by `tether keys rotate` or another replica.
-      await ctx.keys.load();
-    } catch (err) {
-      ctx.logger.error({ err }, 'sweeper failed; will retry');
+      await sweepOnce(ctx);
     } finally {
       sweeping = false;
     }
@@ -151,7 +169,11 @@ export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
     revocationListener,
     async stop() {
       clearInterval(timer);
+      const closing = tlsListener?.close();
       await app.close();
+      // Streams ended by the app's preClose leave idle keep-alive connections: close them too.
+      tlsListener?.server.closeIdleConnections();
+      await closing;
       // The batch under way finishes; pending jobs stay queued for the next start.
       await ctx.reevaluation.stop();
       await ssfDelivery.stop();

@@ -1,4 +1,5 @@
 export type { AuditEntry, AuditRecord } from './audit/chain.js';
+export { adoptAuditKeys } from './audit/checkpoints.js';
 export type { ChainVerification } from './audit/verify.js';
 export {
   createLogger,
@@ -17,4 +18,6 @@ export { buildApp } from './http/app.js';
 export { type Bootstrapped, bootstrapTenant, type TenantBootstrap } from './services/bootstrap.js';
 export type { BrokerContext, Caller } from './services/context.js';
 export { isPostgresUrl, migrateToLatest, openStore, type Store } from './store/database.js';
+export { loadKek } from './tokens/key-encryption.js';
 export { DEFAULT_ROTATION_OVERLAP_SECONDS, rotateSigningKey } from './tokens/keys.js';
+export { assertSecureTransport, tlsServerOptions } from './transport.js';

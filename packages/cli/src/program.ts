@@ -7,6 +7,7 @@ import { registerGateway } from './commands/gateway.js';
 import { registerGroup } from './commands/group.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
+import { registerPep } from './commands/pep.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerPrincipal } from './commands/principal.js';
 import { registerPrivilege } from './commands/privilege.js';
@@ -23,6 +24,7 @@ import { registerTrust } from './commands/trust.js';
 import { registerWebhook } from './commands/webhook.js';
 import { registerWhoami } from './commands/whoami.js';
 import { describeFailure, EXIT } from './errors.js';
+import { sanitize, warn } from './output.js';
 import { failureContext } from './session.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -67,6 +69,7 @@ export function buildProgram(): Command {
   registerSignal(program);
   registerTicket(program);
   registerWebhook(program);
+  registerPep(program);
   registerAudit(program);
   registerSsf(program);
   registerGateway(program);
@@ -81,7 +84,8 @@ export async function run(argv: string[]): Promise<number> {
     return EXIT.ok;
   } catch (err) {
     const failure = describeFailure(err, failureContext);
-    for (const line of failure.lines) process.stderr.write(`${line}\n`);
+    // One line each: a detail from the broker cannot add lines (a fake `hint:`) or escapes.
+    for (const line of failure.lines) warn(sanitize(line));
     return failure.exitCode;
   }
 }

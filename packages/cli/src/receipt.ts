@@ -22,6 +22,14 @@ function enforcementText(r: SessionReceipt): string {
   return `not yet: waiting for ${r.pending.join(', ')}`;
 }
 
+/** Live processes of a PEP (replicas sharing its identity), and how many have not applied the end. */
+function instancesText(p: SessionReceipt['peps'][number], seq: number | null): string {
+  const n = p.instances.length;
+  if (n === 0) return '-';
+  const behind = seq === null ? 0 : p.instances.filter((i) => i.applied < seq).length;
+  return behind === 0 ? String(n) : `${n} (${behind} pending)`;
+}
+
 /** A receipt for people: the end, whether it is enforced, and each enforcement point. */
 export function receiptDetails(r: SessionReceipt): string {
   const fields = renderFields([
@@ -37,7 +45,7 @@ export function receiptDetails(r: SessionReceipt): string {
   ]);
   if (r.peps.length === 0) return `${fields}\nenforcement points: none has reported to the broker`;
   const table = renderTable(
-    ['PEP', 'LIVE', 'APPLIED', 'ENFORCED', 'LAST SEEN'],
+    ['PEP', 'LIVE', 'APPLIED', 'ENFORCED', 'LAST SEEN', 'INSTANCES'],
     r.peps.map((p) => [
       p.name,
       p.live ? 'yes' : 'no',
@@ -50,6 +58,7 @@ export function receiptDetails(r: SessionReceipt): string {
             ? 'pending'
             : '-',
       shortTime(p.last_seen_at),
+      instancesText(p, r.seq),
     ]),
   );
   return `${fields}\n\n${table}`;

@@ -1,7 +1,7 @@
 import type { PrincipalAnswer, PrivilegeAnswer, RequestAnswer } from './api.js';
 import { formatDuration } from './duration.js';
 import type { Names } from './names.js';
-import { attributes, list, renderFields, renderTable, shortTime } from './output.js';
+import { attributes, list, renderFields, renderTable, sanitize, shortTime } from './output.js';
 
 /** The requests table: names instead of ids where known. */
 export function requestsTable(requests: RequestAnswer[], names: Names): string {
@@ -58,7 +58,7 @@ export function requestDetails(r: RequestAnswer, names: Names): string {
   ]);
   const reviews = (r.reviews ?? []).map(
     (v) =>
-      `  ${v.decision} by ${names.of(v.reviewer)} at ${shortTime(v.at)}${v.comment ? `: ${v.comment}` : ''}`,
+      `  ${v.decision} by ${sanitize(names.of(v.reviewer))} at ${shortTime(v.at)}${v.comment ? `: ${sanitize(v.comment)}` : ''}`,
   );
   return reviews.length > 0 ? `${fields}\nreviews:\n${reviews.join('\n')}` : fields;
 }

@@ -1,4 +1,5 @@
 import { EXIT } from './errors.js';
+import { warn } from './output.js';
 
 /**
  * SIGINT / SIGTERM: say so, run `stop` (drain, close), then exit 0 — or 1 if stopping failed.
@@ -9,11 +10,11 @@ export function stopOnSignals(what: string, stop: () => Promise<void>): void {
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(EXIT.refused);
     stopping = true;
-    process.stderr.write(`${signal}: stopping the ${what}\n`);
+    warn(`${signal}: stopping the ${what}`);
     stop().then(
       () => process.exit(EXIT.ok),
       (err: unknown) => {
-        process.stderr.write(`error stop_failed: ${(err as Error).message}\n`);
+        warn(`error stop_failed: ${(err as Error).message}`);
         process.exit(EXIT.refused);
       },
     );

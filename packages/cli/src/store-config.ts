@@ -10,6 +10,11 @@ export interface StoreFlags {
   database?: string | undefined;
   publicUrl?: string | undefined;
   logLevel?: string | undefined;
+  /** `tether server` only: HTTPS and the plain-http guard. */
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  tlsClientCa?: string | undefined;
+  allowInsecureHttp?: boolean | undefined;
 }
 
 function parsePort(text: string): number {
@@ -45,6 +50,10 @@ export async function configFrom(
     database: flags.database,
     publicUrl: flags.publicUrl,
     logLevel: flags.logLevel,
+    tlsCert: flags.tlsCert,
+    tlsKey: flags.tlsKey,
+    tlsClientCa: flags.tlsClientCa,
+    allowInsecureHttp: flags.allowInsecureHttp,
   };
   const input: Record<string, unknown> = { ...configFromEnvironment(env) };
   for (const [key, value] of Object.entries(fromFlags)) if (value !== undefined) input[key] = value;

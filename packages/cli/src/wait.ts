@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RequestAnswer } from './api.js';
 import { formatDuration } from './duration.js';
+import { sanitize, warn } from './output.js';
 import type { Session } from './session.js';
 
 /** How often the request is polled, and how often a plain progress line is written without a TTY. */
@@ -10,7 +11,9 @@ const PLAIN_EVERY_MS = 15_000;
 function progress(r: RequestAnswer, now: number): string {
   const approvals = (r.reviews ?? []).filter((v) => v.decision === 'approve').length;
   const left = Math.max(0, Math.ceil((Date.parse(r.expires_at) - now) / 1000));
-  return `waiting for ${r.id}: ${approvals} of ${r.approvals_required} approval(s), expires in ${formatDuration(left)}`;
+  return sanitize(
+    `waiting for ${r.id}: ${approvals} of ${r.approvals_required} approval(s), expires in ${formatDuration(left)}`,
+  );
 }
 
 /**
@@ -34,7 +37,7 @@ export async function waitForResolution(session: Session, initial: RequestAnswer
       const now = Date.now();
       if (spinner) spinner.text = progress(current, now);
       else if (now - lastPlain >= PLAIN_EVERY_MS) {
-        process.stderr.write(`${progress(current, now)}\n`);
+        warn(progress(current, now));
         lastPlain = now;
       }
       await sleep(POLL_MS);

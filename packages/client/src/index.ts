@@ -2,6 +2,7 @@ export { BrokerClient, type BrokerClientOptions, BrokerError } from './broker-cl
 export { createClientAssertion } from './client-assertion.js';
 export { accessTokenHash, createDpopProof, type ProofTarget } from './dpop-proof.js';
 export { IdentityError, loadIdentity, tetherHome, writeIdentity } from './identity.js';
+export { createKeyProof, KEY_PROOF_JWT_TYPE } from './key-proof.js';
 export {
   BoundSession,
   type SessionInfo,

@@ -174,8 +174,12 @@ export class BoundSession {
   }
 
   /**
-   * A DPoP-signed request with the session's access token. A `use_dpop_nonce` challenge is
-   * answered once with the nonce the server sent.
+   * A DPoP-signed request with the session's access token. A `use_dpop_nonce` challenge (RFC
+   * 9449 §9: a resource server or gateway that requires its own nonce) is answered once with the
+   * nonce the server sent; the nonce is kept per origin and refreshed from every `DPoP-Nonce`
+   * header, so later calls carry it from the start. The challenged request was refused before
+   * it reached the service, so sending it again does not repeat it. A body that can be read
+   * only once (a stream) cannot be sent again: the challenge is then answered as received.
    */
   async fetch(url: string, init: RequestInit = {}): Promise<Response> {
     const origin = new URL(url).origin;
@@ -202,8 +206,11 @@ export class BoundSession {
     if (
       (first.status === 401 || first.status === 400) &&
       /use_dpop_nonce/.test(challenge) &&
-      first.headers.get('dpop-nonce')
+      first.headers.get('dpop-nonce') &&
+      !(init.body instanceof ReadableStream)
     ) {
+      // Frees the connection the refused answer holds before the retry.
+      await first.body?.cancel();
       return attempt();
     }
     return first;

@@ -8,7 +8,13 @@ import {
   type TetherAccessClaims,
 } from './access-token-claims.js';
 import { findKey, readHeader, verifySignature } from './access-token-signature.js';
-import { DPOP_DEFAULTS, DpopError, type VerifiedDpopProof, verifyDpopProof } from './dpop.js';
+import {
+  DPOP_DEFAULTS,
+  DpopError,
+  type DpopRequest,
+  type VerifiedDpopProof,
+  verifyDpopProof,
+} from './dpop.js';
 import type { KeySource } from './jwks.js';
 import type { ReplayCache } from './replay-cache.js';
 import { refused, TokenRefused } from './token-refusal.js';
@@ -51,8 +57,8 @@ export interface AccessTokenRequest {
   path: string;
   authorization?: string | string[];
   dpop?: string | string[];
-  /** When this PEP requires server-issued nonces: the current one (else `use_dpop_nonce`). */
-  nonce?: string;
+  /** When this PEP requires server-issued nonces: the current one, or a check (see `DpopRequest.nonce`). */
+  nonce?: DpopRequest['nonce'];
 }
 
 export interface VerifiedAccess {
@@ -329,7 +335,13 @@ async function verifyProof(
         expectedJkt: claims.cnf.jkt,
         ...(request.nonce === undefined ? {} : { nonce: request.nonce }),
       },
-      { now: config.now, replayCache: config.replayCache, iatWindowSeconds: config.dpopIatWindowSeconds },
+      {
+        now: config.now,
+        replayCache: config.replayCache,
+        iatWindowSeconds: config.dpopIatWindowSeconds,
+        // A proof dated ahead gets the same skew allowance as the token's times, no more.
+        clockToleranceSeconds: config.leewaySeconds,
+      },
     );
   } catch (error) {
     if (!(error instanceof DpopError)) throw error;

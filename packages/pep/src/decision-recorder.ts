@@ -5,6 +5,11 @@ import type { PepLogger } from './logger.js';
 export interface DecisionRecorderOptions {
   link: BrokerLink;
   log: PepLogger;
+  /**
+   * The audience this PEP enforces, sent with every batch: the broker records decisions only
+   * for an audience an admin set for the PEP's principal, about sessions granted for it.
+   */
+  audience: string;
   /** Decisions held while waiting to be sent; when full, new ones are dropped and counted. Default 10 000. */
   bufferSize?: number;
   /** Decisions per `POST /v1/decisions`. Default 500 (the broker takes at most 1000). */
@@ -37,6 +42,7 @@ const MAX_BATCH_BYTES = 192 * 1024;
 export class DecisionRecorder {
   readonly #link: BrokerLink;
   readonly #log: PepLogger;
+  readonly #audience: string;
   readonly #bufferSize: number;
   readonly #batchSize: number;
   readonly #buffer: DecisionRecord[] = [];
@@ -50,6 +56,7 @@ export class DecisionRecorder {
   constructor(options: DecisionRecorderOptions) {
     this.#link = options.link;
     this.#log = options.log;
+    this.#audience = options.audience;
     this.#bufferSize = options.bufferSize ?? DECISION_RECORDER_DEFAULTS.bufferSize;
     this.#batchSize = Math.min(DECISION_BATCH_MAX, options.batchSize ?? DECISION_RECORDER_DEFAULTS.batchSize);
     this.#timer = setInterval(
@@ -105,7 +112,7 @@ export class DecisionRecorder {
           this.#unreported += dropped;
           return;
         }
-        await this.#link.postJson('/v1/decisions', { decisions: batch, dropped });
+        await this.#link.postJson('/v1/decisions', { audience: this.#audience, decisions: batch, dropped });
         this.#sentTotal += batch.length;
       } catch (err) {
         const status = (err as { status?: number }).status;

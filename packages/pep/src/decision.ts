@@ -22,6 +22,8 @@ export interface Decision {
   wwwAuthenticate?: string;
   /** Send as `Retry-After` on 503. */
   retryAfterSeconds?: number;
+  /** Send as `DPoP-Nonce` (RFC 9449 §9): the nonce this PEP wants in the client's next proofs. */
+  dpopNonce?: string;
   /** The session, principal and ticket the token names (when the token verified). */
   session?: string;
   principal?: string;

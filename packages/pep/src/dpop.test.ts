@@ -216,7 +216,7 @@ describe('proofs that are accepted', () => {
     ['a PS256 proof', () => proof(rsa)],
     ['a single header given as a one-element list', async () => [await proof(es)]],
     ['iat exactly 60 s in the past', () => proof(es, { iat: NOW_S - 60 })],
-    ['iat exactly 60 s in the future', () => proof(es, { iat: NOW_S + 60 })],
+    ['iat exactly the 5 s clock tolerance in the future', () => proof(es, { iat: NOW_S + 5 })],
     [
       'htu with upper-case scheme and host and the default port',
       () => proof(es, { htu: 'HTTPS://API.Example.COM:443/v1/things' }),
@@ -266,6 +266,22 @@ describe('proofs that are accepted', () => {
       nonce: 'n-2',
     });
     expect(verified.jkt).toBe(await calculateJwkThumbprint(es.publicJwk, 'sha256'));
+  });
+
+  it('asks a nonce check function with the verified nonce claim, and holds the proof to its answer', async () => {
+    const { verify } = setUp();
+    const accepted = new Set(['n-1', 'n-2']);
+    const seen: unknown[] = [];
+    const check = (n: unknown) => {
+      seen.push(n);
+      return typeof n === 'string' && accepted.has(n) ? n : 'n-2';
+    };
+    await expect(verify(await proof(es, { nonce: 'n-1' }), { nonce: check })).resolves.toBeDefined();
+    const stale = await refusal(verify(await proof(es, { nonce: 'n-0' }), { nonce: check }));
+    expect(stale.code).toBe('use_dpop_nonce');
+    const none = await refusal(verify(await proof(es), { nonce: check }));
+    expect(none.description).toContain('a DPoP nonce is required');
+    expect(seen).toEqual(['n-1', 'n-0', undefined]);
   });
 });
 
@@ -439,7 +455,15 @@ const attacks: Record<string, Attack> = {
   },
   'iat 61 s in the future': {
     header: () => proof(es, { iat: NOW_S + 61 }),
-    description: 'claim iat is more than 60 s in the future',
+    description: 'claim iat is more than 5 s in the future',
+  },
+  'iat just past the clock tolerance in the future (inside the window)': {
+    header: () => proof(es, { iat: NOW_S + 6 }),
+    description: 'claim iat is more than 5 s in the future',
+  },
+  'an nbf further ahead than the clock tolerance': {
+    header: () => proof(es, { nbf: NOW_S + 6 }),
+    description: 'claim nbf is invalid',
   },
   'iat outside a narrower configured window': {
     header: () => proof(es, { iat: NOW_S - 11 }),
@@ -547,14 +571,14 @@ describe('single use (jti replay)', () => {
   it('forgets a jti once no proof carrying it can still be fresh', async () => {
     const { clock, verify, replayCache } = setUp(1);
     const jti = randomUUID();
-    await verify(await proof(es, { jti, iat: NOW_S + 60 }));
+    await verify(await proof(es, { jti, iat: NOW_S + 5 }));
     // iat + 60 s: the proof itself would still be accepted, so the jti is still remembered.
-    clock.now = NOW + 120_000;
-    expect((await refusal(verify(await proof(es, { jti, iat: NOW_S + 120 })))).description).toContain(
+    clock.now = NOW + 65_000;
+    expect((await refusal(verify(await proof(es, { jti, iat: NOW_S + 65 })))).description).toContain(
       'already been used',
     );
-    clock.now = NOW + 120_001;
-    await expect(verify(await proof(es, { jti, iat: NOW_S + 120 }))).resolves.toMatchObject({ jti });
+    clock.now = NOW + 65_001;
+    await expect(verify(await proof(es, { jti, iat: NOW_S + 65 }))).resolves.toMatchObject({ jti });
     expect(replayCache.size).toBe(1);
   });
 
@@ -577,6 +601,40 @@ describe('single use (jti replay)', () => {
   });
 });
 
+describe('iat in the future: only the clock tolerance, not the window (issue 9 item 10)', () => {
+  it.each([
+    [5, undefined],
+    [30, { clockToleranceSeconds: 30 }],
+  ] as const)(
+    'tolerance %i s: iat = now + tolerance + 1 is refused, now + tolerance - 1 accepted',
+    async (tolerance, options) => {
+      const { verify } = setUp();
+      const ahead = await refusal(verify(await proof(es, { iat: NOW_S + tolerance + 1 }), {}, options ?? {}));
+      expect(ahead.code).toBe('invalid_dpop_proof');
+      expect(ahead.description).toBe(`claim iat is more than ${tolerance} s in the future`);
+      await expect(
+        verify(await proof(es, { iat: NOW_S + tolerance - 1 }), {}, options ?? {}),
+      ).resolves.toMatchObject({ iat: NOW_S + tolerance - 1 });
+    },
+  );
+
+  it('a refused future proof does not use up its jti', async () => {
+    const { verify } = setUp();
+    const jti = randomUUID();
+    await refusal(verify(await proof(es, { jti, iat: NOW_S + 6 })));
+    await expect(verify(await proof(es, { jti }))).resolves.toMatchObject({ jti });
+  });
+
+  it('caps a tolerance larger than the window at the window', async () => {
+    const { verify } = setUp();
+    const options = { iatWindowSeconds: 10, clockToleranceSeconds: 300 };
+    await expect(verify(await proof(es, { iat: NOW_S + 10 }), {}, options)).resolves.toBeDefined();
+    expect((await refusal(verify(await proof(es, { iat: NOW_S + 11 }), {}, options))).description).toBe(
+      'claim iat is more than 10 s in the future',
+    );
+  });
+});
+
 describe('configuration', () => {
   it.each([
     ['alg none', { algorithms: ['none'] }],
@@ -584,6 +642,7 @@ describe('configuration', () => {
     ['an unknown alg', { algorithms: ['XS256'] }],
     ['no algs', { algorithms: [] }],
     ['a zero iat window', { iatWindowSeconds: 0 }],
+    ['a negative clock tolerance', { clockToleranceSeconds: -1 }],
     ['a negative proof size limit', { maxProofBytes: -1 }],
   ])('refuses %s as a programming error, not a client error', async (_name, options) => {
     const { verify } = setUp();

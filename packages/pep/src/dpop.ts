@@ -46,15 +46,28 @@ export interface DpopRequest {
   accessToken?: string;
   /** When the token is bound: the RFC 7638 thumbprint the proof key must have (`cnf.jkt`). */
   expectedJkt?: string;
-  /** When the server requires a nonce: the current one (else `use_dpop_nonce`). */
-  nonce?: string;
+  /**
+   * When the server requires a nonce: the current one (else `use_dpop_nonce`), or a function
+   * given the proof's own (signature-checked) `nonce` claim that answers the nonce to expect —
+   * so a server accepting several (this window's and the previous one's) reads the claim once.
+   */
+  nonce?: string | DpopNonceCheck;
 }
+
+/** Given a verified proof's `nonce` claim (any JSON value, or undefined), the nonce it must equal. */
+export type DpopNonceCheck = (proofNonce: unknown) => string;
 
 export interface DpopVerifierOptions {
   /** Epoch milliseconds; inject a manual clock in tests. */
   now: () => number;
-  /** The proof's `iat` must lie within ±window of now. Default 60. */
+  /** The proof's `iat` may lie up to this far in the past. Default 60. */
   iatWindowSeconds?: number;
+  /**
+   * Clock skew allowed for times ahead of ours: `iat` (and `nbf`) at most this far in the future,
+   * `exp` at most this far past. Default 5; capped at the window. A proof dated ahead
+   * would otherwise stay acceptable for window + skew, long after its signer produced it.
+   */
+  clockToleranceSeconds?: number;
   /** Accepted `alg` values, asymmetric only. Default {@link DPOP_DEFAULTS}.algorithms. */
   algorithms?: readonly string[];
   /** Remembers (jkt, jti) pairs for the window, so each proof is accepted once. Give it the same clock as `now`. */
@@ -76,6 +89,7 @@ export interface VerifiedDpopProof {
 /** Defaults of {@link DpopVerifierOptions}, in one place. */
 export const DPOP_DEFAULTS = Object.freeze({
   iatWindowSeconds: 60,
+  clockToleranceSeconds: 5,
   algorithms: Object.freeze(['EdDSA', 'Ed25519', 'ES256', 'ES384', 'PS256']) as readonly string[],
   maxProofBytes: 8192,
   /** RFC 9449 §11.1: refuse unnecessarily large `jti` values. */
@@ -105,6 +119,7 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 interface VerifierConfig {
   now: number;
   windowSeconds: number;
+  toleranceSeconds: number;
   algorithms: readonly string[];
   replayCache: ReplayCache;
   maxProofBytes: number;
@@ -158,8 +173,12 @@ export async function verifyDpopProof(
   if (request.expectedJkt !== undefined && jkt !== request.expectedJkt) {
     throw invalid('the proof key is not the key the access token is bound to');
   }
-  if (request.nonce !== undefined) checkNonce(payload.nonce, request.nonce);
-  // The proof stays acceptable until iat + window, so its jti must be remembered that long.
+  if (request.nonce !== undefined) {
+    const expected = typeof request.nonce === 'function' ? request.nonce(payload.nonce) : request.nonce;
+    checkNonce(payload.nonce, expected);
+  }
+  // The proof stays acceptable until iat + window (iat is at most the tolerance ahead), so its
+  // jti must be remembered that long.
   rememberJti(config.replayCache, jkt, claims.jti, (claims.iat + config.windowSeconds) * 1000);
   return { jkt, jti: claims.jti, iat: claims.iat, htm: claims.htm, htu: claims.htu, publicJwk: jwk };
 }
@@ -187,6 +206,12 @@ function resolveOptions(options: DpopVerifierOptions): VerifierConfig {
   if (!Number.isFinite(windowSeconds) || windowSeconds <= 0) {
     throw new TypeError('DPoP iatWindowSeconds must be a positive number');
   }
+  const tolerance = options.clockToleranceSeconds ?? DPOP_DEFAULTS.clockToleranceSeconds;
+  if (!Number.isFinite(tolerance) || tolerance < 0) {
+    throw new TypeError('DPoP clockToleranceSeconds must be a non-negative number');
+  }
+  // More skew than the window would make the future side wider than the past one.
+  const toleranceSeconds = Math.min(tolerance, windowSeconds);
   const algorithms = options.algorithms ?? DPOP_DEFAULTS.algorithms;
   if (algorithms.length === 0) throw new TypeError('DPoP algorithms must not be empty');
   for (const alg of algorithms) {
@@ -198,7 +223,14 @@ function resolveOptions(options: DpopVerifierOptions): VerifierConfig {
   if (!Number.isSafeInteger(maxProofBytes) || maxProofBytes <= 0) {
     throw new TypeError('DPoP maxProofBytes must be a positive integer');
   }
-  return { now: options.now(), windowSeconds, algorithms, replayCache: options.replayCache, maxProofBytes };
+  return {
+    now: options.now(),
+    windowSeconds,
+    toleranceSeconds,
+    algorithms,
+    replayCache: options.replayCache,
+    maxProofBytes,
+  };
 }
 
 function singleProof(headerValue: string | string[] | undefined, maxProofBytes: number): string {
@@ -291,8 +323,8 @@ async function verifySignature(
       algorithms: [alg],
       typ: 'dpop+jwt',
       currentDate: new Date(config.now),
-      // An optional exp or nbf in the proof gets the same clock-skew allowance as iat.
-      clockTolerance: config.windowSeconds,
+      // An optional exp or nbf in the proof gets the clock-skew allowance, not the whole window.
+      clockTolerance: config.toleranceSeconds,
     });
     return payload;
   } catch (cause) {
@@ -340,8 +372,10 @@ function checkFreshness(iat: number, config: VerifierConfig): void {
   if (ageSeconds > config.windowSeconds) {
     throw invalid(`claim iat is more than ${config.windowSeconds} s in the past`);
   }
-  if (ageSeconds < -config.windowSeconds) {
-    throw invalid(`claim iat is more than ${config.windowSeconds} s in the future`);
+  // Only clock skew excuses a proof dated ahead: a window-wide allowance would let a proof made
+  // now be dated a minute ahead and so stay replayable (at another PEP) twice as long.
+  if (ageSeconds < -config.toleranceSeconds) {
+    throw invalid(`claim iat is more than ${config.toleranceSeconds} s in the future`);
   }
 }
 

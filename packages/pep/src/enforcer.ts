@@ -1,11 +1,11 @@
 import { type AccessTokenVerifier, createAccessTokenVerifier } from './access-token.js';
-import type { TetherAccessClaims, TetherPrivilegeDetail } from './access-token-claims.js';
 import { BrokerLink, type PepIdentity } from './broker-link.js';
 import { type Decision, holderOf, insufficientScope, revoked, stale, tokenDenied } from './decision.js';
 import { DecisionRecorder, type DecisionRecorderOptions } from './decision-recorder.js';
 import { findEntitlement, resourceProblem } from './entitlement.js';
 import { type KeySource, remoteKeySource } from './jwks.js';
 import { type PepLogger, silentLogger } from './logger.js';
+import { type DpopNonceOptions, PepDpopNonces } from './nonce.js';
 import { ReplayCache } from './replay-cache.js';
 import { RevocationFallback } from './revocation-fallback.js';
 import { RevocationFollower } from './revocation-follower.js';
@@ -38,8 +38,15 @@ export interface EnforcerOptions {
   replayCacheSize?: number;
   /** Verified tokens remembered. Default 10 000. */
   verifiedTokenCacheSize?: number;
+  /**
+   * Require DPoP proofs to carry a nonce this PEP issued (RFC 9449 §9), so that a proof accepted
+   * here is refused at every other PEP of the audience and after this one restarts. Default off
+   * for the library (clients must answer `use_dpop_nonce`; the Tether SDK does); the gateway
+   * turns it on. See `nonce.ts`.
+   */
+  dpopNonce?: DpopNonceOptions;
   /** Report decisions to the broker (`POST /v1/decisions`). Default on; `false` turns it off. */
-  decisions?: false | Omit<DecisionRecorderOptions, 'link' | 'log'>;
+  decisions?: false | Omit<DecisionRecorderOptions, 'link' | 'log' | 'audience'>;
   /**
    * When the mirror is stale, answer for a token from its status list (signed by the broker,
    * cached no longer than its `ttl`) and, if `introspection` is set, from RFC 7662
@@ -83,6 +90,8 @@ export interface Enforcer {
   /** Starts following the revocation log; until the first caught-up heartbeat every request is denied (503). */
   start(): void;
   authorize(request: AuthorizeRequest): Promise<Decision>;
+  /** The DPoP nonce this PEP hands out now (`DPoP-Nonce`), when `dpopNonce` is required; else undefined. */
+  dpopNonce(): string | undefined;
   state(): EnforcerState;
   close(): Promise<void>;
 }
@@ -143,6 +152,14 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       ? {}
       : { verifiedTokenCacheSize: options.verifiedTokenCacheSize }),
   });
+  const nonces = options.dpopNonce?.required
+    ? new PepDpopNonces({
+        now,
+        ...(options.dpopNonce.windowSeconds === undefined
+          ? {}
+          : { windowSeconds: options.dpopNonce.windowSeconds }),
+      })
+    : undefined;
   const mirror = new RevocationMirror();
   const follower = new RevocationFollower({
     link,
@@ -159,7 +176,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   const recorder =
     options.decisions === false
       ? undefined
-      : new DecisionRecorder({ link, log, ...(options.decisions ?? {}) });
+      : new DecisionRecorder({ link, log, audience: options.audience, ...(options.decisions ?? {}) });
   const fallback =
     options.fallback?.statusList || options.fallback?.introspection
       ? new RevocationFallback({
@@ -175,8 +192,9 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   const pruner = setInterval(() => mirror.prune(now() / 1000, leeway), 60_000);
   pruner.unref();
 
-  async function decide(request: AuthorizeRequest): Promise<Decision> {
-    // 1. The token and its proof: signature, claims, tenant, DPoP binding and freshness.
+  async function decide(request: AuthorizeRequest, seen: { nonce?: unknown }): Promise<Decision> {
+    // 1. The token and its proof: signature, claims, tenant, DPoP binding and freshness, and
+    // (when required) a nonce this PEP issued.
     let access: Awaited<ReturnType<AccessTokenVerifier['verify']>>;
     try {
       access = await verifier.verify({
@@ -184,6 +202,15 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
         path: request.url,
         authorization: request.headers.authorization,
         dpop: request.headers.dpop,
+        // Given the proof's verified nonce claim, which is kept for the answer's DPoP-Nonce.
+        ...(nonces
+          ? {
+              nonce: (proofNonce: unknown) => {
+                seen.nonce = proofNonce;
+                return nonces.expectedFor(proofNonce);
+              },
+            }
+          : {}),
       });
     } catch (err) {
       if (err instanceof TokenRefused) return tokenDenied(err);
@@ -224,7 +251,12 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   return {
     start: () => follower.start(),
     async authorize(request) {
-      const decision = await decide(request);
+      const seen: { nonce?: unknown } = {};
+      const decision = withNonce(await decide(request, seen), nonces, seen.nonce);
+      const proofNonce = seen.nonce;
+      // RFC 9449 §9's handshake (a proof without any nonce, answered with one) is not an attempt
+      // worth a record; a proof carrying a nonce this PEP refuses (a replay) is recorded.
+      if (decision.code === 'use_dpop_nonce' && proofNonce === undefined) return decision;
       recorder?.record({
         at: now(),
         allow: decision.allow,
@@ -237,6 +269,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       });
       return decision;
     },
+    dpopNonce: () => nonces?.current(),
     state() {
       const stats = recorder?.stats;
       return {
@@ -254,6 +287,18 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       await recorder?.close();
     },
   };
+}
+
+/**
+ * Hands the client the current nonce: on every refusal (it may retry), and on an allowed
+ * request whose proof carried an older (previous window's) nonce, so a busy client never
+ * meets the challenge.
+ */
+function withNonce(decision: Decision, nonces: PepDpopNonces | undefined, proofNonce: unknown): Decision {
+  if (nonces === undefined) return decision;
+  const current = nonces.current();
+  if (decision.allow && proofNonce === current) return decision;
+  return { ...decision, dpopNonce: current };
 }
 
 /** The token of an `Authorization: DPoP <token>` header the verifier has already accepted. */

@@ -32,6 +32,7 @@ export {
   DPOP_DEFAULTS,
   DpopError,
   type DpopErrorCode,
+  type DpopNonceCheck,
   type DpopRequest,
   type DpopVerifierOptions,
   dpopAth,
@@ -69,6 +70,7 @@ export {
   remoteKeySource,
 } from './jwks.js';
 export { type PepLogger, silentLogger } from './logger.js';
+export { DPOP_NONCE_DEFAULTS, type DpopNonceOptions, PepDpopNonces } from './nonce.js';
 export { ReplayCache, ReplayCacheFullError, type ReplayCacheOptions } from './replay-cache.js';
 export {
   type FallbackVerdict,

@@ -37,7 +37,9 @@ export interface RevocationFollowerOptions {
  * Follows the tenant's revocation log (`GET /v1/events`) into the mirror: verifies every
  * message (signature, issuer, tenant, order), applies events in order, marks the mirror fresh
  * on every caught-up heartbeat, and acknowledges what it applied (`POST /v1/peps/:id/ack`,
- * coalesced: one call covers every event applied meanwhile). On any failure — connection
+ * coalesced: one call covers every event applied meanwhile, and naming this process's instance
+ * id so that receipts wait for every live replica). Every call is DPoP-signed by the PEP's key
+ * (see BrokerLink). On any failure — connection
  * refused, stream cut, a refused message, silence longer than the budget — it drops the
  * connection and reconnects with `Last-Event-ID` = the last event applied, so nothing is
  * skipped and nothing is applied twice.
@@ -55,6 +57,7 @@ export class RevocationFollower {
   #acking: Promise<void> | undefined;
   #ackTimer: NodeJS.Timeout | undefined;
   #lastError: string | undefined;
+  #left = false;
 
   constructor(options: RevocationFollowerOptions) {
     this.#o = options;
@@ -94,6 +97,25 @@ export class RevocationFollower {
     await this.#loop;
     clearTimeout(this.#ackTimer);
     await this.#acking;
+    await this.#leave();
+  }
+
+  /**
+   * Tells the broker this instance is stopping (best effort, briefly): it serves no more
+   * requests, so receipts need not wait for it until it falls out of the liveness window.
+   */
+  async #leave(): Promise<void> {
+    if (this.#lastAckAt === Number.NEGATIVE_INFINITY || this.#left) return;
+    this.#left = true;
+    try {
+      await this.#o.link.postJson(
+        `/v1/peps/${encodeURIComponent(this.#o.pepId)}/ack`,
+        { applied: this.#o.mirror.position, instance: this.#o.link.instance, leaving: true },
+        { timeoutMs: 1000 },
+      );
+    } catch (err) {
+      this.#o.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'leave failed');
+    }
   }
 
   async #run(): Promise<void> {
@@ -131,14 +153,15 @@ export class RevocationFollower {
 
   /** One connection: resolves when it ends; whether any message was accepted on it. */
   async #follow(): Promise<boolean> {
-    const token = await this.#o.link.token();
+    // DPoP-bound: the token alone (stolen from a log or the wire) opens no stream.
+    const auth = await this.#o.link.authHeaders('GET', '/v1/events');
     const url = new URL(`${this.#o.link.broker}/v1/events`);
     const position = this.#verifier.position;
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(url, {
         headers: {
-          authorization: `Bearer ${token}`,
+          ...auth,
           accept: 'text/event-stream',
           ...(position > 0 ? { 'last-event-id': String(position) } : {}),
         },
@@ -150,6 +173,8 @@ export class RevocationFollower {
       req.end();
       if (this.#closed) req.destroy();
     });
+    const nonce = response.headers['dpop-nonce'];
+    this.#o.link.observe(Array.isArray(nonce) ? nonce[0] : nonce);
     if (response.statusCode !== 200) throw await refusal(response);
     this.#connected = true;
     this.#o.log.debug({ position }, 'revocation stream open');
@@ -225,7 +250,11 @@ export class RevocationFollower {
       while (!this.#closed) {
         const applied = this.#o.mirror.position;
         try {
-          await this.#o.link.postJson(`/v1/peps/${encodeURIComponent(this.#o.pepId)}/ack`, { applied });
+          // The instance id tells this process apart from replicas sharing the PEP identity.
+          await this.#o.link.postJson(`/v1/peps/${encodeURIComponent(this.#o.pepId)}/ack`, {
+            applied,
+            instance: this.#o.link.instance,
+          });
           this.#acked = Math.max(this.#acked, applied);
           this.#lastAckAt = this.#o.now();
         } catch (err) {

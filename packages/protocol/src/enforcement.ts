@@ -18,6 +18,36 @@
 export interface PepAckRequest {
   /** The newest position of the tenant's revocation log the PEP has applied (0: none). */
   applied: number;
+  /**
+   * This PEP process's instance id: random per process start ({@link PEP_INSTANCE_PATTERN}).
+   * Replicas sharing one PEP identity each send their own, and a receipt waits for every live
+   * instance. Without it the ack counts for one unnamed instance (`-`) of the principal.
+   */
+  instance?: string;
+  /**
+   * This instance is stopping (sent once, by a PEP closing cleanly): it serves no more requests,
+   * so receipts stop waiting for it at once instead of when it leaves the liveness window.
+   */
+  leaving?: boolean;
+}
+
+/** What an instance id looks like: 16 to 64 URL-safe characters. */
+export const PEP_INSTANCE_PATTERN = '^[A-Za-z0-9_-]{16,64}$';
+
+/**
+ * `PUT /v1/peps/:pep/audiences` (admins): the audiences a PEP principal enforces. It may record
+ * decisions only for these, and only about sessions whose grant names the audience.
+ */
+export interface PepAudiencesRequest {
+  audiences: string[];
+}
+
+/** A PEP principal's enforced audiences. */
+export interface PepAudiencesAnswer {
+  /** The PEP's principal id. */
+  pep: string;
+  name: string;
+  audiences: string[];
 }
 
 /** The answer to an ack. */
@@ -63,6 +93,12 @@ export interface DecisionRecord {
 
 /** `POST /v1/decisions`: a batch of decisions, and the loss since the last batch. */
 export interface DecisionReport {
+  /**
+   * The audience the PEP enforces and decided for: one of its principal's audiences (set by an
+   * admin), and every session an allowed decision names must have it in its grant; otherwise
+   * the whole batch is refused (`audience_not_enforced`) and nothing is recorded.
+   */
+  audience: string;
   /** 1 to {@link DECISION_BATCH_MAX} decisions. */
   decisions: DecisionRecord[];
   /** Decisions this PEP dropped (buffer full, batch refused) since its last report. */
@@ -91,6 +127,21 @@ export interface PepReceipt {
    * session, or when that ack is older than the broker keeps ack history.
    */
   enforced_at: string | null;
+  /**
+   * Its live instances (processes that acked within the liveness window), each with its own
+   * position: the end is enforced only once every one of them has applied it.
+   */
+  instances: PepInstanceReceipt[];
+}
+
+/** One live process of a PEP in a session receipt. */
+export interface PepInstanceReceipt {
+  /** The instance id it sends with its acks (`-` for acks that named none). */
+  id: string;
+  applied: number;
+  last_seen_at: string;
+  /** When its first ack covering the session's end arrived; null while it has not. */
+  enforced_at: string | null;
 }
 
 /** `GET /v1/sessions/:id/receipt`: when a session ended, and which PEPs enforce that end. */
@@ -101,7 +152,7 @@ export interface SessionReceipt {
   reason: string | null;
   /** The position of the session's `session_ended` event in the tenant's revocation log. */
   seq: number | null;
-  /** The session has ended and every live PEP has applied its end. */
+  /** The session has ended and every live PEP (every live instance of each) has applied its end. */
   enforced: boolean;
   peps: PepReceipt[];
   /** Names of the live PEPs that have not yet applied the end. */

@@ -12,17 +12,28 @@ export const ERROR_CATALOGUE = {
   payload_too_large: { status: 413, title: 'The request body is too large' },
   route_not_found: { status: 404, title: 'No such route' },
   method_not_allowed: { status: 405, title: 'Method not allowed on this route' },
+  rate_limited: { status: 429, title: 'Too many requests; retry after the time in Retry-After' },
   // Authentication and authorisation
   unauthenticated: { status: 401, title: 'A valid access token is required' },
   invalid_token: { status: 401, title: 'The access token is invalid or expired' },
   forbidden: { status: 403, title: 'The caller is not allowed to do this' },
   principal_disabled: { status: 403, title: 'The principal is disabled' },
+  audience_not_enforced: {
+    status: 403,
+    title: 'The enforcement point does not enforce this audience, or the session is not for it',
+  },
+  key_proof_required: {
+    status: 403,
+    title: 'Adding a key to yourself needs a fresh proof signed by one of your registered keys',
+  },
   invalid_signature: { status: 401, title: 'The webhook delivery is not signed with its secret' },
   // Records
   not_found: { status: 404, title: 'No such record in this tenant' },
   already_exists: { status: 409, title: 'A record with that name already exists' },
   record_in_use: { status: 409, title: 'The record is still referenced' },
   invalid_key: { status: 400, title: 'The key is not an acceptable public key' },
+  destination_refused: { status: 400, title: 'The broker does not call that URL' },
+  audience_not_in_tenant: { status: 400, title: "The audience is not one of the tenant's own audiences" },
   policy_invalid: { status: 422, title: 'The Cedar policy set is invalid' },
   // Access requests
   not_eligible: { status: 403, title: 'Policy does not allow this principal to request this privilege' },
@@ -43,6 +54,10 @@ export const ERROR_CATALOGUE = {
   // Sessions
   not_requester: { status: 403, title: 'Only the requester may activate this request' },
   request_not_approved: { status: 409, title: 'The request is not approved' },
+  approval_no_longer_valid: {
+    status: 409,
+    title: 'The approvals of the request no longer satisfy the approval rule as it stands',
+  },
   activation_window_closed: { status: 409, title: 'The approved request can no longer be activated' },
   already_activated: { status: 409, title: 'The request has already been activated' },
   session_not_live: { status: 409, title: 'The session has ended or expired' },

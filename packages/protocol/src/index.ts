@@ -4,10 +4,13 @@ export type {
   DecisionReportAnswer,
   PepAckAnswer,
   PepAckRequest,
+  PepAudiencesAnswer,
+  PepAudiencesRequest,
+  PepInstanceReceipt,
   PepReceipt,
   SessionReceipt,
 } from './enforcement.js';
-export { DECISION_BATCH_MAX, DECISION_FIELD_MAX } from './enforcement.js';
+export { DECISION_BATCH_MAX, DECISION_FIELD_MAX, PEP_INSTANCE_PATTERN } from './enforcement.js';
 export type { ErrorCode } from './errors.js';
 export { ERROR_CATALOGUE, ERROR_CODES, isErrorCode, isTetherError, statusOf, TetherError } from './errors.js';
 export type {
@@ -37,3 +40,4 @@ export type { OAuthErrorBody, OAuthErrorCode, Problem } from './problem.js';
 export { PROBLEM_MEDIA_TYPE, problemType, toProblem } from './problem.js';
 export type { StatusBits } from './status-list.js';
 export { DEFAULT_MAX_STATUS_LIST_ENTRIES, StatusList, StatusListError, TOKEN_STATUS } from './status-list.js';
+export { insecureHttpReason, isLoopbackHost } from './transport.js';

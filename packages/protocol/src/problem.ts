@@ -45,7 +45,11 @@ export type OAuthErrorCode =
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'invalid_dpop_proof'
-  | 'use_dpop_nonce';
+  | 'use_dpop_nonce'
+  // RFC 6750 §3.1: the caller of introspection or revocation (a protected resource) presented a
+  // broker-API token that is invalid, or one without the role the endpoint needs.
+  | 'invalid_token'
+  | 'insufficient_scope';
 
 export interface OAuthErrorBody {
   error: OAuthErrorCode;

@@ -1,5 +1,13 @@
+import { createSecretKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { type AuditEntry, type AuditRecord, chainNext, GENESIS_HASH, hashRecord } from './chain.js';
+import {
+  type AuditEntry,
+  type AuditRecord,
+  chainNext,
+  GENESIS_HASH,
+  hashRecord,
+  macRecord,
+} from './chain.js';
 
 const T0 = Date.UTC(2026, 0, 5, 10, 0, 0);
 
@@ -132,5 +140,29 @@ describe('hashRecord', () => {
     const a = { ...base, actor: 'ab', action: 'c' };
     const b = { ...base, actor: 'a', action: 'bc' };
     expect(hashRecord(a)).not.toBe(hashRecord(b));
+  });
+});
+
+describe('macRecord (keyed chains)', () => {
+  const key = createSecretKey(Buffer.alloc(32, 7));
+  const otherKey = createSecretKey(Buffer.alloc(32, 8));
+  const keyed = () =>
+    chainNext({ seq: 0, hash: GENESIS_HASH }, { tenantId: 'ten_a', id: 'aud_1', at: T0, entry: ENTRY }, key);
+
+  it('MACs a keyed record under the key, and labels it version 1', () => {
+    const r = keyed();
+    expect(r.macVersion).toBe(1);
+    expect(r.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(r.hash).toBe(macRecord(unsigned(r), key));
+  });
+
+  it('cannot be recomputed without the key: neither the unkeyed hash nor another key gives it', () => {
+    const r = keyed();
+    expect(r.hash).not.toBe(hashRecord(unsigned(r)));
+    expect(r.hash).not.toBe(macRecord(unsigned(r), otherKey));
+  });
+
+  it('labels records chained without a key version 0, with the unkeyed hash', () => {
+    expect(first().macVersion).toBe(0);
   });
 });

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, type KeyObject } from 'node:crypto';
 import canonicalizeModule from 'canonicalize';
 
 // The package is CommonJS with a typed default export; unwrap it once.
@@ -38,15 +38,23 @@ export interface AuditRecord {
   policies: string[];
   details: Record<string, unknown>;
   prevHash: string;
+  /** `macVersion` 0: SHA-256 of the fields; 1: HMAC-SHA256 of them under the chain key. */
   hash: string;
+  /** 0: written unkeyed (before the chain was keyed); 1: keyed. */
+  macVersion: number;
 }
 
-/**
- * SHA-256 over the RFC 8785 (JCS) canonical JSON of every field but `hash` itself. Any
- * change to a field, to the sequence number or to the link to the previous record changes it.
- */
-export function hashRecord(record: Omit<AuditRecord, 'hash'>): string {
+/** The MAC version of keyed records. */
+export const KEYED = 1;
+/** The MAC version of records written before chains were keyed. */
+export const UNKEYED = 0;
+
+/** The fields a record's hash or MAC covers: all but the hash itself and its version. */
+export type RecordFields = Omit<AuditRecord, 'hash' | 'macVersion'>;
+
+function canonicalFields(record: RecordFields, extra: Record<string, unknown> = {}): string {
   const canonical = canonicalize({
+    ...extra,
     tenant_id: record.tenantId,
     seq: record.seq,
     id: record.id,
@@ -63,16 +71,40 @@ export function hashRecord(record: Omit<AuditRecord, 'hash'>): string {
     prev_hash: record.prevHash,
   });
   if (canonical === undefined) throw new Error('audit record cannot be canonicalised');
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+  return canonical;
 }
 
-/** Builds the next record of a chain whose head is `(prevSeq, prevHash)`. */
+/**
+ * The unkeyed hash of records written before chains were keyed: SHA-256 over the RFC 8785 (JCS)
+ * canonical JSON of every field but `hash`. Anyone can recompute it, so it proves nothing
+ * against a database writer; verification accepts it only in a prefix sealed by a checkpoint.
+ */
+export function hashRecord(record: RecordFields): string {
+  return createHash('sha256').update(canonicalFields(record), 'utf8').digest('hex');
+}
+
+/**
+ * The MAC of a keyed record: HMAC-SHA256 under the chain key over the same canonical JSON, with
+ * the MAC version inside it (so an unkeyed hash can never pass for a MAC, nor the reverse).
+ * Without the KEK nobody can compute it, so nobody can rewrite a record and its successors.
+ */
+export function macRecord(record: RecordFields, key: KeyObject): string {
+  return createHmac('sha256', key)
+    .update(canonicalFields(record, { mac_version: KEYED }), 'utf8')
+    .digest('hex');
+}
+
+/**
+ * Builds the next record of a chain whose head is `(prevSeq, prevHash)`: keyed (MAC under `key`)
+ * when a key is given, else unkeyed (only for chains not keyed yet: `tether init` runs without the KEK).
+ */
 export function chainNext(
   head: { seq: number; hash: string },
   fields: { tenantId: string; id: string; at: number; entry: AuditEntry },
+  key?: KeyObject,
 ): AuditRecord {
   const { entry } = fields;
-  const unsigned: Omit<AuditRecord, 'hash'> = {
+  const unsigned: RecordFields = {
     tenantId: fields.tenantId,
     seq: head.seq + 1,
     id: fields.id,
@@ -88,5 +120,7 @@ export function chainNext(
     details: entry.details ?? {},
     prevHash: head.hash,
   };
-  return { ...unsigned, hash: hashRecord(unsigned) };
+  return key
+    ? { ...unsigned, hash: macRecord(unsigned, key), macVersion: KEYED }
+    : { ...unsigned, hash: hashRecord(unsigned), macVersion: UNKEYED };
 }

@@ -1,6 +1,13 @@
+import { createSecretKey, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { type AuditEntry, type AuditRecord, chainNext, GENESIS_HASH, hashRecord } from './chain.js';
-import { type ChainFault, type ChainVerification, ChainVerifier } from './verify.js';
+import { type AuditEntry, type AuditRecord, chainNext, GENESIS_HASH, macRecord } from './chain.js';
+import { type ChainFault, type ChainTrust, type ChainVerification, ChainVerifier } from './verify.js';
+
+/** The chain key (derived from the KEK in the broker). */
+const KEY = createSecretKey(randomBytes(32));
+/** A key someone without the KEK might try. */
+const WRONG_KEY = createSecretKey(randomBytes(32));
+const TRUST: ChainTrust = { key: KEY, unkeyedUntil: 0, checkpoints: [] };
 
 const T0 = Date.UTC(2026, 0, 5, 10, 0, 0);
 const N = 8;
@@ -60,12 +67,16 @@ function buildChain(): { records: AuditRecord[]; head: Head } {
   let head: Head = { seq: 0, hash: GENESIS_HASH };
   const records: AuditRecord[] = [];
   for (let i = 0; i < N; i++) {
-    const r = chainNext(head, {
-      tenantId: 'ten_a',
-      id: `aud_${String(i + 1).padStart(2, '0')}`,
-      at: T0 + i * 1000,
-      entry: ENTRIES[i]!,
-    });
+    const r = chainNext(
+      head,
+      {
+        tenantId: 'ten_a',
+        id: `aud_${String(i + 1).padStart(2, '0')}`,
+        at: T0 + i * 1000,
+        entry: ENTRIES[i]!,
+      },
+      KEY,
+    );
     records.push(r);
     head = { seq: r.seq, hash: r.hash };
   }
@@ -73,19 +84,25 @@ function buildChain(): { records: AuditRecord[]; head: Head } {
 }
 
 /** Reads the chain the way the store does (ordered by seq, then id) and feeds it in pages. */
-function verify(records: AuditRecord[], head: Head | undefined, pageSize = 1000): ChainVerification {
+function verify(
+  records: AuditRecord[],
+  head: Head | undefined,
+  pageSize = 1000,
+  trust: ChainTrust = TRUST,
+): ChainVerification {
   const ordered = [...records].sort((a, b) => a.seq - b.seq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const verifier = new ChainVerifier(head);
+  const verifier = new ChainVerifier(head, trust);
   for (let offset = 0; offset < ordered.length; offset += pageSize) {
     if (!verifier.feed(ordered.slice(offset, offset + pageSize))) break;
   }
   return verifier.finish();
 }
 
+/** Recomputes a record's MAC with the real key: what only a holder of the KEK could do. */
 const rehash = (r: AuditRecord): AuditRecord => {
   const { hash, ...unsigned } = r;
   void hash;
-  return { ...r, hash: hashRecord(unsigned) };
+  return { ...r, hash: macRecord(unsigned, KEY) };
 };
 const at = (records: AuditRecord[], seq: number) => records.find((r) => r.seq === seq)!;
 
@@ -191,6 +208,7 @@ const CASES: Case[] = [
           at: T0 + 3500,
           entry: { actor: 'prn_mallory', action: 'request.approved', target: 'req_9', outcome: 'success' },
         },
+        KEY,
       );
       return { records: [...records, forged], head };
     },
@@ -207,12 +225,16 @@ const CASES: Case[] = [
   {
     name: 'a record appended at the end without moving the head',
     tamper: ({ records, head }) => {
-      const forged = chainNext(head, {
-        tenantId: 'ten_a',
-        id: 'aud_09',
-        at: T0 + 9000,
-        entry: { actor: 'prn_mallory', action: 'request.approved', target: 'req_9', outcome: 'success' },
-      });
+      const forged = chainNext(
+        head,
+        {
+          tenantId: 'ten_a',
+          id: 'aud_09',
+          at: T0 + 9000,
+          entry: { actor: 'prn_mallory', action: 'request.approved', target: 'req_9', outcome: 'success' },
+        },
+        KEY,
+      );
       return { records: [...records, forged], head };
     },
     expected: { seq: N + 1, id: 'aud_09', fault: 'broken_link', checked: N },
@@ -288,7 +310,7 @@ describe('ChainVerifier', () => {
 
   it('stops at the first fault: later records are neither checked nor counted', () => {
     const { records, head } = buildChain();
-    const verifier = new ChainVerifier(head);
+    const verifier = new ChainVerifier(head, TRUST);
     const edited = records.map((r) => (r.seq === 2 || r.seq === 6 ? { ...r, target: 'x' } : r));
     expect(verifier.feed(edited.slice(0, 4))).toBe(false);
     expect(verifier.feed(edited.slice(4))).toBe(false);
@@ -317,5 +339,142 @@ describe('ChainVerifier', () => {
       const result = verify(tampered, head);
       expect(result.firstBad, field).toMatchObject({ seq: 5, fault: 'edited' });
     }
+  });
+});
+
+/** Rewrites the chain from record `from` on: edits it, then recomputes every later hash and link. */
+function rewriteFrom(records: AuditRecord[], from: number, key: typeof KEY | undefined): AuditRecord[] {
+  let prev: Head = from === 1 ? { seq: 0, hash: GENESIS_HASH } : at(records, from - 1);
+  return records.map((r) => {
+    if (r.seq < from) return r;
+    const entry: AuditEntry = {
+      actor: r.actor,
+      action: r.action,
+      target: r.target,
+      outcome: r.seq === from ? 'refused' : (r.outcome as AuditEntry['outcome']),
+      requestId: r.requestId,
+      ticket: r.ticket,
+      principalId: r.principalId,
+      policies: r.policies,
+      details: r.details,
+    };
+    const next = chainNext(prev, { tenantId: r.tenantId, id: r.id, at: r.at, entry }, key);
+    prev = next;
+    return next;
+  });
+}
+
+describe('ChainVerifier on a keyed chain, against a writer without the key', () => {
+  it('finds a record rewritten with the old unkeyed algorithm, every later hash and the head recomputed', () => {
+    const { records } = buildChain();
+    const forged = rewriteFrom(records, 4, undefined);
+    const newHead = { seq: N, hash: forged.at(-1)!.hash };
+    expect(verify(forged, newHead)).toMatchObject({
+      ok: false,
+      checked: 3,
+      firstBad: { seq: 4, id: 'aud_04', fault: 'unkeyed' },
+    });
+  });
+
+  it('finds unkeyed records relabelled as keyed (hash recomputed, version left at 1)', () => {
+    const { records } = buildChain();
+    const forged = rewriteFrom(records, 4, undefined).map((r) => ({ ...r, macVersion: 1 }));
+    expect(verify(forged, { seq: N, hash: forged.at(-1)!.hash })).toMatchObject({
+      ok: false,
+      checked: 3,
+      firstBad: { seq: 4, fault: 'edited' },
+    });
+  });
+
+  it('finds a record rewritten and every later MAC recomputed under a wrong key', () => {
+    const { records } = buildChain();
+    const forged = rewriteFrom(records, 2, WRONG_KEY);
+    expect(verify(forged, { seq: N, hash: forged.at(-1)!.hash })).toMatchObject({
+      ok: false,
+      checked: 1,
+      firstBad: { seq: 2, id: 'aud_02', fault: 'edited' },
+    });
+  });
+
+  it('accepts an intact chain with its checkpoints', () => {
+    const { records, head } = buildChain();
+    const trust = { ...TRUST, checkpoints: [at(records, 3), at(records, N)] };
+    expect(verify(records, head, 1000, trust)).toEqual({ ok: true, checked: N });
+  });
+
+  it('finds the tail deleted and the head moved back, when a checkpoint saw the tail', () => {
+    const { records } = buildChain();
+    const kept = records.filter((r) => r.seq <= 5);
+    const trust = { ...TRUST, checkpoints: [at(records, 6)] };
+    expect(verify(kept, at(kept, 5), 1000, trust)).toMatchObject({
+      ok: false,
+      checked: 5,
+      firstBad: {
+        seq: 6,
+        fault: 'truncated',
+        message: 'records 6..6 are missing at the end of the chain (a checkpoint saw record 6)',
+      },
+    });
+  });
+
+  it('cannot see the tail deleted after the last checkpoint (the documented limit)', () => {
+    const { records } = buildChain();
+    const kept = records.filter((r) => r.seq <= 6);
+    const trust = { ...TRUST, checkpoints: [at(records, 5)] };
+    expect(verify(kept, at(kept, 6), 1000, trust)).toEqual({ ok: true, checked: 6 });
+  });
+});
+
+describe('ChainVerifier on a chain keyed after an unkeyed prefix', () => {
+  /** Three records written before the chain was keyed, sealed by a checkpoint, then keyed ones. */
+  function upgraded(): { records: AuditRecord[]; head: Head; trust: ChainTrust } {
+    let head: Head = { seq: 0, hash: GENESIS_HASH };
+    const records: AuditRecord[] = [];
+    for (let i = 0; i < N; i++) {
+      const r = chainNext(
+        head,
+        { tenantId: 'ten_a', id: `aud_${String(i + 1).padStart(2, '0')}`, at: T0 + i, entry: ENTRIES[i]! },
+        i < 3 ? undefined : KEY,
+      );
+      records.push(r);
+      head = r;
+    }
+    return { records, head, trust: { key: KEY, unkeyedUntil: 3, checkpoints: [at(records, 3)] } };
+  }
+
+  it('accepts the sealed unkeyed prefix and the keyed rest', () => {
+    const { records, head, trust } = upgraded();
+    expect(records.map((r) => r.macVersion)).toEqual([0, 0, 0, 1, 1, 1, 1, 1]);
+    expect(verify(records, head, 1000, trust)).toEqual({ ok: true, checked: N });
+  });
+
+  it('finds the unkeyed prefix rewritten and rehashed: the seal no longer matches', () => {
+    const { records, trust } = upgraded();
+    const forged = [...rewriteFrom(records.slice(0, 3), 2, undefined), ...records.slice(3)];
+    expect(verify(forged, upgraded().head, 1000, trust)).toMatchObject({
+      ok: false,
+      checked: 2,
+      firstBad: { seq: 3, fault: 'checkpoint_mismatch' },
+    });
+  });
+
+  it('refuses unkeyed records past the seal', () => {
+    const { records, trust } = upgraded();
+    const forged = rewriteFrom(records, 5, undefined);
+    expect(verify(forged, { seq: N, hash: forged.at(-1)!.hash }, 1000, trust)).toMatchObject({
+      ok: false,
+      checked: 4,
+      firstBad: { seq: 5, fault: 'unkeyed' },
+    });
+  });
+
+  it('refuses a wholly unkeyed chain that no seal covers', () => {
+    const { records } = upgraded();
+    const forged = rewriteFrom(records, 1, undefined);
+    expect(verify(forged, { seq: N, hash: forged.at(-1)!.hash })).toMatchObject({
+      ok: false,
+      checked: 0,
+      firstBad: { seq: 1, fault: 'unkeyed' },
+    });
   });
 });

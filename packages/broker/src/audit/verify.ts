@@ -1,17 +1,41 @@
-import { type AuditRecord, GENESIS_HASH, hashRecord } from './chain.js';
+import { type KeyObject, timingSafeEqual } from 'node:crypto';
+import { type AuditRecord, GENESIS_HASH, hashRecord, KEYED, macRecord, UNKEYED } from './chain.js';
 
 export type ChainFault =
   | 'edited' // the record's content no longer matches its hash
   | 'broken_link' // prev_hash does not name the record before it (deleted, inserted or reordered)
   | 'sequence_gap' // a sequence number is missing (deleted)
   | 'sequence_duplicate' // a sequence number appears twice (inserted)
-  | 'truncated'; // records after the last one are gone (the head says the chain is longer)
+  | 'truncated' // records after the last one are gone (the head or a checkpoint says the chain is longer)
+  | 'unkeyed' // a record without a MAC where the chain is keyed (rewritten with the old algorithm)
+  | 'checkpoint_mismatch' // the record at a checkpoint's position is not the one checkpointed
+  | 'checkpoint_forged'; // a checkpoint whose tag does not verify under the checkpoint key
 
 export interface ChainVerification {
   ok: boolean;
   checked: number;
   /** The first bad record, in chain order. */
   firstBad?: { seq: number; id: string; fault: ChainFault; message: string };
+}
+
+/** What a chain is checked against, besides itself. */
+export interface ChainTrust {
+  /** The chain key: a keyed record must carry a valid MAC under it (none: no keyed record verifies). */
+  key: KeyObject | undefined;
+  /**
+   * Unkeyed records are accepted up to this position only: the prefix written before the chain
+   * was keyed, sealed by the broker with a checkpoint when it keyed it. 0: no unkeyed record.
+   */
+  unkeyedUntil: number;
+  /** Authentic checkpoints (tags already verified): the record at each `seq` must have `hash`. */
+  checkpoints: readonly { seq: number; hash: string }[];
+}
+
+/** Compares two hex MACs in constant time. */
+function sameMac(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /**
@@ -30,9 +54,13 @@ export class ChainVerifier {
   #lastId = '';
   #checked = 0;
   #fault: ChainVerification['firstBad'];
+  readonly #trust: ChainTrust;
+  readonly #checkpoints: Map<number, string>;
 
-  constructor(head: { seq: number; hash: string } | undefined) {
+  constructor(head: { seq: number; hash: string } | undefined, trust: ChainTrust) {
     this.#head = head;
+    this.#trust = trust;
+    this.#checkpoints = new Map(trust.checkpoints.map((c) => [c.seq, c.hash]));
   }
 
   /** Feeds the next records (ordered by seq). Returns false once a fault is found. */
@@ -62,7 +90,19 @@ export class ChainVerifier {
       };
     }
     const { hash, ...unsigned } = record;
-    if (hashRecord(unsigned) !== hash) {
+    if (record.macVersion === UNKEYED && record.seq > this.#trust.unkeyedUntil) {
+      return {
+        ...at,
+        fault: 'unkeyed',
+        message: `record ${record.seq} carries no MAC, but the chain is keyed there (rewritten without the key)`,
+      };
+    }
+    const key = this.#trust.key;
+    const authentic =
+      record.macVersion === KEYED
+        ? key !== undefined && sameMac(macRecord(unsigned, key), hash)
+        : record.macVersion === UNKEYED && hashRecord(unsigned) === hash;
+    if (!authentic) {
       return { ...at, fault: 'edited', message: `record ${record.seq} was modified after it was written` };
     }
     if (record.prevHash !== this.#prevHash) {
@@ -79,7 +119,20 @@ export class ChainVerifier {
         message: `record ${record.seq} lies past the end of the chain the store recorded (seq ${this.#head.seq})`,
       };
     }
+    const checkpointed = this.#checkpoints.get(record.seq);
+    if (checkpointed !== undefined && checkpointed !== record.hash) {
+      return {
+        ...at,
+        fault: 'checkpoint_mismatch',
+        message: `record ${record.seq} is not the record checkpointed there: the chain up to it was rewritten`,
+      };
+    }
     return undefined;
+  }
+
+  /** The last record that passed every check so far, if any. */
+  lastVerified(): { seq: number; hash: string } | undefined {
+    return this.#checked > 0 ? { seq: this.#expectedSeq - 1, hash: this.#prevHash } : undefined;
   }
 
   /** Final verdict: the records fed so far must end exactly at the head. */
@@ -106,6 +159,16 @@ export class ChainVerifier {
         id: this.#lastId,
         fault: 'broken_link',
         message: `record ${head.seq} is not the record the store recorded as the end of the chain`,
+      };
+    }
+    const beyond = this.#trust.checkpoints.reduce((max, c) => Math.max(max, c.seq), 0);
+    if (!this.#fault && beyond >= this.#expectedSeq) {
+      // The head can be moved back by whoever deletes the tail; a checkpoint cannot be forged.
+      this.#fault = {
+        seq: this.#expectedSeq,
+        id: '',
+        fault: 'truncated',
+        message: `records ${this.#expectedSeq}..${beyond} are missing at the end of the chain (a checkpoint saw record ${beyond})`,
       };
     }
     return this.#fault

@@ -6,12 +6,21 @@ import { SIGNING_ALG, type SigningKeys } from '../tokens/keys.js';
 /** The scope that marks a token as good for the broker's own API and nothing else. */
 export const BROKER_API_SCOPE = 'tether:api';
 
+/**
+ * Claim naming the registered key (RFC 7638 thumbprint) whose client assertion obtained the
+ * token. The broker refuses the token as soon as that key is no longer registered, so removing
+ * a key revokes every token minted with it at once, not when they expire.
+ */
+export const CLIENT_KEY_CLAIM = 'tether_ckid';
+
 export interface ApiTokenSettings {
   issuer: string;
   ttlSeconds: number;
   now: number;
   /** When the client proved a DPoP key at issuance, the token is bound to it (`cnf.jkt`). */
   jkt?: string | undefined;
+  /** The registered key that signed the client assertion (its thumbprint). */
+  clientKid: string;
 }
 
 /** A short-lived broker-API access token (RFC 9068 shape, audience = the broker itself). */
@@ -26,6 +35,7 @@ export async function issueApiToken(
     client_id: principal.id,
     tenant: principal.tenantId,
     scope: BROKER_API_SCOPE,
+    [CLIENT_KEY_CLAIM]: s.clientKid,
     ...(s.jkt ? { cnf: { jkt: s.jkt } } : {}),
   })
     .setProtectedHeader({ alg: SIGNING_ALG, typ: 'at+jwt', kid: signer.kid })
@@ -44,6 +54,8 @@ export interface ApiTokenClaims {
   jkt: string | undefined;
   principalId: string;
   tenantId: string;
+  /** The registered key that obtained the token: it must still be registered when the token is used. */
+  clientKid: string;
 }
 
 export class ApiTokenRejected extends Error {
@@ -87,8 +99,17 @@ export async function verifyApiToken(
   ) {
     throw new ApiTokenRejected('the access token is not a broker API token');
   }
+  const clientKid = payload[CLIENT_KEY_CLAIM];
+  // Tokens from before the claim existed cannot be tied to a key, so they cannot be revoked with it.
+  if (typeof clientKid !== 'string' || clientKid === '')
+    throw new ApiTokenRejected('the access token does not name the key that obtained it; get a new one');
   const cnf = payload.cnf as { jkt?: unknown } | undefined;
   if (cnf !== undefined && typeof cnf?.jkt !== 'string')
     throw new ApiTokenRejected('the access token has a malformed cnf claim');
-  return { principalId: payload.sub, tenantId: payload.tenant, jkt: cnf?.jkt as string | undefined };
+  return {
+    principalId: payload.sub,
+    tenantId: payload.tenant,
+    jkt: cnf?.jkt as string | undefined,
+    clientKid,
+  };
 }

@@ -10,18 +10,24 @@ const STATUS: Record<OAuthErrorCode, number> = {
   // RFC 9449 §5: at the token endpoint both are answered with 400.
   invalid_dpop_proof: 400,
   use_dpop_nonce: 400,
+  invalid_token: 401,
+  // RFC 7662 §2.3: a token without the privileges to introspect is answered 401 (not RFC 6750's 403).
+  insufficient_scope: 401,
 };
 
 /** An error of the OAuth endpoints, answered as RFC 6749 §5.2 JSON rather than problem+json. */
 export class OAuthError extends Error {
   readonly error: OAuthErrorCode;
   readonly status: number;
+  /** The `WWW-Authenticate` challenge of a 401 (RFC 9110 §15.5.2 requires one), when the thrower knows it. */
+  readonly challenge: string | undefined;
 
-  constructor(error: OAuthErrorCode, description: string, options?: { cause?: unknown }) {
-    super(description, options);
+  constructor(error: OAuthErrorCode, description: string, options?: { cause?: unknown; challenge?: string }) {
+    super(description, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'OAuthError';
     this.error = error;
     this.status = STATUS[error] ?? 400;
+    this.challenge = options?.challenge;
   }
 
   toBody(): OAuthErrorBody {

@@ -1,14 +1,10 @@
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  decodeJwt,
-  type JSONWebKeySet,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-  errors as joseErrors,
-  jwtVerify,
-} from 'jose';
+import { decodeJwt, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
+import type { Logger } from 'pino';
+import type { BrokerConfig } from '../config/config.js';
+import type { Clock } from '../domain/clock.js';
 import type { Federation } from '../domain/federation.js';
+import { keySetsOf } from '../net/client.js';
+import type { KeySets } from '../net/key-sets.js';
 import { OAuthError } from './oauth-error.js';
 
 /** RFC 8693 §3 token types a workload's OIDC token may be presented as. */
@@ -16,14 +12,6 @@ export const SUBJECT_TOKEN_TYPES = [
   'urn:ietf:params:oauth:token-type:jwt',
   'urn:ietf:params:oauth:token-type:id_token',
 ] as const;
-
-/**
- * How a remote JWKS is fetched and kept. jose keeps the fetched set for `cacheMaxAgeMs` and,
- * when a token names a key it does not hold, fetches again at most once per `cooldownMs`: an
- * issuer's key rotation is picked up, and a flood of unknown `kid`s costs one fetch per
- * cooldown. A set already fetched keeps serving while the issuer is unreachable.
- */
-export const REMOTE_JWKS = { timeoutMs: 5000, cooldownMs: 30_000, cacheMaxAgeMs: 10 * 60_000 } as const;
 
 /** More `aud` values than this and the token is not looked up at all. */
 const MAX_AUDIENCES = 16;
@@ -59,55 +47,15 @@ export function peekSubjectToken(token: string): SubjectTokenHint {
 }
 
 /**
- * Key resolvers per trust record, so a remote JWKS is fetched once and reused across
- * exchanges. An entry is replaced when its record's key source changes, and the oldest entry
- * goes when the cache is full.
+ * Trust-record keys live in the broker's one JWKS cache (`net/key-sets.ts`), shared with signal
+ * transmitters: fetched through the outbound client (size and time caps, no private
+ * destinations), at most once per window per record whether the fetch works or not.
  */
-export class JwksCache {
-  readonly #entries = new Map<string, { source: string; keys: JWTVerifyGetKey }>();
-  readonly #capacity: number;
-
-  constructor(capacity = 256) {
-    this.#capacity = capacity;
-  }
-
-  /** The key resolver for a trust record: its inline set, or its remote set (fetched lazily). */
-  keysFor(trust: Pick<Federation, 'id' | 'jwksUri' | 'jwks'>): JWTVerifyGetKey {
-    const source = trust.jwksUri ?? JSON.stringify(trust.jwks);
-    const cached = this.#entries.get(trust.id);
-    if (cached && cached.source === source) return cached.keys;
-    const keys = trust.jwksUri
-      ? createRemoteJWKSet(new URL(trust.jwksUri), {
-          timeoutDuration: REMOTE_JWKS.timeoutMs,
-          cooldownDuration: REMOTE_JWKS.cooldownMs,
-          cacheMaxAge: REMOTE_JWKS.cacheMaxAgeMs,
-        })
-      : createLocalJWKSet((trust.jwks ?? { keys: [] }) as JSONWebKeySet);
-    this.#entries.delete(trust.id);
-    if (this.#entries.size >= this.#capacity) {
-      const oldest = this.#entries.keys().next();
-      if (!oldest.done) this.#entries.delete(oldest.value);
-    }
-    this.#entries.set(trust.id, { source, keys });
-    return keys;
-  }
-
-  /** Drops a trust record's keys (when the record is deleted). */
-  forget(id: string): void {
-    this.#entries.delete(id);
-  }
-}
-
-const caches = new WeakMap<object, JwksCache>();
+export type JwksCache = KeySets;
 
 /** The JWKS cache of one broker (keyed by its context object, so brokers in one process never share). */
-export function jwksCacheOf(owner: object): JwksCache {
-  let cache = caches.get(owner);
-  if (!cache) {
-    cache = new JwksCache();
-    caches.set(owner, cache);
-  }
-  return cache;
+export function jwksCacheOf(owner: { config: BrokerConfig; clock: Clock; logger?: Logger }): JwksCache {
+  return keySetsOf(owner);
 }
 
 export interface SubjectTokenCheck {
@@ -150,12 +98,17 @@ export async function verifySubjectToken(
   }
 }
 
+/**
+ * Said of every failure to get the issuer's keys, whatever it was (a refused destination, a
+ * closed port, an error status, an oversized or malformed answer): the text tells whoever chose
+ * the `jwks_uri` nothing about what is there.
+ */
+const KEYS_UNREACHABLE = "the issuer's keys are unreachable; try again later";
+
 /** A client-safe description of why jose refused the token. */
 function describeFailure(err: unknown): string {
-  if (!(err instanceof joseErrors.JOSEError)) {
-    // Network failures reach us as plain errors (fetch failed, connection refused).
-    return "the issuer's keys could not be fetched; try again later";
-  }
+  // Fetch failures reach us as the outbound client's `Unreachable`, never as jose's errors.
+  if (!(err instanceof joseErrors.JOSEError)) return KEYS_UNREACHABLE;
   switch (err.code) {
     case 'ERR_JWT_EXPIRED':
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED': {
@@ -177,11 +130,9 @@ function describeFailure(err: unknown): string {
     case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
       return "the issuer's JWKS has several keys that could match; the subject token must name one (kid)";
     case 'ERR_JWKS_TIMEOUT':
-      return "the issuer's keys could not be fetched in time; try again later";
     case 'ERR_JWKS_INVALID':
-      return "the issuer's JWKS is not a valid key set";
     case 'ERR_JOSE_GENERIC':
-      return "the issuer's keys could not be fetched; try again later";
+      return KEYS_UNREACHABLE;
     default:
       return 'the subject token is malformed or uses an unsupported format';
   }

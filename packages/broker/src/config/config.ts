@@ -29,8 +29,41 @@ export const ConfigInput = Type.Object(
     statusListTtlSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
     revocationRetentionSeconds: Type.Optional(Type.Integer({ minimum: 3600, maximum: 365 * 24 * 3600 })),
     bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
+    storeStatementTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+    storeConnectTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 120_000 })),
     logLevel: Type.Optional(LogLevel),
+    auditCheckpointIntervalSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 24 * 3600 })),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          windowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+          oauthPerSource: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          deliveriesPerSource: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          publicPerSource: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          authFailuresPerSource: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          perPrincipal: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          streamsPerPrincipal: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+          oauthBodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1024 * 1024 })),
+          headersTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
+          requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 3_600_000 })),
+          keepAliveTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
+          idleTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 3_600_000 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    metricsToken: Type.Optional(Type.String({ pattern: '^[\\x21-\\x7e]{16,512}$' })),
     kek: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' })),
+    tlsCert: Type.Optional(Type.String({ minLength: 1 })),
+    tlsKey: Type.Optional(Type.String({ minLength: 1 })),
+    tlsClientCa: Type.Optional(Type.String({ minLength: 1 })),
+    allowInsecureHttp: Type.Optional(Type.Boolean()),
+    outboundAllowHosts: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 253, pattern: '^[^\\s/?#@]+$' }), { maxItems: 256 }),
+    ),
+    outboundAllowHttp: Type.Optional(Type.Boolean()),
+    outboundMaxResponseBytes: Type.Optional(Type.Integer({ minimum: 4096, maximum: 16 * 1024 * 1024 })),
+    outboundTimeoutMs: Type.Optional(Type.Integer({ minimum: 500, maximum: 120_000 })),
   },
   { additionalProperties: false },
 );
@@ -56,8 +89,21 @@ export interface BrokerConfig {
   statusListTtlSeconds: number;
   revocationRetentionSeconds: number;
   bodyLimitBytes: number;
+  storeStatementTimeoutMs: number;
+  storeConnectTimeoutMs: number;
   logLevel: ConfigInput['logLevel'] & string;
+  limits: { [K in keyof typeof DEFAULTS.limits]: number };
+  metricsToken: string | undefined;
   kek: string | undefined;
+  auditCheckpointIntervalSeconds: number;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  tlsClientCa: string | undefined;
+  allowInsecureHttp: boolean;
+  outboundAllowHosts: string[];
+  outboundAllowHttp: boolean;
+  outboundMaxResponseBytes: number;
+  outboundTimeoutMs: number;
 }
 
 /** Validates the whole configuration at once and fills in defaults. Secrets never reach the message. */
@@ -69,14 +115,34 @@ export function resolveConfig(input: unknown): BrokerConfig {
     throw new TetherError('invalid_request', `invalid configuration: ${problems.join('; ')}`);
   }
   const c = input as ConfigInput;
+  // A key without its certificate (or a client CA without a server certificate) is a mistake, not plain HTTP.
+  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined) || (c.tlsClientCa && !c.tlsCert))
+    throw new TetherError(
+      'invalid_request',
+      'invalid configuration: tlsCert and tlsKey go together, and tlsClientCa needs them',
+    );
+  const limits = { ...DEFAULTS.limits, ...c.limits };
+  // Node refuses a header timeout above the request timeout; and an idle timeout at or below the
+  // heartbeat interval would cut every revocation stream between two heartbeats.
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs)
+    throw new TetherError(
+      'invalid_request',
+      'invalid configuration: limits.headersTimeoutMs exceeds limits.requestTimeoutMs',
+    );
+  if (limits.idleTimeoutMs <= (c.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs))
+    throw new TetherError(
+      'invalid_request',
+      'invalid configuration: limits.idleTimeoutMs must exceed heartbeatIntervalMs',
+    );
   const host = c.host ?? DEFAULTS.host;
+  const scheme = c.tlsCert ? 'https' : 'http';
   const port = c.port ?? DEFAULTS.port;
   return {
     host,
     port,
     dataDir: c.dataDir ?? DEFAULTS.dataDir,
     database: c.database ?? DEFAULTS.database,
-    publicUrl: (c.publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(
+    publicUrl: (c.publicUrl ?? `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(
       /\/+$/,
       '',
     ),
@@ -94,8 +160,22 @@ export function resolveConfig(input: unknown): BrokerConfig {
     statusListTtlSeconds: c.statusListTtlSeconds ?? DEFAULTS.statusListTtlSeconds,
     revocationRetentionSeconds: c.revocationRetentionSeconds ?? DEFAULTS.revocationRetentionSeconds,
     bodyLimitBytes: c.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes,
+    storeStatementTimeoutMs: c.storeStatementTimeoutMs ?? DEFAULTS.storeStatementTimeoutMs,
+    storeConnectTimeoutMs: c.storeConnectTimeoutMs ?? DEFAULTS.storeConnectTimeoutMs,
     logLevel: c.logLevel ?? DEFAULTS.logLevel,
+    limits,
+    metricsToken: c.metricsToken ?? DEFAULTS.metricsToken,
     kek: c.kek ?? DEFAULTS.kek,
+    auditCheckpointIntervalSeconds:
+      c.auditCheckpointIntervalSeconds ?? DEFAULTS.auditCheckpointIntervalSeconds,
+    tlsCert: c.tlsCert ?? DEFAULTS.tlsCert,
+    tlsKey: c.tlsKey ?? DEFAULTS.tlsKey,
+    tlsClientCa: c.tlsClientCa ?? DEFAULTS.tlsClientCa,
+    allowInsecureHttp: c.allowInsecureHttp ?? DEFAULTS.allowInsecureHttp,
+    outboundAllowHosts: [...(c.outboundAllowHosts ?? DEFAULTS.outboundAllowHosts)],
+    outboundAllowHttp: c.outboundAllowHttp ?? DEFAULTS.outboundAllowHttp,
+    outboundMaxResponseBytes: c.outboundMaxResponseBytes ?? DEFAULTS.outboundMaxResponseBytes,
+    outboundTimeoutMs: c.outboundTimeoutMs ?? DEFAULTS.outboundTimeoutMs,
   };
 }
 
@@ -111,9 +191,33 @@ export const ENVIRONMENT = {
   TETHER_DPOP_NONCE: 'dpopNonce',
   TETHER_PEP_LIVENESS_SECONDS: 'pepLivenessSeconds',
   TETHER_HEARTBEAT_INTERVAL_MS: 'heartbeatIntervalMs',
+  TETHER_STORE_STATEMENT_TIMEOUT_MS: 'storeStatementTimeoutMs',
+  TETHER_STORE_CONNECT_TIMEOUT_MS: 'storeConnectTimeoutMs',
+  TETHER_METRICS_TOKEN: 'metricsToken',
+  TETHER_TLS_CERT: 'tlsCert',
+  TETHER_TLS_KEY: 'tlsKey',
+  TETHER_TLS_CLIENT_CA: 'tlsClientCa',
+  TETHER_ALLOW_INSECURE_HTTP: 'allowInsecureHttp',
+  TETHER_OUTBOUND_ALLOW_HOSTS: 'outboundAllowHosts',
+  TETHER_OUTBOUND_ALLOW_HTTP: 'outboundAllowHttp',
+  TETHER_OUTBOUND_MAX_RESPONSE_BYTES: 'outboundMaxResponseBytes',
+  TETHER_OUTBOUND_TIMEOUT_MS: 'outboundTimeoutMs',
 } as const;
 
-const NUMERIC = new Set(['port', 'pepLivenessSeconds', 'heartbeatIntervalMs']);
+const NUMERIC = new Set([
+  'port',
+  'pepLivenessSeconds',
+  'heartbeatIntervalMs',
+  'storeStatementTimeoutMs',
+  'storeConnectTimeoutMs',
+  'outboundMaxResponseBytes',
+  'outboundTimeoutMs',
+]);
+/** `1`/`true` and `0`/`false`; anything else stays a string and fails validation, naming the setting. */
+const BOOLEAN = new Set(['allowInsecureHttp', 'outboundAllowHttp']);
+/** Comma-separated lists. */
+const LIST = new Set(['outboundAllowHosts']);
+const BOOLEAN_TEXT: Record<string, boolean> = { '1': true, true: true, '0': false, false: false };
 
 /** Reads the settings that the environment provides. Set but empty counts as unset. */
 export function configFromEnvironment(env: NodeJS.ProcessEnv): ConfigInput {
@@ -121,7 +225,26 @@ export function configFromEnvironment(env: NodeJS.ProcessEnv): ConfigInput {
   for (const [variable, key] of Object.entries(ENVIRONMENT)) {
     const value = env[variable];
     if (value === undefined || value === '') continue;
-    out[key] = NUMERIC.has(key) && /^\d+$/.test(value) ? Number(value) : value;
+    const lower = value.toLowerCase();
+    if (LIST.has(key))
+      out[key] = value
+        .split(',')
+        .map((v) => v.trim())
+        .filter((v) => v !== '');
+    else if (BOOLEAN.has(key)) out[key] = Object.hasOwn(BOOLEAN_TEXT, lower) ? BOOLEAN_TEXT[lower] : value;
+    else out[key] = NUMERIC.has(key) && /^\d+$/.test(value) ? Number(value) : value;
   }
+  // Every limit has a variable of its own: TETHER_LIMITS_PER_PRINCIPAL sets limits.perPrincipal.
+  const limits: Record<string, unknown> = {};
+  for (const key of Object.keys(DEFAULTS.limits)) {
+    const value = env[limitVariable(key)];
+    if (value !== undefined && value !== '') limits[key] = /^\d+$/.test(value) ? Number(value) : value;
+  }
+  if (Object.keys(limits).length > 0) out.limits = limits;
   return out as ConfigInput;
+}
+
+/** The environment variable of `limits.<key>`: `perPrincipal` → `TETHER_LIMITS_PER_PRINCIPAL`. */
+export function limitVariable(key: string): string {
+  return `TETHER_LIMITS_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }

@@ -45,10 +45,87 @@ export const DEFAULTS = {
   statusListTtlSeconds: 30,
   /** `required`: every DPoP proof sent to the broker must carry a nonce it issued (RFC 9449 §8). */
   dpopNonce: 'off' as 'off' | 'required',
+  /**
+   * Longest a store statement may run (PostgreSQL `statement_timeout`; SQLite's wait for the
+   * write lock). A call that passes it answers 503 `store_unavailable`, never hangs.
+   */
+  storeStatementTimeoutMs: 10_000,
+  /** PostgreSQL: longest wait to connect or to get a pooled connection. */
+  storeConnectTimeoutMs: 5_000,
   /** Largest request body accepted, in bytes. */
   bodyLimitBytes: 256 * 1024,
+  /**
+   * Rate limits, timeouts and caps that keep one caller from exhausting the broker or writing
+   * without bound to the audit trail. Counted per fixed window of `windowSeconds`; over a limit
+   * the broker answers 429 with `Retry-After` (code `rate_limited`; `slow_down` at `/oauth/*`).
+   */
+  limits: {
+    /** Length of one counting window, for every limit below and for the aggregated refusal records. */
+    windowSeconds: 60,
+    /** Requests per source address per window at `/oauth/*` (token, introspection, revocation). */
+    oauthPerSource: 300,
+    /** Signed deliveries per source address per window (ticket webhooks, pushed SETs). */
+    deliveriesPerSource: 600,
+    /** Requests per source address per window to discovery, health, metrics and the OpenAPI document. */
+    publicPerSource: 1200,
+    /** `/v1` calls refused as unauthenticated (401) per source address per window; past it every `/v1` call from that source is refused until the window ends. */
+    authFailuresPerSource: 60,
+    /** Authenticated `/v1` calls per principal (keyed by tenant and principal) per window. */
+    perPrincipal: 1200,
+    /** Revocation streams (`GET /v1/events`) open at once per PEP principal. */
+    streamsPerPrincipal: 8,
+    /** Largest body accepted at `/oauth/*` (a form with one assertion or subject token). */
+    oauthBodyLimitBytes: 32 * 1024,
+    /** A request whose headers have not all arrived after this long is answered 408 and closed. */
+    headersTimeoutMs: 10_000,
+    /** A request (headers and body) not fully received after this long is answered 408 and closed. */
+    requestTimeoutMs: 30_000,
+    /** An idle keep-alive connection is closed after this long; above the usual load-balancer idle timeout (60 s), so a balancer never reuses a connection the broker is closing. */
+    keepAliveTimeoutMs: 72_000,
+    /** A connection with no traffic either way for this long is closed; above the heartbeat interval, or streams would be cut. */
+    idleTimeoutMs: 120_000,
+  },
+  /**
+   * When set, `GET /metrics` requires `Authorization: Bearer <metricsToken>` (compared in constant
+   * time). When unset, `/metrics` answers only callers on a loopback address.
+   */
+  metricsToken: undefined as string | undefined,
   /** pino level. */
   logLevel: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
+  /** PEM certificate (chain) file: with `tlsKey`, the broker serves HTTPS instead of plain HTTP. */
+  tlsCert: undefined as string | undefined,
+  /** PEM private key file of `tlsCert`. */
+  tlsKey: undefined as string | undefined,
+  /**
+   * PEM CA bundle file: when set (with `tlsCert`), every client must present a certificate
+   * issued by it (mutual TLS; the TLS handshake refuses others, PEPs and the CLI alike).
+   */
+  tlsClientCa: undefined as string | undefined,
+  /**
+   * A `publicUrl` over plain http that is not loopback (127.0.0.0/8, ::1, localhost) refuses
+   * to start: tokens and proofs would cross the network in clear. `true` allows it (TLS
+   * terminated elsewhere and the URL deliberately http).
+   */
+  allowInsecureHttp: false as boolean,
+  /**
+   * Hosts (DNS names or IP literals) the broker may call although they are, or resolve to,
+   * loopback, link-local, private or reserved addresses: JWKS of trust records and signal
+   * transmitters, SSF push endpoints. Empty: only public addresses are called. Env
+   * `TETHER_OUTBOUND_ALLOW_HOSTS`, comma-separated.
+   */
+  outboundAllowHosts: [] as string[],
+  /** Plain http to the hosts of `outboundAllowHosts` (never to any other host). Otherwise https only. */
+  outboundAllowHttp: false as boolean,
+  /** Largest answer body the broker reads from an outbound call, in bytes (JWKS are capped lower still, 64 KiB). */
+  outboundMaxResponseBytes: 256 * 1024,
+  /** Longest an outbound call may take in all (resolution, connection, answer). */
+  outboundTimeoutMs: 10_000,
   /** Base64url 32-byte key-encryption key; when unset a 0600 file `kek` in `dataDir` is used (created once). */
   kek: undefined as string | undefined,
+  /**
+   * How often each audit chain whose head moved is checkpointed (an HMAC-authenticated snapshot
+   * of its end; every verification checkpoints too). Deleting records written after the latest
+   * checkpoint is the one change to a chain that verification cannot see.
+   */
+  auditCheckpointIntervalSeconds: 60,
 } as const;

@@ -3,6 +3,7 @@ import type { Principal, Tenant } from '../domain/principal.js';
 import { bootstrapTenant } from '../services/bootstrap.js';
 import type { BrokerContext, Caller } from '../services/context.js';
 import { createGroup, setGroupMembership } from '../services/groups.js';
+import { getPepAudiences, setPepAudiences } from '../services/pep-audiences.js';
 import { replacePolicySet } from '../services/policies.js';
 import { addPrincipalKey, createPrincipal } from '../services/principals.js';
 import { createPrivilege } from '../services/privileges.js';
@@ -33,6 +34,9 @@ export const DEMO_PRINCIPALS = [
     roles: ['pep'],
     attributes: {},
     role: 'enforcement point: tether gateway --config examples/gateway.yaml',
+    // The audience of examples/gateway.yaml (its public_url), which firewall-admin grants:
+    // the gateway may record decisions for it only.
+    audiences: ['http://127.0.0.1:8701'],
   },
 ] as const;
 
@@ -79,6 +83,9 @@ export async function seedDemo(
       await addPrincipalKey(ctx, caller, principal.id, fresh.publicJwk as Record<string, unknown>);
       key = fresh.privateJwk;
     }
+    // A demo seeded before PEPs had audiences gets them on its next start.
+    if ('audiences' in cast && (await getPepAudiences(ctx, caller, principal.id)).audiences.length === 0)
+      await setPepAudiences(ctx, caller, principal.id, cast.audiences);
     identities.push({ name: cast.name, role: cast.role, principal, key });
   }
   return { tenant, identities, created };

@@ -64,7 +64,10 @@ export interface Federation {
   name: string;
   /** The exact `iss` of accepted tokens. */
   issuer: string;
-  /** The `aud` accepted tokens must carry; (issuer, audience) is unique across all tenants. */
+  /**
+   * The `aud` accepted tokens must carry: the tenant's own audience or a suffix of it
+   * ({@link tenantAudience}); (issuer, audience) is unique across all tenants.
+   */
   audience: string;
   /** Where the issuer publishes its keys; null when `jwks` is set. */
   jwksUri: string | null;
@@ -176,7 +179,11 @@ export function taskReference(
   return { reference: text };
 }
 
-/** Whether the JWKS of a trust record may be fetched from `uri`: https, or http on a loopback host. */
+/**
+ * Whether `uri` has the shape of a URL the broker may call: http(s), no credentials, no
+ * fragment. Where it points (https only, no loopback or private address unless the operator
+ * allows it) is the outbound client's decision, `net/outbound.ts`, made with the settings.
+ */
 export function isAcceptableJwksUri(uri: string): boolean {
   let url: URL;
   try {
@@ -185,13 +192,41 @@ export function isAcceptableJwksUri(uri: string): boolean {
     return false;
   }
   if (url.username || url.password || url.hash) return false;
-  if (url.protocol === 'https:') return true;
-  // A JWKS fetched in clear text could be swapped on the way; only a local issuer may use http.
-  return url.protocol === 'http:' && isLoopbackHost(url.hostname);
+  return url.protocol === 'https:' || url.protocol === 'http:';
 }
 
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+/** A tenant-chosen suffix of the tenant's audience: path segments of unreserved characters. */
+const AUDIENCE_SUFFIX = /^[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/;
+
+/**
+ * The tenant's own audience: what the `aud` of a workload token or of a SET must name for the
+ * broker to look for a trust record or transmitter of that tenant. Tokens carry no credential
+ * but their signature, so their `aud` is what names the tenant; audiences are namespaced by
+ * tenant so that no tenant can claim an (issuer, audience) another tenant's workloads use.
+ */
+export function tenantAudience(publicUrl: string, tenantName: string): string {
+  return `${publicUrl}/tenants/${encodeURIComponent(tenantName)}`;
+}
+
+/** Whether `audience` is the tenant's audience, or it followed by `/` and a suffix (at most 128 characters). */
+export function isTenantAudience(audience: string, publicUrl: string, tenantName: string): boolean {
+  const base = tenantAudience(publicUrl, tenantName);
+  if (audience === base) return true;
+  if (!audience.startsWith(`${base}/`)) return false;
+  const suffix = audience.slice(base.length + 1);
+  // No `.` or `..` segment: an audience that a URL normaliser would turn into another tenant's.
+  return (
+    suffix.length <= 128 && AUDIENCE_SUFFIX.test(suffix) && !suffix.split('/').some((s) => /^\.+$/.test(s))
+  );
+}
+
+/** Refuses an audience outside the tenant's own; the answer names only the tenant's own audience. */
+export function assertTenantAudience(audience: string, publicUrl: string, tenantName: string): void {
+  if (!isTenantAudience(audience, publicUrl, tenantName))
+    throw new TetherError(
+      'audience_not_in_tenant',
+      `audience must be this tenant's audience ${tenantAudience(publicUrl, tenantName)}, or it followed by / and a suffix of letters, digits and . _ ~ -`,
+    );
 }
 
 /** Checks the rules that a schema cannot express; throws `invalid_request` naming the field. */
@@ -212,7 +247,7 @@ export function assertFederationIsCoherent(
   const invalid = (detail: string) => new TetherError('invalid_request', detail);
   if ((f.jwksUri === null) === (f.jwks === null)) throw invalid('give exactly one of jwks_uri and jwks');
   if (f.jwksUri !== null && !isAcceptableJwksUri(f.jwksUri)) {
-    throw invalid('jwks_uri must be an https URL (http is accepted only on a loopback host)');
+    throw invalid('jwks_uri must be an https URL without credentials or fragment');
   }
   if (f.algorithms.length === 0) throw invalid('algorithms may not be empty');
   const unknown = f.algorithms.filter((a) => !(FEDERATION_ALGORITHMS as readonly string[]).includes(a));

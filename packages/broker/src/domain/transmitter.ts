@@ -5,7 +5,8 @@ import { isAcceptableJwksUri } from './federation.js';
  * A CAEP transmitter (typically an identity provider) whose Security Event Tokens the broker
  * accepts at `POST /v1/signals`. A pushed SET carries no credential besides its signature,
  * so its `iss` and `aud` must lead to exactly one registration, across all tenants: the
- * registration's tenant is the tenant the signal is about.
+ * registration's tenant is the tenant the signal is about. The audience is the tenant's own
+ * (`<public URL>/tenants/<name>`, or a suffix of it), so no tenant can claim another's.
  */
 export interface SignalTransmitter {
   id: string;
@@ -13,7 +14,7 @@ export interface SignalTransmitter {
   name: string;
   /** The exact `iss` of its SETs. */
   issuer: string;
-  /** The `aud` its SETs must carry; by default the broker's public URL. */
+  /** The `aud` its SETs must carry; by default the tenant's audience `<public URL>/tenants/<name>`. */
   audience: string;
   jwksUri: string | null;
   jwks: { keys: Record<string, unknown>[] } | null;
@@ -29,9 +30,6 @@ export const SIGNAL_LIMITS = {
   maxAgeSeconds: 600,
   /** A pushed SET's body. */
   maxBodyBytes: 64 * 1024,
-  /** A transmitter's JWKS document, fetched from its `jwks_uri`. */
-  maxJwksBytes: 64 * 1024,
-  jwksTimeoutMs: 5000,
 } as const;
 
 /** Checks what a schema cannot; throws `invalid_request` naming the field. */
@@ -42,7 +40,7 @@ export function assertTransmitterIsCoherent(
   const invalid = (detail: string) => new TetherError('invalid_request', detail);
   if ((t.jwksUri === null) === (t.jwks === null)) throw invalid('give exactly one of jwks_uri and jwks');
   if (t.jwksUri !== null && !isAcceptableJwksUri(t.jwksUri))
-    throw invalid('jwks_uri must be an https URL (http is accepted only on a loopback host)');
+    throw invalid('jwks_uri must be an https URL without credentials or fragment');
   if (t.issuer.replace(/\/+$/, '') === brokerUrl)
     throw invalid('the broker cannot receive signals from itself');
 }

@@ -4,9 +4,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { TetherError } from '@tether/protocol';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { BrokerContext } from '../services/context.js';
+import { exposeSigningKeyMetrics } from '../tokens/keys.js';
 import { installErrorHandling } from './error-handler.js';
 import { requireAuthentication } from './plugins/authenticate.js';
 import { enforcementMetrics, installMetrics } from './plugins/metrics.js';
+import { installLimits, serverTimeouts } from './plugins/rate-limit.js';
 import { auditRoutes } from './routes/audit.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
@@ -23,10 +25,12 @@ import { requestRoutes } from './routes/requests.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { signalDeliveryRoutes, signalTransmitterRoutes } from './routes/signals.js';
 import { ssfDiscoveryRoutes, ssfRoutes } from './routes/ssf.js';
+import { statusListRoutes } from './routes/status-lists.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { ticketRoutes } from './routes/tickets.js';
 import { webhookDeliveryRoutes, webhookRoutes } from './routes/webhooks.js';
 import { EmptyObject } from './schemas/common.js';
+import { AJV_CUSTOM_OPTIONS } from './validation.js';
 
 /**
  * The broker's HTTP API. Public routes (discovery, health, token) sit at the root; everything
@@ -38,8 +42,10 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
     bodyLimit: ctx.config.bodyLimitBytes,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    ajv: { customOptions: { ...AJV_CUSTOM_OPTIONS } },
     return503OnClosing: true,
+    // Slow headers, slow bodies and idle connections are cut (`limits` in the configuration).
+    ...serverTimeouts(ctx.config),
     forceCloseConnections: 'idle',
     // Room for a 128-character name even when every character is percent-encoded.
     routerOptions: { maxParamLength: 512 },
@@ -75,20 +81,29 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
     },
   });
   const metrics = installMetrics(app);
+  exposeSigningKeyMetrics(metrics, ctx.keys);
+  ctx.health.expose(metrics);
+  // Rate limits per source (unauthenticated routes) and per principal (the /v1 API).
+  const limits = await installLimits(app, ctx);
 
-  await app.register(operationsRoutes(ctx, metrics));
-  await app.register(discoveryRoutes(ctx));
-  await app.register(ssfDiscoveryRoutes(ctx));
-  await app.register(oauthRoutes(ctx));
+  await app.register(
+    limits.scope('public', operationsRoutes(ctx, metrics), discoveryRoutes(ctx), ssfDiscoveryRoutes(ctx)),
+  );
+  await app.register(limits.scope('oauth', oauthRoutes(ctx)));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // Ticket-system deliveries authenticate by their HMAC signature, not a token: outside the hook.
-  await app.register(webhookDeliveryRoutes(ctx), { prefix: '/v1' });
   // Pushed SETs authenticate by their transmitter's signature, not a token: outside the hook too.
-  await app.register(signalDeliveryRoutes(ctx), { prefix: '/v1' });
+  await app.register(limits.scope('deliveries', webhookDeliveryRoutes(ctx), signalDeliveryRoutes(ctx)), {
+    prefix: '/v1',
+  });
+  // Status lists are public (Token Status List): relying parties fetch them without credentials.
+  await app.register(limits.scope('public', statusListRoutes(ctx)), { prefix: '/v1' });
 
   await app.register(
     async (v1) => {
+      limits.beforeAuthentication(v1);
       requireAuthentication(v1, ctx);
+      limits.afterAuthentication(v1);
       await v1.register(tenantRoutes());
       await v1.register(principalRoutes(ctx));
       await v1.register(groupRoutes(ctx));

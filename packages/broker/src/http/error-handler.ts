@@ -2,6 +2,10 @@ import { DPOP_DEFAULTS } from '@tether/pep';
 import { type ErrorCode, isTetherError, PROBLEM_MEDIA_TYPE, toProblem } from '@tether/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OAuthError } from '../auth/oauth-error.js';
+import { isStoreUnavailable } from '../store/faults.js';
+
+/** What a 503 `store_unavailable` tells the caller to wait before trying again, in seconds. */
+export const STORE_RETRY_AFTER_SECONDS = 5;
 
 /** Fastify's own client errors, by code, mapped onto our catalogue. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -43,6 +47,10 @@ function classify(err: FastifyError | Error): ClassifiedError {
       extra: { errors },
     };
   }
+  // A store that cannot be reached, written or answered in time is the server's fault and
+  // passes: the caller is told to retry, never that its request was wrong.
+  if (isStoreUnavailable(err))
+    return { code: 'store_unavailable', detail: 'the store is not reachable right now; retry later' };
   const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
   if (mapped) return { code: mapped, detail: fastifyError.message };
   if (
@@ -59,6 +67,10 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof OAuthError) {
       request.log.info({ oauth_error: err.error, reason: err.message }, 'oauth request refused');
+      // RFC 6749 §5.2 / RFC 6750 §3 / RFC 9110 §15.5.2: every 401 carries a challenge. The token
+      // endpoint authenticates clients by assertion (RFC 7523), which has no HTTP scheme of its own.
+      if (err.status === 401)
+        reply.header('www-authenticate', err.challenge ?? `Bearer realm="tether", error="${err.error}"`);
       return reply
         .code(err.status)
         .header('cache-control', 'no-store')
@@ -67,14 +79,24 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const c = classify(err);
     if (c.code === 'internal_error') request.log.error({ err }, 'unhandled error');
-    else request.log.info({ code: c.code }, 'request refused');
+    else if (c.code === 'store_unavailable') {
+      request.log.error({ err }, 'store unavailable');
+      reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
+    } else request.log.info({ code: c.code }, 'request refused');
     if (isOAuthRoute(request)) {
-      const status = c.code === 'internal_error' ? 500 : 400;
+      // RFC 6749 names `server_error` and `temporarily_unavailable` for server faults (§4.1.2.1);
+      // a fault of ours is never reported as the client's `invalid_request`.
+      const [status, error] =
+        c.code === 'internal_error'
+          ? [500, 'server_error']
+          : c.code === 'store_unavailable'
+            ? [503, 'temporarily_unavailable']
+            : [400, 'invalid_request'];
       return reply
         .code(status)
         .header('cache-control', 'no-store')
         .type('application/json')
-        .send({ error: status === 500 ? 'server_error' : 'invalid_request', error_description: c.detail });
+        .send({ error, error_description: c.detail });
     }
     const problem = { ...toProblem(c.code, c.detail, c.extra), instance: request.id };
     if (problem.status === 401) {

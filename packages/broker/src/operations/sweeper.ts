@@ -8,6 +8,7 @@ import { endIdleSessions } from '../services/end-idle-sessions.js';
 import { endExpiredSessions } from '../services/end-session.js';
 import { expireOverdueRequests } from '../services/expire-requests.js';
 import { pruneAckHistory } from '../services/pep-ack.js';
+import { pruneSubjectTokenUses } from '../store/repositories/subject-tokens.js';
 import { retireExpiredKeys } from '../tokens/keys.js';
 import { runSteps } from './health.js';
 
@@ -30,6 +31,7 @@ export function sweepSteps(ctx: BrokerContext): SweepStep[] {
     ['end_idle_sessions', async () => counted('ended_idle', await endIdleSessions(ctx))],
     ['prune_assertion_ids', () => pruneSpentJtis(ctx.store, now())],
     ['prune_dpop_proofs', () => pruneSpentProofs(ctx, now())],
+    ['prune_subject_tokens', () => pruneSubjectTokenUses(ctx.store, now())],
     ['continuous_evaluation', () => sweepContinuousEvaluation(ctx, now())],
     ['retire_keys', () => retireExpiredKeys(ctx.store, now(), ctx.revocations)],
     [

@@ -14,6 +14,7 @@ import { findSessionByRequest, insertSession } from '../store/repositories/sessi
 import { lockTicket } from '../store/repositories/tickets.js';
 import { issueAccessToken } from '../tokens/access-token.js';
 import { newRefreshToken } from '../tokens/refresh.js';
+import { assertApprovalStillHolds } from './approval-recheck.js';
 import { verifyBrokerProof } from './broker-dpop.js';
 import type { BrokerContext, Caller } from './context.js';
 import { allocateStatusSlot } from './status-slots.js';
@@ -31,8 +32,8 @@ export const SLOT_REUSE_MARGIN_MS = 5 * 60_000;
 
 /**
  * Turns an approved request into a session bound to the DPoP key that signed the activation
- * proof. Only the requester, only once, only inside the activation window; the session clock
- * starts now.
+ * proof. Only the requester, only once, only inside the activation window, only while its
+ * approvals satisfy the approval rule as it stands; the session clock starts now.
  */
 export async function activateSession(
   ctx: BrokerContext,
@@ -57,6 +58,8 @@ export async function activateSession(
     if (!request)
       throw new TetherError('not_found', `no request ${JSON.stringify(requestId)} in this tenant`);
     assertActivatable(request, caller.principal.id, ctx.clock.now());
+    // Approved then is not enough: removed approvers and a tightened rule count as of now.
+    await assertApprovalStillHolds(ctx, tx, request, caller.principal, caller.tenant.timeZone);
     return startSession(tx, ctx, { request, jkt: proof.jkt, actor: caller.principal.id });
   });
   return sessionTokens(ctx, started);

@@ -1,5 +1,5 @@
 import type { AuditRecord } from '../audit/chain.js';
-import { verifyAuditChain } from '../audit/record.js';
+import { verifyAndCheckpoint } from '../audit/record.js';
 import type { ChainVerification } from '../audit/verify.js';
 import { listAuditRecords } from '../store/repositories/audit.js';
 import { requireRole } from './access-control.js';
@@ -36,5 +36,5 @@ export async function queryAudit(ctx: BrokerContext, caller: Caller, q: AuditQue
 
 export async function verifyAudit(ctx: BrokerContext, caller: Caller): Promise<ChainVerification> {
   requireRole(caller, 'admin', 'auditor');
-  return verifyAuditChain(ctx.store, caller.tenant.id);
+  return verifyAndCheckpoint(ctx.store, caller.tenant.id, ctx.clock.now());
 }

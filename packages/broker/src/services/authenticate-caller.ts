@@ -1,7 +1,7 @@
 import { DpopError, type VerifiedDpopProof } from '@tether/pep';
 import { TetherError } from '@tether/protocol';
 import { ApiTokenRejected, verifyApiToken } from '../auth/api-token.js';
-import { findPrincipal } from '../store/repositories/principals.js';
+import { findPrincipal, listPrincipalKeys } from '../store/repositories/principals.js';
 import { findTenantById } from '../store/repositories/tenants.js';
 import { verifyBrokerProof } from './broker-dpop.js';
 import type { BrokerContext, Caller } from './context.js';
@@ -20,8 +20,8 @@ const SCHEME = /^(Bearer|DPoP)[ ]+([A-Za-z0-9._~+/-]+=*)$/i;
 /**
  * Turns the `Authorization` (and `DPoP`) headers into the caller. A DPoP-bound token must come
  * with the DPoP scheme and a fresh proof by its key; presented as Bearer it is refused. The
- * principal is read live on every call, so disabling it takes effect at once, whatever
- * tokens it still holds.
+ * principal and its keys are read live on every call, so disabling it, or removing the key
+ * whose assertion obtained the token, takes effect at once, whatever tokens it still holds.
  */
 export async function authenticateCaller(
   ctx: BrokerContext,
@@ -73,5 +73,13 @@ export async function authenticateCaller(
   if (!principal || !tenant)
     throw new TetherError('invalid_token', 'the token names a principal that no longer exists');
   if (!principal.enabled) throw new TetherError('principal_disabled', 'the principal is disabled');
+  // Removing a key revokes the tokens it obtained, from their very next call (no TTL window):
+  // read live, like the principal, so every replica sees the removal once it commits.
+  if (!(await listPrincipalKeys(ctx.store, principal.id)).some((k) => k.kid === claims.clientKid)) {
+    throw new TetherError(
+      'invalid_token',
+      'the key that obtained this token is no longer registered; the token is revoked',
+    );
+  }
   return proof ? { principal, tenant, proof } : { principal, tenant };
 }

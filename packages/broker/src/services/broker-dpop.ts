@@ -33,6 +33,8 @@ export async function verifyBrokerProof(
     {
       now: () => ctx.clock.now(),
       iatWindowSeconds: ctx.config.dpopIatWindowSeconds,
+      // A proof dated ahead is excused only by clock skew, never by the whole iat window.
+      clockToleranceSeconds: ctx.config.clockToleranceSeconds,
       // The store's unique key on (jkt, jti) is what makes a proof single-use across replicas.
       // A shared in-memory cache would add nothing but a way to fill it and refuse everyone.
       replayCache: new ReplayCache({ maxEntries: 1, now: () => ctx.clock.now() }),

@@ -4,6 +4,7 @@ import type { BrokerConfig } from '../config/config.js';
 import type { Clock } from '../domain/clock.js';
 import type { Principal, Tenant } from '../domain/principal.js';
 import type { ReevaluationWorker } from '../evaluation/worker.js';
+import type { BrokerHealth } from '../operations/health.js';
 import type { PolicyEngine } from '../policy/cedar.js';
 import type { RevocationFanout } from '../revocation/fanout.js';
 import type { Store } from '../store/database.js';
@@ -27,6 +28,8 @@ export interface BrokerContext {
   revocations: RevocationFanout;
   /** Drains the queue of live-session re-evaluations (continuous evaluation) in this process. */
   reevaluation: ReevaluationWorker;
+  /** Faults survived (store connections, after-commit effects, readiness, sweeper steps): logged and counted. */
+  health: BrokerHealth;
 }
 
 /** The authenticated principal making an API call, and its tenant. */

@@ -11,6 +11,7 @@ import {
   lockSession,
   writeSessionEnd,
 } from '../store/repositories/sessions.js';
+import { assertSessionVisible } from './access-control.js';
 import type { BrokerContext, Caller } from './context.js';
 import { resolvePrincipal, resolvePrivilege } from './resolve.js';
 import { invalidateStatusSlot } from './status-slots.js';
@@ -61,8 +62,7 @@ export async function endSession(
 ): Promise<Session> {
   return inTransaction(ctx.store, async (tx) => {
     const session = await lockSession(tx, sessionId);
-    if (!session || session.tenantId !== caller.tenant.id)
-      throw new TetherError('not_found', `no session ${JSON.stringify(sessionId)} in this tenant`);
+    assertSessionVisible(session, caller, sessionId);
     if (session.principalId !== caller.principal.id && !hasRole(caller.principal, 'admin')) {
       throw new TetherError('forbidden', 'only the holder of a session or an admin may end it');
     }

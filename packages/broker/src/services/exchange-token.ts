@@ -27,10 +27,18 @@ import { findPrincipal } from '../store/repositories/principals.js';
 import { lockRequest } from '../store/repositories/requests.js';
 import { findTenantById } from '../store/repositories/tenants.js';
 import { type StartedSession, sessionTokens, startSession } from './activate-session.js';
+import { assertApprovalStillHolds } from './approval-recheck.js';
 import { recordRefusal } from './audit-refusal.js';
 import { verifyBrokerProof } from './broker-dpop.js';
 import type { BrokerContext, Caller } from './context.js';
 import { type DecidedRequest, decideRequest, recordRequest } from './request-access.js';
+import {
+  recordReuse,
+  refuseIfSpent,
+  SUBJECT_TOKEN_REUSED,
+  spendSubjectToken,
+  subjectTokenKey,
+} from './subject-token-use.js';
 
 /** RFC 8693 §2.1 grant type. */
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -68,6 +76,10 @@ interface ExchangeAsk {
 /** A verified workload: its trust record, claims, the principal they map to, and what policy sees. */
 interface Workload {
   trust: Federation;
+  /** Names the subject token for its single use (see {@link subjectTokenKey}). */
+  tokenKey: string;
+  /** Epoch ms after which the subject token is refused as expired anyway. */
+  tokenExpiresAt: number;
   caller: Caller;
   subject: string;
   run: string | null;
@@ -88,6 +100,12 @@ interface Workload {
  * the request waits for reviews and the answer is `invalid_grant` naming it; a later exchange
  * for the same run (trust record, principal, privilege, task reference) picks it up, and starts
  * its session once it is approved, instead of asking again.
+ *
+ * A subject token is single-use (issue 9 item 6): once it has started a session it is
+ * remembered (a digest of issuer and `jti`, or of the token) until its `exp`, in the
+ * transaction that starts the session, and any later exchange of it — sequential or
+ * concurrent, on any replica — is refused with `invalid_grant` and changes nothing. A token
+ * that only left a request pending is not spent: the same token may pick up the approval.
  *
  * Errors (RFC 6749 JSON): `invalid_request` for missing or unusable parameters,
  * `invalid_dpop_proof`, `invalid_grant` for a token that is untrusted, fails a check, maps to
@@ -112,13 +130,27 @@ export async function exchangeToken(
   const jkt = await proofKey(ctx, dpopHeader);
   const trust = await trustFor(ctx, ask.subjectToken);
   const claims = await verifiedClaims(ctx, trust, ask.subjectToken);
-  const workload = await mappedWorkload(ctx, trust, claims);
+  const workload = {
+    ...(await mappedWorkload(ctx, trust, claims)),
+    tokenKey: subjectTokenKey(claims, ask.subjectToken),
+    // verifySubjectToken requires exp; the clock tolerance is what it still accepts past it.
+    tokenExpiresAt: ((claims.exp as number) + ctx.config.clockToleranceSeconds) * 1000,
+  };
   const decided = await decide(ctx, workload, ask);
   const outcome = await inTransaction(ctx.store, (tx) => settle(tx, ctx, workload, decided, jkt)).catch(
-    (err: unknown) => {
+    async (err: unknown) => {
       // Two exchanges for the same approved request: one session, the other is told so.
-      if (isTetherError(err) && err.code === 'already_activated')
+      if (isTetherError(err) && (err.code === 'already_activated' || err.code === 'approval_no_longer_valid'))
         throw new OAuthError('invalid_grant', err.detail);
+      if (err instanceof OAuthError && err.message === SUBJECT_TOKEN_REUSED) {
+        await recordReuse(ctx, {
+          tenantId: workload.trust.tenantId,
+          federationId: workload.trust.id,
+          principalId: workload.caller.principal.id,
+          ticket: workload.run,
+          audit: workload.audit,
+        });
+      }
       throw err;
     },
   );
@@ -174,7 +206,6 @@ async function proofKey(ctx: BrokerContext, header: string | string[] | undefine
 }
 
 const UNTRUSTED = 'untrusted issuer or audience';
-
 /**
  * The one trust record whose issuer is the token's `iss` and whose audience is among its
  * `aud`. The answer is the same whichever part did not match, so a caller cannot probe which
@@ -214,7 +245,11 @@ async function verifiedClaims(ctx: BrokerContext, trust: Federation, token: stri
 }
 
 /** The principal the verified claims map to, which must exist, be enabled and be of a workload kind. */
-async function mappedWorkload(ctx: BrokerContext, trust: Federation, claims: JWTPayload): Promise<Workload> {
+async function mappedWorkload(
+  ctx: BrokerContext,
+  trust: Federation,
+  claims: JWTPayload,
+): Promise<Omit<Workload, 'tokenKey' | 'tokenExpiresAt'>> {
   const subject = typeof claims.sub === 'string' ? claims.sub.slice(0, 512) : '';
   const run = taskReference(trust.taskClaim, claims);
   const audit = {
@@ -331,6 +366,19 @@ async function settle(
 ): Promise<Settled> {
   if (!(await lockFederation(tx, workload.trust.id)))
     return { refuse: new OAuthError('invalid_grant', UNTRUSTED) };
+  // A token that already started a session starts nothing else, not even a pending request.
+  await refuseIfSpent(tx, workload.tokenKey);
+  // Recorded in this transaction, before the session starts: of concurrent exchanges of one
+  // token, the key lets one through; the others roll back, leaving no row behind.
+  const spend = (requestId: string) =>
+    spendSubjectToken(tx, {
+      tokenKey: workload.tokenKey,
+      tenantId: workload.trust.tenantId,
+      federationId: workload.trust.id,
+      requestId,
+      usedAt: ctx.clock.now(),
+      expiresAt: workload.tokenExpiresAt,
+    });
   const principalId = workload.caller.principal.id;
   const start = {
     jkt,
@@ -348,6 +396,7 @@ async function settle(
     });
 
   if (decided.autoApproved) {
+    await spend(decided.request.id);
     await recordRequest(tx, decided);
     await link(decided.request.id);
     return { started: await startSession(tx, ctx, { ...start, request: decided.request }) };
@@ -363,6 +412,16 @@ async function settle(
   const open = openId ? await lockRequest(tx, workload.trust.tenantId, openId) : undefined;
   const now = ctx.clock.now();
   if (open?.state === 'approved' && open.activationExpiresAt !== null && now < open.activationExpiresAt) {
+    // As at any activation: the approvals must still satisfy the rule as it stands now.
+    await assertApprovalStillHolds(
+      ctx,
+      tx,
+      open,
+      workload.caller.principal,
+      workload.caller.tenant.timeZone,
+      workload.tags,
+    );
+    await spend(open.id);
     return { started: await startSession(tx, ctx, { ...start, request: open }) };
   }
   if (open?.state === 'pending' && !isPastDeadline(open, now)) return { pending: open.id };

@@ -10,6 +10,7 @@ import { findFederatedRequest } from '../store/repositories/federations.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import { findPendingExtension, insertRequest, lockRequest } from '../store/repositories/requests.js';
 import { lockSession } from '../store/repositories/sessions.js';
+import { assertSessionVisible } from './access-control.js';
 import { applyExtension } from './apply-extension.js';
 import { recordRefusal } from './audit-refusal.js';
 import type { BrokerContext, Caller } from './context.js';
@@ -44,8 +45,7 @@ export async function requestExtension(
 ): Promise<AccessRequest> {
   const outcome = await inTransaction(ctx.store, async (tx): Promise<Outcome> => {
     const session = await lockSession(tx, sessionId);
-    if (!session || session.tenantId !== caller.tenant.id)
-      throw new TetherError('not_found', `no session ${JSON.stringify(sessionId)} in this tenant`);
+    assertSessionVisible(session, caller, sessionId);
     const now = ctx.clock.now();
     assertMayExtend(session, caller.principal.id, now);
     const privilege = await findPrivilege(tx, session.tenantId, session.privilegeId);

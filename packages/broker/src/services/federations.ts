@@ -4,6 +4,7 @@ import { recordAudit } from '../audit/record.js';
 import { jwksCacheOf } from '../auth/subject-token.js';
 import {
   assertFederationIsCoherent,
+  assertTenantAudience,
   FEDERATED_PRINCIPAL_KINDS,
   FEDERATION_DEFAULTS,
   type Federation,
@@ -12,6 +13,7 @@ import {
 } from '../domain/federation.js';
 import { isIdOf, newId } from '../domain/ids.js';
 import { hasPrivateMembers } from '../domain/principal.js';
+import { assertDestination } from '../net/client.js';
 import { inTransaction, isUniqueViolation, type StoreHandle, type TxHandle } from '../store/database.js';
 import {
   deleteFederation,
@@ -93,16 +95,20 @@ async function resolveMapping(tx: TxHandle, tenantId: string, rules: MappingRule
 const nameTaken = (name: string) =>
   new TetherError('already_exists', `a trust record named ${name} already exists`);
 
-const taken = (issuer: string, audience: string) =>
-  new TetherError(
-    'already_exists',
-    `a trust record for issuer ${JSON.stringify(issuer)} and audience ${JSON.stringify(audience)} already exists; each (issuer, audience) must name one trust record across all tenants`,
-  );
+/**
+ * The one answer to an (issuer, audience) already trusted. The audience is the tenant's own, so
+ * the holder is in the caller's tenant (or, for a record older than tenant audiences, one that
+ * took this tenant's audience before): either way the answer names nothing the caller did not
+ * send, and is the same whoever holds it.
+ */
+const taken = () =>
+  new TetherError('already_exists', 'a trust record for this issuer and audience already exists');
 
 /**
- * An admin trusts a workload issuer. (issuer, audience) must be new across every tenant: the
- * exchange's caller has no credential but the token, so its `iss` and `aud` alone must lead
- * to one trust record.
+ * An admin trusts a workload issuer. The exchange's caller has no credential but the token, so
+ * its `iss` and `aud` alone must lead to one trust record: the audience is the tenant's own
+ * (`<public URL>/tenants/<name>`, or a suffix of it), which makes (issuer, audience) unique
+ * across tenants without letting one tenant claim a pair another tenant's workloads use.
  */
 export async function createFederation(
   ctx: BrokerContext,
@@ -125,11 +131,12 @@ export async function createFederation(
     maxTokenAgeSeconds: input.maxTokenAgeSeconds ?? FEDERATION_DEFAULTS.maxTokenAgeSeconds,
   };
   assertFederationIsCoherent(draft);
+  assertTenantAudience(draft.audience, ctx.config.publicUrl, caller.tenant.name);
+  assertDestination(ctx, 'jwks_uri', draft.jwksUri);
   if (draft.jwks) await assertPublicKeySet(draft.jwks);
   return inTransaction(ctx.store, async (tx) => {
     if (await findFederationByName(tx, caller.tenant.id, input.name)) throw nameTaken(input.name);
-    if (await issuerAudienceTaken(tx, draft.issuer, draft.audience))
-      throw taken(draft.issuer, draft.audience);
+    if (await issuerAudienceTaken(tx, draft.issuer, draft.audience)) throw taken();
     const now = ctx.clock.now();
     const federation: Federation = {
       ...draft,

@@ -97,6 +97,7 @@ async function clientCredentials(
     ttlSeconds: ctx.config.apiTokenTtlSeconds,
     now,
     jkt,
+    clientKid: client.kid,
   });
   await inTransaction(ctx.store, (tx) =>
     recordAudit(tx, client.principal.tenantId, now, {

@@ -3,6 +3,12 @@ import type { Principal } from '../domain/principal.js';
 import { revocationHead } from '../revocation/log.js';
 import { inTransaction, type StoreHandle, type TxHandle } from '../store/database.js';
 import {
+  deletePepInstance,
+  deletePepInstancesBefore,
+  lockOrCreatePepInstance,
+  writePepInstanceProgress,
+} from '../store/repositories/pep-instances.js';
+import {
   deletePepAcksBefore,
   insertPepAck,
   listSessionEndTimes,
@@ -18,6 +24,9 @@ import type { EnforcementMetrics } from './enforcement-metrics.js';
  * catching up on a backlog (after a restart or an outage), not reacting to new ends.
  */
 const TIMED_ENDS_PER_ACK = 10_000;
+
+/** The instance an ack that names none counts for: one unnamed process of the principal. */
+export const UNNAMED_INSTANCE = '-';
 
 /** How long acknowledgement history is kept: receipts older than this lose their `enforced_at`. */
 export const PEP_ACK_RETENTION_MS = 7 * 24 * 3600 * 1000;
@@ -40,6 +49,11 @@ export function requireSelfPep(caller: Caller, ref: string): Principal {
  * time − end time) once the transaction commits. Ends from before the broker first heard from
  * the PEP are not timed: the PEP was not there to enforce them. An ack also marks the PEP as
  * heard from. A position beyond the log's head cannot come from this broker: refused.
+ *
+ * `instance` names the PEP process (random per start): each instance's position and ack history
+ * is kept too, so that a receipt waits for every live replica sharing the identity, not only
+ * the one furthest ahead. A PEP closing cleanly says it is `leaving`: it serves no more
+ * requests, so its instance is forgotten at once.
  */
 export async function acknowledgeRevocations(
   ctx: BrokerContext,
@@ -47,6 +61,8 @@ export async function acknowledgeRevocations(
   pepRef: string,
   applied: number,
   metrics: EnforcementMetrics,
+  instance: string = UNNAMED_INSTANCE,
+  leaving = false,
 ): Promise<{ applied: number; head: number }> {
   const pep = requireSelfPep(caller, pepRef);
   const tenantId = caller.tenant.id;
@@ -57,7 +73,15 @@ export async function acknowledgeRevocations(
       'invalid_request',
       `position ${applied} is ahead of this tenant's revocation log, which ends at ${head}`,
     );
-  const recorded = await batcherOf(ctx.store).submit({ ctx, tenantId, pepId: pep.id, applied, metrics });
+  const recorded = await batcherOf(ctx.store).submit({
+    ctx,
+    tenantId,
+    pepId: pep.id,
+    instanceId: instance,
+    leaving,
+    applied,
+    metrics,
+  });
   return { applied: recorded, head };
 }
 
@@ -65,6 +89,9 @@ interface PendingAck {
   ctx: BrokerContext;
   tenantId: string;
   pepId: string;
+  instanceId: string;
+  /** The instance is stopping: its row goes, so receipts no longer wait for it. */
+  leaving: boolean;
   applied: number;
   metrics: EnforcementMetrics;
 }
@@ -98,10 +125,11 @@ class AckBatcher {
 
   async #flush(): Promise<void> {
     this.#scheduled = false;
-    // Rows are locked in PEP id order, so two replicas' batches cannot deadlock.
+    // Rows are locked in (PEP id, instance id) order, so two replicas' batches cannot deadlock.
+    const key = (a: PendingAck) => `${a.pepId}\u0000${a.instanceId}`;
     const batch = this.#queue
       .splice(0)
-      .sort((a, b) => (a.ack.pepId < b.ack.pepId ? -1 : a.ack.pepId > b.ack.pepId ? 1 : 0));
+      .sort((a, b) => (key(a.ack) < key(b.ack) ? -1 : key(a.ack) > key(b.ack) ? 1 : 0));
     if (batch.length === 0) return;
     try {
       const recorded = await inTransaction(this.store, async (tx) => {
@@ -127,11 +155,17 @@ function batcherOf(store: StoreHandle): AckBatcher {
   return batcher;
 }
 
-/** One PEP's ack inside the batch's transaction; answers the position recorded. */
+/**
+ * One PEP's ack inside the batch's transaction; answers the position recorded for the
+ * principal (the furthest any of its instances got).
+ */
 async function applyAck(tx: TxHandle, ack: PendingAck): Promise<number> {
   const { tenantId, pepId, applied, metrics } = ack;
   const now = ack.ctx.clock.now();
   const before = await lockOrCreatePep(tx, tenantId, pepId, now);
+  const instance = await lockOrCreatePepInstance(tx, tenantId, pepId, ack.instanceId, now);
+  await writePepInstanceProgress(tx, tenantId, instance, Math.max(instance.lastAppliedSeq, applied), now);
+  if (ack.leaving) await deletePepInstance(tx, pepId, ack.instanceId);
   const recorded = Math.max(before.lastAppliedSeq, applied);
   await writePepProgress(tx, pepId, {
     lastAppliedSeq: recorded,
@@ -156,5 +190,6 @@ async function applyAck(tx: TxHandle, ack: PendingAck): Promise<number> {
  * Answers how many rows went.
  */
 export async function pruneAckHistory(store: StoreHandle, now: number): Promise<number> {
-  return deletePepAcksBefore(store, now - PEP_ACK_RETENTION_MS);
+  const before = now - PEP_ACK_RETENTION_MS;
+  return (await deletePepAcksBefore(store, before)) + (await deletePepInstancesBefore(store, before));
 }

@@ -1,8 +1,9 @@
 import { type PrincipalKind, type Role, TetherError } from '@tether/protocol';
 import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { recordAudit } from '../audit/record.js';
+import { verifyKeyProof } from '../auth/key-proof.js';
 import { newId } from '../domain/ids.js';
-import { hasPrivateMembers, type Principal, type PrincipalKey } from '../domain/principal.js';
+import { hasPrivateMembers, hasRole, type Principal, type PrincipalKey } from '../domain/principal.js';
 import { enqueueReevaluation } from '../evaluation/jobs.js';
 import { inTransaction, isUniqueViolation } from '../store/database.js';
 import {
@@ -178,24 +179,49 @@ export async function changePrincipal(
       target: current.id,
       outcome: 'success',
       principalId: current.id,
-      details: { changes },
+      // A disabled principal's broker-API tokens are refused from its next call on (authenticateCaller).
+      details: { changes, ...(current.enabled && !next.enabled ? { api_tokens_revoked: true } : {}) },
     });
     return next;
   });
 }
 
+/**
+ * Registers a key for a principal. An admin may add keys to any principal of the tenant (an
+ * admin can create principals with keys anyway, so a proof would not narrow what a stolen admin
+ * token can do). Anyone else may add a key only to itself, and only with `proof`: a JWS made
+ * for this call by one of its currently registered keys (see {@link verifyKeyProof}), so a
+ * stolen broker-API token — Bearer, or DPoP-bound with its DPoP key — cannot plant a key of
+ * its own and outlive the token.
+ */
 export async function addPrincipalKey(
   ctx: BrokerContext,
   caller: Caller,
   ref: string,
   jwk: Record<string, unknown>,
+  proof?: string,
 ): Promise<PrincipalKey> {
   const principal = await resolvePrincipal(ctx.store, caller.tenant.id, ref);
-  if (principal.id !== caller.principal.id) requireRole(caller, 'admin');
+  const admin = hasRole(caller.principal, 'admin');
+  if (principal.id !== caller.principal.id && !admin) requireRole(caller, 'admin');
   const { kid, publicJwk } = await acceptPublicKey(jwk);
   const now = ctx.clock.now();
   const key: PrincipalKey = { principalId: principal.id, kid, publicJwk, createdAt: now };
+  let provenBy: string | undefined;
   await inTransaction(ctx.store, async (tx) => {
+    if (!admin) {
+      // Read in the transaction: a key removed a moment ago proves nothing any more.
+      const registered = await listPrincipalKeys(tx, principal.id);
+      provenBy = (
+        await verifyKeyProof(tx, principal, registered, proof, {
+          audience: keyProofAudience(ctx.config.publicUrl, principal.id),
+          newKid: kid,
+          maxAgeSeconds: ctx.config.clientAssertionMaxAgeSeconds,
+          clockToleranceSeconds: ctx.config.clockToleranceSeconds,
+          now,
+        })
+      ).kid;
+    }
     try {
       await insertPrincipalKey(tx, caller.tenant.id, key);
     } catch (err) {
@@ -209,12 +235,22 @@ export async function addPrincipalKey(
       target: principal.id,
       outcome: 'success',
       principalId: principal.id,
-      details: { kid },
+      details: { kid, ...(provenBy ? { proven_by: provenBy } : {}) },
     });
   });
   return key;
 }
 
+/** The `aud` of a key proof: the add-key route of the principal, by id, under the public URL. */
+export function keyProofAudience(publicUrl: string, principalId: string): string {
+  return `${publicUrl.replace(/\/+$/, '')}/v1/principals/${principalId}/keys`;
+}
+
+/**
+ * Removes a key. Every broker-API token minted with it stops working on its very next call:
+ * tokens carry the thumbprint of the key whose assertion obtained them, and authentication
+ * requires that key to be registered still (see authenticateCaller). The audit record says so.
+ */
 export async function removePrincipalKey(
   ctx: BrokerContext,
   caller: Caller,
@@ -233,7 +269,7 @@ export async function removePrincipalKey(
       target: principal.id,
       outcome: 'success',
       principalId: principal.id,
-      details: { kid },
+      details: { kid, api_tokens_revoked: true },
     });
   });
 }

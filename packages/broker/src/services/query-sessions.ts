@@ -1,18 +1,20 @@
-import { TetherError } from '@tether/protocol';
 import { hasRole } from '../domain/principal.js';
 import type { Session } from '../domain/session.js';
 import { findSession, listSessions } from '../store/repositories/sessions.js';
+import { noSuchSession } from './access-control.js';
 import type { BrokerContext, Caller } from './context.js';
 import { resolvePrincipal, resolvePrivilege } from './resolve.js';
 
 const seesAll = (caller: Caller) =>
   hasRole(caller.principal, 'admin') || hasRole(caller.principal, 'auditor');
 
+/**
+ * A session, for its holder, admins and auditors. Anyone else gets exactly the answer for a
+ * session that does not exist: reading someone else's session is no existence oracle.
+ */
 export async function getSession(ctx: BrokerContext, caller: Caller, id: string): Promise<Session> {
   const session = await findSession(ctx.store, caller.tenant.id, id);
-  if (!session || (!seesAll(caller) && session.principalId !== caller.principal.id)) {
-    throw new TetherError('not_found', `no session ${JSON.stringify(id)} in this tenant`);
-  }
+  if (!session || (!seesAll(caller) && session.principalId !== caller.principal.id)) throw noSuchSession(id);
   return session;
 }
 

@@ -1,14 +1,16 @@
-import type { DecisionRecord, DecisionReport } from '@tether/protocol';
+import { type DecisionRecord, type DecisionReport, TetherError } from '@tether/protocol';
 import type { AuditEntry } from '../audit/chain.js';
 import { recordAudit } from '../audit/record.js';
 import { isIdOf } from '../domain/ids.js';
 import { inTransaction, type TxHandle } from '../store/database.js';
 import {
   findSessionLinks,
+  listPepAudiences,
   lockOrCreatePep,
   type SessionLink,
   writePepProgress,
 } from '../store/repositories/peps.js';
+import { listPrincipalKeys } from '../store/repositories/principals.js';
 import { recordSessionActivity } from '../store/repositories/sessions.js';
 import { requireRole } from './access-control.js';
 import type { BrokerContext, Caller } from './context.js';
@@ -21,8 +23,18 @@ import type { EnforcementMetrics } from './enforcement-metrics.js';
  * shows in that session's trail; a session id that is unknown or of another tenant is not
  * recorded at all, and both look the same. Decisions the PEP reports as dropped are counted on
  * its row, recorded (`pep.decisions_dropped`) and counted in the metrics: a loss is never
- * silent. A report also marks the PEP as heard from, and an allowed decision counts as activity
- * in its session (see domain/idle.ts).
+ * silent. A report also marks the PEP as heard from.
+ *
+ * A PEP speaks only for what it enforces. The batch names its `audience`, which must be one an
+ * admin set for the PEP's principal (`PUT /v1/peps/:pep/audiences`); an allowed decision must
+ * name a session whose grant has that audience (a genuine PEP verified the token's `aud`). The
+ * batch is atomic: one decision outside that refuses it whole (`audience_not_enforced`) and
+ * nothing is written, so a forged "allowed" cannot hide among real ones. A denial naming a
+ * session not for the audience (a token narrowed away from it) is recorded unlinked, like an
+ * unknown session.
+ *
+ * Allowed decisions count as activity in their sessions (see domain/idle.ts) only when the
+ * batch is signed by the PEP's own registered key: see {@link signedByPepKey}.
  */
 export async function recordDecisions(
   ctx: BrokerContext,
@@ -33,24 +45,45 @@ export async function recordDecisions(
   requireRole(caller, 'pep');
   const tenantId = caller.tenant.id;
   const pepId = caller.principal.id;
+  const audience = report.audience;
+  if (!(await listPepAudiences(ctx.store, pepId)).includes(audience))
+    throw new TetherError(
+      'audience_not_enforced',
+      `this enforcement point is not registered for audience ${JSON.stringify(audience)}`,
+    );
+  const signed = await signedByPepKey(ctx, caller);
   await inTransaction(ctx.store, async (tx) => {
     const now = ctx.clock.now();
+    const claimed = new Set(
+      report.decisions.flatMap((d) => (d.session && isIdOf('session', d.session) ? [d.session] : [])),
+    );
+    const found = await findSessionLinks(tx, tenantId, [...claimed]);
+    // Checked before anything is written: a refused batch leaves no trace but the refusal.
+    for (const d of report.decisions) {
+      const link = d.allow && d.session !== null ? found.get(d.session) : undefined;
+      if (link && !link.audiences.includes(audience))
+        throw new TetherError(
+          'audience_not_enforced',
+          `an allowed decision names a session that is not for audience ${JSON.stringify(audience)}`,
+        );
+    }
+    const links = new Map([...found].filter(([, link]) => link.audiences.includes(audience)));
     const pep = await lockOrCreatePep(tx, tenantId, pepId, now);
     await writePepProgress(tx, pepId, {
       lastAppliedSeq: pep.lastAppliedSeq,
       lastSeenAt: now,
       decisionsDropped: pep.decisionsDropped + report.dropped,
     });
-    const claimed = new Set(
-      report.decisions.flatMap((d) => (d.session && isIdOf('session', d.session) ? [d.session] : [])),
-    );
-    const links = await findSessionLinks(tx, tenantId, [...claimed]);
     // Session rows before the audit head, the order every other writer takes them in.
-    await recordActivity(tx, tenantId, report.decisions, links, now);
+    if (signed) await recordActivity(tx, tenantId, report.decisions, links, now);
+    const unlinkedDenials: DecisionRecord[] = [];
     for (const decision of report.decisions) {
       const link = decision.session === null ? undefined : links.get(decision.session);
-      await recordAudit(tx, tenantId, now, decisionEntry(pepId, decision, link));
+      if (!link && !decision.allow) unlinkedDenials.push(decision);
+      else await recordAudit(tx, tenantId, now, decisionEntry(pepId, decision, link));
     }
+    for (const entry of countedDenials(pepId, audience, unlinkedDenials))
+      await recordAudit(tx, tenantId, now, entry);
     if (report.dropped > 0) {
       await recordAudit(tx, tenantId, now, {
         actor: pepId,
@@ -65,6 +98,20 @@ export async function recordDecisions(
     }
   });
   return { recorded: report.decisions.length, dropped: report.dropped };
+}
+
+/**
+ * Whether the report is signed by the PEP's own key: it authenticated a DPoP-bound token with a
+ * proof (single-use, bound to this method, URL and token) made by a key registered to the PEP's
+ * principal now. Only the PEP holds that private key, so such a batch comes from the PEP
+ * itself; a Bearer token, or a DPoP-bound one whose proof key is not the PEP's (an ephemeral
+ * key, as the SDK uses), proves only that someone holds the token. Decisions arriving that way
+ * are still recorded, but keep no session alive: a stolen token cannot stop an idle timeout.
+ */
+async function signedByPepKey(ctx: BrokerContext, caller: Caller): Promise<boolean> {
+  const jkt = caller.proof?.jkt;
+  if (jkt === undefined) return false;
+  return (await listPrincipalKeys(ctx.store, caller.principal.id)).some((k) => k.kid === jkt);
 }
 
 /**
@@ -89,6 +136,44 @@ async function recordActivity(
   }
   const inOrder = [...latest].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   for (const [id, at] of inOrder) await recordSessionActivity(tx, tenantId, id, at);
+}
+
+/** Distinct examples kept in a counted record: enough to see what was tried, bounded whatever was sent. */
+const SAMPLES = 5;
+
+/**
+ * Denials that name no session of the tenant (no token, a forged or foreign one) are what a
+ * flood at a gateway produces: they are counted, one record per refusal code per batch with
+ * the count, the time span and a few distinct examples, so two thousand unauthenticated
+ * requests cost a handful of audit records, not two thousand. Denials of real sessions keep a
+ * record each, in their session's trail.
+ */
+function countedDenials(pepId: string, audience: string, denials: readonly DecisionRecord[]): AuditEntry[] {
+  const byCode = new Map<string, DecisionRecord[]>();
+  for (const d of denials) byCode.set(d.code, [...(byCode.get(d.code) ?? []), d]);
+  return [...byCode].map(([code, group]) => {
+    const sample = (values: (string | undefined)[]) =>
+      [...new Set(values.filter((v): v is string => v !== undefined))].slice(0, SAMPLES);
+    const times = group.map((d) => d.at);
+    return {
+      actor: pepId,
+      action: 'decision.deny',
+      target: audience,
+      outcome: 'refused',
+      requestId: null,
+      ticket: null,
+      principalId: null,
+      details: {
+        code,
+        count: group.length,
+        first_decided_at: new Date(Math.min(...times)).toISOString(),
+        last_decided_at: new Date(Math.max(...times)).toISOString(),
+        methods: sample(group.map((d) => d.method)),
+        paths: sample(group.map((d) => d.path?.replace(/[?#].*$/s, ''))),
+        resources: sample(group.map((d) => d.resource)),
+      },
+    };
+  });
 }
 
 /** One decision as an audit record; the query string of the path is never kept (it may hold secrets). */

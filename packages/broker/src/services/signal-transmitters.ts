@@ -1,9 +1,11 @@
 import { TetherError } from '@tether/protocol';
 import { importJWK } from 'jose';
 import { recordAudit } from '../audit/record.js';
+import { assertTenantAudience, tenantAudience } from '../domain/federation.js';
 import { isIdOf, newId } from '../domain/ids.js';
 import { hasPrivateMembers } from '../domain/principal.js';
 import { assertTransmitterIsCoherent, type SignalTransmitter } from '../domain/transmitter.js';
+import { assertDestination } from '../net/client.js';
 import { transmitterKeysOf } from '../signals/transmitter-keys.js';
 import { inTransaction, isUniqueViolation, type StoreHandle } from '../store/database.js';
 import {
@@ -20,7 +22,7 @@ import type { BrokerContext, Caller } from './context.js';
 export interface TransmitterInput {
   name: string;
   issuer: string;
-  /** Default: the broker's public URL. */
+  /** Default: the tenant's audience, `<public URL>/tenants/<tenant name>`. */
   audience?: string | undefined;
   jwksUri?: string | undefined;
   jwks?: { keys: Record<string, unknown>[] } | undefined;
@@ -49,8 +51,11 @@ async function assertPublicKeys(jwks: { keys: Record<string, unknown>[] }): Prom
 }
 
 /**
- * An admin registers a CAEP transmitter. (issuer, audience) must be new across every tenant:
- * a pushed SET has nothing else to say which tenant it is for.
+ * An admin registers a CAEP transmitter. A pushed SET has nothing but its `iss` and `aud` to
+ * say which tenant it is for, so the audience is the tenant's own (`<public URL>/tenants/<name>`
+ * by default, or a suffix of it): (issuer, audience) is unique across tenants, and no tenant can
+ * claim a pair another tenant's transmitter uses. A conflict answer names nothing the caller did
+ * not send.
  */
 export async function createTransmitter(
   ctx: BrokerContext,
@@ -60,17 +65,19 @@ export async function createTransmitter(
   requireRole(caller, 'admin');
   const draft = {
     issuer: input.issuer,
-    audience: input.audience ?? ctx.config.publicUrl,
+    audience: input.audience ?? tenantAudience(ctx.config.publicUrl, caller.tenant.name),
     jwksUri: input.jwksUri ?? null,
     jwks: input.jwks ?? null,
   };
   assertTransmitterIsCoherent(draft, ctx.config.publicUrl);
+  assertTenantAudience(draft.audience, ctx.config.publicUrl, caller.tenant.name);
+  assertDestination(ctx, 'jwks_uri', draft.jwksUri);
   if (draft.jwks) await assertPublicKeys(draft.jwks);
   return inTransaction(ctx.store, async (tx) => {
     const taken = () =>
       new TetherError(
         'already_exists',
-        `a transmitter named ${input.name}, or one for issuer ${JSON.stringify(draft.issuer)} and audience ${JSON.stringify(draft.audience)}, already exists; (issuer, audience) names one registration across all tenants, so give another tenant's registration its own audience`,
+        'a transmitter with this name, or for this issuer and audience, already exists',
       );
     if (await findTransmitter(tx, caller.tenant.id, { name: input.name })) throw taken();
     if (await transmitterIssuerAudienceTaken(tx, draft.issuer, draft.audience)) throw taken();

@@ -2,14 +2,44 @@ import { TetherError } from '@tether/protocol';
 import { findStatusList, flaggedSlots } from '../store/repositories/status-lists.js';
 import { statusListUri } from '../tokens/access-token.js';
 import { signStatusList } from '../tokens/status-list-token.js';
-import type { BrokerContext, Caller } from './context.js';
+import type { BrokerContext } from './context.js';
 
-/** The signed status list `n`, for principals of the tenant it belongs to. */
-export async function publishStatusList(ctx: BrokerContext, caller: Caller, listId: number): Promise<string> {
+interface SignedList {
+  version: number;
+  kid: string;
+  signedAt: number;
+  jwt: string;
+}
+
+/** Signed lists per broker, per list id. Bounded by the number of lists, which activations create. */
+const signedLists = new WeakMap<BrokerContext, Map<number, SignedList>>();
+
+/**
+ * The signed status list `n` (Token Status List §8), for any relying party: the draft expects
+ * the list URI in a token to be fetchable without credentials, and the list reveals no more
+ * than "entry i is invalid" under a random list id. It is re-signed only when it changed (its
+ * version moved), when the signing key rotated, or once its `ttl` has passed since it was
+ * signed; otherwise the last signed form is served after one small read of the list's row.
+ */
+export async function publishStatusList(ctx: BrokerContext, listId: number): Promise<string> {
   const list = await findStatusList(ctx.store, listId);
-  if (!list || list.tenantId !== caller.tenant.id)
-    throw new TetherError('not_found', `no status list ${listId} in this tenant`);
-  return signStatusList(
+  if (!list) throw new TetherError('not_found', `no status list ${listId}`);
+  let cache = signedLists.get(ctx);
+  if (!cache) {
+    cache = new Map();
+    signedLists.set(ctx, cache);
+  }
+  const now = ctx.clock.now();
+  const kid = ctx.keys.signer().kid;
+  const cached = cache.get(list.id);
+  if (
+    cached &&
+    cached.version === list.version &&
+    cached.kid === kid &&
+    now - cached.signedAt < ctx.config.statusListTtlSeconds * 1000
+  )
+    return cached.jwt;
+  const jwt = await signStatusList(
     ctx.keys,
     {
       uri: statusListUri(ctx.config.publicUrl, list.id),
@@ -17,6 +47,9 @@ export async function publishStatusList(ctx: BrokerContext, caller: Caller, list
       size: list.size,
       flagged: await flaggedSlots(ctx.store, list.id),
     },
-    { issuer: ctx.config.publicUrl, now: ctx.clock.now(), ttlSeconds: ctx.config.statusListTtlSeconds },
+    { issuer: ctx.config.publicUrl, now, ttlSeconds: ctx.config.statusListTtlSeconds },
   );
+  // The version read before the slots: a change between the two re-signs next time, never misses.
+  cache.set(list.id, { version: list.version, kid, signedAt: now, jwt });
+  return jwt;
 }

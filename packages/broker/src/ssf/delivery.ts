@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { recordAudit } from '../audit/record.js';
+import { outboundOf } from '../net/client.js';
+import type { OutboundClient } from '../net/outbound.js';
 import type { BrokerContext } from '../services/context.js';
 import { inTransaction } from '../store/database.js';
 import { listDueStreams, releaseLease, takeLease } from '../store/repositories/ssf-leases.js';
@@ -18,8 +20,8 @@ import { buildSetClaims, signSet } from './set.js';
 import { endpointForAudit, type Stream } from './stream.js';
 
 export interface DeliveryOptions {
-  /** The HTTP client (tests may route it; production uses the global fetch). */
-  fetch?: typeof fetch;
+  /** The HTTP client; by default the broker's outbound client (`net/outbound.ts`), with its rules. */
+  outbound?: OutboundClient;
   /** Jitter source, in [0, 1). */
   random?: () => number;
   policy?: Partial<DeliveryPolicy>;
@@ -36,7 +38,7 @@ type Ctx = Pick<BrokerContext, 'store' | 'clock' | 'config' | 'keys' | 'kek' | '
 
 interface Resolved {
   policy: DeliveryPolicy;
-  fetch: typeof fetch;
+  outbound: OutboundClient;
   random: () => number;
 }
 
@@ -80,7 +82,7 @@ async function send(ctx: Ctx, claim: Claim, deps: Resolved): Promise<PushOutcome
   const authorization =
     claim.sealedAuthorization === null ? null : await openSecret(ctx.kek, claim.sealedAuthorization);
   return pushSet(
-    deps.fetch,
+    deps.outbound,
     { endpointUrl: claim.stream.endpointUrl, authorization },
     jws,
     deps.policy.pushTimeoutMs,
@@ -139,7 +141,13 @@ async function serveStream(
     report[outcome.kind] += 1;
     if (outcome.kind === 'failed') {
       ctx.logger.warn(
-        { stream: streamId, jti: claim.entry.jti, attempts: claim.entry.attempts + 1, error: outcome.error },
+        {
+          stream: streamId,
+          jti: claim.entry.jti,
+          attempts: claim.entry.attempts + 1,
+          error: outcome.error,
+          reason: outcome.reason,
+        },
         'SSF push failed; will retry',
       );
       return;
@@ -170,7 +178,7 @@ export async function deliverDue(
 ): Promise<DeliveryReport> {
   const deps: Resolved = {
     policy: { ...DELIVERY_POLICY, ...options.policy },
-    fetch: options.fetch ?? fetch,
+    outbound: options.outbound ?? outboundOf(ctx),
     random: options.random ?? Math.random,
   };
   const report: DeliveryReport = { delivered: 0, refused: 0, failed: 0 };

@@ -1,3 +1,4 @@
+import { type OutboundClient, type OutboundResponse, Unreachable } from '../net/outbound.js';
 import { SET_MEDIA_TYPE } from './vocabulary.js';
 
 /** What became of one push (RFC 8935 §2). */
@@ -6,8 +7,12 @@ export type PushOutcome =
   | { kind: 'delivered' }
   /** 400 with `{err, description}`: the receiver refuses this SET for good; sending it again cannot help. */
   | { kind: 'refused'; err: string; description: string }
-  /** Anything else (network failure, timeout, 5xx, 401, a redirect…): try again later. */
-  | { kind: 'failed'; error: string };
+  /**
+   * Anything else (a refused destination, network failure, timeout, 5xx, 401, a redirect…): try
+   * again later. `error` is what the stream's owner may see ("unreachable", always); `reason` is
+   * for the operator's log only.
+   */
+  | { kind: 'failed'; error: string; reason?: string };
 
 export interface PushTarget {
   endpointUrl: string;
@@ -17,7 +22,7 @@ export interface PushTarget {
 
 /** Longest `err`/`description`/error text kept: they come from the receiver and go to the audit trail. */
 const TEXT_LIMIT = 200;
-/** Largest error body read from a receiver. */
+/** Largest error body read from a receiver; past it the body is dropped (the `err` reads "unspecified"). */
 const BODY_LIMIT = 8 * 1024;
 
 function bounded(text: string): string {
@@ -25,25 +30,10 @@ function bounded(text: string): string {
   return printable.length > TEXT_LIMIT ? `${printable.slice(0, TEXT_LIMIT)}…` : printable;
 }
 
-/** The body as text, or undefined past `BODY_LIMIT` bytes: a receiver's answer is read with a bound. */
-async function readBounded(response: Response): Promise<string | undefined> {
-  if (!response.body) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    // Leaving the loop cancels the rest of the body.
-    if (size > BODY_LIMIT) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-async function readSetError(response: Response): Promise<{ err: string; description: string }> {
+function readSetError(response: OutboundResponse): { err: string; description: string } {
   let body: unknown;
   try {
-    const text = await readBounded(response);
-    body = text === undefined ? undefined : JSON.parse(text);
+    body = response.truncated ? undefined : JSON.parse(response.body.toString('utf8'));
   } catch {
     body = undefined;
   }
@@ -54,33 +44,29 @@ async function readSetError(response: Response): Promise<{ err: string; descript
   };
 }
 
-function failureText(err: unknown): string {
-  if (err instanceof Error && err.name === 'TimeoutError') return 'timed out';
-  const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
-  if (typeof cause?.code === 'string') return bounded(cause.code);
-  return bounded(err instanceof Error ? err.message : String(err));
-}
-
 /**
- * POSTs one SET to a receiver's push endpoint (RFC 8935 §2.1): the compact JWS as the body,
- * `Content-Type: application/secevent+jwt`, and the stream's Authorization header. Redirects
- * are not followed: the endpoint is what the receiver registered, nowhere else.
+ * POSTs one SET to a receiver's push endpoint (RFC 8935 §2.1) through the broker's outbound
+ * client: the compact JWS as the body, `Content-Type: application/secevent+jwt`, and the
+ * stream's Authorization header. Redirects are not followed, and the endpoint must pass the
+ * outbound rules (https, no private destination unless the operator allows it). Every failure
+ * reads "unreachable": what the receiver chose as endpoint learns nothing of what is there (a
+ * closed port, another service, an error status) from the stream's status.
  *
  * @example
  * ```ts
- * const outcome = await pushSet(fetch, { endpointUrl, authorization: null }, jws, 10_000);
+ * const outcome = await pushSet(outboundOf(ctx), { endpointUrl, authorization: null }, jws, 10_000);
  * if (outcome.kind === 'failed') scheduleRetry();
  * ```
  */
 export async function pushSet(
-  fetchImpl: typeof fetch,
+  outbound: OutboundClient,
   target: PushTarget,
   jws: string,
   timeoutMs: number,
 ): Promise<PushOutcome> {
-  let response: Response;
+  let response: OutboundResponse;
   try {
-    response = await fetchImpl(target.endpointUrl, {
+    response = await outbound.request(target.endpointUrl, {
       method: 'POST',
       headers: {
         'content-type': SET_MEDIA_TYPE,
@@ -88,17 +74,18 @@ export async function pushSet(
         ...(target.authorization === null ? {} : { authorization: target.authorization }),
       },
       body: jws,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
+      maxBytes: BODY_LIMIT,
+      oversize: 'truncate',
     });
   } catch (err) {
-    return { kind: 'failed', error: failureText(err) };
+    return {
+      kind: 'failed',
+      error: 'unreachable',
+      reason: err instanceof Unreachable ? err.reason : String(err),
+    };
   }
-  if (response.status >= 200 && response.status < 300) {
-    await response.body?.cancel().catch(() => undefined);
-    return { kind: 'delivered' };
-  }
-  if (response.status === 400) return { kind: 'refused', ...(await readSetError(response)) };
-  await response.body?.cancel().catch(() => undefined);
-  return { kind: 'failed', error: `HTTP ${response.status}` };
+  if (response.status >= 200 && response.status < 300) return { kind: 'delivered' };
+  if (response.status === 400) return { kind: 'refused', ...readSetError(response) };
+  return { kind: 'failed', error: 'unreachable', reason: `HTTP ${response.status}` };
 }

@@ -80,9 +80,7 @@ export function assertSettingsAreCoherent(settings: StreamSettings): void {
   if (settings.method === 'push') {
     if (settings.endpointUrl === null) throw invalid('push delivery needs delivery.endpoint_url');
     if (!isAcceptableJwksUri(settings.endpointUrl))
-      throw invalid(
-        'delivery.endpoint_url must be an https URL without credentials or fragment (http only on a loopback host)',
-      );
+      throw invalid('delivery.endpoint_url must be an https URL without credentials or fragment');
     return;
   }
   if (settings.endpointUrl !== null)

@@ -2,6 +2,7 @@ import { TetherError } from '@tether/protocol';
 import { recordAudit } from '../audit/record.js';
 import { newId } from '../domain/ids.js';
 import { hasRole } from '../domain/principal.js';
+import { assertDestination } from '../net/client.js';
 import type { BrokerContext, Caller } from '../services/context.js';
 import { inTransaction, type TxHandle } from '../store/database.js';
 import { countOutbox } from '../store/repositories/ssf-outbox.js';
@@ -118,6 +119,7 @@ export async function createStream(
     description: input.description ?? '',
   };
   assertSettingsAreCoherent(settings);
+  assertDestination(ctx, 'delivery.endpoint_url', settings.endpointUrl);
   const now = ctx.clock.now();
   const stream: Stream = {
     id: newId('stream'),
@@ -199,6 +201,7 @@ export async function updateStream(
       description: input.description ?? (keep ? current.description : ''),
     };
     assertSettingsAreCoherent(settings);
+    if (newDelivery) assertDestination(ctx, 'delivery.endpoint_url', settings.endpointUrl);
     const now = ctx.clock.now();
     const next: Stream = {
       ...current,

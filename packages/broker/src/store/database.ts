@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
@@ -15,6 +16,11 @@ export interface StoreHandle {
   readonly dialect: Dialect;
   /** PostgreSQL only: the schema Tether's tables live in. */
   readonly pgSchema?: string;
+  /**
+   * Told of an after-commit effect that threw (the commit stands), when the caller of
+   * {@link inTransaction} gives no handler of its own. The broker logs and counts them.
+   */
+  effectErrors?: (err: unknown) => void;
 }
 
 /** A handle inside an open transaction. Locking queries take this type, never a plain handle. */
@@ -43,7 +49,24 @@ export interface StoreOptions {
   pgSchema?: string;
   /** PostgreSQL only: pool size. */
   poolSize?: number;
+  /**
+   * Longest a statement may run (PostgreSQL `statement_timeout`, plus a client-side read
+   * timeout a little longer for a server that stops answering) and, on SQLite, how long a
+   * writer waits for the lock (`busy_timeout`). Default {@link STORE_TIMEOUT_DEFAULTS}.
+   */
+  statementTimeoutMs?: number;
+  /** PostgreSQL only: longest wait for a pooled connection (connect or acquire). */
+  connectTimeoutMs?: number;
+  /**
+   * Told of every connection error outside a query's own answer: an idle pooled client, a
+   * checked-out client whose server went away, a failed connect. Without a listener such an
+   * error would crash the process; the query that was running fails on its own.
+   */
+  onConnectionError?: (err: Error) => void;
 }
+
+/** Store timeouts when none are given: long enough for real work, short enough that a hung store is noticed. */
+export const STORE_TIMEOUT_DEFAULTS = { statementTimeoutMs: 10_000, connectTimeoutMs: 5_000 } as const;
 
 export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//.test(location);
@@ -51,17 +74,25 @@ export function isPostgresUrl(location: string): boolean {
 
 /** Opens the store. Does not migrate: call {@link migrateToLatest}. */
 export function openStore(options: StoreOptions): Store {
-  return isPostgresUrl(options.location) ? openPostgres(options) : openSqlite(options.location);
+  return isPostgresUrl(options.location) ? openPostgres(options) : openSqlite(options.location, options);
 }
 
-function openSqlite(path: string): Store {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+function openSqlite(path: string, options: Pick<StoreOptions, 'statementTimeoutMs'> = {}): Store {
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // Created owner-only before SQLite opens it: SQLite gives -wal and -shm the database's mode.
+    closeSync(openSync(path, 'a', 0o600));
+  }
   const database = new SqliteDatabase(path);
   // Durability first: WAL with a full fsync at every commit.
   database.pragma('journal_mode = WAL');
+  if (path !== ':memory:')
+    for (const companion of [`${path}-wal`, `${path}-shm`])
+      if (existsSync(companion)) chmodSync(companion, 0o600);
   database.pragma('synchronous = FULL');
   database.pragma('foreign_keys = ON');
-  database.pragma('busy_timeout = 5000');
+  const busyTimeout = Math.trunc(options.statementTimeoutMs ?? STORE_TIMEOUT_DEFAULTS.statementTimeoutMs);
+  database.pragma(`busy_timeout = ${busyTimeout}`);
   const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database }) });
   return { db, dialect: 'sqlite', close: () => db.destroy() };
 }
@@ -74,12 +105,26 @@ function openPostgres(options: StoreOptions): Store {
   if (options.pgSchema !== undefined && inUrl !== undefined && inUrl !== options.pgSchema)
     throw new Error(`the database URL selects schema ${inUrl}, not ${options.pgSchema}`);
   const pgSchema = options.pgSchema ?? inUrl;
+  const statementTimeout = Math.trunc(
+    options.statementTimeoutMs ?? STORE_TIMEOUT_DEFAULTS.statementTimeoutMs,
+  );
   const settings: pg.ClientConfig = {
     connectionString: options.location,
     ...(pgSchema ? { options: `-c search_path=${quoteIdentifier(pgSchema)}` } : {}),
+    connectionTimeoutMillis: options.connectTimeoutMs ?? STORE_TIMEOUT_DEFAULTS.connectTimeoutMs,
+    // Names the broker's connections in pg_stat_activity (and which schema they serve).
+    application_name: `tether${pgSchema ? `:${pgSchema}` : ''}`.slice(0, 63),
+    // A dead peer (failover, cut cable) is found by TCP keepalive, not after the kernel's hours.
+    keepAlive: true,
   };
+  const onConnectionError = options.onConnectionError ?? (() => undefined);
   const pool = new pg.Pool({
     ...settings,
+    // The server stops a statement after this long, and a transaction left idle twice as long;
+    // the client gives up a second later still, for a server that answers nothing at all.
+    statement_timeout: statementTimeout,
+    idle_in_transaction_session_timeout: statementTimeout * 2,
+    query_timeout: statementTimeout + 1000,
     max: options.poolSize ?? 10,
     // bigint columns hold epoch milliseconds and counters, all well inside 2^53.
     types: {
@@ -89,8 +134,13 @@ function openPostgres(options: StoreOptions): Store {
           : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
     },
   });
-  // An idle client that loses its connection must not crash the broker.
-  pool.on('error', () => undefined);
+  // A client that loses its connection must not crash the broker: node-postgres emits 'error'
+  // on the client, and only idle clients have the pool's listener. Every client gets one of its
+  // own for its whole life; the query under way fails by itself and the pool discards the client.
+  pool.on('error', onConnectionError);
+  pool.on('connect', (client) => {
+    client.on('error', onConnectionError);
+  });
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
@@ -137,17 +187,31 @@ export async function schemaIsCurrent(store: StoreHandle): Promise<boolean> {
 export async function inTransaction<T>(
   store: StoreHandle,
   work: (tx: TxHandle) => Promise<T>,
-  onEffectError: (err: unknown) => void = () => undefined,
+  onEffectError: (err: unknown) => void = store.effectErrors ?? (() => undefined),
 ): Promise<T> {
   const effects: (() => void | Promise<void>)[] = [];
-  const result = await store.db.transaction().execute((trx) =>
-    work({
-      db: trx,
-      dialect: store.dialect,
-      ...(store.pgSchema === undefined ? {} : { pgSchema: store.pgSchema }),
-      onCommit: (effect) => effects.push(effect),
-    }),
-  );
+  let failure: { error: unknown } | undefined;
+  let result: T;
+  try {
+    result = await store.db.transaction().execute(async (trx) => {
+      try {
+        return await work({
+          db: trx,
+          dialect: store.dialect,
+          ...(store.pgSchema === undefined ? {} : { pgSchema: store.pgSchema }),
+          onCommit: (effect) => effects.push(effect),
+        });
+      } catch (error) {
+        failure = { error };
+        throw error;
+      }
+    });
+  } catch (err) {
+    // SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR, …):
+    // the ROLLBACK that follows then fails and would hide the cause. Report the cause.
+    if (failure && err !== failure.error) throw failure.error;
+    throw err;
+  }
   for (const effect of effects) {
     try {
       await effect();
@@ -165,12 +229,66 @@ export function isUniqueViolation(err: unknown): boolean {
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
-/** Store reachable and schema current: what `/readyz` reports. */
-export async function storeIsReady(store: StoreHandle): Promise<boolean> {
+/** Why `/readyz` says the store is not ready, or `ready`. */
+export type StoreReadiness = 'ready' | 'unreachable' | 'not_writable' | 'schema_not_current' | 'timed_out';
+
+/**
+ * Bigger than a SQLite page, so the probe must allocate pages: a full disk (or a size cap)
+ * fails it as it would fail a real write, where rewriting a small row in place might not.
+ */
+const PROBE_PAYLOAD = 'p'.repeat(8192);
+
+/**
+ * What `/readyz` reports: the store answers a read, takes a durable write (a row inserted and
+ * deleted in one committed transaction), and has the current schema — all within
+ * `deadlineMs`, whatever the store does (a hung store is "timed_out", not a hung probe).
+ */
+export async function storeReadiness(
+  store: StoreHandle,
+  options: { deadlineMs?: number; now?: () => number } = {},
+): Promise<{ readiness: StoreReadiness; cause?: unknown }> {
+  // One probe at a time per store: a hung store must not collect a connection per `/readyz` call.
+  let probe = probesUnderWay.get(store);
+  if (!probe) {
+    probe = probeStore(store, options.now ?? Date.now).finally(() => probesUnderWay.delete(store));
+    probesUnderWay.set(store, probe);
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<{ readiness: StoreReadiness }>((resolve) => {
+    timer = setTimeout(() => resolve({ readiness: 'timed_out' }), options.deadlineMs ?? 900);
+  });
+  try {
+    return await Promise.race([probe, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const probesUnderWay = new WeakMap<StoreHandle, Promise<{ readiness: StoreReadiness; cause?: unknown }>>();
+
+async function probeStore(
+  store: StoreHandle,
+  now: () => number,
+): Promise<{ readiness: StoreReadiness; cause?: unknown }> {
   try {
     await sql`select 1`.execute(store.db);
-    return await schemaIsCurrent(store);
-  } catch {
-    return false;
+    if (!(await schemaIsCurrent(store))) return { readiness: 'schema_not_current' };
+  } catch (cause) {
+    return { readiness: 'unreachable', cause };
   }
+  try {
+    const id = `probe-${randomUUID()}`;
+    await store.db.transaction().execute(async (trx) => {
+      await trx.insertInto('store_probe').values({ id, payload: PROBE_PAYLOAD, at: now() }).execute();
+      await trx.deleteFrom('store_probe').where('id', '=', id).execute();
+    });
+    return { readiness: 'ready' };
+  } catch (cause) {
+    return { readiness: 'not_writable', cause };
+  }
+}
+
+/** Store reachable, writable and schema current. */
+export async function storeIsReady(store: StoreHandle): Promise<boolean> {
+  return (await storeReadiness(store)).readiness === 'ready';
 }

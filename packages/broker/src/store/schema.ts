@@ -116,13 +116,40 @@ export interface AuditRecordRow {
   policies: string; // JSON string[]
   details: string; // JSON object
   prev_hash: string;
-  hash: string;
+  hash: string; // mac_version 0: SHA-256 of the fields; 1: HMAC-SHA256 under the chain key
+  mac_version: number; // 0 unkeyed (before migration 0011), 1 keyed
 }
 
 export interface AuditHeadRow {
   tenant_id: string;
   seq: number;
   hash: string;
+  mac_key: string | null; // id of the key the chain is keyed with; null: not keyed yet
+}
+
+/** Which audit key new chains are keyed with (its id only; the key derives from the KEK). */
+export interface AuditKeyRow {
+  id: string;
+  created_at: number;
+}
+
+/** An authenticated snapshot of a chain's head (see audit/checkpoints.ts). */
+export interface AuditCheckpointRow {
+  tenant_id: string;
+  seq: number;
+  hash: string;
+  at: number;
+  kind: string; // 'legacy_seal' | 'timer' | 'verify'
+  key_id: string;
+  tag: string; // HMAC-SHA256 under the checkpoint key
+}
+
+/** The digest of the broker settings last written to the audit chains. */
+export interface AuditedSettingsRow {
+  id: string;
+  digest: string;
+  settings: string; // JSON of the non-secret settings
+  at: number;
 }
 
 export interface ClientAssertionJtiRow {
@@ -139,6 +166,7 @@ export interface SigningKeyRow {
   state: string; // 'active' | 'retired'
   created_at: number;
   retire_at: number | null;
+  seal_version: number; // 1: KEK only (legacy, re-sealed at start); 2: kid and public key bound as AAD
 }
 
 export interface SessionRow {
@@ -185,6 +213,8 @@ export interface StatusListRow {
   bits: number;
   size: number;
   created_at: number;
+  /** Bumped whenever what the published list encodes changes (0018). */
+  version: number;
 }
 
 export interface StatusListSlotRow {
@@ -248,6 +278,30 @@ export interface PepAckRow {
   tenant_id: string;
   principal_id: string;
   seq: number; // written only when the ack moved the PEP forward
+  at: number;
+}
+
+export interface PepAudienceRow {
+  tenant_id: string;
+  principal_id: string; // a principal with the pep role
+  audience: string; // an audience it enforces, set by an admin
+  created_at: number;
+}
+
+export interface PepInstanceRow {
+  tenant_id: string;
+  principal_id: string;
+  instance_id: string; // random per PEP process start, sent with its acks
+  last_applied_seq: number; // newest position this instance acknowledged; never moves back
+  last_seen_at: number; // its last ack, broker clock
+  created_at: number;
+}
+
+export interface PepInstanceAckRow {
+  tenant_id: string;
+  principal_id: string;
+  instance_id: string;
+  seq: number; // written only when the ack moved the instance forward
   at: number;
 }
 
@@ -337,6 +391,16 @@ export interface SignalJtiRow {
   expires_at: number;
 }
 
+/** A subject token that started a session by token exchange: the same token again is a replay. */
+export interface SubjectTokenUseRow {
+  token_key: string; // SHA-256 of (issuer, jti), or of the whole token when it has no jti; never the token
+  tenant_id: string;
+  federation_id: string;
+  request_id: string; // the access request whose session the token started
+  used_at: number;
+  expires_at: number; // the token's exp + clock tolerance, epoch ms: pruned after
+}
+
 export interface TrustContextRow {
   tenant_id: string;
   principal_id: string;
@@ -367,7 +431,15 @@ export interface ReevaluationJobRow {
   finished_at: number | null;
 }
 
+/** Written and emptied by `/readyz`'s write probe; always empty between probes. */
+export interface StoreProbeRow {
+  id: string;
+  payload: string;
+  at: number;
+}
+
 export interface Tables {
+  store_probe: StoreProbeRow;
   tenants: TenantRow;
   principals: PrincipalRow;
   principal_keys: PrincipalKeyRow;
@@ -379,6 +451,9 @@ export interface Tables {
   request_reviews: RequestReviewRow;
   audit_records: AuditRecordRow;
   audit_heads: AuditHeadRow;
+  audit_keys: AuditKeyRow;
+  audit_checkpoints: AuditCheckpointRow;
+  audited_settings: AuditedSettingsRow;
   client_assertion_jtis: ClientAssertionJtiRow;
   signing_keys: SigningKeyRow;
   sessions: SessionRow;
@@ -395,10 +470,14 @@ export interface Tables {
   tickets: TicketRow;
   peps: PepRow;
   pep_acks: PepAckRow;
+  pep_audiences: PepAudienceRow;
+  pep_instances: PepInstanceRow;
+  pep_instance_acks: PepInstanceAckRow;
   ssf_streams: SsfStreamRow;
   ssf_outbox: SsfOutboxRow;
   signal_transmitters: SignalTransmitterRow;
   signal_jtis: SignalJtiRow;
+  subject_token_uses: SubjectTokenUseRow;
   trust_contexts: TrustContextRow;
   reevaluation_jobs: ReevaluationJobRow;
 }

@@ -39,20 +39,40 @@ export function loadKek(options: { kek?: string | undefined; dataDir: string }):
   return kekFrom(base64url.decode(readFileSync(path, 'utf8').trim()));
 }
 
-/** Seals a secret (a private JWK) as a compact JWE: `dir` + A256GCM under the KEK. */
-export async function sealSecret(kek: Kek, plaintext: string): Promise<string> {
+/**
+ * Facts a sealed secret is bound to: they go into the JWE protected header, which A256GCM
+ * authenticates as associated data (RFC 7516 §5.1 step 14), and {@link openSecret} refuses the
+ * secret unless the caller's facts are the ones it was sealed with. A sealed signing key copied
+ * to another row, or a row whose `kid` or public key was changed, no longer opens.
+ */
+export type SealBinding = Readonly<Record<string, string>>;
+
+/** Header names the binding is written under: prefixed, so they never collide with JOSE's own. */
+const BOUND = 'tether_';
+
+/**
+ * Seals a secret (a private JWK) as a compact JWE: `dir` + A256GCM under the KEK, with
+ * `binding`, when given, as authenticated associated data.
+ */
+export async function sealSecret(kek: Kek, plaintext: string, binding?: SealBinding): Promise<string> {
+  const bound = Object.fromEntries(Object.entries(binding ?? {}).map(([k, v]) => [`${BOUND}${k}`, v]));
   return new CompactEncrypt(new TextEncoder().encode(plaintext))
-    .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: kek.id })
+    .setProtectedHeader({ ...bound, alg: 'dir', enc: 'A256GCM', kid: kek.id })
     .encrypt(kek.key);
 }
 
-export async function openSecret(kek: Kek, sealed: string): Promise<string> {
+/**
+ * Opens a sealed secret. With `binding`, the secret must have been sealed with exactly these
+ * facts (no more, no fewer); without it, it must have been sealed with none. Either way a
+ * mismatch is reported like corrupt data: the caller learns nothing it could aim with.
+ */
+export async function openSecret(kek: Kek, sealed: string, binding?: SealBinding): Promise<string> {
+  let result: Awaited<ReturnType<typeof compactDecrypt>>;
   try {
-    const { plaintext } = await compactDecrypt(sealed, kek.key, {
+    result = await compactDecrypt(sealed, kek.key, {
       keyManagementAlgorithms: ['dir'],
       contentEncryptionAlgorithms: ['A256GCM'],
     });
-    return new TextDecoder().decode(plaintext);
   } catch (err) {
     const wrongKek = err instanceof joseErrors.JWEDecryptionFailed;
     throw new TetherError(
@@ -62,4 +82,13 @@ export async function openSecret(kek: Kek, sealed: string): Promise<string> {
         : 'a sealed key is corrupt',
     );
   }
+  // Decryption authenticated the header; now it must name what the caller holds.
+  const header = result.protectedHeader as Record<string, unknown>;
+  const sealedWith = Object.keys(header).filter((k) => k.startsWith(BOUND));
+  const expected = Object.entries(binding ?? {});
+  const matches =
+    sealedWith.length === expected.length && expected.every(([k, v]) => header[`${BOUND}${k}`] === v);
+  if (!matches)
+    throw new TetherError('store_unavailable', 'a sealed key does not belong to the row it is in');
+  return new TextDecoder().decode(result.plaintext);
 }

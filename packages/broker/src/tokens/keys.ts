@@ -1,12 +1,9 @@
+import { createHash } from 'node:crypto';
 import { TetherError } from '@tether/protocol';
-import {
-  type CryptoKey,
-  calculateJwkThumbprint,
-  exportJWK,
-  generateKeyPair,
-  importJWK,
-  type JWK,
-} from 'jose';
+import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { recordAuditInEveryTenant } from '../audit/record.js';
 import type { Clock } from '../domain/clock.js';
 import type { RevocationFanout } from '../revocation/fanout.js';
 import {
@@ -15,7 +12,25 @@ import {
   type RevocationLogEntry,
 } from '../revocation/log.js';
 import { inTransaction, type StoreHandle } from '../store/database.js';
-import { type Kek, openSecret, sealSecret } from './key-encryption.js';
+import type { SigningKeyRow } from '../store/schema.js';
+import { type Kek, sealSecret } from './key-encryption.js';
+import {
+  bindingOf,
+  type OpenedKey,
+  openSigningKey,
+  type RejectionReason,
+  SEAL_BOUND,
+  SEAL_LEGACY,
+  SigningKeyRejected,
+} from './signing-key-seal.js';
+
+export {
+  openSigningKey,
+  type RejectionReason,
+  SEAL_BOUND,
+  SEAL_LEGACY,
+  SigningKeyRejected,
+} from './signing-key-seal.js';
 
 export const SIGNING_ALG = 'EdDSA';
 
@@ -28,7 +43,7 @@ export interface ActiveSigningKey {
   publicJwk: JWK;
 }
 
-async function newSealedKey(kek: Kek, now: number) {
+async function newSealedKey(kek: Kek, now: number): Promise<SigningKeyRow> {
   const { privateKey, publicKey } = await generateKeyPair('Ed25519', { extractable: true });
   const publicJwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(publicJwk);
@@ -36,11 +51,22 @@ async function newSealedKey(kek: Kek, now: number) {
     kid,
     alg: SIGNING_ALG,
     public_jwk: JSON.stringify({ ...publicJwk, kid, alg: SIGNING_ALG, use: 'sig' }),
-    private_jwk_enc: await sealSecret(kek, JSON.stringify(await exportJWK(privateKey))),
+    private_jwk_enc: await sealSecret(kek, JSON.stringify(await exportJWK(privateKey)), bindingOf(kid, kid)),
     state: 'active',
     created_at: now,
     retire_at: null,
+    seal_version: SEAL_BOUND,
   };
+}
+
+/** A signing-key change, in every tenant's audit chain (keys are broker-wide). */
+function keyEvent(
+  action: string,
+  kid: string,
+  outcome: 'success' | 'refused',
+  details: Record<string, unknown>,
+) {
+  return { actor: 'broker', action, target: kid, outcome, details } as const;
 }
 
 /** Creates the first signing key when the store has none. Idempotent. */
@@ -51,13 +77,65 @@ export async function ensureSigningKey(store: StoreHandle, kek: Kek, clock: Cloc
     .where('state', '=', 'active')
     .executeTakeFirst();
   if (existing) return;
-  await store.db
-    .insertInto('signing_keys')
-    .values(await newSealedKey(kek, clock.now()))
-    .onConflict((oc) => oc.column('kid').doNothing())
-    .execute();
+  const fresh = await newSealedKey(kek, clock.now());
+  await inTransaction(store, async (tx) => {
+    const inserted = await tx.db
+      .insertInto('signing_keys')
+      .values(fresh)
+      .onConflict((oc) => oc.column('kid').doNothing())
+      .returning('kid')
+      .execute();
+    if (inserted.length > 0)
+      await recordAuditInEveryTenant(
+        tx,
+        clock.now(),
+        keyEvent('signing_key.created', fresh.kid, 'success', {}),
+      );
+  });
 }
 
+/**
+ * Re-seals the signing keys sealed before migration 0010 with their kid and public key bound
+ * as associated data, each only after it proved to be genuine (it opens with the KEK, and its
+ * private key is its public key's). Runs at start, before the keys are loaded. A row that fails
+ * stays as it is and is rejected by {@link SigningKeys.load}, loudly. Answers the kids re-sealed.
+ */
+export async function resealLegacySigningKeys(store: StoreHandle, kek: Kek, clock: Clock): Promise<string[]> {
+  const rows = await store.db
+    .selectFrom('signing_keys')
+    .selectAll()
+    .where('seal_version', '=', SEAL_LEGACY)
+    .execute();
+  const resealed: string[] = [];
+  for (const row of rows) {
+    let opened: OpenedKey;
+    try {
+      opened = await openSigningKey(kek, row, true);
+    } catch {
+      continue;
+    }
+    const sealed = await sealSecret(kek, opened.privateJwkText, bindingOf(row.kid, row.kid));
+    await inTransaction(store, async (tx) => {
+      const updated = await tx.db
+        .updateTable('signing_keys')
+        .set({ private_jwk_enc: sealed, seal_version: SEAL_BOUND })
+        .where('kid', '=', row.kid)
+        .where('seal_version', '=', SEAL_LEGACY)
+        .where('private_jwk_enc', '=', row.private_jwk_enc)
+        .where('public_jwk', '=', row.public_jwk)
+        .returning('kid')
+        .execute();
+      if (updated.length === 0) return;
+      resealed.push(row.kid);
+      await recordAuditInEveryTenant(
+        tx,
+        clock.now(),
+        keyEvent('signing_key.resealed', row.kid, 'success', {}),
+      );
+    });
+  }
+  return resealed;
+}
 /**
  * Puts a new key in charge of signing. The keys it replaces keep verifying (and stay in the
  * JWKS) for `overlapSeconds`, so tokens they signed stay valid until they expire; after
@@ -84,7 +162,13 @@ export async function rotateSigningKey(
       .where('state', '=', 'active')
       .execute();
     await tx.db.insertInto('signing_keys').values(fresh).execute();
-    return { kid: fresh.kid, retiring: replaced.map((r) => r.kid), retireAt };
+    const retiring = replaced.map((r) => r.kid);
+    await recordAuditInEveryTenant(
+      tx,
+      now,
+      keyEvent('signing_key.rotated', fresh.kid, 'success', { retiring, retire_at: retireAt }),
+    );
+    return { kid: fresh.kid, retiring, retireAt };
   });
 }
 
@@ -113,29 +197,40 @@ export async function retireExpiredKeys(
       .execute();
     const kids = retired.map((r) => r.kid).sort();
     const entries: RevocationLogEntry[] = [];
-    for (const kid of kids)
+    for (const kid of kids) {
       entries.push(
         ...(await appendRevocationEventToEveryTenant(tx, now, { type: 'key_retired', data: { kid } })),
       );
+      await recordAuditInEveryTenant(tx, now, keyEvent('signing_key.retired', kid, 'success', {}));
+    }
     if (fanout) announceOnCommit(tx, fanout, entries);
     return kids;
   });
 }
 
 /**
- * The broker's signing keys, opened once and kept in memory. The newest active key signs;
- * active keys and retiring keys still inside their overlap verify and are published in the
- * JWKS; nothing else is. `load()` again picks up a rotation (replicas do it on every sweep).
+ * The broker's signing keys, opened once and kept in memory. The newest usable active key
+ * signs; usable active keys and retiring keys still inside their overlap verify and are
+ * published in the JWKS; nothing else is. A key is usable only when {@link openSigningKey}
+ * accepts its row: a row a database writer inserted or altered is neither published nor
+ * trusted, and is reported (error log, `tether_signing_key_rejected_total`, an audit record).
+ * `load()` again picks up a rotation (replicas do it on every sweep).
  */
 export class SigningKeys {
   #signer: ActiveSigningKey | undefined;
   #publicJwks: JWK[] = [];
   #verifiers = new Map<string, { key: CryptoKey; retireAt: number | null }>();
+  /** Rows already opened, by their content: a row that changes is checked again. */
+  #opened = new Map<string, OpenedKey>();
+  /** Rows already reported as rejected (by content), so a sweep does not repeat the report. */
+  #reported = new Set<string>();
+  #rejections = new Map<RejectionReason, number>();
 
   constructor(
     private readonly store: StoreHandle,
     private readonly kek: Kek,
     private readonly clock: Clock,
+    private readonly logger?: Logger,
   ) {}
 
   async load(): Promise<void> {
@@ -145,26 +240,71 @@ export class SigningKeys {
       .where('state', 'in', ['active', 'retiring'])
       .orderBy('created_at', 'desc')
       .execute();
-    const newest = rows.find((r) => r.state === 'active');
-    if (!newest)
-      throw new TetherError('store_unavailable', 'the store has no signing key; run `tether init` first');
-    if (newest.kid !== this.#signer?.kid) {
-      const privateJwk = JSON.parse(await openSecret(this.kek, newest.private_jwk_enc)) as JWK;
-      this.#signer = {
-        kid: newest.kid,
-        privateKey: (await importJWK(privateJwk, SIGNING_ALG)) as CryptoKey,
-        publicJwk: JSON.parse(newest.public_jwk) as JWK,
-      };
-    }
-    const verifiers = new Map<string, { key: CryptoKey; retireAt: number | null }>();
+    const usable: { row: SigningKeyRow; key: OpenedKey }[] = [];
+    const opened = new Map<string, OpenedKey>();
     for (const row of rows) {
-      const key =
-        this.#verifiers.get(row.kid)?.key ??
-        ((await importJWK(JSON.parse(row.public_jwk) as JWK, SIGNING_ALG)) as CryptoKey);
-      verifiers.set(row.kid, { key, retireAt: row.state === 'retiring' ? row.retire_at : null });
+      const content = rowContent(row);
+      let key = this.#opened.get(content);
+      if (!key) {
+        try {
+          key = await openSigningKey(this.kek, row);
+        } catch (err) {
+          if (!(err instanceof SigningKeyRejected)) throw err;
+          await this.#reject(row, content, err.reason);
+          continue;
+        }
+      }
+      opened.set(content, key);
+      usable.push({ row, key });
     }
-    this.#verifiers = verifiers;
-    this.#publicJwks = rows.map((r) => JSON.parse(r.public_jwk) as JWK);
+    this.#opened = opened;
+    const newest = usable.find((u) => u.row.state === 'active');
+    if (!newest)
+      throw new TetherError(
+        'store_unavailable',
+        'the store has no usable signing key; run `tether init` first (or `tether keys rotate` if its keys were rejected)',
+      );
+    if (newest.row.kid !== this.#signer?.kid)
+      this.#signer = {
+        kid: newest.row.kid,
+        privateKey: newest.key.privateKey,
+        publicJwk: newest.key.publicJwk,
+      };
+    this.#verifiers = new Map(
+      usable.map(({ row, key }) => [
+        row.kid,
+        { key: key.publicKey, retireAt: row.state === 'retiring' ? row.retire_at : null },
+      ]),
+    );
+    this.#publicJwks = usable.map(({ key }) => key.publicJwk);
+  }
+
+  async #reject(row: SigningKeyRow, content: string, reason: RejectionReason): Promise<void> {
+    if (this.#reported.has(content)) return;
+    this.#reported.add(content);
+    this.#rejections.set(reason, (this.#rejections.get(reason) ?? 0) + 1);
+    // The kid is whatever the row says: bounded, never trusted as more than a label.
+    const kid = row.kid.slice(0, 100);
+    this.logger?.error(
+      { kid, reason, state: row.state },
+      'SIGNING KEY REJECTED: a signing_keys row does not hold together (inserted or altered in the database?); it is neither published nor trusted',
+    );
+    try {
+      await inTransaction(this.store, (tx) =>
+        recordAuditInEveryTenant(
+          tx,
+          this.clock.now(),
+          keyEvent('signing_key.rejected', kid, 'refused', { reason }),
+        ),
+      );
+    } catch (err) {
+      this.logger?.error({ err, kid }, 'could not record a rejected signing key in the audit chains');
+    }
+  }
+
+  /** How many distinct rows were rejected since start, by reason. */
+  rejections(): ReadonlyMap<RejectionReason, number> {
+    return this.#rejections;
   }
 
   signer(): ActiveSigningKey {
@@ -190,4 +330,24 @@ export class SigningKeys {
   verificationKey(kid: string): CryptoKey | undefined {
     return this.#inService(kid) ? this.#verifiers.get(kid)?.key : undefined;
   }
+}
+
+function rowContent(row: SigningKeyRow): string {
+  return createHash('sha256')
+    .update([row.kid, row.alg, row.public_jwk, row.private_jwk_enc, String(row.seal_version)].join('\u0000'))
+    .digest('hex');
+}
+
+/** Exposes `tether_signing_key_rejected_total{reason}` in the app's metrics registry. */
+export function exposeSigningKeyMetrics(registry: Registry, keys: SigningKeys): void {
+  new Counter({
+    name: 'tether_signing_key_rejected_total',
+    help: 'signing_keys rows refused since start (neither published nor trusted), by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of keys.rejections()) this.inc({ reason }, n);
+    },
+  });
 }

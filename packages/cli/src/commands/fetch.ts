@@ -3,6 +3,7 @@ import { BoundSession, BrokerClient, BrokerError, type SessionKey, sessionKeyFro
 import { type Command, InvalidArgumentError } from 'commander';
 import type { JWK } from 'jose';
 import { CliError, EXIT, isConnectionFailure, unreachable } from '../errors.js';
+import { sanitize, warn } from '../output.js';
 import { SessionStore, type StoredSession } from '../session-store.js';
 import { pruneExpired } from './session.js';
 
@@ -300,9 +301,7 @@ async function freshTokens(
       if (isConnectionFailure(err)) {
         // Only while the SDK will not try to refresh during the call itself.
         if (Date.now() < Date.parse(latest.expires_at) - SDK_REFRESH_MARGIN_MS) {
-          process.stderr.write(
-            `warning: cannot reach the broker at ${latest.broker} to refresh; using the current token\n`,
-          );
+          warn(`warning: cannot reach the broker at ${latest.broker} to refresh; using the current token`);
           return latest;
         }
         throw unreachable(latest.broker);
@@ -366,7 +365,11 @@ async function fetchWithSession(url: string, flags: FetchFlags): Promise<void> {
   } finally {
     await saveIfRefreshed(store, record, bound);
   }
-  process.stdout.write(Buffer.from(await response.arrayBuffer()));
+  const body = Buffer.from(await response.arrayBuffer());
+  // Bytes as received into a pipe or a file (like curl); a terminal gets the text made inert:
+  // a resource must not drive the operator's terminal (clipboard, screen, bidi).
+  if (process.stdout.isTTY) process.stdout.write(sanitize(body.toString('utf8'), true));
+  else process.stdout.write(body);
   if (!response.ok) {
     throw new CliError(
       `http_${response.status}`,

@@ -2,9 +2,15 @@ import { loadIdentity } from '@tether/client';
 import { type Command, Option } from 'commander';
 import { destination, pino } from 'pino';
 import { CliError, EXIT } from '../errors.js';
-import { GatewayConfigError, readGatewayConfig, resolveGatewayConfig } from '../gateway/config.js';
+import {
+  GatewayConfigError,
+  insecureGatewayUrls,
+  readGatewayConfig,
+  resolveGatewayConfig,
+} from '../gateway/config.js';
 import { createGateway } from '../gateway/server.js';
 import { type GlobalOptions, resolveIdentityPath } from '../identity.js';
+import { say } from '../output.js';
 import { stopOnSignals } from '../signals.js';
 
 interface GatewayFlags {
@@ -53,6 +59,9 @@ async function runGateway(flags: GatewayFlags, globals: GlobalOptions): Promise<
       'identity: is required (the identity file of the principal, role pep, the gateway acts as), or pass --identity / --as',
     ]);
   const config = resolveGatewayConfig(settings, loadIdentity(identityPath));
+  // Before anything connects: the broker URL may come from the identity file, not the config.
+  const insecure = insecureGatewayUrls(config);
+  if (insecure.length > 0) throw new GatewayConfigError(flags.config, insecure);
   const logger = pino(
     {
       level: flags.logLevel ?? 'info',
@@ -77,15 +86,15 @@ async function runGateway(flags: GatewayFlags, globals: GlobalOptions): Promise<
       );
     throw err;
   }
-  process.stdout.write(
-    `${[
+  say(
+    [
       `tether gateway listening on ${address} (public URL ${config.publicUrl})`,
       `upstream: ${config.upstream}`,
       `enforcing for tenant ${config.identity.tenant} as ${config.identity.principal}, audience ${config.audience}`,
       `revocation log: ${config.broker}, staleness budget ${config.stalenessBudgetMs} ms`,
       `routes: ${config.routes.length}; own endpoints: /healthz, /metrics`,
       'stop with Ctrl+C',
-    ].join('\n')}\n`,
+    ].join('\n'),
   );
   stopOnSignals('gateway', () => gateway.close());
 }

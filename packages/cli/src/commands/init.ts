@@ -47,14 +47,16 @@ async function init(flags: InitFlags, globals: GlobalOptions): Promise<void> {
   const { config } = await configFrom(flags, env);
   // Checked before anything is created: a tenant whose admin key is lost is useless.
   const target = identityTarget(flags, env);
-  const { bootstrapTenant, migrateToLatest, openStore, storeLocation, systemClock } = await import(
-    '@tether/broker'
-  );
+  const { adoptAuditKeys, bootstrapTenant, loadKek, migrateToLatest, openStore, storeLocation, systemClock } =
+    await import('@tether/broker');
   const location = storeLocation(config);
   const store = openStore({ location });
   let boot: Awaited<ReturnType<typeof bootstrapTenant>>;
   try {
     await migrateToLatest(store);
+    // The new tenant's audit chain is keyed from its first record (HMAC under the KEK's audit key),
+    // not left unkeyed until a broker next starts.
+    await adoptAuditKeys(store, loadKek(config), systemClock.now());
     boot = await bootstrapTenant(store, systemClock, {
       tenantName: flags.tenant,
       displayName: flags.displayName,

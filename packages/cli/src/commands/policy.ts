@@ -3,7 +3,7 @@ import type { PolicySetAnswer } from '../api.js';
 import { readPolicySet } from '../cedar-files.js';
 import { CliError, EXIT } from '../errors.js';
 import { lookUpNames } from '../names.js';
-import { list, printJson, renderTable, say, shortTime } from '../output.js';
+import { list, printJson, renderTable, sanitize, say, shortTime, warn } from '../output.js';
 import { Session } from '../session.js';
 
 interface VersionSummary {
@@ -85,7 +85,7 @@ async function validate(path: string, _f: unknown, command: Command): Promise<vo
   });
   session.emit(answer, (a) => {
     if (a.valid) say(`valid: ${Object.keys(policies).length} policies (${list(Object.keys(policies))})`);
-    else for (const e of a.errors) process.stderr.write(`  ${e}\n`);
+    else for (const e of a.errors) warn(`  ${sanitize(e)}`);
   });
   if (!answer.valid) {
     throw new CliError('policy_invalid', `${answer.errors.length} error(s) in ${path}`, EXIT.refused);

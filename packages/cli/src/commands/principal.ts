@@ -1,7 +1,8 @@
 import { join, resolve } from 'node:path';
-import { tetherHome, writeIdentity } from '@tether/client';
+import { createKeyProof, tetherHome, writeIdentity } from '@tether/client';
 import { PRINCIPAL_KINDS, ROLES } from '@tether/protocol';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { JWK } from 'jose';
 import { type KeyAnswer, type PrincipalAnswer, seg } from '../api.js';
 import { collectAttribute } from '../attributes.js';
 import { nothingToChange } from '../errors.js';
@@ -146,7 +147,18 @@ function registerKeys(principal: Command): void {
     .action(async (ref: string, file: string, _f: unknown, command: Command) => {
       const session = new Session(command);
       const jwk = readPublicJwk(file);
-      const key = await session.call<KeyAnswer>('POST', `/v1/principals/${seg(ref)}/keys`, { jwk });
+      // Adding a key to yourself needs a proof made with the identity's own registered key
+      // (a broker-API token alone is not enough); an admin adding one to someone else does not.
+      const target = await session.lookup<PrincipalAnswer>('GET', `/v1/principals/${seg(ref)}`);
+      const { identity } = session;
+      const proof =
+        target.id === identity.principal
+          ? await createKeyProof(identity, { brokerUrl: session.client().baseUrl, newKey: jwk as JWK })
+          : undefined;
+      const key = await session.call<KeyAnswer>('POST', `/v1/principals/${seg(target.id)}/keys`, {
+        jwk,
+        ...(proof ? { proof } : {}),
+      });
       session.emit(key, (k) => say(`registered key ${k.kid} for ${ref}`));
     });
   principal

@@ -4,6 +4,7 @@ import type { BrokerConfig, BrokerContext, RunningBroker } from '@tether/broker'
 import { type Command, Option } from 'commander';
 import { knownDemoKeys, type WrittenDemo, writeDemoIdentities } from '../demo-identities.js';
 import { CliError, EXIT } from '../errors.js';
+import { say } from '../output.js';
 import { stopOnSignals } from '../signals.js';
 import { configFrom, describeStore, type StoreFlags, withStoreFlags } from '../store-config.js';
 
@@ -28,6 +29,16 @@ export function registerServer(program: Command): void {
       ).choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     )
     .option('--demo', 'seed the demo tenant; logs default to warn so the banner stays readable')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain) (env TETHER_TLS_CERT)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert (env TETHER_TLS_KEY)')
+    .option(
+      '--tls-client-ca <file>',
+      'require a client certificate issued by this PEM CA from every client (env TETHER_TLS_CLIENT_CA)',
+    )
+    .option(
+      '--allow-insecure-http',
+      'start even though the public URL is plain http to a host that is not loopback (env TETHER_ALLOW_INSECURE_HTTP=1)',
+    )
     .action((flags: ServerFlags) => serve(flags, process.env));
 }
 
@@ -41,6 +52,9 @@ async function serve(flags: ServerFlags, env: NodeJS.ProcessEnv): Promise<void> 
   const { input, config } = await configFrom(effectiveFlags(flags, env), env);
   // Loaded here, not at start-up: the other verbs do not pay for the broker's dependencies.
   const broker = await import('@tether/broker');
+  // Refused before the store is opened or created: nothing is left behind by a start that cannot serve.
+  refuseAs('insecure_http', () => broker.assertSecureTransport(config));
+  refuseAs('invalid_config', () => broker.tlsServerOptions(config));
   const logger = broker.createLogger(config.logLevel, process.stderr);
   const ctx = await broker.openBroker({ config: input, logger });
   let demo: DemoBanner | undefined;
@@ -56,8 +70,17 @@ async function serve(flags: ServerFlags, env: NodeJS.ProcessEnv): Promise<void> 
     throw err;
   }
   const running = await listen(() => broker.startBroker(ctx), ctx, config);
-  process.stdout.write(`${banner(config, broker.storeLocation(config), demo)}\n`);
+  say(banner(config, broker.storeLocation(config), demo));
   stopOnSignals('broker', () => running.stop());
+}
+
+/** Runs a start-up check; its refusal becomes a usage error with `code`. */
+function refuseAs(code: string, check: () => unknown): void {
+  try {
+    check();
+  } catch (err) {
+    throw new CliError(code, (err as Error).message, EXIT.usage);
+  }
 }
 
 async function listen(

@@ -5,7 +5,7 @@ import { query, type RequestAnswer, type SessionAnswer, seg } from '../api.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { CliError, EXIT } from '../errors.js';
 import { lookUpNames, type Names } from '../names.js';
-import { list, printJson, renderFields, renderTable, say, shortTime } from '../output.js';
+import { list, printJson, renderFields, renderTable, say, shortTime, warn } from '../output.js';
 import { receiptDetails, waitForEnforcement } from '../receipt.js';
 import { Session } from '../session.js';
 import { SessionStore, type StoredSession } from '../session-store.js';
@@ -340,7 +340,7 @@ async function printEnforcement(session: Session, id: string, timeoutSeconds: nu
       timeoutMs: timeoutSeconds * 1000,
       onPending: (r) => {
         const line = `waiting for ${r.pending.length > 0 ? r.pending.join(', ') : 'the end to reach the log'}…`;
-        if (!session.json && line !== told) process.stderr.write(`${line}\n`);
+        if (!session.json && line !== told) warn(line);
         told = line;
       },
     },

@@ -95,10 +95,10 @@ describe('gateway configuration', () => {
         { method: 'GET', path: '/healthz', action: 'a:b', resource: 'r', extra: 1 },
         'not a route',
       ],
-      tls: true,
+      proxy: true,
     });
     expect(problems).toEqual([
-      'tls: unknown setting (known: listen, public_url, upstream, broker, issuer, identity, audience, staleness_budget, upstream_timeout, routes)',
+      'proxy: unknown setting (known: listen, public_url, upstream, broker, issuer, identity, audience, staleness_budget, upstream_timeout, header_timeout, request_timeout, max_body_size, dpop_nonce_window, routes, tls, allow_insecure_http)',
       'listen.backlog: unknown setting (known: host, port)',
       'listen.port: must be an integer from 0 to 65535',
       'public_url: must be an http(s) URL',

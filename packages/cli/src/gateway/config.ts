@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import type { ServerOptions } from 'node:https';
 import { homedir } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import type { IdentityFile } from '@tether/protocol';
+import { type IdentityFile, insecureHttpReason } from '@tether/protocol';
 import { parse as parseYaml } from 'yaml';
 import { CliError, EXIT } from '../errors.js';
+import type { RequestLimits } from './hardening.js';
 import {
   type CompiledRoute,
   compileRoute,
@@ -26,6 +28,10 @@ import {
  * audience: http://127.0.0.1:8701          # default: public_url
  * staleness_budget: 10s                    # deny everything when not confirmed fresh this long
  * upstream_timeout: 30s
+ * header_timeout: 10s                      # a client must send its headers within this
+ * request_timeout: 60s                     # ... and its whole request, body included, within this
+ * max_body_size: 32mb                      # a longer body is refused with 413 (b, kb, mb, gb)
+ * dpop_nonce_window: 5m                    # proofs must carry a nonce this gateway process issued
  * routes:
  *   - { method: GET, path: /rules/:edge, action: firewall:rules.read, resource: firewall/{edge} }
  * ```
@@ -34,6 +40,14 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   host: '127.0.0.1',
   stalenessBudgetMs: 10_000,
   upstreamTimeoutMs: 30_000,
+  /** Headers must arrive within this (slowloris): the connection is closed. */
+  headerTimeoutMs: 10_000,
+  /** The whole request, body included, must arrive within this: slow bodies are cut. */
+  requestTimeoutMs: 60_000,
+  /** Request bodies are forwarded up to this many bytes; a longer one is answered 413. */
+  maxBodyBytes: 32 * 1024 * 1024,
+  /** DPoP nonce window (RFC 9449 §9): proofs must carry a nonce this gateway process issued. */
+  dpopNonceWindowMs: 300_000,
 });
 
 /** Paths the gateway answers itself; no route may claim them. */
@@ -53,7 +67,21 @@ export interface GatewaySettings {
   audience: string | undefined;
   stalenessBudgetMs: number;
   upstreamTimeoutMs: number;
+  /** How long a client may take to send its headers, and its whole request; the body cap. */
+  limits: RequestLimits;
+  /** A DPoP nonce is handed out for this long (and accepted one more window). */
+  dpopNonceWindowMs: number;
   routes: CompiledRoute[];
+  /** Serve HTTPS with these PEM files (absolute paths); `clientCa`: require client certificates it issued. */
+  tls: GatewayTls | undefined;
+  /** Start even though `public_url` or the broker URL is plain http to a host that is not loopback. */
+  allowInsecureHttp: boolean;
+}
+
+export interface GatewayTls {
+  cert: string;
+  key: string;
+  clientCa: string | undefined;
 }
 
 /** Everything the gateway runs with. */
@@ -89,12 +117,20 @@ const TOP_KEYS = [
   'audience',
   'staleness_budget',
   'upstream_timeout',
+  'header_timeout',
+  'request_timeout',
+  'max_body_size',
+  'dpop_nonce_window',
   'routes',
+  'tls',
+  'allow_insecure_http',
 ] as const;
 const ROUTE_KEYS = ['method', 'path', 'action', 'resource'] as const;
 const DURATION = /^(\d+)(ms|s|m)$/;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000 } as const;
 const ACTION = /^[\x21-\x7E]+$/;
+const SIZE = /^(\d+)\s*(b|kb|mb|gb)$/i;
+const UNIT_BYTES = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 } as const;
 
 /** Collects problems; each check answers the value when it is good, else undefined. */
 class Checker {
@@ -150,6 +186,18 @@ class Checker {
     if (ms < min || ms > max) return this.fail(field, `must be from ${min} ms to ${max} ms`);
     return ms;
   }
+
+  size(field: string, value: unknown, max: number): number | undefined {
+    const match = typeof value === 'string' ? SIZE.exec(value.trim()) : null;
+    const bytes = Number.isInteger(value)
+      ? (value as number)
+      : match
+        ? Number(match[1]) * UNIT_BYTES[match[2]!.toLowerCase() as keyof typeof UNIT_BYTES]
+        : undefined;
+    if (bytes === undefined) return this.fail(field, 'must be a size such as 512kb, 32mb or 1gb (or bytes)');
+    if (bytes < 0 || bytes > max) return this.fail(field, `must be from 0 to ${max} bytes`);
+    return bytes;
+  }
 }
 
 /**
@@ -187,7 +235,17 @@ export function validateGatewayConfig(
     top.upstream_timeout === undefined
       ? GATEWAY_DEFAULTS.upstreamTimeoutMs
       : c.duration('upstream_timeout', top.upstream_timeout, 100, 3_600_000);
+  const dpopNonceWindowMs =
+    top.dpop_nonce_window === undefined
+      ? GATEWAY_DEFAULTS.dpopNonceWindowMs
+      : c.duration('dpop_nonce_window', top.dpop_nonce_window, 1000, 3_600_000);
+  const limits = checkLimits(c, top);
   const routes = checkRoutes(c, top.routes);
+  const tls = top.tls === undefined ? undefined : checkTls(c, top.tls, baseDir);
+  const allowInsecureHttp =
+    top.allow_insecure_http === undefined || typeof top.allow_insecure_http === 'boolean'
+      ? top.allow_insecure_http === true
+      : c.fail('allow_insecure_http', 'must be true or false');
   if (c.problems.length > 0) throw new GatewayConfigError(source, c.problems);
   return {
     listen: { host: host!, port: port! },
@@ -199,8 +257,100 @@ export function validateGatewayConfig(
     audience,
     stalenessBudgetMs: stalenessBudgetMs!,
     upstreamTimeoutMs: upstreamTimeoutMs!,
+    limits: limits!,
+    dpopNonceWindowMs: dpopNonceWindowMs!,
     routes: routes!,
+    tls,
+    allowInsecureHttp: allowInsecureHttp!,
   };
+}
+
+function checkTls(c: Checker, value: unknown, baseDir: string): GatewayTls | undefined {
+  const tls = c.object('tls', value, ['cert', 'key', 'client_ca']);
+  if (tls === undefined) return undefined;
+  const cert = c.string('tls.cert', tls.cert);
+  const key = c.string('tls.key', tls.key);
+  const clientCa = tls.client_ca === undefined ? undefined : c.string('tls.client_ca', tls.client_ca);
+  if (cert === undefined || key === undefined) return undefined;
+  return {
+    cert: resolvePath(cert, baseDir),
+    key: resolvePath(key, baseDir),
+    clientCa: clientCa === undefined ? undefined : resolvePath(clientCa, baseDir),
+  };
+}
+
+/** The HTTPS server options of `tls`: the PEM files read now, so a bad path fails at start. */
+export function gatewayHttpsOptions(tls: GatewayTls): ServerOptions {
+  const read = (field: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      // The path and the errno only: never the file's content.
+      throw new CliError(
+        'config_unreadable',
+        `cannot read ${field} ${path}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+        EXIT.usage,
+      );
+    }
+  };
+  const options: ServerOptions = {
+    cert: read('tls.cert', tls.cert),
+    key: read('tls.key', tls.key),
+    minVersion: 'TLSv1.2',
+  };
+  if (tls.clientCa !== undefined) {
+    // Mutual TLS: the handshake refuses a client without a certificate from this CA.
+    options.ca = read('tls.client_ca', tls.clientCa);
+    options.requestCert = true;
+    options.rejectUnauthorized = true;
+  }
+  return options;
+}
+
+/**
+ * The gateway's URLs that would carry tokens, proofs or revocation events in clear: plain
+ * http to a host that is not loopback, for `public_url` (clients send their tokens there)
+ * and the broker (the revocation log and the gateway's own credentials). Empty when
+ * `allow_insecure_http` is set.
+ */
+export function insecureGatewayUrls(
+  config: Pick<GatewayConfig, 'publicUrl' | 'broker' | 'allowInsecureHttp'>,
+): string[] {
+  if (config.allowInsecureHttp) return [];
+  const problems: string[] = [];
+  for (const [field, url] of [
+    ['public_url', config.publicUrl],
+    ['broker', config.broker],
+  ] as const) {
+    const reason = insecureHttpReason(url);
+    if (reason !== undefined)
+      problems.push(
+        `${field}: ${reason}; use https, or set allow_insecure_http: true to run over plain http anyway`,
+      );
+  }
+  return problems;
+}
+
+/** Request timeouts and the body cap: a slow or huge request must not hold the gateway. */
+function checkLimits(c: Checker, top: Record<string, unknown>): RequestLimits | undefined {
+  const headerTimeoutMs =
+    top.header_timeout === undefined
+      ? GATEWAY_DEFAULTS.headerTimeoutMs
+      : c.duration('header_timeout', top.header_timeout, 100, 300_000);
+  const requestTimeoutMs =
+    top.request_timeout === undefined
+      ? GATEWAY_DEFAULTS.requestTimeoutMs
+      : c.duration('request_timeout', top.request_timeout, 100, 3_600_000);
+  const maxBodyBytes =
+    top.max_body_size === undefined
+      ? GATEWAY_DEFAULTS.maxBodyBytes
+      : c.size('max_body_size', top.max_body_size, 16 * 1024 ** 3);
+  if (headerTimeoutMs === undefined || requestTimeoutMs === undefined || maxBodyBytes === undefined)
+    return undefined;
+  // Node refuses a request timeout shorter than the header timeout: the headers are part of it.
+  if (requestTimeoutMs < headerTimeoutMs)
+    return c.fail('request_timeout', `must be at least header_timeout (${headerTimeoutMs} ms)`);
+  return { headerTimeoutMs, requestTimeoutMs, maxBodyBytes };
 }
 
 function checkRoutes(c: Checker, value: unknown): CompiledRoute[] | undefined {

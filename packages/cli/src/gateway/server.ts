@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
 import {
   createEnforcer,
@@ -11,7 +13,19 @@ import {
 } from '@tether/pep';
 import { type ErrorCode, PROBLEM_MEDIA_TYPE, toProblem } from '@tether/protocol';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { GatewayConfig } from './config.js';
+import { type GatewayConfig, gatewayHttpsOptions } from './config.js';
+import {
+  applyRequestTimeouts,
+  cappedBody,
+  declaredBodyTooLarge,
+  type ForwardedFor,
+  forwardedFor,
+  forwardingHeaders,
+  hasBody,
+  isSpoofableHeader,
+  requestLogger,
+  withoutQueries,
+} from './hardening.js';
 import { type GatewayMetrics, gatewayMetrics } from './metrics.js';
 import { matchRoute } from './routes.js';
 
@@ -25,6 +39,8 @@ export interface GatewayOptions {
   decisions?: EnforcerOptions['decisions'];
   /** Reconnect delays of the revocation stream. */
   reconnect?: EnforcerOptions['reconnect'];
+  /** DPoP nonces; default required, window from the configuration (`dpop_nonce_window`). */
+  dpopNonce?: EnforcerOptions['dpopNonce'];
 }
 
 export interface Gateway {
@@ -57,10 +73,17 @@ const METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as 
  * The headers sent upstream: the client's, less its credentials (`Authorization`, `DPoP`: the
  * token and proof are for the gateway, and a proof must not be replayable elsewhere), less
  * hop-by-hop headers and anything under `x-tether-` (a client must not speak for the gateway),
- * plus who the gateway allowed: principal, session, ticket and privilege. Values are
- * percent-encoded (ids and usual ticket references are unchanged).
+ * less method-override, URL-rewrite and forwarding headers (the upstream must act on the method
+ * and path that were decided on, and learn who called from the gateway only), plus who the
+ * gateway allowed: principal, session, ticket and privilege. Values are percent-encoded (ids and
+ * usual ticket references are unchanged). With `forwarded`, the gateway's own `X-Forwarded-*`
+ * and `Forwarded` headers.
  */
-export function upstreamHeaders(headers: IncomingHttpHeaders, decision: Decision): IncomingHttpHeaders {
+export function upstreamHeaders(
+  headers: IncomingHttpHeaders,
+  decision: Decision,
+  forwarded?: ForwardedFor,
+): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
   // RFC 9110 §7.6.1: the headers Connection names are hop-by-hop too.
   const listed = String(headers.connection ?? '')
@@ -69,9 +92,10 @@ export function upstreamHeaders(headers: IncomingHttpHeaders, decision: Decision
   for (const [name, value] of Object.entries(headers)) {
     const key = name.toLowerCase();
     if (key === 'authorization' || key === 'dpop' || key.startsWith(TETHER_PREFIX)) continue;
-    if (HOP_BY_HOP.includes(key) || listed.includes(key)) continue;
+    if (HOP_BY_HOP.includes(key) || listed.includes(key) || isSpoofableHeader(key)) continue;
     out[key] = value;
   }
+  if (forwarded) Object.assign(out, forwardingHeaders(forwarded));
   const who: Record<string, string | undefined> = {
     principal: decision.principal,
     session: decision.session,
@@ -101,6 +125,8 @@ function gatewayEnforcer(config: GatewayConfig, options: GatewayOptions): Enforc
     publicBaseUrl: config.publicUrl,
     identity: { principal: config.identity.principal, key: config.identity.key },
     stalenessBudgetMs: config.stalenessBudgetMs,
+    // A proof is good at this gateway process only: not at a second gateway, not after a restart.
+    dpopNonce: options.dpopNonce ?? { required: true, windowSeconds: config.dpopNonceWindowMs / 1000 },
     now: options.now ?? Date.now,
     log: options.logger ? options.logger.child({ part: 'pep' }) : silentLogger,
     ...(options.decisions === undefined ? {} : { decisions: options.decisions }),
@@ -113,14 +139,20 @@ function gatewayEnforcer(config: GatewayConfig, options: GatewayOptions): Enforc
 }
 
 /** Fastify as a proxy: bodies passed through as streams, every refusal a problem. */
-async function proxyApp(logger: FastifyBaseLogger | undefined): Promise<FastifyInstance> {
+async function proxyApp(
+  logger: FastifyBaseLogger | undefined,
+  https: HttpsServerOptions | undefined,
+): Promise<FastifyInstance> {
+  // With `https`, Fastify builds an HTTPS server; the instance is the same kind either way.
   const app = Fastify({
-    ...(logger ? { loggerInstance: logger } : { logger: false }),
+    https: https ?? null,
+    // Requests are logged without their query string, as the audit records them.
+    ...(logger ? { loggerInstance: requestLogger(logger) } : { logger: false }),
     requestIdHeader: false,
     exposeHeadRoutes: false,
     // Framework-level refusals (a malformed URL) are problems like any other.
     frameworkErrors: (err, request, reply) => {
-      request.log.info({ err: err.message }, 'request refused by the HTTP layer');
+      request.log.info({ err: withoutQueries(err.message) }, 'request refused by the HTTP layer');
       sendProblem(reply, 'invalid_request', 'the request target is malformed');
     },
   });
@@ -134,10 +166,15 @@ async function proxyApp(logger: FastifyBaseLogger | undefined): Promise<FastifyI
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
-      request.log.info({ err: err.message }, 'request refused');
+      request.log.info({ err: withoutQueries(err.message) }, 'request refused');
       return sendProblem(reply, 'invalid_request', 'the request cannot be forwarded as sent');
     }
-    request.log.error({ err }, 'gateway failure');
+    request.log.error(
+      {
+        err: { type: err.name, message: withoutQueries(err.message), stack: withoutQueries(err.stack ?? '') },
+      },
+      'gateway failure',
+    );
     return sendProblem(reply, 'internal_error', 'the gateway failed to handle the request');
   });
   return app;
@@ -171,6 +208,24 @@ function ownEndpoints(
   );
 }
 
+function tooLargeDetail(config: GatewayConfig): string {
+  return `the request body exceeds this gateway's max_body_size (${config.limits.maxBodyBytes} bytes)`;
+}
+
+/**
+ * Every request is decided before its body is read (the content-type parser hands the stream on
+ * unread). A request answered without forwarding it (refused, not found, too large) is answered
+ * with `Connection: close`: Node would otherwise read and discard the rest of the body to keep the
+ * connection alive, which is how a 200 MB upload got read after its 401.
+ */
+function closeUnreadBodies(app: FastifyInstance): void {
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (reply.statusCode >= 400 && hasBody(request.headers) && !request.raw.complete)
+      reply.header('connection', 'close');
+    return payload;
+  });
+}
+
 /** Every other request: matched to a route, decided by the PEP, forwarded only when allowed. */
 function proxyRoutes(
   app: FastifyInstance,
@@ -186,16 +241,31 @@ function proxyRoutes(
     if (new URL(url).pathname !== `${upstreamBasePath}${path}`)
       return sendProblem(reply, 'invalid_request', 'the path cannot be forwarded as sent');
     const started = performance.now();
+    // Read only now, once allowed, and counted as it streams: a chunked body has no length to check.
+    let tooLarge = false;
+    const { request } = reply;
+    if (request.body instanceof Readable)
+      request.body = cappedBody(request.body, config.limits.maxBodyBytes, () => {
+        tooLarge = true;
+      });
     return reply.from(url, {
       timeout: config.upstreamTimeoutMs,
-      rewriteRequestHeaders: (_request, headers) => upstreamHeaders(headers, decision),
+      rewriteRequestHeaders: (_request, headers) =>
+        upstreamHeaders(headers, decision, forwardedFor(config.publicUrl, request.ip)),
       onResponse: (_request, reply, response) => {
         metrics.upstreamAnswered(response.statusCode, (performance.now() - started) / 1000);
         reply.send(response.stream);
       },
       onError: (reply, { error }) => {
+        if (tooLarge) {
+          reply.header('connection', 'close');
+          return sendProblem(reply as FastifyReply, 'payload_too_large', tooLargeDetail(config));
+        }
         metrics.upstreamFailed();
-        reply.request.log.warn({ err: error.message, upstream: config.upstream }, 'upstream failed');
+        reply.request.log.warn(
+          { err: withoutQueries(error.message), upstream: config.upstream },
+          'upstream failed',
+        );
         sendProblem(
           reply as FastifyReply,
           'upstream_unavailable',
@@ -210,6 +280,11 @@ function proxyRoutes(
     url: '/*',
     handler: async (request, reply) => {
       const target = request.raw.url ?? '';
+      // Refused unread: a declared body over the cap is never received, whoever sends it.
+      if (declaredBodyTooLarge(request.headers, config.limits.maxBodyBytes)) {
+        metrics.decided('payload_too_large');
+        return sendProblem(reply, 'payload_too_large', tooLargeDetail(config));
+      }
       const match = matchRoute(config.routes, request.method, target);
       if (match.kind !== 'matched') {
         const code = match.kind === 'refused' ? 'invalid_request' : 'route_not_found';
@@ -234,6 +309,7 @@ function proxyRoutes(
         const denial = denialResponse(decision);
         return reply.code(denial.status).headers(denial.headers).send(denial.body);
       }
+      if (decision.dpopNonce !== undefined) reply.header('dpop-nonce', decision.dpopNonce);
       return forward(reply, match.path, decision);
     },
   });
@@ -254,7 +330,9 @@ function proxyRoutes(
 export async function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const enforcer = gatewayEnforcer(config, options);
   const metrics = gatewayMetrics(() => enforcer.state(), options.now ?? Date.now);
-  const app = await proxyApp(options.logger);
+  const app = await proxyApp(options.logger, config.tls ? gatewayHttpsOptions(config.tls) : undefined);
+  applyRequestTimeouts(app.server, config.limits);
+  closeUnreadBodies(app);
   ownEndpoints(app, enforcer, metrics, options.now ?? Date.now);
   proxyRoutes(app, config, enforcer, metrics);
   return {

@@ -15,5 +15,7 @@ export function denialResponse(decision: Decision): {
   };
   if (decision.wwwAuthenticate !== undefined) headers['www-authenticate'] = decision.wwwAuthenticate;
   if (decision.retryAfterSeconds !== undefined) headers['retry-after'] = String(decision.retryAfterSeconds);
+  // RFC 9449 §9: the client retries a use_dpop_nonce refusal with this value.
+  if (decision.dpopNonce !== undefined) headers['dpop-nonce'] = decision.dpopNonce;
   return { status: decision.status, headers, body: JSON.stringify(toProblem(code, decision.description)) };
 }

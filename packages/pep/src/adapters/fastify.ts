@@ -66,6 +66,8 @@ export function tetherFastify(enforcer: Enforcer): (app: FastifyLike) => Promise
           return reply.code(status).headers(headers).send(body);
         }
         request.tether = decision;
+        // A fresh nonce when the window rolled (RFC 9449 §9), set before the handler replies.
+        if (decision.dpopNonce !== undefined) reply.headers({ 'dpop-nonce': decision.dpopNonce });
         return undefined;
       };
       const existing =

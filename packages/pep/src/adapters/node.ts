@@ -49,6 +49,8 @@ export function tetherMiddleware(
           return;
         }
         (req as IncomingMessage & { [TETHER_DECISION]?: Decision })[TETHER_DECISION] = decision;
+        // A fresh nonce when the window rolled (RFC 9449 §9), set before the handler replies.
+        if (decision.dpopNonce !== undefined) res.setHeader('dpop-nonce', decision.dpopNonce);
         next();
       }, next);
   };

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { TetherError } from '@tether/protocol';
 import { RevocationSigner } from '../../revocation/signing.js';
 import { RevocationStreams } from '../../revocation/stream.js';
 import type { BrokerContext } from '../../services/context.js';
@@ -48,6 +49,8 @@ export function eventRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       heartbeatIntervalMs: ctx.config.heartbeatIntervalMs,
       maxLifetimeMs: ctx.config.apiTokenTtlSeconds * 1000,
     });
+    /** Streams open per PEP principal (tenant/principal), in this process. */
+    const openStreams = new Map<string, number>();
     // preClose, not onClose: onClose runs after the server has stopped, which it never would
     // while a stream holds its connection open.
     app.addHook('preClose', async () => streams.closeAll());
@@ -66,10 +69,38 @@ export function eventRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
-        const start = await revocationStreamStart(ctx, request.caller, {
-          lastEventId: request.headers['last-event-id'],
-          after: request.query.after,
-        });
+        // A cap per PEP principal: each stream holds a connection and a listener for as long as
+        // its token lives, so one principal's token must not be able to open them without end.
+        const holder = `${request.caller.tenant.id}/${request.caller.principal.id}`;
+        const open = openStreams.get(holder) ?? 0;
+        if (open >= ctx.config.limits.streamsPerPrincipal) {
+          reply.header('retry-after', String(Math.ceil(ctx.config.heartbeatIntervalMs / 1000) * 5));
+          throw new TetherError(
+            'rate_limited',
+            `this principal already has ${open} revocation streams open (limit ${ctx.config.limits.streamsPerPrincipal})`,
+          );
+        }
+        // The place is taken before anything else is done (concurrent opens cannot overshoot),
+        // and given back when the stream ends or fails to start.
+        openStreams.set(holder, open + 1);
+        const release = () => {
+          const left = (openStreams.get(holder) ?? 1) - 1;
+          if (left > 0) openStreams.set(holder, left);
+          else openStreams.delete(holder);
+        };
+        let start: Awaited<ReturnType<typeof revocationStreamStart>>;
+        try {
+          start = await revocationStreamStart(ctx, request.caller, {
+            lastEventId: request.headers['last-event-id'],
+            after: request.query.after,
+          });
+        } catch (err) {
+          release();
+          throw err;
+        }
+        // A PEP that hung up while the stream was being prepared has already closed its response.
+        if (reply.raw.closed) release();
+        else reply.raw.once('close', release);
         // From here on the stream writes the response itself; errors no longer reach the error handler.
         reply.hijack();
         streams.start(reply.raw, { ...start, requestId: request.id, log: request.log });

@@ -1,6 +1,7 @@
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { DPOP_DEFAULTS } from '@tether/pep';
 import { TetherError } from '@tether/protocol';
 import type { FastifyRequest } from 'fastify';
 import { OAuthError } from '../../auth/oauth-error.js';
@@ -63,9 +64,33 @@ async function authenticateOAuthCaller(ctx: BrokerContext, request: FastifyReque
       url: request.url,
     });
   } catch (err) {
-    if (err instanceof TetherError) throw new OAuthError('invalid_client', err.detail);
+    if (err instanceof TetherError) {
+      // RFC 7662 §2.3 / RFC 7009 §2.1: the caller authorises with a broker-API token, so a failure
+      // is RFC 6750's `invalid_token`, challenged in the scheme the caller used (RFC 9449 §7.1 for DPoP).
+      const dpop = /^dpop\s/i.test(request.headers.authorization ?? '') || err.code === 'invalid_dpop_proof';
+      const error =
+        err.code === 'invalid_dpop_proof' || err.code === 'use_dpop_nonce'
+          ? err.code
+          : ('invalid_token' as const);
+      throw new OAuthError(error, err.detail, {
+        challenge: dpop
+          ? `DPoP error="${error}", algs="${DPOP_DEFAULTS.algorithms.join(' ')}"`
+          : request.headers.authorization === undefined
+            ? `Bearer realm="tether", DPoP algs="${DPOP_DEFAULTS.algorithms.join(' ')}"`
+            : 'Bearer error="invalid_token"',
+      });
+    }
     throw err;
   }
+}
+
+/** The caller may not use the endpoint (RFC 7662 §2.3: 401 with RFC 6750's `insufficient_scope`). */
+function insufficientScope(err: unknown): never {
+  if (err instanceof TetherError && err.code === 'forbidden')
+    throw new OAuthError('insufficient_scope', err.detail, {
+      challenge: 'Bearer error="insufficient_scope"',
+    });
+  throw err;
 }
 
 /** `POST /oauth/token`, form-encoded as RFC 6749 requires; errors in RFC 6749 JSON. */
@@ -87,7 +112,13 @@ export function oauthRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
           tags: ['oauth'],
           consumes: ['application/x-www-form-urlencoded'],
           body: TokenForm,
-          response: { 200: TokenResponse, 400: OAuthErrorBody, 401: OAuthErrorBody, 500: OAuthErrorBody },
+          response: {
+            200: TokenResponse,
+            400: OAuthErrorBody,
+            401: OAuthErrorBody,
+            500: OAuthErrorBody,
+            503: OAuthErrorBody,
+          },
         },
       },
       async (request, reply) => {
@@ -108,14 +139,14 @@ export function oauthRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
             401: OAuthErrorBody,
             403: OAuthErrorBody,
             500: OAuthErrorBody,
+            503: OAuthErrorBody,
           },
         },
       },
       async (request, reply) => {
         const caller = await authenticateOAuthCaller(ctx, request);
-        return reply
-          .header('cache-control', 'no-store')
-          .send(await introspect(ctx, caller, request.body.token));
+        const answer = await introspect(ctx, caller, request.body.token).catch(insufficientScope);
+        return reply.header('cache-control', 'no-store').send(answer);
       },
     );
     app.post(
@@ -125,12 +156,18 @@ export function oauthRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
           tags: ['oauth'],
           consumes: ['application/x-www-form-urlencoded'],
           body: TokenOnlyForm,
-          response: { 200: Type.Object({}), 400: OAuthErrorBody, 401: OAuthErrorBody, 500: OAuthErrorBody },
+          response: {
+            200: Type.Object({}),
+            400: OAuthErrorBody,
+            401: OAuthErrorBody,
+            500: OAuthErrorBody,
+            503: OAuthErrorBody,
+          },
         },
       },
       async (request) => {
         const caller = await authenticateOAuthCaller(ctx, request);
-        await revokeToken(ctx, caller, request.body.token);
+        await revokeToken(ctx, caller, request.body.token).catch(insufficientScope);
         return {};
       },
     );

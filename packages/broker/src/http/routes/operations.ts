@@ -1,10 +1,25 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { TetherError } from '@tether/protocol';
+import type { FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { BrokerContext } from '../../services/context.js';
-import { storeIsReady } from '../../store/database.js';
+import { storeReadiness } from '../../store/database.js';
+import { STORE_RETRY_AFTER_SECONDS } from '../error-handler.js';
 
-/** Health, readiness and metrics: unauthenticated, and they reveal nothing about tenants. */
+const ReadinessAnswer = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
+  store: Type.String(),
+  /** Why not ready: `unreachable`, `not_writable`, `schema_not_current` or `timed_out`. */
+  readiness: Type.String(),
+});
+
+/**
+ * Health, readiness and metrics: they reveal nothing about tenants. Health and readiness are
+ * open; metrics (which show the broker's traffic) need the `metricsToken` when one is set, and
+ * otherwise answer only callers on a loopback address.
+ */
 export function operationsRoutes(ctx: BrokerContext, metrics: Registry): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
@@ -18,20 +33,57 @@ export function operationsRoutes(ctx: BrokerContext, metrics: Registry): Fastify
         schema: {
           tags: ['operations'],
           response: {
-            200: Type.Object({ status: Type.String(), store: Type.String() }),
-            503: Type.Object({ status: Type.String(), store: Type.String() }),
+            200: ReadinessAnswer,
+            503: ReadinessAnswer,
           },
         },
       },
       async (_request, reply) => {
-        const ready = await storeIsReady(ctx.store);
-        return reply
-          .code(ready ? 200 : 503)
-          .send({ status: ready ? 'ready' : 'not_ready', store: ctx.store.dialect });
+        // A read, a durable write and the schema, answered within a second whatever the store does.
+        const { readiness, cause } = await storeReadiness(ctx.store, { now: () => ctx.clock.now() });
+        if (readiness !== 'ready') {
+          ctx.health.readinessFailed(readiness, cause);
+          reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
+        }
+        return reply.code(readiness === 'ready' ? 200 : 503).send({
+          status: readiness === 'ready' ? 'ready' : 'not_ready',
+          store: ctx.store.dialect,
+          readiness,
+        });
       },
     );
-    app.get('/metrics', { schema: { tags: ['operations'], hide: true } }, async (_request, reply) => {
+    app.get('/metrics', { schema: { tags: ['operations'], hide: true } }, async (request, reply) => {
+      admitScraper(ctx, request);
       return reply.type(metrics.contentType).send(await metrics.metrics());
     });
   };
+}
+
+const BEARER = /^Bearer[ ]+(\S+)$/i;
+
+/** Lets a scraper in, or throws: the configured token, compared in constant time, or a loopback caller. */
+function admitScraper(ctx: BrokerContext, request: FastifyRequest): void {
+  const expected = ctx.config.metricsToken;
+  if (expected === undefined) {
+    // The socket's address: no header a remote caller could set says it is local.
+    if (isLoopback(request.socket.remoteAddress)) return;
+    throw new TetherError(
+      'forbidden',
+      'metrics are served to loopback callers only unless metricsToken is set',
+    );
+  }
+  const presented = BEARER.exec(request.headers.authorization?.trim() ?? '')?.[1];
+  if (presented === undefined || !sameSecret(presented, expected))
+    throw new TetherError('unauthenticated', 'send Authorization: Bearer <metrics token>');
+}
+
+function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  return address === '::1' || /^(::ffff:)?127\./.test(address);
+}
+
+/** Equal secrets, in time independent of where they differ and of their lengths (both hashed first). */
+function sameSecret(presented: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(presented), digest(expected));
 }

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { BrokerContext } from '../../services/context.js';
 import type { EnforcementMetrics } from '../../services/enforcement-metrics.js';
 import { acknowledgeRevocations } from '../../services/pep-ack.js';
+import { getPepAudiences, type PepAudiences, setPepAudiences } from '../../services/pep-audiences.js';
 import { recordDecisions } from '../../services/record-decisions.js';
 import { withProblems } from '../schemas/common.js';
 import {
@@ -9,8 +10,16 @@ import {
   DecisionReportView,
   PepAckBody,
   PepAckView,
+  PepAudiencesBody,
+  PepAudiencesView,
   PepParams,
 } from '../schemas/enforcement.js';
+
+const audiencesView = (a: PepAudiences) => ({
+  pep: a.principal.id,
+  name: a.principal.name,
+  audiences: a.audiences,
+});
 
 /** What enforcement points report: how far they applied the revocation log, and their decisions. */
 export function pepRoutes(ctx: BrokerContext, metrics: EnforcementMetrics): FastifyPluginAsyncTypebox {
@@ -27,7 +36,41 @@ export function pepRoutes(ctx: BrokerContext, metrics: EnforcementMetrics): Fast
         },
       },
       async (request) =>
-        acknowledgeRevocations(ctx, request.caller, request.params.pep, request.body.applied, metrics),
+        acknowledgeRevocations(
+          ctx,
+          request.caller,
+          request.params.pep,
+          request.body.applied,
+          metrics,
+          request.body.instance,
+          request.body.leaving === true,
+        ),
+    );
+    app.get(
+      '/peps/:pep/audiences',
+      {
+        schema: {
+          tags: ['enforcement'],
+          summary: 'The audiences a PEP enforces (admins, auditors, the PEP itself)',
+          params: PepParams,
+          response: withProblems({ 200: PepAudiencesView }),
+        },
+      },
+      async (request) => audiencesView(await getPepAudiences(ctx, request.caller, request.params.pep)),
+    );
+    app.put(
+      '/peps/:pep/audiences',
+      {
+        schema: {
+          tags: ['enforcement'],
+          summary: 'Set the audiences a PEP enforces: it may record decisions only for these (admins)',
+          params: PepParams,
+          body: PepAudiencesBody,
+          response: withProblems({ 200: PepAudiencesView }),
+        },
+      },
+      async (request) =>
+        audiencesView(await setPepAudiences(ctx, request.caller, request.params.pep, request.body.audiences)),
     );
     app.post(
       '/decisions',

@@ -80,10 +80,11 @@ export function principalRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
           response: withProblems({ 201: KeyView }),
         },
       },
-      async (request, reply) =>
-        reply
-          .code(201)
-          .send(keyView(await addPrincipalKey(ctx, request.caller, request.params.ref, request.body.jwk))),
+      async (request, reply) => {
+        const { jwk, proof } = request.body;
+        const key = await addPrincipalKey(ctx, request.caller, request.params.ref, jwk, proof);
+        return reply.code(201).send(keyView(key));
+      },
     );
     app.delete(
       '/principals/:ref/keys/:kid',

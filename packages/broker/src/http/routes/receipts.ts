@@ -23,6 +23,12 @@ function receiptView(r: SessionReceipt): Static<typeof SessionReceiptView> {
       last_seen_at: iso(p.lastSeenAt),
       live: p.live,
       enforced_at: p.enforcedAt === null ? null : iso(p.enforcedAt),
+      instances: p.instances.map((i) => ({
+        id: i.instanceId,
+        applied: i.appliedSeq,
+        last_seen_at: iso(i.lastSeenAt),
+        enforced_at: i.enforcedAt === null ? null : iso(i.enforcedAt),
+      })),
     })),
     pending: r.pending,
   };

@@ -7,8 +7,6 @@ import type { BrokerContext } from '../../services/context.js';
 import { endSession, revokeSessions } from '../../services/end-session.js';
 import { requestExtension } from '../../services/extend-session.js';
 import { findSessions, getSession } from '../../services/query-sessions.js';
-import { publishStatusList } from '../../services/status-list.js';
-import { STATUS_LIST_MEDIA_TYPE } from '../../tokens/status-list-token.js';
 import { emptyBodyAsObject, IdParams, withProblems } from '../schemas/common.js';
 import { RequestView } from '../schemas/records.js';
 import {
@@ -20,7 +18,6 @@ import {
   SessionParams,
   SessionQuery,
   SessionView,
-  StatusListParams,
 } from '../schemas/sessions.js';
 import { requestView, sessionView } from '../views.js';
 
@@ -139,23 +136,6 @@ export function sessionRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         return {
           revoked: (await revokeSessions(ctx, request.caller, selector, note ?? '')).map((s) => s.id),
         };
-      },
-    );
-    app.get(
-      '/status-lists/:n',
-      {
-        schema: {
-          tags: ['sessions'],
-          params: StatusListParams,
-          response: withProblems({ 200: Type.String({ description: 'a signed statuslist+jwt' }) }),
-        },
-      },
-      async (request, reply) => {
-        const jwt = await publishStatusList(ctx, request.caller, request.params.n);
-        return reply
-          .type(STATUS_LIST_MEDIA_TYPE)
-          .header('cache-control', `max-age=${ctx.config.statusListTtlSeconds}`)
-          .send(jwt);
       },
     );
   };

@@ -4,8 +4,11 @@ import {
   DECISION_FIELD_MAX,
   type DecisionReport,
   type DecisionReportAnswer,
+  PEP_INSTANCE_PATTERN,
   type PepAckAnswer,
   type PepAckRequest,
+  type PepAudiencesAnswer,
+  type PepAudiencesRequest,
   type SessionReceipt,
 } from '@tether/protocol';
 import { Ref, Strict, Timestamp } from './common.js';
@@ -22,6 +25,15 @@ export const PepAckBody = Type.Object(
       maximum: 999_999_999_999_999,
       description: 'the newest log position this PEP has applied',
     }),
+    instance: Type.Optional(
+      Type.String({
+        pattern: PEP_INSTANCE_PATTERN,
+        description: 'this PEP process: random per start; receipts wait for every live instance',
+      }),
+    ),
+    leaving: Type.Optional(
+      Type.Boolean({ description: 'this instance is stopping: receipts stop waiting for it' }),
+    ),
   },
   Strict,
 );
@@ -48,8 +60,18 @@ const Decision = Type.Object(
   Strict,
 );
 
+/** An audience as privileges name it: a URL or another identifier, without control characters. */
+const audience = (description?: string) =>
+  Type.String({
+    minLength: 1,
+    maxLength: 512,
+    pattern: '^[^\\u0000-\\u001f\\u007f]+$',
+    ...(description === undefined ? {} : { description }),
+  });
+
 export const DecisionReportBody = Type.Object(
   {
+    audience: audience('the audience the PEP decided for: one it enforces'),
     decisions: Type.Array(Decision, { minItems: 1, maxItems: DECISION_BATCH_MAX }),
     dropped: Type.Integer({
       minimum: 0,
@@ -79,9 +101,27 @@ export const SessionReceiptView = Type.Object({
       last_seen_at: Timestamp,
       live: Type.Boolean(),
       enforced_at: Type.Union([Timestamp, Type.Null()]),
+      instances: Type.Array(
+        Type.Object({
+          id: Type.String(),
+          applied: Position,
+          last_seen_at: Timestamp,
+          enforced_at: Type.Union([Timestamp, Type.Null()]),
+        }),
+      ),
     }),
   ),
   pending: Type.Array(Type.String()),
+});
+
+export const PepAudiencesBody = Type.Object(
+  { audiences: Type.Array(audience(), { maxItems: 100, uniqueItems: true }) },
+  Strict,
+);
+export const PepAudiencesView = Type.Object({
+  pep: Type.String(),
+  name: Type.String(),
+  audiences: Type.Array(Type.String()),
 });
 
 // The wire types the PEP library and the SDK import are these schemas' types: keep them one.
@@ -92,5 +132,7 @@ const agree: [
   Same<Static<typeof DecisionReportBody>, DecisionReport>,
   Same<Static<typeof DecisionReportView>, DecisionReportAnswer>,
   Same<Static<typeof SessionReceiptView>, SessionReceipt>,
-] = [true, true, true, true, true];
+  Same<Static<typeof PepAudiencesBody>, PepAudiencesRequest>,
+  Same<Static<typeof PepAudiencesView>, PepAudiencesAnswer>,
+] = [true, true, true, true, true, true, true];
 void agree;

@@ -58,7 +58,20 @@ export const PrincipalChangesBody = Type.Object(
   { ...Strict, minProperties: 1 },
 );
 
-export const NewKeyBody = Type.Object({ jwk: PublicJwk }, Strict);
+export const NewKeyBody = Type.Object(
+  {
+    jwk: PublicJwk,
+    proof: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 4096,
+        description:
+          "a tether-key-proof+jwt signed by one of the principal's registered keys; required when a non-admin adds a key to itself",
+      }),
+    ),
+  },
+  Strict,
+);
 export const KeyParams = Type.Object(
   {
     ref: Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-z0-9][a-z0-9._@-]*$' }),

@@ -8,6 +8,12 @@ import * as m0006 from './0006-tickets.js';
 import * as m0007 from './0007-continuous-evaluation.js';
 import * as m0008 from './0008-ssf.js';
 import * as m0009 from './0009-idle-and-extensions.js';
+import * as m0010 from './0010-signing-key-seals.js';
+import * as m0011 from './0011-keyed-audit-chain.js';
+import * as m0013 from './0013-pep-audiences-and-instances.js';
+import * as m0015 from './0015-subject-token-uses.js';
+import * as m0017 from './0017-store-probe.js';
+import * as m0018 from './0018-status-list-version.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -23,6 +29,12 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0007-continuous-evaluation': m0007,
   '0008-ssf': m0008,
   '0009-idle-and-extensions': m0009,
+  '0010-signing-key-seals': m0010,
+  '0011-keyed-audit-chain': m0011,
+  '0013-pep-audiences-and-instances': m0013,
+  '0015-subject-token-uses': m0015,
+  '0017-store-probe': m0017,
+  '0018-status-list-version': m0018,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);

@@ -1,4 +1,5 @@
 import type { AuditRecord } from '../../audit/chain.js';
+import { auditKeysById } from '../../audit/keys.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
 import type { AuditRecordRow } from '../schema.js';
@@ -21,33 +22,82 @@ export function toAuditRecord(row: AuditRecordRow): AuditRecord {
     details: fromJson<Record<string, unknown>>(row.details),
     prevHash: row.prev_hash,
     hash: row.hash,
+    macVersion: row.mac_version,
   };
 }
 
+/** A chain's end as the store records it, and the id of the key it is keyed with (null: not yet). */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+  macKey: string | null;
+}
+
+/** The id of the audit key new chains are keyed with, as the store records it. */
+export async function readStoreAuditKeyId(h: StoreHandle): Promise<string | undefined> {
+  const row = await h.db
+    .selectFrom('audit_keys')
+    .select('id')
+    .orderBy('created_at', 'desc')
+    .orderBy('id')
+    .executeTakeFirst();
+  return row?.id;
+}
+
+export async function insertStoreAuditKeyId(h: StoreHandle, id: string, now: number): Promise<void> {
+  await h.db
+    .insertInto('audit_keys')
+    .values({ id, created_at: now })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute();
+}
+
+/**
+ * Creates a tenant's empty chain, keyed from its first record with the store's audit key when
+ * this process holds it. Unkeyed only where no process holding the KEK has keyed the store yet,
+ * or this one does not hold it (`tether init` runs without the KEK): the broker seals such a
+ * chain's unkeyed prefix at its next start.
+ */
 export async function insertAuditHead(h: StoreHandle, tenantId: string, hash: string): Promise<void> {
-  await h.db.insertInto('audit_heads').values({ tenant_id: tenantId, seq: 0, hash }).execute();
+  const storeKey = await readStoreAuditKeyId(h);
+  const macKey = storeKey !== undefined && auditKeysById(storeKey) ? storeKey : null;
+  await h.db
+    .insertInto('audit_heads')
+    .values({ tenant_id: tenantId, seq: 0, hash, mac_key: macKey })
+    .execute();
 }
 
 /** Reads the head of a tenant's chain and locks it: appends to one chain are serialised. */
-export async function lockAuditHead(
-  tx: TxHandle,
-  tenantId: string,
-): Promise<{ seq: number; hash: string } | undefined> {
-  return forUpdate(
+export async function lockAuditHead(tx: TxHandle, tenantId: string): Promise<AuditHead | undefined> {
+  const row = await forUpdate(
     tx,
-    tx.db.selectFrom('audit_heads').select(['seq', 'hash']).where('tenant_id', '=', tenantId),
+    tx.db.selectFrom('audit_heads').select(['seq', 'hash', 'mac_key']).where('tenant_id', '=', tenantId),
   ).executeTakeFirst();
+  return row && { seq: row.seq, hash: row.hash, macKey: row.mac_key };
 }
 
-export async function readAuditHead(
-  h: StoreHandle,
-  tenantId: string,
-): Promise<{ seq: number; hash: string } | undefined> {
-  return h.db
+export async function readAuditHead(h: StoreHandle, tenantId: string): Promise<AuditHead | undefined> {
+  const row = await h.db
     .selectFrom('audit_heads')
-    .select(['seq', 'hash'])
+    .select(['seq', 'hash', 'mac_key'])
     .where('tenant_id', '=', tenantId)
     .executeTakeFirst();
+  return row && { seq: row.seq, hash: row.hash, macKey: row.mac_key };
+}
+
+/** Every tenant's chain head (broker-wide events are recorded in each tenant's chain). */
+export async function listAuditHeads(h: StoreHandle): Promise<(AuditHead & { tenantId: string })[]> {
+  const rows = await h.db
+    .selectFrom('audit_heads')
+    .select(['tenant_id', 'seq', 'hash', 'mac_key'])
+    .orderBy('tenant_id')
+    .execute();
+  return rows.map((r) => ({ tenantId: r.tenant_id, seq: r.seq, hash: r.hash, macKey: r.mac_key }));
+}
+
+/** Keys the chain from its current head on (see audit/checkpoints.ts, `sealLegacyChains`). */
+export async function setAuditHeadKey(tx: TxHandle, tenantId: string, macKey: string): Promise<void> {
+  await tx.db.updateTable('audit_heads').set({ mac_key: macKey }).where('tenant_id', '=', tenantId).execute();
 }
 
 function toRow(record: AuditRecord): AuditRecordRow {
@@ -67,6 +117,7 @@ function toRow(record: AuditRecord): AuditRecordRow {
     details: toJson(record.details),
     prev_hash: record.prevHash,
     hash: record.hash,
+    mac_version: record.macVersion,
   };
 }
 
@@ -148,4 +199,70 @@ export async function readChainPage(
     .offset(offset)
     .execute();
   return rows.map(toAuditRecord);
+}
+
+/** A checkpoint as stored: an authenticated snapshot of a chain's head. */
+export interface AuditCheckpoint {
+  tenantId: string;
+  seq: number;
+  hash: string;
+  at: number;
+  kind: string;
+  keyId: string;
+  tag: string;
+}
+
+/** Stores a checkpoint; a second one at the same position changes nothing. */
+export async function insertAuditCheckpoint(h: StoreHandle, cp: AuditCheckpoint): Promise<void> {
+  await h.db
+    .insertInto('audit_checkpoints')
+    .values({
+      tenant_id: cp.tenantId,
+      seq: cp.seq,
+      hash: cp.hash,
+      at: cp.at,
+      kind: cp.kind,
+      key_id: cp.keyId,
+      tag: cp.tag,
+    })
+    .onConflict((oc) => oc.columns(['tenant_id', 'seq']).doNothing())
+    .execute();
+}
+
+/**
+ * The checkpoints verification uses: the seal of the unkeyed prefix, and the latest one (which
+ * bounds truncation). Older ones add nothing a record's MAC does not already prove, and there
+ * is one per timer tick; they are not read.
+ */
+export async function listAuditCheckpoints(h: StoreHandle, tenantId: string): Promise<AuditCheckpoint[]> {
+  const latest = h.db
+    .selectFrom('audit_checkpoints')
+    .select((eb) => eb.fn.max('seq').as('seq'))
+    .where('tenant_id', '=', tenantId);
+  const rows = await h.db
+    .selectFrom('audit_checkpoints')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where((eb) => eb.or([eb('kind', '=', 'legacy_seal'), eb('seq', '=', latest)]))
+    .orderBy('seq')
+    .execute();
+  return rows.map((r) => ({
+    tenantId: r.tenant_id,
+    seq: r.seq,
+    hash: r.hash,
+    at: r.at,
+    kind: r.kind,
+    keyId: r.key_id,
+    tag: r.tag,
+  }));
+}
+
+/** The position of each tenant's latest checkpoint. */
+export async function latestCheckpointSeqs(h: StoreHandle): Promise<Map<string, number>> {
+  const rows = await h.db
+    .selectFrom('audit_checkpoints')
+    .select(['tenant_id', (eb) => eb.fn.max('seq').as('seq')])
+    .groupBy('tenant_id')
+    .execute();
+  return new Map(rows.map((r) => [r.tenant_id, Number(r.seq)]));
 }

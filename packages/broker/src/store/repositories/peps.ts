@@ -1,6 +1,7 @@
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
 import type { PepRow } from '../schema.js';
+import { fromJson } from './json.js';
 
 /** What the broker knows about one enforcement point. */
 export interface PepState {
@@ -182,12 +183,14 @@ export async function listSessionEndTimes(
   return rows.map((r) => r.at);
 }
 
-/** What a decision record links to: the session's holder, ticket and request. */
+/** What a decision record links to: the session's holder, ticket and request, and its audiences. */
 export interface SessionLink {
   id: string;
   principalId: string;
   ticket: string | null;
   requestId: string;
+  /** The audiences its grant names now (a narrowing may have removed some). */
+  audiences: readonly string[];
 }
 
 /** The sessions among `ids` that belong to the tenant; ids of other tenants are simply absent. */
@@ -199,14 +202,54 @@ export async function findSessionLinks(
   if (ids.length === 0) return new Map();
   const rows = await h.db
     .selectFrom('sessions')
-    .select(['id', 'principal_id', 'ticket', 'request_id'])
+    .select(['id', 'principal_id', 'ticket', 'request_id', 'grant'])
     .where('tenant_id', '=', tenantId)
     .where('id', 'in', [...ids])
     .execute();
   return new Map(
     rows.map((r) => [
       r.id,
-      { id: r.id, principalId: r.principal_id, ticket: r.ticket, requestId: r.request_id },
+      {
+        id: r.id,
+        principalId: r.principal_id,
+        ticket: r.ticket,
+        requestId: r.request_id,
+        audiences: fromJson<{ audiences?: string[] }>(r.grant).audiences ?? [],
+      },
     ]),
   );
+}
+
+/** The audiences a PEP principal enforces (set by admins), sorted. */
+export async function listPepAudiences(h: StoreHandle, principalId: string): Promise<string[]> {
+  const rows = await h.db
+    .selectFrom('pep_audiences')
+    .select('audience')
+    .where('principal_id', '=', principalId)
+    .orderBy('audience')
+    .execute();
+  return rows.map((r) => r.audience);
+}
+
+/** Replaces the audiences a PEP principal enforces. */
+export async function replacePepAudiences(
+  tx: TxHandle,
+  tenantId: string,
+  principalId: string,
+  audiences: readonly string[],
+  now: number,
+): Promise<void> {
+  await tx.db.deleteFrom('pep_audiences').where('principal_id', '=', principalId).execute();
+  if (audiences.length === 0) return;
+  await tx.db
+    .insertInto('pep_audiences')
+    .values(
+      audiences.map((audience) => ({
+        tenant_id: tenantId,
+        principal_id: principalId,
+        audience,
+        created_at: now,
+      })),
+    )
+    .execute();
 }

@@ -6,7 +6,23 @@ export interface StatusListInfo {
   tenantId: string;
   bits: number;
   size: number;
+  /** Moves whenever what the published list encodes changes. */
+  version: number;
 }
+
+const info = (r: {
+  id: number;
+  tenant_id: string;
+  bits: number;
+  size: number;
+  version: number;
+}): StatusListInfo => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  bits: r.bits,
+  size: r.size,
+  version: Number(r.version),
+});
 
 export async function tenantStatusLists(h: StoreHandle, tenantId: string): Promise<StatusListInfo[]> {
   const rows = await h.db
@@ -15,12 +31,12 @@ export async function tenantStatusLists(h: StoreHandle, tenantId: string): Promi
     .where('tenant_id', '=', tenantId)
     .orderBy('id')
     .execute();
-  return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, bits: r.bits, size: r.size }));
+  return rows.map(info);
 }
 
 export async function findStatusList(h: StoreHandle, id: number): Promise<StatusListInfo | undefined> {
   const r = await h.db.selectFrom('status_lists').selectAll().where('id', '=', id).executeTakeFirst();
-  return r && { id: r.id, tenantId: r.tenant_id, bits: r.bits, size: r.size };
+  return r && info(r);
 }
 
 /**
@@ -40,9 +56,9 @@ export async function createStatusList(
     if (taken) continue;
     await tx.db
       .insertInto('status_lists')
-      .values({ id, tenant_id: tenantId, bits, size, created_at: at })
+      .values({ id, tenant_id: tenantId, bits, size, created_at: at, version: 0 })
       .execute();
-    return { id, tenantId, bits, size };
+    return { id, tenantId, bits, size, version: 0 };
   }
 }
 
@@ -67,7 +83,14 @@ export async function findSlot(h: StoreHandle, listId: number, idx: number) {
 }
 
 export async function deleteSlot(tx: TxHandle, listId: number, idx: number): Promise<void> {
-  await tx.db.deleteFrom('status_list_slots').where('list_id', '=', listId).where('idx', '=', idx).execute();
+  const gone = await tx.db
+    .deleteFrom('status_list_slots')
+    .where('list_id', '=', listId)
+    .where('idx', '=', idx)
+    .returning('status')
+    .executeTakeFirst();
+  // A flagged entry's bit clears when its slot is reused.
+  if (gone && gone.status !== 0) await bumpVersion(tx, listId);
 }
 
 export async function insertSlot(
@@ -109,12 +132,23 @@ export async function setSlotStatus(
   sessionId: string,
   status: number,
 ): Promise<void> {
-  await tx.db
+  const changed = await tx.db
     .updateTable('status_list_slots')
     .set({ status })
     .where('list_id', '=', listId)
     .where('idx', '=', idx)
     .where('session_id', '=', sessionId)
+    .where('status', '!=', status)
+    .executeTakeFirst();
+  if (Number(changed.numUpdatedRows) > 0) await bumpVersion(tx, listId);
+}
+
+/** What the published list encodes changed: its cached signed form is stale. */
+async function bumpVersion(tx: TxHandle, listId: number): Promise<void> {
+  await tx.db
+    .updateTable('status_lists')
+    .set((eb) => ({ version: eb('version', '+', 1) }))
+    .where('id', '=', listId)
     .execute();
 }
 

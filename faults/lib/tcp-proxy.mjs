@@ -1,38 +1,40 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
+// A TCP proxy on loopback for fault injection: it forwards to a real server (this machine's
+// PostgreSQL, or a broker) and can hang every connection (`pause`), cut them (`cut`, like a
+// reset or a failover), or refuse new ones (`refuse`), then heal (`resume`, `allow`).
+import { connect, createServer } from 'node:net';
 
-/**
- * A TCP proxy on loopback for fault injection: it forwards to a real server (this machine's
- * PostgreSQL) and can hang every connection (`pause`), cut them (`cut`, like a reset or a
- * failover), or refuse new ones (`refuse`), then heal (`resume`, `allow`).
- */
 export class TcpProxy {
-  readonly #server: Server;
-  readonly #pairs = new Set<[Socket, Socket]>();
+  #server;
+  #pairs = new Set();
   #paused = false;
   #port = 0;
+  #target;
 
-  private constructor(private readonly target: { host: string; port: number }) {
+  /** @param {{ host: string, port: number }} target */
+  constructor(target) {
+    this.#target = target;
     this.#server = createServer((client) => this.#accept(client));
   }
 
-  static async start(target: { host: string; port: number }): Promise<TcpProxy> {
+  /** @param {{ host: string, port: number }} target */
+  static async start(target) {
     const proxy = new TcpProxy(target);
     await proxy.#listen(0);
     return proxy;
   }
 
-  get port(): number {
+  get port() {
     return this.#port;
   }
 
   /** Connections open through the proxy now. */
-  get connections(): number {
+  get connections() {
     return this.#pairs.size;
   }
 
-  #accept(client: Socket): void {
-    const upstream = connect(this.target.port, this.target.host);
-    const pair: [Socket, Socket] = [client, upstream];
+  #accept(client) {
+    const upstream = connect(this.#target.port, this.#target.host);
+    const pair = [client, upstream];
     this.#pairs.add(pair);
     const drop = () => {
       this.#pairs.delete(pair);
@@ -46,20 +48,20 @@ export class TcpProxy {
     if (this.#paused) this.#pauseOne(pair);
   }
 
-  #pauseOne([client, upstream]: [Socket, Socket]): void {
+  #pauseOne([client, upstream]) {
     client.unpipe(upstream);
     upstream.unpipe(client);
     client.pause();
     upstream.pause();
   }
 
-  /** Every connection, open or new, stops carrying bytes: a hung database. */
-  pause(): void {
+  /** Every connection, open or new, stops carrying bytes: a hung peer or a partition. */
+  pause() {
     this.#paused = true;
     for (const pair of this.#pairs) this.#pauseOne(pair);
   }
 
-  resume(): void {
+  resume() {
     this.#paused = false;
     for (const [client, upstream] of this.#pairs) {
       client.pipe(upstream);
@@ -70,7 +72,7 @@ export class TcpProxy {
   }
 
   /** Resets every open connection. */
-  cut(): void {
+  cut() {
     for (const [client, upstream] of [...this.#pairs]) {
       client.resetAndDestroy();
       upstream.destroy();
@@ -78,24 +80,24 @@ export class TcpProxy {
   }
 
   /** Stops listening (new connections are refused) and cuts the open ones. */
-  async refuse(): Promise<void> {
-    await new Promise<void>((resolve) => {
+  async refuse() {
+    await new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.cut();
     });
   }
 
   /** Listens again on the same port. */
-  async allow(): Promise<void> {
+  async allow() {
     await this.#listen(this.#port);
   }
 
-  async close(): Promise<void> {
+  async close() {
     this.cut();
-    if (this.#server.listening) await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    if (this.#server.listening) await new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
-  #listen(port: number): Promise<void> {
+  #listen(port) {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(port, '127.0.0.1', () => {

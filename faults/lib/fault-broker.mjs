@@ -1,0 +1,130 @@
+// A broker process that the fault suite can crash (`kill -9`) and start again on the same
+// store, port and key-encryption key, as a supervisor would after a crash.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { PG_URL } from '../../bench/lib/broker.mjs';
+import { Child, freePort } from '../../bench/lib/processes.mjs';
+
+const BROKER_SCRIPT = new URL('../../bench/lib/broker-process.mjs', import.meta.url);
+
+export async function pgAdmin(sql, params = []) {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** The test database's URL with another port on loopback: the same server, through a proxy. */
+function proxiedUrl(port) {
+  const url = new URL(PG_URL);
+  url.hostname = '127.0.0.1';
+  url.port = String(port);
+  return url.toString();
+}
+
+export class FaultBroker {
+  /** @type {Child | undefined} */
+  #child;
+  #options;
+  crashes = 0;
+
+  constructor(options) {
+    this.#options = options;
+  }
+
+  /** A fresh store (SQLite file or PostgreSQL schema) and a broker on it, with a bootstrapped tenant. */
+  static async create({
+    dialect,
+    sweepIntervalMs = 500,
+    viaProxy,
+    statementTimeoutMs,
+    connectTimeoutMs,
+    heartbeatIntervalMs,
+  }) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tether-faults-'));
+    const pgSchema =
+      dialect === 'postgres'
+        ? `tether_t_${Date.now().toString(36)}_fault${randomBytes(4).toString('hex')}`
+        : undefined;
+    if (pgSchema) await pgAdmin(`create schema ${pgSchema}`);
+    const port = await freePort();
+    const broker = new FaultBroker({
+      dialect,
+      dataDir,
+      pgSchema,
+      location: pgSchema ? (viaProxy ? proxiedUrl(viaProxy.port) : PG_URL) : join(dataDir, 'tether.db'),
+      ...(statementTimeoutMs ? { statementTimeoutMs } : {}),
+      ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
+      ...(heartbeatIntervalMs ? { heartbeatIntervalMs } : {}),
+      port,
+      publicUrl: `http://127.0.0.1:${port}`,
+      kek: randomBytes(32).toString('base64url'),
+      sweepIntervalMs,
+    });
+    const started = await broker.#start(true);
+    broker.tenant = started.tenant;
+    broker.adminIdentity = {
+      broker: broker.publicUrl,
+      tenant: started.tenant,
+      principal: started.admin.principal,
+      key: started.admin.key,
+    };
+    return broker;
+  }
+
+  /** Whether the broker process is running (it has not died on its own or been killed). */
+  get alive() {
+    return this.#child !== undefined && !this.#child.exited;
+  }
+
+  get publicUrl() {
+    return this.#options.publicUrl;
+  }
+
+  get dialect() {
+    return this.#options.dialect;
+  }
+
+  get pgSchema() {
+    return this.#options.pgSchema;
+  }
+
+  get location() {
+    return this.#options.location;
+  }
+
+  async #start(bootstrap) {
+    const child = new Child(BROKER_SCRIPT, `broker (${this.#options.dialect})`);
+    this.#child = child;
+    const { dialect: _dialect, ...options } = this.#options;
+    child.send({ type: 'start', ...options, bootstrap });
+    return child.expect('started', { timeoutMs: 120_000 });
+  }
+
+  /** `kill -9`: no shutdown of any kind, whatever the broker was doing. */
+  async crash() {
+    await this.#child?.kill('SIGKILL');
+    this.crashes++;
+  }
+
+  /** Starts the broker again on the same store, port and KEK. */
+  async restart() {
+    await this.#start(false);
+  }
+
+  async stop() {
+    await this.#child?.stop();
+  }
+
+  async destroy() {
+    await this.stop().catch(() => undefined);
+    if (this.#options.pgSchema) await pgAdmin(`drop schema if exists ${this.#options.pgSchema} cascade`);
+    rmSync(this.#options.dataDir, { recursive: true, force: true });
+  }
+}
