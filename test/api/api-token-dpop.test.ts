@@ -67,7 +67,7 @@ describeEachStore('DPoP-bound broker-API tokens', (fixture) => {
   it.each([
     { name: 'presented as Bearer', code: 'invalid_token', detail: 'DPoP scheme' },
     { name: 'with no proof', code: 'invalid_dpop_proof', detail: 'missing' },
-    { name: 'with a proof by another key', code: 'invalid_dpop_proof', detail: '' },
+    { name: 'with a proof by another key', code: 'invalid_token', detail: 'Invalid DPoP key binding' },
     { name: 'with a proof for another URL', code: 'invalid_dpop_proof', detail: 'htu' },
     { name: 'with a proof for another token', code: 'invalid_dpop_proof', detail: 'ath' },
   ])('refuses a bound token $name', async ({ name, code, detail }) => {

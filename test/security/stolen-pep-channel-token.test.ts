@@ -90,10 +90,13 @@ describeEachStore('stolen PEP channel token', (fixture) => {
         headers: { ...('headers' in call ? call.headers : {}), authorization: `DPoP ${token}`, dpop: proof },
         ...('payload' in call ? { payload: call.payload } : {}),
       });
+      // RFC 9449 §7.1: a proof by another key than the token's is "Invalid DPoP key binding".
       expect([forged.statusCode, forged.json().code], `${call.method} ${call.url} with another key`).toEqual([
         401,
-        'invalid_dpop_proof',
+        'invalid_token',
       ]);
+      expect(forged.json().detail).toContain('Invalid DPoP key binding');
+      expect(forged.headers['www-authenticate']).toMatch(/^DPoP error="invalid_token"/);
     }
     // 3. A proof the PEP made, captured with the token, replayed.
     const captured = await link.authHeaders('POST', '/v1/decisions');

@@ -21,6 +21,11 @@ function receipt(overrides: Partial<SessionReceipt> = {}): SessionReceipt {
         last_seen_at: iso(T + 900),
         live: true,
         enforced_at: null,
+        // Two replicas sharing the identity: one has applied the end, one has not.
+        instances: [
+          { id: 'i-1', applied: 4, last_seen_at: iso(T + 30), enforced_at: iso(T + 30) },
+          { id: 'i-2', applied: 3, last_seen_at: iso(T + 900), enforced_at: null },
+        ],
       },
       {
         id: 'prn_b',
@@ -29,6 +34,7 @@ function receipt(overrides: Partial<SessionReceipt> = {}): SessionReceipt {
         last_seen_at: iso(T + 40),
         live: true,
         enforced_at: iso(T + 40),
+        instances: [{ id: 'i-3', applied: 4, last_seen_at: iso(T + 40), enforced_at: iso(T + 40) }],
       },
       {
         id: 'prn_c',
@@ -37,6 +43,7 @@ function receipt(overrides: Partial<SessionReceipt> = {}): SessionReceipt {
         last_seen_at: iso(T - 90_000),
         live: false,
         enforced_at: null,
+        instances: [],
       },
     ],
     pending: ['core-pep'],
@@ -105,10 +112,10 @@ describe('receiptDetails', () => {
     expect(text).toContain('log position: 4');
     expect(text).toContain('enforced:     not yet: waiting for core-pep');
     expect(text.split('\n').slice(-4)).toEqual([
-      'PEP       LIVE  APPLIED  ENFORCED                      LAST SEEN',
-      'core-pep  yes   3        pending                       2026-01-05 10:00:00Z',
-      'edge-pep  yes   4        2026-01-05 10:00:00Z (+40ms)  2026-01-05 10:00:00Z',
-      'old-pep   no    1        -                             2026-01-05 09:58:30Z',
+      'PEP       LIVE  APPLIED  ENFORCED                      LAST SEEN             INSTANCES',
+      'core-pep  yes   3        pending                       2026-01-05 10:00:00Z  2 (1 pending)',
+      'edge-pep  yes   4        2026-01-05 10:00:00Z (+40ms)  2026-01-05 10:00:00Z  1',
+      'old-pep   no    1        -                             2026-01-05 09:58:30Z  -',
     ]);
   });
 

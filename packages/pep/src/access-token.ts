@@ -354,8 +354,12 @@ async function verifyProof(
   }
 }
 
-/** Whether the (single) proof names a readable key whose thumbprint differs from `jkt`. */
-async function proofKeyIsNot(dpop: string | string[] | undefined, jkt: string): Promise<boolean> {
+/**
+ * Whether the (single) proof names a readable key whose thumbprint differs from `jkt`: a proof
+ * that failed for that reason is reported as RFC 9449 §7.1 does, `invalid_token` "Invalid DPoP
+ * key binding", by the PEP and the broker alike.
+ */
+export async function proofKeyIsNot(dpop: string | string[] | undefined, jkt: string): Promise<boolean> {
   const proof = Array.isArray(dpop) ? (dpop.length === 1 ? dpop[0] : undefined) : dpop;
   if (proof === undefined) return false;
   try {

@@ -53,7 +53,7 @@ export interface EnforcerOptions {
    * introspection — instead of denying with 503. Default: neither (fail closed).
    */
   fallback?: { statusList?: boolean; introspection?: boolean };
-  /** Reconnect delay after a failed stream. Default 100 ms doubling to 5 s. */
+  /** Reconnect delay after a failed stream. Default 100 ms doubling to 1 s. */
   reconnect?: { minDelayMs: number; maxDelayMs: number };
   log?: PepLogger;
   /** Called after each revocation event is applied. */
@@ -99,7 +99,8 @@ export interface Enforcer {
 export const ENFORCER_DEFAULTS = Object.freeze({
   stalenessBudgetMs: 10_000,
   replayCacheSize: 100_000,
-  reconnect: Object.freeze({ minDelayMs: 100, maxDelayMs: 5000 }),
+  // Capped at a second: a PEP serves again within about a second of its broker coming back.
+  reconnect: Object.freeze({ minDelayMs: 100, maxDelayMs: 1000 }),
 });
 
 /**
@@ -193,6 +194,10 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   pruner.unref();
 
   async function decide(request: AuthorizeRequest, seen: { nonce?: unknown }): Promise<Decision> {
+    // 0. Never confirmed fresh since start (the broker was down when this PEP started, or is
+    // still being caught up with): nothing can be allowed, and a token that cannot be checked
+    // yet (no keys) is the PEP's state, not the client's fault: 503, never 401.
+    if (mirror.freshAt === undefined && !fallback) return stale(budgetMs, {});
     // 1. The token and its proof: signature, claims, tenant, DPoP binding and freshness, and
     // (when required) a nonce this PEP issued.
     let access: Awaited<ReturnType<AccessTokenVerifier['verify']>>;

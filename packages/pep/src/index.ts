@@ -9,6 +9,7 @@ export {
   type AccessTokenVerifier,
   type AccessTokenVerifierOptions,
   createAccessTokenVerifier,
+  proofKeyIsNot,
   type VerifiedAccess,
 } from './access-token.js';
 export type { TetherAccessClaims, TetherPrivilegeDetail } from './access-token-claims.js';

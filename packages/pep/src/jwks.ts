@@ -138,10 +138,12 @@ export function remoteKeySource(url: string, options: RemoteKeySourceOptions): K
   return {
     async getKey(kid: string): Promise<CryptoKey | undefined> {
       const now = config.now();
-      const mayFetch =
-        inflight !== undefined ||
-        attemptedAt === undefined ||
-        now - attemptedAt >= config.minRefreshIntervalMs;
+      // Until a first fetch has succeeded there is nothing to verify with: retry every second
+      // (still bounded) rather than every `minRefreshIntervalMs`, so that a PEP started while
+      // its broker was down serves within a second of the broker coming back.
+      const interval =
+        fetchedAt === undefined ? Math.min(1000, config.minRefreshIntervalMs) : config.minRefreshIntervalMs;
+      const mayFetch = inflight !== undefined || attemptedAt === undefined || now - attemptedAt >= interval;
       if (mayFetch && (ageAt(now) >= config.cacheMaxAgeMs / 2 || !keys.has(kid))) await refresh();
       if (ageAt(config.now()) >= config.cacheMaxAgeMs) {
         throw new KeySourceUnavailableError(`no usable JWKS from ${config.url}`, { cause: lastFailure });

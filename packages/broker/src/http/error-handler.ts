@@ -103,11 +103,14 @@ export function installErrorHandling(app: FastifyInstance): void {
       // RFC 6750 §3.1: a request that sent no credentials at all gets a challenge without an error code.
       // RFC 9449 §7.1: DPoP failures are challenged with the DPoP scheme and the accepted algs.
       const dpopAlgs = `algs="${DPOP_DEFAULTS.algorithms.join(' ')}"`;
+      const usedDpop = /^dpop\s/i.test(request.headers.authorization ?? '');
       const challenge =
         c.code === 'invalid_dpop_proof' || c.code === 'use_dpop_nonce'
           ? `DPoP error="${c.code}", ${dpopAlgs}`
           : c.code !== 'unauthenticated'
-            ? 'Bearer error="invalid_token"'
+            ? usedDpop
+              ? `DPoP error="invalid_token", ${dpopAlgs}`
+              : 'Bearer error="invalid_token"'
             : request.headers.authorization === undefined
               ? `Bearer realm="tether", DPoP ${dpopAlgs}`
               : 'Bearer error="invalid_request"';

@@ -1,4 +1,4 @@
-import { DpopError, type VerifiedDpopProof } from '@tether/pep';
+import { DpopError, proofKeyIsNot, type VerifiedDpopProof } from '@tether/pep';
 import { TetherError } from '@tether/protocol';
 import { ApiTokenRejected, verifyApiToken } from '../auth/api-token.js';
 import { findPrincipal, listPrincipalKeys } from '../store/repositories/principals.js';
@@ -62,8 +62,15 @@ export async function authenticateCaller(
         expectedJkt: claims.jkt,
       });
     } catch (err) {
-      if (err instanceof DpopError) throw new TetherError(err.code, err.message);
-      throw err;
+      if (!(err instanceof DpopError)) throw err;
+      // RFC 9449 §7.1: a proof by another key than the token's is a token problem, reported as
+      // the PEPs report it (`invalid_token`, "Invalid DPoP key binding").
+      if (err.code === 'invalid_dpop_proof' && (await proofKeyIsNot(presented.dpop, claims.jkt)))
+        throw new TetherError(
+          'invalid_token',
+          'Invalid DPoP key binding: the proof key is not the key the token is bound to',
+        );
+      throw new TetherError(err.code, err.message);
     }
   } else if (scheme === 'dpop') {
     throw new TetherError('invalid_token', 'this token is not DPoP-bound; send it with the Bearer scheme');

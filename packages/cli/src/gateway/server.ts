@@ -130,10 +130,11 @@ function gatewayEnforcer(config: GatewayConfig, options: GatewayOptions): Enforc
     now: options.now ?? Date.now,
     log: options.logger ? options.logger.child({ part: 'pep' }) : silentLogger,
     ...(options.decisions === undefined ? {} : { decisions: options.decisions }),
-    // Retried at least once per budget, so that the gateway is back within about one budget of the broker.
+    // Retried at least once a second (and once per budget when that is shorter), so that the
+    // gateway serves again within about a second of the broker coming back.
     reconnect: options.reconnect ?? {
       minDelayMs: 100,
-      maxDelayMs: Math.min(5000, Math.max(250, config.stalenessBudgetMs)),
+      maxDelayMs: Math.min(1000, Math.max(250, config.stalenessBudgetMs)),
     },
   });
 }
