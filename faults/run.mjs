@@ -30,8 +30,8 @@ export const TRIALS = {
     lifecycleTrial({
       name: 'connections terminated',
       dialect: 'postgres',
-      lifecycles: quick ? 30 : 500,
-      chaos: terminatedConnections(quick ? { everyMs: [300, 1000] } : {}),
+      lifecycles: quick ? 30 : 300,
+      chaos: terminatedConnections({ everyMs: quick ? [300, 1000] : [200, 800] }),
     }),
   'pg-hang': async (quick) => {
     const proxy = await TcpProxy.start({ host: PG.hostname, port: Number(PG.port || 5432) });
