@@ -7,6 +7,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { TcpProxy } from './lib/tcp-proxy.mjs';
 import { crashes, hungDatabase, lifecycleTrial, terminatedConnections } from './lifecycle-trial.mjs';
 import { partitionTrial } from './partition-trial.mjs';
+import { soakTrial } from './soak-trial.mjs';
 
 const PG = new URL(process.env.TETHER_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
 
@@ -48,7 +49,29 @@ export const TRIALS = {
     }
   },
   'pep-partition': (quick) => partitionTrial({ rounds: quick ? 3 : 30 }),
+  // 10,000 live sessions and 10 minutes at full size (TETHER_SOAK_MINUTES to change the length).
+  soak: (quick) =>
+    soakTrial({
+      sessions: quick ? 200 : 10_000,
+      durationMs: quick ? 15_000 : Number(process.env.TETHER_SOAK_MINUTES ?? 10) * 60_000,
+    }),
 };
+
+/** Rows of the soak have columns of their own. */
+const SOAK_COLUMNS = [
+  ['trial', (r) => r.name],
+  ['live sessions', (r) => r.liveSessions],
+  ['revocations', (r) => r.revocations],
+  ['never refused', (r) => r.lost],
+  ['end → PEP refuses p50 / p99 (ms)', (r) => `${r.p50Ms} / ${r.p99Ms}`],
+  ['broker RSS first → last third (MiB)', (r) => mib(r.brokerRssMiB)],
+  ['PEP heap first → last third (MiB)', (r) => mib(r.pepHeapMiB)],
+  ['seconds', (r) => r.seconds],
+];
+
+function mib(d) {
+  return `${d.first.toFixed(0)} → ${d.last.toFixed(0)} (max ${d.max.toFixed(0)}, ×${d.ratio.toFixed(2)})`;
+}
 
 /** Rows of the partition trial have columns of their own. */
 const PARTITION_COLUMNS = [
@@ -89,16 +112,24 @@ function render(columns, rows) {
 /** The trials' rows as Markdown tables: lifecycle trials in one, partition trials in another. */
 export function table(rows) {
   const partitions = rows.filter((r) => 'rounds' in r);
-  const lifecycles = rows.filter((r) => !('rounds' in r));
+  const soaks = rows.filter((r) => 'revocations' in r);
+  const lifecycles = rows.filter((r) => !('rounds' in r) && !('revocations' in r));
   return [
     ...(lifecycles.length ? [render(COLUMNS, lifecycles)] : []),
     ...(partitions.length ? [render(PARTITION_COLUMNS, partitions)] : []),
+    ...(soaks.length ? [render(SOAK_COLUMNS, soaks)] : []),
   ].join('\n\n');
 }
 
 /** A row with a loss, a server error, a broker death or a failed audit. */
 export function failing(row) {
   if ('rounds' in row) return row.losses > 0 || row.rounds === 0;
+  // A soak fails on a revocation never enforced, or on memory that kept growing (last third of
+  // the run over 1.5× the first), for the broker or the PEP.
+  if ('revocations' in row)
+    return (
+      row.losses > 0 || row.revocations === 0 || row.brokerRssMiB.ratio > 1.5 || row.pepHeapMiB.ratio > 1.5
+    );
   return row.losses > 0 || row.serverErrors > 0 || row.brokerDeaths > 0 || !row.auditVerified;
 }
 

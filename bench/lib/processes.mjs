@@ -60,6 +60,11 @@ export class Child {
     return this.#name;
   }
 
+  /** The process id (to sample its memory). */
+  get pid() {
+    return this.#child.pid;
+  }
+
   /** Whether the process has exited (for any reason). */
   get exited() {
     return this.#exited;

@@ -1,7 +1,7 @@
 // A broker process that the fault suite can crash (`kill -9`) and start again on the same
 // store, port and key-encryption key, as a supervisor would after a crash.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -81,6 +81,19 @@ export class FaultBroker {
   /** Whether the broker process is running (it has not died on its own or been killed). */
   get alive() {
     return this.#child !== undefined && !this.#child.exited;
+  }
+
+  /** The broker process's resident memory in MiB, read from /proc (Linux). */
+  rssMiB() {
+    const pid = this.#child?.pid;
+    if (pid === undefined) return Number.NaN;
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+      return kib / 1024;
+    } catch {
+      return Number.NaN;
+    }
   }
 
   get publicUrl() {
