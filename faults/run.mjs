@@ -2,7 +2,7 @@
 // `npm run faults -- --quick` (the short smoke `npm test` also runs), or name trials:
 // `npm run faults -- crash-sqlite pg-terminate`. Real processes, real stores, real faults;
 // it prints a table of trials, faults, losses (must all be 0) and writes it to bench/FAULTS.md.
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { TcpProxy } from './lib/tcp-proxy.mjs';
 import { crashes, hungDatabase, lifecycleTrial, terminatedConnections } from './lifecycle-trial.mjs';
@@ -166,7 +166,14 @@ async function main() {
     '',
   ].join('\n');
   console.log(`\n${table(rows)}`);
-  if (!quick) writeFileSync(new URL('../bench/FAULTS.md', import.meta.url), report);
+  // A full run rewrites the report; a run of named trials adds its section to it.
+  const file = new URL('../bench/FAULTS.md', import.meta.url);
+  if (!quick && names.length === 0) writeFileSync(file, report);
+  else if (!quick)
+    appendFileSync(
+      file,
+      `\n## Named trials: ${names.join(', ')}\n\n${report.split('\n').slice(2).join('\n')}`,
+    );
   process.exit(rows.some(failing) ? 1 : 0);
 }
 
