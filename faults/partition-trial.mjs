@@ -4,30 +4,14 @@
 // the partition heals it must refuse the session as ended: nothing missed.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BenchTenant } from '../bench/lib/broker.mjs';
-import { mintProofs } from '../bench/lib/proofs.mjs';
 import { percentile } from '../bench/lib/stats.mjs';
 import { createEnforcer } from '../packages/pep/dist/index.js';
+import { decide as decideFor } from './lib/decide.mjs';
 import { FaultBroker } from './lib/fault-broker.mjs';
 import { TcpProxy } from './lib/tcp-proxy.mjs';
 
 const AUDIENCE = 'https://partitioned.example';
-const PATH = '/status';
-
-async function decide(enforcer, session) {
-  const [proof] = await mintProofs(session, {
-    method: 'GET',
-    url: `${AUDIENCE}${PATH}`,
-    accessToken: session.token,
-    count: 1,
-  });
-  return enforcer.authorize({
-    method: 'GET',
-    url: PATH,
-    headers: { authorization: `DPoP ${session.token}`, dpop: proof },
-    action: 'bench:read',
-    resource: 'bench/r1',
-  });
-}
+const decide = (enforcer, session) => decideFor(enforcer, AUDIENCE, session);
 
 /** Polls `decide` until `until(decision)` or `withinMs` passes; answers the last decision and when. */
 async function pollUntil(enforcer, session, until, withinMs, onEach = () => undefined) {

@@ -3,29 +3,13 @@
 // broker's resident memory and the PEP's heap are sampled throughout: they must stay flat.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BenchTenant } from '../bench/lib/broker.mjs';
-import { mintProofs } from '../bench/lib/proofs.mjs';
 import { percentile } from '../bench/lib/stats.mjs';
 import { createEnforcer } from '../packages/pep/dist/index.js';
+import { decide as decideFor } from './lib/decide.mjs';
 import { FaultBroker } from './lib/fault-broker.mjs';
 
 const AUDIENCE = 'https://soaked.example';
-const PATH = '/status';
-
-async function decide(enforcer, session) {
-  const [proof] = await mintProofs(session, {
-    method: 'GET',
-    url: `${AUDIENCE}${PATH}`,
-    accessToken: session.token,
-    count: 1,
-  });
-  return enforcer.authorize({
-    method: 'GET',
-    url: PATH,
-    headers: { authorization: `DPoP ${session.token}`, dpop: proof },
-    action: 'bench:read',
-    resource: 'bench/r1',
-  });
-}
+const decide = (enforcer, session) => decideFor(enforcer, AUDIENCE, session);
 
 /** Mean of the first and of the last third of `samples`, and their ratio. */
 function drift(samples) {
