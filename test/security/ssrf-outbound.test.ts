@@ -7,7 +7,7 @@ import { REMOTE_KEYS } from '../../packages/broker/src/net/key-sets.js';
 import { OutboundClient } from '../../packages/broker/src/net/outbound.js';
 import { deliverDue } from '../../packages/broker/src/ssf/delivery.js';
 import type { Store } from '../../packages/broker/src/store/database.js';
-import { type BrokerClient, createDpopProof, generateSessionKey } from '../../packages/client/src/index.js';
+import type { BrokerClient } from '../../packages/client/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import {
   closedPort,
@@ -20,6 +20,7 @@ import {
 } from '../support/outbound-targets.js';
 import { refusal } from '../support/refusal.js';
 import { describeEachStore } from '../support/stores.js';
+import { exchangeSubjectToken } from '../support/token-exchange.js';
 
 /**
  * Issue 9 item 4, from the attacker's side. A tenant admin (trust records, signal transmitters)
@@ -31,7 +32,6 @@ import { describeEachStore } from '../support/stores.js';
 
 const ISSUER = 'https://ci.attacker.example';
 const AUDIENCE = `${PUBLIC_URL}/tenants/acme`;
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const UNREACHABLE = "the issuer's keys are unreachable; try again later";
 /** The operator's allow-list of the broker-level tests: the loopback test servers, over http. */
 const ALLOW_LOOPBACK = { outboundAllowHosts: ['127.0.0.1'], outboundAllowHttp: true };
@@ -99,25 +99,7 @@ describeEachStore('SSRF through the URLs the broker calls', (fixture) => {
       .setIssuedAt(now)
       .setExpirationTime(now + 300)
       .sign(ciKey);
-    const key = await generateSessionKey();
-    const res = await b.app.inject({
-      method: 'POST',
-      url: '/oauth/token',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        dpop: await createDpopProof(key, {
-          method: 'POST',
-          url: `${PUBLIC_URL}/oauth/token`,
-          now: b.clock.now(),
-        }),
-      },
-      payload: new URLSearchParams({
-        grant_type: GRANT,
-        subject_token: token,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-        privilege: 'deploy',
-      }).toString(),
-    });
+    const res = await exchangeSubjectToken(b, token);
     expect(res.statusCode, res.body).toBeLessThan(500);
     return { status: res.statusCode, body: res.json() };
   }

@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { createDpopProof, generateSessionKey } from '../../packages/client/src/index.js';
 import { PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
+import { exchangeSubjectToken } from '../support/token-exchange.js';
 
 const ISSUER = 'https://token.actions.example';
 /** Acme's own audience: trust-record audiences are namespaced by tenant. */
@@ -60,26 +60,7 @@ describeEachStore('subject token replay (RFC 8693 token exchange)', (fixture) =>
 
   /** One exchange, each with its own session key and proof, as separate attackers would send it. */
   async function exchange(subjectToken: string, duration = 900) {
-    const key = await generateSessionKey();
-    const response = await b.app.inject({
-      method: 'POST',
-      url: '/oauth/token',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        dpop: await createDpopProof(key, {
-          method: 'POST',
-          url: `${PUBLIC_URL}/oauth/token`,
-          now: b.clock.now(),
-        }),
-      },
-      payload: new URLSearchParams({
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: subjectToken,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-        privilege: 'deploy',
-        duration: String(duration),
-      }).toString(),
-    });
+    const response = await exchangeSubjectToken(b, subjectToken, { duration: String(duration) });
     return { status: response.statusCode, body: response.json() as Record<string, unknown> };
   }
 

@@ -3,11 +3,12 @@ import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'j
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { Store } from '../../packages/broker/src/store/database.js';
 import { insertFederation } from '../../packages/broker/src/store/repositories/federations.js';
-import { type BrokerClient, createDpopProof, generateSessionKey } from '../../packages/client/src/index.js';
+import type { BrokerClient } from '../../packages/client/src/index.js';
 import { PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { refusal } from '../support/refusal.js';
 import { SCENARIO_POLICIES, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
+import { exchangeSubjectToken } from '../support/token-exchange.js';
 
 /**
  * Issue 9 item 10, (issuer, audience) squatting, from the attacker's side: the admin of tenant
@@ -20,7 +21,6 @@ const ISSUER = 'https://token.actions.example';
 const OTHER_ISSUER = 'https://gitlab.example';
 const ACME_AUD = `${PUBLIC_URL}/tenants/acme`;
 const GLOBEX_AUD = `${PUBLIC_URL}/tenants/globex`;
-const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
 const POLICIES = {
   ...SCENARIO_POLICIES,
@@ -85,25 +85,7 @@ describeEachStore('a tenant cannot squat the (issuer, audience) of another tenan
       .setIssuedAt(now)
       .setExpirationTime(now + 300)
       .sign(ciKey);
-    const key = await generateSessionKey();
-    const res = await acme.app.inject({
-      method: 'POST',
-      url: '/oauth/token',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        dpop: await createDpopProof(key, {
-          method: 'POST',
-          url: `${PUBLIC_URL}/oauth/token`,
-          now: acme.clock.now(),
-        }),
-      },
-      payload: new URLSearchParams({
-        grant_type: GRANT,
-        subject_token: token,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-        privilege: 'deploy',
-      }).toString(),
-    });
+    const res = await exchangeSubjectToken(acme, token);
     return { status: res.statusCode, body: res.json() as Record<string, unknown> };
   }
 

@@ -18,7 +18,7 @@ import type { BrokerContext } from './services/context.js';
 import { startSsfDelivery } from './ssf/worker.js';
 import { migrateToLatest, openStore, type Store } from './store/database.js';
 import { secureDataDir } from './store/file-modes.js';
-import { DpopNonces } from './tokens/dpop-nonce.js';
+import { brokerDpopNonces } from './tokens/dpop-nonce.js';
 import { type Kek, loadKek } from './tokens/key-encryption.js';
 import { ensureSigningKey, resealLegacySigningKeys, SigningKeys } from './tokens/keys.js';
 import { assertSecureTransport, listenTls, type TlsListener, tlsServerOptions } from './transport.js';
@@ -99,7 +99,7 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
     revocations,
     reevaluation: new ReevaluationWorker({ store, clock, policy, logger, revocations }),
     health,
-    ...(config.dpopNonce === 'required' ? { nonces: new DpopNonces(kek, clock) } : {}),
+    ...(config.dpopNonce === 'required' ? { nonces: brokerDpopNonces(kek, clock) } : {}),
   };
 }
 

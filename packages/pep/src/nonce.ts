@@ -48,13 +48,19 @@ const NONCE_BYTES = 16;
  */
 export class PepDpopNonces {
   readonly windowMs: number;
-  readonly #key = randomBytes(32);
+  readonly #key: Uint8Array;
+  readonly #bytes: number;
   readonly #now: () => number;
   #window = Number.NaN;
   #current = '';
   #previous = '';
 
-  constructor(options: { now: () => number; windowSeconds?: number }) {
+  /**
+   * `key`: the HMAC key, when several processes must issue the same nonces (the broker's
+   * replicas derive it from the KEK). Without it a random key is drawn, for this process alone.
+   * `bytes`: how much of the HMAC a nonce carries (default 16, 128 bits).
+   */
+  constructor(options: { now: () => number; windowSeconds?: number; key?: Uint8Array; bytes?: number }) {
     const seconds = options.windowSeconds ?? DPOP_NONCE_DEFAULTS.windowSeconds;
     if (
       !Number.isFinite(seconds) ||
@@ -67,6 +73,8 @@ export class PepDpopNonces {
     }
     this.windowMs = seconds * 1000;
     this.#now = options.now;
+    this.#key = options.key ?? randomBytes(32);
+    this.#bytes = options.bytes ?? NONCE_BYTES;
   }
 
   /** The nonce to hand out now (`DPoP-Nonce` header). */
@@ -101,7 +109,7 @@ export class PepDpopNonces {
     return createHmac('sha256', this.#key)
       .update(`tether-pep-dpop-nonce:${window}`)
       .digest()
-      .subarray(0, NONCE_BYTES)
+      .subarray(0, this.#bytes)
       .toString('base64url');
   }
 }

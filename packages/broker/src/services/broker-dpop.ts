@@ -1,5 +1,4 @@
 import { DpopError, ReplayCache, type VerifiedDpopProof, verifyDpopProof } from '@tether/pep';
-import { decodeJwt } from 'jose';
 import { isUniqueViolation } from '../store/database.js';
 import type { BrokerContext } from './context.js';
 
@@ -21,6 +20,7 @@ export async function verifyBrokerProof(
   header: string | string[] | undefined,
   check: BrokerProofCheck,
 ): Promise<VerifiedDpopProof> {
+  const nonces = ctx.nonces;
   const proof = await verifyDpopProof(
     header,
     {
@@ -28,7 +28,8 @@ export async function verifyBrokerProof(
       url: `${ctx.config.publicUrl}${check.path}`,
       ...(check.accessToken ? { accessToken: check.accessToken } : {}),
       ...(check.expectedJkt ? { expectedJkt: check.expectedJkt } : {}),
-      ...(ctx.nonces ? { nonce: ctx.nonces.expectedFor(proofNonce(header)) } : {}),
+      // Checked against the proof's verified `nonce` claim, as the PEPs do.
+      ...(nonces ? { nonce: (proofNonce: unknown) => nonces.expectedFor(proofNonce) } : {}),
     },
     {
       now: () => ctx.clock.now(),
@@ -56,17 +57,6 @@ export async function verifyBrokerProof(
     throw err;
   }
   return proof;
-}
-
-/** The proof's own `nonce` claim, read unverified: only to pick which issued nonce to expect. */
-function proofNonce(header: string | string[] | undefined): unknown {
-  const proof = Array.isArray(header) ? header[0] : header;
-  if (!proof) return undefined;
-  try {
-    return decodeJwt(proof).nonce;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function pruneSpentProofs(ctx: BrokerContext, now: number): Promise<void> {

@@ -1,4 +1,4 @@
-import type { VerifiedDpopProof } from '@tether/pep';
+import type { PepDpopNonces, VerifiedDpopProof } from '@tether/pep';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/config.js';
 import type { Clock } from '../domain/clock.js';
@@ -8,14 +8,13 @@ import type { BrokerHealth } from '../operations/health.js';
 import type { PolicyEngine } from '../policy/cedar.js';
 import type { RevocationFanout } from '../revocation/fanout.js';
 import type { Store } from '../store/database.js';
-import type { DpopNonces } from '../tokens/dpop-nonce.js';
 import type { Kek } from '../tokens/key-encryption.js';
 import type { SigningKeys } from '../tokens/keys.js';
 
 /** Everything a use case needs, passed explicitly. */
 export interface BrokerContext {
   /** Present when the broker requires server-issued DPoP nonces (`dpopNonce: required`). */
-  nonces?: DpopNonces;
+  nonces?: PepDpopNonces;
   store: Store;
   clock: Clock;
   config: BrokerConfig;

@@ -179,6 +179,17 @@ class Checker {
     return value as number;
   }
 
+  /** A duration setting `field` of `top`, or `fallback` when it is absent. */
+  durationOr(
+    top: Record<string, unknown>,
+    field: string,
+    fallback: number,
+    min: number,
+    max: number,
+  ): number | undefined {
+    return top[field] === undefined ? fallback : this.duration(field, top[field], min, max);
+  }
+
   duration(field: string, value: unknown, min: number, max: number): number | undefined {
     const match = typeof value === 'string' ? DURATION.exec(value.trim()) : null;
     if (!match) return this.fail(field, 'must be a duration such as 500ms, 10s or 2m');
@@ -227,18 +238,27 @@ export function validateGatewayConfig(
   const issuer = top.issuer === undefined ? undefined : c.url('issuer', top.issuer);
   const audience = top.audience === undefined ? undefined : c.string('audience', top.audience);
   const identity = top.identity === undefined ? undefined : c.string('identity', top.identity);
-  const stalenessBudgetMs =
-    top.staleness_budget === undefined
-      ? GATEWAY_DEFAULTS.stalenessBudgetMs
-      : c.duration('staleness_budget', top.staleness_budget, 100, 600_000);
-  const upstreamTimeoutMs =
-    top.upstream_timeout === undefined
-      ? GATEWAY_DEFAULTS.upstreamTimeoutMs
-      : c.duration('upstream_timeout', top.upstream_timeout, 100, 3_600_000);
-  const dpopNonceWindowMs =
-    top.dpop_nonce_window === undefined
-      ? GATEWAY_DEFAULTS.dpopNonceWindowMs
-      : c.duration('dpop_nonce_window', top.dpop_nonce_window, 1000, 3_600_000);
+  const stalenessBudgetMs = c.durationOr(
+    top,
+    'staleness_budget',
+    GATEWAY_DEFAULTS.stalenessBudgetMs,
+    100,
+    600_000,
+  );
+  const upstreamTimeoutMs = c.durationOr(
+    top,
+    'upstream_timeout',
+    GATEWAY_DEFAULTS.upstreamTimeoutMs,
+    100,
+    3_600_000,
+  );
+  const dpopNonceWindowMs = c.durationOr(
+    top,
+    'dpop_nonce_window',
+    GATEWAY_DEFAULTS.dpopNonceWindowMs,
+    1000,
+    3_600_000,
+  );
   const limits = checkLimits(c, top);
   const routes = checkRoutes(c, top.routes);
   const tls = top.tls === undefined ? undefined : checkTls(c, top.tls, baseDir);
@@ -333,14 +353,14 @@ export function insecureGatewayUrls(
 
 /** Request timeouts and the body cap: a slow or huge request must not hold the gateway. */
 function checkLimits(c: Checker, top: Record<string, unknown>): RequestLimits | undefined {
-  const headerTimeoutMs =
-    top.header_timeout === undefined
-      ? GATEWAY_DEFAULTS.headerTimeoutMs
-      : c.duration('header_timeout', top.header_timeout, 100, 300_000);
-  const requestTimeoutMs =
-    top.request_timeout === undefined
-      ? GATEWAY_DEFAULTS.requestTimeoutMs
-      : c.duration('request_timeout', top.request_timeout, 100, 3_600_000);
+  const headerTimeoutMs = c.durationOr(top, 'header_timeout', GATEWAY_DEFAULTS.headerTimeoutMs, 100, 300_000);
+  const requestTimeoutMs = c.durationOr(
+    top,
+    'request_timeout',
+    GATEWAY_DEFAULTS.requestTimeoutMs,
+    100,
+    3_600_000,
+  );
   const maxBodyBytes =
     top.max_body_size === undefined
       ? GATEWAY_DEFAULTS.maxBodyBytes
