@@ -50,8 +50,12 @@ const REFUSED: { pattern: string; says: string }[] = [
   { pattern: `(${'a'.repeat(TICKET_PATTERN_LIMITS.maxPatternLength)})`, says: 'at most 256 characters' },
 ];
 
-/** Median and max of `runs` timed runs (ms), after two warm-up runs. */
-function timed(run: () => void, runs = 5): { median: number; max: number } {
+/**
+ * Best and median of `runs` timed runs (ms), after two warm-up runs. The assertions use the best:
+ * it is what the decision itself costs, while a median also holds whatever else a loaded CI machine
+ * was doing (a backtracking engine's cost on these inputs is seconds in every run, best included).
+ */
+function timed(run: () => void, runs = 9): { best: number; median: number } {
   run();
   run();
   const times: number[] = [];
@@ -61,7 +65,7 @@ function timed(run: () => void, runs = 5): { median: number; max: number } {
     times.push(performance.now() - started);
   }
   times.sort((x, y) => x - y);
-  return { median: times[Math.floor(runs / 2)]!, max: times[runs - 1]! };
+  return { best: times[0]!, median: times[Math.floor(runs / 2)]! };
 }
 
 const privilegeWith = (pattern: string) => ({
@@ -89,15 +93,15 @@ describe('ReDoS through ticket patterns: every decision is linear-time', () => {
       expect(() => assertPrivilegeIsCoherent(privilegeWith(pattern))).not.toThrow();
       let total = 0;
       for (const ticket of misses) {
-        const { median } = timed(() => decide(pattern, ticket));
-        expect(median, `${pattern} on ${ticket.slice(0, 20)}…`).toBeLessThan(1);
-        total += median;
+        const { best } = timed(() => decide(pattern, ticket));
+        expect(best, `${pattern} on ${ticket.slice(0, 20)}…`).toBeLessThan(1);
+        total += best;
         expect(decide(pattern, ticket)).toBe('ticket_pattern_mismatch');
       }
       for (const ticket of hits) {
-        const { median } = timed(() => decide(pattern, ticket));
-        expect(median, `${pattern} on ${ticket.slice(0, 20)}…`).toBeLessThan(1);
-        total += median;
+        const { best } = timed(() => decide(pattern, ticket));
+        expect(best, `${pattern} on ${ticket.slice(0, 20)}…`).toBeLessThan(1);
+        total += best;
         expect(decide(pattern, ticket)).toBe('fits');
       }
       expect(total).toBeLessThan(2 * (misses.length + hits.length));
@@ -117,8 +121,8 @@ describe('ReDoS through ticket patterns: every decision is linear-time', () => {
 
   it('never runs a reference longer than the request schemas allow', () => {
     const long = `${A(TICKET_PATTERN_LIMITS.maxReferenceLength)}a`;
-    const { median } = timed(() => decide('a+', long));
-    expect(median).toBeLessThan(1);
+    const { best } = timed(() => decide('a+', long));
+    expect(best).toBeLessThan(1);
     expect(decide('a+', long)).toBe('ticket_pattern_mismatch');
   });
 
@@ -159,10 +163,10 @@ describe('ReDoS through gateway routes: templates are not regular expressions', 
     [`/(a+)+$/${'%61'.repeat(2000)}`, 'matched'],
     [`/(a+)+$/${'%'.repeat(2000)}`, 'refused'],
     [`/x/${'%2e'.repeat(2000)}?${A(4000)}`, 'no_route'],
-  ])('decides a hostile target (%#) in under 1 ms: %s…', (target, kind) => {
+  ])('decides a hostile target (%#) in under 1 ms', (target, kind) => {
     const run = () => matchRoute(settings.routes, 'GET', target);
-    const { median } = timed(run);
-    expect(median).toBeLessThan(1);
+    const { best } = timed(run);
+    expect(best, target.slice(0, 40)).toBeLessThan(1);
     expect(run().kind).toBe(kind);
   });
 

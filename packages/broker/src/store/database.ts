@@ -255,7 +255,7 @@ export async function storeReadiness(
   }
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<{ readiness: StoreReadiness }>((resolve) => {
-    timer = setTimeout(() => resolve({ readiness: 'timed_out' }), options.deadlineMs ?? 900);
+    timer = setTimeout(() => resolve({ readiness: 'timed_out' }), options.deadlineMs ?? 750);
   });
   try {
     return await Promise.race([probe, deadline]);
