@@ -1,3 +1,4 @@
+import { StatusList, TOKEN_STATUS } from '@tether/protocol';
 import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RevocationFeedVerifier, RevocationMessageRefused } from './events.js';
@@ -280,5 +281,58 @@ describe('snapshots (resuming from a compacted position)', () => {
     // An event offered as a snapshot is refused by its typ.
     expect(await refusal(f.verifySnapshot(await event(20)))).toBe('wrong_type');
     expect(f.position).toBe(10);
+  });
+
+  /** A status list of `size` entries with `flagged` INVALID, as a snapshot carries it. */
+  function statusList(size: number, flagged: number[]) {
+    const list = new StatusList(size, 1);
+    for (const idx of flagged) list.set(idx, TOKEN_STATUS.INVALID);
+    return list.encode();
+  }
+  const LIST_URI = `${ISSUER}/v1/status-lists/1`;
+
+  it('carries ended sessions as status lists, narrowings and the cut-off, and reads them back', async () => {
+    const f = feed({ position: 0 });
+    const s = await f.verifySnapshot(
+      await snapshot(5000, {
+        status_before: NOW_S - 10,
+        status_lists: [{ uri: LIST_URI, status_list: statusList(65_536, [7, 65_535]) }],
+        narrowed: [{ sid: 'ses_3', before: NOW_S - 30, session_exp: NOW_S + 600 }],
+        cutoff: NOW_S - 3600,
+      }),
+    );
+    expect(s).toMatchObject({ seq: 5000, statusBefore: NOW_S - 10, cutoff: NOW_S - 3600 });
+    expect(s.narrowed).toEqual([{ sid: 'ses_3', before: NOW_S - 30, session_exp: NOW_S + 600 }]);
+    const list = s.statusLists.get(LIST_URI);
+    expect([list?.get(7), list?.get(8), list?.get(65_535)]).toEqual([1, 0, 1]);
+  });
+
+  it('refuses a snapshot whose status lists were altered, are malformed, too large or repeated — position unchanged', async () => {
+    const f = feed({ position: 10 });
+    const good = await snapshot(20, {
+      status_before: NOW_S - 10,
+      status_lists: [{ uri: LIST_URI, status_list: statusList(1024, [3]) }],
+    });
+    // Clearing an INVALID bit in transit (to let an ended session through) breaks the signature.
+    const [h, payload, sig] = good.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+    claims.status_lists[0].status_list = statusList(1024, []);
+    const altered = `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${sig}`;
+    expect(await refusal(f.verifySnapshot(altered))).toBe('bad_signature');
+    const bad = async (status_lists: unknown, more: Record<string, unknown> = {}) =>
+      refusal(f.verifySnapshot(await snapshot(20, { status_before: NOW_S, status_lists, ...more })));
+    expect(await bad('all')).toBe('malformed');
+    expect(await bad([{ uri: LIST_URI, status_list: { bits: 3, lst: 'eNoDAAAAAAE' } }])).toBe('malformed');
+    expect(await bad([{ uri: LIST_URI, status_list: { bits: 1, lst: 'not base64url!' } }])).toBe('malformed');
+    expect(await bad([{ status_list: statusList(8, []) }])).toBe('malformed');
+    const one = { uri: LIST_URI, status_list: statusList(8, [1]) };
+    expect(await bad([one, one])).toBe('malformed');
+    // A list inflating past the limit (a decompression bomb) is refused, not inflated.
+    expect(await bad([{ uri: LIST_URI, status_list: statusList(1 << 21, []) }])).toBe('malformed');
+    expect(await bad([], { status_before: -1 })).toBe('malformed');
+    expect(await bad([], { narrowed: [{ sid: 'ses_1' }] })).toBe('malformed');
+    expect(await bad([], { cutoff: 'now' })).toBe('malformed');
+    expect(f.position).toBe(10);
+    await expect(f.verifySnapshot(good)).resolves.toMatchObject({ seq: 20 });
   });
 });

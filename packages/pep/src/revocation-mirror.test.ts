@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { StatusList, TOKEN_STATUS } from '@tether/protocol';
 import { RevocationMirror } from './revocation-mirror.js';
 
 const token = { sid: 'ses_1', kid: 'k1', iat: 1000 };
@@ -60,5 +61,52 @@ describe('RevocationMirror', () => {
     expect(mirror.check(token)).toBeDefined();
     expect(mirror.prune(5005, 5)).toBe(1);
     expect(mirror.endedSessions).toBe(0);
+  });
+
+  describe('a snapshot of status lists', () => {
+    const uri = 'https://broker.example/v1/status-lists/4';
+    function withSnapshot(before: number, flagged: number[]) {
+      const list = new StatusList(64, 1);
+      for (const idx of flagged) list.set(idx, TOKEN_STATUS.INVALID);
+      const mirror = new RevocationMirror();
+      mirror.applySnapshot(900, { ended: [], retiredKids: [], statusLists: new Map([[uri, list]]), statusBefore: before });
+      return mirror;
+    }
+
+    it('refuses a token issued before the snapshot whose entry reads INVALID', () => {
+      const mirror = withSnapshot(2000, [5]);
+      expect(mirror.check({ ...token, iat: 1999, status: { uri, idx: 5 } })).toEqual({
+        kind: 'session_ended',
+        reason: 'ended',
+      });
+      expect(mirror.check({ ...token, iat: 1999, status: { uri, idx: 6 } })).toBeUndefined();
+      expect(mirror.position).toBe(900);
+    });
+
+    it('does not refuse a later session that reuses the slot, another list, or an index outside the list', () => {
+      const mirror = withSnapshot(2000, [5]);
+      // A slot is reused only after the ended session's hard expiry: a token issued at or
+      // after the snapshot's line that names it belongs to the new holder.
+      expect(mirror.check({ ...token, iat: 2000, status: { uri, idx: 5 } })).toBeUndefined();
+      expect(mirror.check({ ...token, iat: 1000, status: { uri: `${uri}0`, idx: 5 } })).toBeUndefined();
+      expect(mirror.check({ ...token, iat: 1000, status: { uri, idx: 64 } })).toBeUndefined();
+    });
+
+    it('takes narrowings and the cut-off from the snapshot, and a later snapshot replaces the lists', () => {
+      const mirror = withSnapshot(2000, [5]);
+      mirror.applySnapshot(950, {
+        ended: [{ sid: 'ses_9', reason: 'revoked', session_exp: 9000 }],
+        narrowed: [{ sid: 'ses_1', before: 1500, session_exp: 9000 }],
+        cutoff: 800,
+        retiredKids: [],
+        statusLists: new Map(),
+        statusBefore: 3000,
+      });
+      expect(mirror.check({ ...token, iat: 1499 })).toEqual({ kind: 'session_narrowed' });
+      expect(mirror.check({ ...token, sid: 'ses_2', iat: 799 })).toEqual({ kind: 'tenant_cutoff' });
+      expect(mirror.check({ ...token, sid: 'ses_9' })).toEqual({ kind: 'session_ended', reason: 'revoked' });
+      expect(mirror.check({ ...token, sid: 'ses_2', iat: 1999, status: { uri, idx: 5 } })).toBeUndefined();
+      expect(mirror.position).toBe(950);
+    });
   });
 });

@@ -1,4 +1,10 @@
-import type { RevocationEvent, SessionEndedData } from '@tether/protocol';
+import {
+  type RevocationEvent,
+  type SessionEndedData,
+  type SessionNarrowedData,
+  type StatusList,
+  TOKEN_STATUS,
+} from '@tether/protocol';
 
 /** What the mirror knows about one token, as the enforcer asks it. */
 export interface MirrorQuery {
@@ -7,6 +13,19 @@ export interface MirrorQuery {
   kid: string;
   /** The token's `iat` (epoch seconds). */
   iat: number;
+  /** The token's `status.status_list` claim: its session's entry in a status list. */
+  status?: { uri: string; idx: number };
+}
+
+/** What a snapshot hands the mirror (verified by `RevocationFeedVerifier.verifySnapshot`). */
+export interface MirrorSnapshot {
+  ended: SessionEndedData[];
+  narrowed?: SessionNarrowedData[];
+  cutoff?: number;
+  retiredKids: string[];
+  /** Status lists by URI, judging tokens issued before `statusBefore` (epoch seconds). */
+  statusLists?: Map<string, StatusList>;
+  statusBefore?: number;
 }
 
 /** Why the mirror refuses a token; undefined when it does not. */
@@ -32,6 +51,8 @@ export class RevocationMirror {
   /** sid → { before (epoch seconds): tokens issued earlier are refused, session_exp }. */
   readonly #narrowed = new Map<string, { before: number; sessionExp: number }>();
   readonly #retiredKids = new Set<string>();
+  /** The last snapshot's status lists: an INVALID entry refuses tokens issued before `before`. */
+  #statuses: { lists: Map<string, StatusList>; before: number } = { lists: new Map(), before: 0 };
   #cutoff = 0;
   #position = 0;
   #freshAt: number | undefined;
@@ -76,13 +97,18 @@ export class RevocationMirror {
   }
 
   /**
-   * Applies a snapshot standing for position `seq`: its ended sessions and retired keys are
-   * added to what the mirror holds (a snapshot never un-ends a session), and the position
-   * moves to `seq`.
+   * Applies a snapshot standing for position `seq`: its ended sessions, narrowings, retired
+   * keys and cut-off are added to what the mirror holds (a snapshot never un-ends a session),
+   * its status lists replace the previous snapshot's (a later snapshot flags every entry an
+   * earlier one did whose tokens can still be valid), and the position moves to `seq`.
    */
-  applySnapshot(seq: number, snapshot: { ended: SessionEndedData[]; retiredKids: string[] }): void {
+  applySnapshot(seq: number, snapshot: MirrorSnapshot): void {
     for (const e of snapshot.ended) this.#ended.set(e.sid, { reason: e.reason, sessionExp: e.session_exp });
+    for (const n of snapshot.narrowed ?? []) this.apply(this.#position, { type: 'session_narrowed', data: n });
     for (const kid of snapshot.retiredKids) this.#retiredKids.add(kid);
+    this.#cutoff = Math.max(this.#cutoff, snapshot.cutoff ?? 0);
+    if (snapshot.statusLists !== undefined)
+      this.#statuses = { lists: snapshot.statusLists, before: snapshot.statusBefore ?? 0 };
     this.#position = seq;
   }
 
@@ -104,6 +130,12 @@ export class RevocationMirror {
     if (narrowed !== undefined && token.iat < narrowed.before) return { kind: 'session_narrowed' };
     if (this.#retiredKids.has(token.kid)) return { kind: 'key_retired' };
     if (token.iat < this.#cutoff) return { kind: 'tenant_cutoff' };
+    if (token.status !== undefined && token.iat < this.#statuses.before) {
+      const list = this.#statuses.lists.get(token.status.uri);
+      const idx = token.status.idx;
+      if (list !== undefined && idx < list.size && list.get(idx) !== TOKEN_STATUS.VALID)
+        return { kind: 'session_ended', reason: 'ended' };
+    }
     return undefined;
   }
 

@@ -133,12 +133,29 @@ function isEpochSeconds(value: unknown): value is number {
 }
 
 /**
- * Claims of a signed snapshot (`typ` {@link SNAPSHOT_JWT_TYPE}). The broker compacts its log
- * (events older than its retention, which is never shorter than an access token's lifetime);
- * a PEP that asks to resume from a compacted position gets this instead: what the log up to
- * `seq` still means for live tokens — the sessions ended whose hard expiry has not passed, and
- * the retired signing keys — and the stream continues after `seq`. Narrowings are not listed:
- * any token a compacted narrowing refused has expired by itself.
+ * One status list of the tenant inside a snapshot: the Token Status List encoding
+ * (draft-ietf-oauth-status-list §4, `bits` and `lst`) of the list every token names in its
+ * `status.status_list.uri` claim. An entry that reads INVALID is a session that has ended.
+ */
+export interface SnapshotStatusList {
+  uri: string;
+  status_list: { bits: number; lst: string };
+}
+
+/**
+ * Claims of a signed snapshot (`typ` {@link SNAPSHOT_JWT_TYPE}): what the tenant's log up to
+ * `seq` means for live tokens, sent instead of the events themselves when a PEP starts far
+ * behind (from 0, or from a position compacted away). The stream continues after `seq`.
+ *
+ * Its size grows gently with ended sessions: they travel as the tenant's status lists (one
+ * bit per slot, compressed), not one by one. A token is refused by the lists when its entry
+ * reads INVALID and it was issued (`iat`) before `status_before`; sessions that ended around
+ * and after that instant are listed by `sid` in `ended`. Both rules together are exact: a
+ * slot is reused only after its session's hard expiry, so a token issued before
+ * `status_before` that names an INVALID entry belongs to the ended session (or has expired by
+ * itself), and a token issued later names a slot the lists cannot have seen reused.
+ * Narrowings and the tenant cut-off still in force are listed; any that were compacted away
+ * refused only tokens that have since expired by themselves.
  */
 export interface SnapshotClaims {
   iss: string;
@@ -146,6 +163,14 @@ export interface SnapshotClaims {
   /** The log position the snapshot stands for: every event up to it is reflected. */
   seq: number;
   iat: number;
+  /** Epoch seconds: the status lists refuse tokens issued before this. */
+  status_before: number;
+  status_lists: SnapshotStatusList[];
+  /** Sessions ended recently (around `status_before` and after), by id. */
   ended: SessionEndedData[];
+  /** Live sessions whose tokens issued before `before` are refused. */
+  narrowed: SessionNarrowedData[];
+  /** Epoch seconds: every token of the tenant issued before it is refused (0: none). */
+  cutoff: number;
   retired_kids: string[];
 }

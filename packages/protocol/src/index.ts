@@ -22,6 +22,7 @@ export type {
   SessionEndedData,
   SessionNarrowedData,
   SnapshotClaims,
+  SnapshotStatusList,
   TenantCutoffData,
 } from './events.js';
 export {

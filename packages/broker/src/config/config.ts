@@ -28,6 +28,7 @@ export const ConfigInput = Type.Object(
     dpopNonce: Type.Optional(Type.Union([Type.Literal('off'), Type.Literal('required')])),
     statusListTtlSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
     revocationRetentionSeconds: Type.Optional(Type.Integer({ minimum: 3600, maximum: 365 * 24 * 3600 })),
+    revocationSnapshotBehind: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
     bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
     storeStatementTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
     storeConnectTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 120_000 })),
@@ -88,6 +89,7 @@ export interface BrokerConfig {
   dpopNonce: 'off' | 'required';
   statusListTtlSeconds: number;
   revocationRetentionSeconds: number;
+  revocationSnapshotBehind: number;
   bodyLimitBytes: number;
   storeStatementTimeoutMs: number;
   storeConnectTimeoutMs: number;
@@ -159,6 +161,7 @@ export function resolveConfig(input: unknown): BrokerConfig {
     dpopNonce: c.dpopNonce ?? DEFAULTS.dpopNonce,
     statusListTtlSeconds: c.statusListTtlSeconds ?? DEFAULTS.statusListTtlSeconds,
     revocationRetentionSeconds: c.revocationRetentionSeconds ?? DEFAULTS.revocationRetentionSeconds,
+    revocationSnapshotBehind: c.revocationSnapshotBehind ?? DEFAULTS.revocationSnapshotBehind,
     bodyLimitBytes: c.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes,
     storeStatementTimeoutMs: c.storeStatementTimeoutMs ?? DEFAULTS.storeStatementTimeoutMs,
     storeConnectTimeoutMs: c.storeConnectTimeoutMs ?? DEFAULTS.storeConnectTimeoutMs,

@@ -41,6 +41,11 @@ export const DEFAULTS = {
    * (a compacted narrowing only ever refused tokens that have expired since).
    */
   revocationRetentionSeconds: 24 * 3600,
+  /**
+   * A PEP that starts more than this many events behind the head of its tenant's log gets one
+   * signed snapshot (a few KB per 32,768 sessions held) instead of every event.
+   */
+  revocationSnapshotBehind: 1000,
   /** How long a PEP may cache a status list token (`ttl` claim). */
   statusListTtlSeconds: 30,
   /** `required`: every DPoP proof sent to the broker must carry a nonce it issued (RFC 9449 §8). */

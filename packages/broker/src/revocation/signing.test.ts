@@ -10,7 +10,8 @@ import {
 import { describe, expect, it } from 'vitest';
 import type { ActiveSigningKey } from '../tokens/keys.js';
 import type { RevocationLogEntry } from './log.js';
-import { RevocationSigner, signHeartbeat, signRevocationEvent } from './signing.js';
+import { RevocationSigner, signHeartbeat, signRevocationEvent, signSnapshot } from './signing.js';
+import type { RevocationSnapshot } from './snapshot.js';
 
 const ISSUER = 'https://broker.example';
 const AT = Date.UTC(2026, 0, 5, 10, 0, 0) + 789;
@@ -79,5 +80,47 @@ describe('revocation signing', () => {
     await signer.event(entry(3));
     expect(await signer.event(entry(1))).toBe(rotated);
     expect(decodeProtectedHeader(await signer.heartbeat('ten_acme', 3, AT)).kid).toBe(keys[1]!.kid);
+  });
+
+  it('keeps a snapshot of 100,000 ended sessions small: status-list bits, not one entry per session', async () => {
+    const key = await signingKey();
+    const snapshotOf = (ended: number): RevocationSnapshot => {
+      // Slots as the broker hands them out: random, in lists of 65,536 filled to half.
+      const lists = Math.ceil(ended / 32_768);
+      return {
+        tenantId: 'ten_acme',
+        seq: ended,
+        at: AT,
+        statusBefore: Math.floor(AT / 1000) - 10,
+        statusLists: Array.from({ length: lists }, (_, l) => {
+          const flagged = new Set<number>();
+          const count = Math.min(32_768, ended - l * 32_768);
+          while (flagged.size < count) flagged.add(Math.floor(Math.random() * 65_536));
+          return { listId: l + 1, bits: 1, size: 65_536, flagged: [...flagged].map((idx) => ({ idx, status: 1 })) };
+        }),
+        ended: [],
+        narrowed: [],
+        cutoff: 0,
+        retiredKids: [],
+      };
+    };
+    const large = await signSnapshot(key, ISSUER, snapshotOf(100_000));
+    const small = await signSnapshot(key, ISSUER, snapshotOf(10_000));
+    // About 15 KB per list of 65,536 slots, whatever is flagged in it: ~0.6 bytes per session.
+    expect(large.length).toBeLessThan(64 * 1024);
+    expect(large.length / small.length).toBeLessThan(5);
+    const verifier = new RevocationFeedVerifier({
+      keys: await localKeySource({ keys: [key.publicJwk] }),
+      issuer: ISSUER,
+      tenant: 'ten_acme',
+      now: () => AT,
+    });
+    const read = await verifier.verifySnapshot(large);
+    const flagged = [...read.statusLists.values()].reduce((n, list) => {
+      let ones = 0;
+      for (let i = 0; i < list.size; i++) ones += list.get(i);
+      return n + ones;
+    }, 0);
+    expect(flagged).toBe(100_000);
   });
 });

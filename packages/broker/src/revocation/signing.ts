@@ -5,8 +5,10 @@ import {
   type RevocationEventClaims,
   SNAPSHOT_JWT_TYPE,
   type SnapshotClaims,
+  StatusList,
 } from '@tether/protocol';
 import { SignJWT } from 'jose';
+import { statusListUri } from '../tokens/access-token.js';
 import { type ActiveSigningKey, SIGNING_ALG } from '../tokens/keys.js';
 import type { RevocationLogEntry } from './log.js';
 import type { RevocationSnapshot } from './snapshot.js';
@@ -72,7 +74,15 @@ export async function signSnapshot(
     tenant: snapshot.tenantId,
     seq: snapshot.seq,
     iat: snapshot.at / 1000,
+    status_before: snapshot.statusBefore,
+    status_lists: snapshot.statusLists.map((list) => {
+      const statuses = new StatusList(list.size, list.bits);
+      for (const { idx, status } of list.flagged) statuses.set(idx, status);
+      return { uri: statusListUri(issuer, list.listId), status_list: statuses.encode() };
+    }),
     ended: snapshot.ended,
+    narrowed: snapshot.narrowed,
+    cutoff: snapshot.cutoff,
     retired_kids: snapshot.retiredKids,
   };
   return sign(key, SNAPSHOT_JWT_TYPE, claims);

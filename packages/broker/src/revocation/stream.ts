@@ -3,12 +3,13 @@ import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT, SSE_SNAPSHOT_EVENT } from '@
 import type { Clock } from '../domain/clock.js';
 import type { StoreHandle } from '../store/database.js';
 import type { RevocationFanout } from './fanout.js';
-import { type RevocationLogEntry, readRevocationLog } from './log.js';
+import { type RevocationLogEntry, readRevocationLog, revocationHead } from './log.js';
 import type { RevocationSigner } from './signing.js';
 import { revocationFloor, takeRevocationSnapshot } from './snapshot.js';
 
 /** Events read from the log per query while catching up. */
 const PAGE = 500;
+
 
 /** One Server-Sent Events message. `data` may not hold a line break (a JWS never does). */
 export function sseMessage(message: { id?: number; event: string; data: string }): string {
@@ -23,6 +24,12 @@ export interface RevocationStreamDeps {
   clock: Clock;
   fanout: RevocationFanout;
   signer: RevocationSigner;
+  /**
+   * A stream that starts more than this many events behind the head is sent a snapshot instead
+   * of replaying them: a thousand PEPs starting from 0 on a log of 100,000 ended sessions would
+   * otherwise each be sent (and each verify) 100,000 signed events before becoming fresh.
+   */
+  snapshotWhenBehind: number;
   /** A heartbeat every this many milliseconds (real time). */
   heartbeatIntervalMs: number;
   /**
@@ -71,6 +78,10 @@ class SharedLogReader {
     return this.#share(`floor\u0000${tenantId}`, () => revocationFloor(this.store, tenantId));
   }
 
+  head(tenantId: string): Promise<SharedRead<number>> {
+    return this.#share(`head\u0000${tenantId}`, () => revocationHead(this.store, tenantId));
+  }
+
   async #share<T>(key: string, read: () => Promise<T>): Promise<SharedRead<T>> {
     const pending = this.#inFlight.get(key);
     if (pending !== undefined) return { ...((await pending) as { value: T; startedAt: number }), own: false };
@@ -85,6 +96,52 @@ class SharedLogReader {
   }
 }
 
+/** A signed snapshot as the SSE message every stream sends, encoded once. */
+interface SnapshotMessage {
+  seq: number;
+  bytes: Buffer;
+}
+
+/**
+ * The latest snapshot of each tenant, taken and signed once and sent as the same bytes to
+ * every stream that needs one: a thousand PEPs starting together cost one snapshot, not a
+ * thousand. A snapshot stays usable while the events after it are still in the log (its
+ * position is not behind the floor) and it is not itself far behind the head; streams then
+ * catch up from its position like from any other.
+ */
+class SharedSnapshots {
+  readonly #latest = new Map<string, SnapshotMessage>();
+  readonly #taking = new Map<string, Promise<SnapshotMessage>>();
+
+  constructor(
+    private readonly deps: Pick<RevocationStreamDeps, 'store' | 'clock' | 'signer' | 'snapshotWhenBehind'>,
+  ) {}
+
+  async get(tenantId: string, floor: number, head: number): Promise<SnapshotMessage> {
+    const latest = this.#latest.get(tenantId);
+    if (latest !== undefined && latest.seq >= floor && head - latest.seq <= this.deps.snapshotWhenBehind / 2)
+      return latest;
+    let taking = this.#taking.get(tenantId);
+    if (taking === undefined) {
+      taking = this.#take(tenantId).finally(() => this.#taking.delete(tenantId));
+      this.#taking.set(tenantId, taking);
+    }
+    return taking;
+  }
+
+  async #take(tenantId: string): Promise<SnapshotMessage> {
+    const snapshot = await takeRevocationSnapshot(this.deps.store, tenantId, this.deps.clock.now());
+    const jws = await this.deps.signer.snapshot(snapshot);
+    const message = {
+      seq: snapshot.seq,
+      bytes: Buffer.from(sseMessage({ id: snapshot.seq, event: SSE_SNAPSHOT_EVENT, data: jws })),
+    };
+    const latest = this.#latest.get(tenantId);
+    if (latest === undefined || message.seq >= latest.seq) this.#latest.set(tenantId, message);
+    return message;
+  }
+}
+
 /**
  * The open revocation streams of one app: starts them, and ends them all when the app
  * closes (so that closing never waits on a PEP that would keep its connection forever).
@@ -92,10 +149,12 @@ class SharedLogReader {
 export class RevocationStreams {
   readonly #open = new Set<RevocationStream>();
   readonly #reader: SharedLogReader;
+  readonly #snapshots: SharedSnapshots;
   #closing = false;
 
   constructor(private readonly deps: RevocationStreamDeps) {
     this.#reader = new SharedLogReader(deps.store, deps.clock);
+    this.#snapshots = new SharedSnapshots(deps);
   }
 
   /**
@@ -122,6 +181,7 @@ export class RevocationStreams {
     const stream = new RevocationStream(
       this.deps,
       this.#reader,
+      this.#snapshots,
       response,
       options.tenantId,
       options.after,
@@ -147,6 +207,8 @@ export class RevocationStreams {
 class RevocationStream {
   /** The last sequence number written to the response. */
   #sent: number;
+  /** Until the first catch-up: whether the PEP starts far behind is asked once, at the start. */
+  #opening = true;
   #closed = false;
   /** Set by a wake-up; cleared when a catch-up starts, so a wake-up during one is not lost. */
   #woken = false;
@@ -162,6 +224,7 @@ class RevocationStream {
   constructor(
     private readonly deps: RevocationStreamDeps,
     private readonly reader: SharedLogReader,
+    private readonly snapshots: SharedSnapshots,
     private readonly response: ServerResponse,
     private readonly tenantId: string,
     after: number,
@@ -213,19 +276,27 @@ class RevocationStream {
 
   /**
    * Sends every committed event after the last one sent, in order. The table is the truth.
-   * When events after the last one sent have been compacted away, sends a signed snapshot
-   * first and continues from the position it stands for.
+   * When events after the last one sent have been compacted away, or the stream starts more
+   * than `snapshotWhenBehind` events behind, sends a signed snapshot first and continues from the
+   * position it stands for.
    */
   async #catchUp(): Promise<number> {
     const floor = await this.reader.floor(this.tenantId);
     // The heartbeat may claim only the earliest start of the reads it rests on (a joined read
     // may have started before this one's floor read).
     let at = floor.startedAt;
-    if (this.#sent < floor.value) {
-      const snapshot = await takeRevocationSnapshot(this.deps.store, this.tenantId, this.deps.clock.now());
-      const jws = await this.deps.signer.snapshot(snapshot);
-      await this.#write(sseMessage({ id: snapshot.seq, event: SSE_SNAPSHOT_EVENT, data: jws }));
-      this.#sent = snapshot.seq;
+    if (this.#sent < floor.value || this.#opening) {
+      this.#opening = false;
+      const head = await this.reader.head(this.tenantId);
+      at = Math.min(at, head.startedAt);
+      if (this.#sent < floor.value || head.value - this.#sent > this.deps.snapshotWhenBehind) {
+        const snapshot = await this.snapshots.get(this.tenantId, floor.value, head.value);
+        // Never backwards: a shared snapshot older than what this stream has sent adds nothing.
+        if (snapshot.seq > this.#sent || this.#sent < floor.value) {
+          await this.#write(snapshot.bytes);
+          this.#sent = snapshot.seq;
+        }
+      }
     }
     for (;;) {
       const page = await this.reader.page(this.tenantId, this.#sent);
@@ -251,7 +322,7 @@ class RevocationStream {
    * Writes with back-pressure: when the socket's buffer is full, waits for it to drain. A
    * client that takes nothing for a long time is cut off rather than buffered for.
    */
-  async #write(chunk: string): Promise<void> {
+  async #write(chunk: string | Buffer): Promise<void> {
     if (this.#closed || this.response.write(chunk)) return;
     const stallMs = Math.max(10_000, 10 * this.deps.heartbeatIntervalMs);
     await new Promise<void>((resolve, reject) => {

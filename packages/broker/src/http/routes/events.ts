@@ -47,6 +47,7 @@ export function eventRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       fanout: ctx.revocations,
       signer: new RevocationSigner(() => ctx.keys.signer(), ctx.config.publicUrl),
       heartbeatIntervalMs: ctx.config.heartbeatIntervalMs,
+      snapshotWhenBehind: ctx.config.revocationSnapshotBehind,
       maxLifetimeMs: ctx.config.apiTokenTtlSeconds * 1000,
     });
     /** Streams open per PEP principal (tenant/principal), in this process. */
