@@ -4,6 +4,7 @@
 // it prints a table of trials, faults, losses (must all be 0) and writes it to bench/FAULTS.md.
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { diskFullTrial } from './disk-full-trial.mjs';
 import { TcpProxy } from './lib/tcp-proxy.mjs';
 import { crashes, hungDatabase, lifecycleTrial, terminatedConnections } from './lifecycle-trial.mjs';
 import { partitionTrial } from './partition-trial.mjs';
@@ -48,6 +49,14 @@ export const TRIALS = {
       await proxy.close();
     }
   },
+  // The SQLite store's filesystem (a small tmpfs) filled to the last byte, then freed, `episodes` times.
+  'disk-full': (quick) =>
+    diskFullTrial({
+      name: 'disk full',
+      lifecycles: quick ? 20 : 300,
+      episodes: 3,
+      fullMs: quick ? 1000 : 5000,
+    }),
   'pep-partition': (quick) => partitionTrial({ rounds: quick ? 3 : 30 }),
   // 10,000 live sessions and 10 minutes at full size (TETHER_SOAK_MINUTES to change the length).
   soak: (quick) =>
@@ -100,6 +109,13 @@ const COLUMNS = [
   ['5xx other than 503', (r) => r.serverErrors],
   ['broker deaths', (r) => r.brokerDeaths],
   ['audit verify', (r) => (r.auditVerified ? 'ok' : 'FAILED')],
+  // Disk-full rows only: 503s answered while full, /readyz full → freed, SQLite's integrity_check.
+  ['503s while full', (r) => r.unavailableWhileFull ?? '—'],
+  [
+    '/readyz full → freed',
+    (r) => (r.diskFull === undefined ? '—' : r.diskFull === 'ok' ? '503 → 200' : r.diskFull),
+  ],
+  ['integrity_check', (r) => r.integrity ?? '—'],
   ['seconds', (r) => r.seconds],
 ];
 
@@ -130,6 +146,8 @@ export function failing(row) {
     return (
       row.losses > 0 || row.revocations === 0 || row.brokerRssMiB.ratio > 1.5 || row.pepHeapMiB.ratio > 1.5
     );
+  // A disk-full row also fails on a disk never seen full, /readyz not back, or a damaged database.
+  if ('diskFull' in row && (row.diskFull !== 'ok' || row.integrity !== 'ok')) return true;
   return row.losses > 0 || row.serverErrors > 0 || row.brokerDeaths > 0 || !row.auditVerified;
 }
 

@@ -46,8 +46,11 @@ export class FaultBroker {
     statementTimeoutMs,
     connectTimeoutMs,
     heartbeatIntervalMs,
+    // A directory of the caller's for the store (e.g. on a small filesystem it can fill), which
+    // it keeps and removes itself; by default a fresh temporary one, removed by `destroy`.
+    dataDir: givenDataDir,
   }) {
-    const dataDir = mkdtempSync(join(tmpdir(), 'tether-faults-'));
+    const dataDir = givenDataDir ?? mkdtempSync(join(tmpdir(), 'tether-faults-'));
     const pgSchema =
       dialect === 'postgres'
         ? `tether_t_${Date.now().toString(36)}_fault${randomBytes(4).toString('hex')}`
@@ -57,6 +60,7 @@ export class FaultBroker {
     const broker = new FaultBroker({
       dialect,
       dataDir,
+      ownsDataDir: givenDataDir === undefined,
       pgSchema,
       location: pgSchema ? (viaProxy ? proxiedUrl(viaProxy.port) : PG_URL) : join(dataDir, 'tether.db'),
       ...(statementTimeoutMs ? { statementTimeoutMs } : {}),
@@ -115,7 +119,7 @@ export class FaultBroker {
   async #start(bootstrap) {
     const child = new Child(BROKER_SCRIPT, `broker (${this.#options.dialect})`);
     this.#child = child;
-    const { dialect: _dialect, ...options } = this.#options;
+    const { dialect: _dialect, ownsDataDir: _owns, ...options } = this.#options;
     child.send({ type: 'start', ...options, bootstrap });
     return child.expect('started', { timeoutMs: 120_000 });
   }
@@ -138,6 +142,6 @@ export class FaultBroker {
   async destroy() {
     await this.stop().catch(() => undefined);
     if (this.#options.pgSchema) await pgAdmin(`drop schema if exists ${this.#options.pgSchema} cascade`);
-    rmSync(this.#options.dataDir, { recursive: true, force: true });
+    if (this.#options.ownsDataDir) rmSync(this.#options.dataDir, { recursive: true, force: true });
   }
 }

@@ -93,8 +93,31 @@ function openSqlite(path: string, options: Pick<StoreOptions, 'statementTimeoutM
   database.pragma('foreign_keys = ON');
   const busyTimeout = Math.trunc(options.statementTimeoutMs ?? STORE_TIMEOUT_DEFAULTS.statementTimeoutMs);
   database.pragma(`busy_timeout = ${busyTimeout}`);
-  const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Tables>({ dialect: new SelfRollingBackSqliteDialect(database) });
   return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+/**
+ * SQLite rolls a transaction back by itself when a statement or the COMMIT fails with
+ * SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM or SQLITE_BUSY. Kysely then sends its own ROLLBACK,
+ * which fails ("cannot rollback - no transaction is active") and is what it throws, hiding the
+ * cause: a full disk at COMMIT became a 500 instead of a 503 `store_unavailable`. A ROLLBACK
+ * when no transaction is open is what was wanted already, so it is skipped and the cause stays.
+ */
+class SelfRollingBackSqliteDialect extends SqliteDialect {
+  constructor(private readonly database: SqliteDatabase.Database) {
+    super({ database });
+  }
+
+  override createDriver(): ReturnType<SqliteDialect['createDriver']> {
+    const driver = super.createDriver();
+    const rollback = driver.rollbackTransaction.bind(driver);
+    driver.rollbackTransaction = async (connection) => {
+      if (!this.database.inTransaction) return;
+      await rollback(connection);
+    };
+    return driver;
+  }
 }
 
 const INT8_OID = 20;
