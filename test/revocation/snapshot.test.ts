@@ -81,7 +81,11 @@ describeEachStore('revocation snapshots for PEPs far behind', (fixture) => {
   /** What the PEP's mirror asks about a session's current access token. */
   function query(session: BoundSession) {
     const token = session.tokens.accessToken;
-    const claims = decodeJwt(token) as { sid: string; iat: number; status: { status_list: { uri: string; idx: number } } };
+    const claims = decodeJwt(token) as {
+      sid: string;
+      iat: number;
+      status: { status_list: { uri: string; idx: number } };
+    };
     return {
       sid: claims.sid,
       iat: claims.iat,
@@ -128,7 +132,10 @@ describeEachStore('revocation snapshots for PEPs far behind', (fixture) => {
     const mirror = new RevocationMirror();
     mirror.applySnapshot(snapshot.seq, snapshot);
     for (const session of endedLongAgo)
-      expect(mirror.check(query(session)), session.info.id).toEqual({ kind: 'session_ended', reason: 'ended' });
+      expect(mirror.check(query(session)), session.info.id).toEqual({
+        kind: 'session_ended',
+        reason: 'ended',
+      });
     expect(mirror.check(query(endedJustNow))).toEqual({ kind: 'session_ended', reason: 'completed' });
     expect(mirror.check(query(live))).toBeUndefined();
     expect(await verifier.verifyHeartbeat(heartbeat.data)).toMatchObject({ caughtUp: true });

@@ -224,7 +224,12 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     const { claims, kid } = access;
     const holder = holderOf(claims);
     // 2. What the mirror knows: a revocation already applied is enforced even when stale.
-    const refusal = mirror.check({ sid: claims.sid, kid, iat: claims.iat, status: claims.status.status_list });
+    const refusal = mirror.check({
+      sid: claims.sid,
+      kid,
+      iat: claims.iat,
+      status: claims.status.status_list,
+    });
     if (refusal !== undefined) return revoked(refusal, holder);
     // 3. The staleness budget: a mirror not confirmed complete lately may be missing a
     // revocation. Only a configured fallback may answer for this one token instead.

@@ -324,8 +324,14 @@ export class RevocationFeedVerifier {
  */
 function readSnapshotContent(claims: Record<string, unknown>): Omit<VerifiedSnapshot, 'seq' | 'issuedAt'> {
   // Members a broker before compact snapshots did not send read as empty.
-  const { ended = [], narrowed = [], retired_kids = [], status_lists = [], status_before = 0, cutoff = 0 } =
-    claims;
+  const {
+    ended = [],
+    narrowed = [],
+    retired_kids = [],
+    status_lists = [],
+    status_before = 0,
+    cutoff = 0,
+  } = claims;
   if (![ended, narrowed, retired_kids, status_lists].every(Array.isArray))
     throw refused('malformed', 'a snapshot list is not an array');
   if (!isEpochSeconds(status_before) || !isEpochSeconds(cutoff))
@@ -345,7 +351,10 @@ function readSnapshotContent(claims: Record<string, unknown>): Omit<VerifiedSnap
     throw refused('malformed', 'the snapshot carries too many status lists');
   const statusLists = new Map<string, StatusList>();
   for (const item of lists) {
-    const { uri, status_list } = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
+    const { uri, status_list } = (typeof item === 'object' && item !== null ? item : {}) as Record<
+      string,
+      unknown
+    >;
     if (typeof uri !== 'string' || uri === '' || statusLists.has(uri))
       throw refused('malformed', 'a snapshot status list has no URI, or a repeated one');
     try {
@@ -356,7 +365,8 @@ function readSnapshotContent(claims: Record<string, unknown>): Omit<VerifiedSnap
         }),
       );
     } catch (cause) {
-      if (cause instanceof StatusListError) throw refused('malformed', 'a snapshot status list is malformed', cause);
+      if (cause instanceof StatusListError)
+        throw refused('malformed', 'a snapshot status list is malformed', cause);
       throw cause;
     }
   }

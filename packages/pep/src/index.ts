@@ -79,6 +79,11 @@ export {
   type RevocationFallbackOptions,
 } from './revocation-fallback.js';
 export { RevocationFollower, type RevocationFollowerOptions } from './revocation-follower.js';
-export { type MirrorQuery, type MirrorRefusal, type MirrorSnapshot, RevocationMirror } from './revocation-mirror.js';
+export {
+  type MirrorQuery,
+  type MirrorRefusal,
+  type MirrorSnapshot,
+  RevocationMirror,
+} from './revocation-mirror.js';
 export { SseDecoder, type SseMessage } from './sse-decoder.js';
 export { type TokenRefusalCode, TokenRefused } from './token-refusal.js';

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
 import { StatusList, TOKEN_STATUS } from '@tether/protocol';
+import { describe, expect, it } from 'vitest';
 import { RevocationMirror } from './revocation-mirror.js';
 
 const token = { sid: 'ses_1', kid: 'k1', iat: 1000 };
@@ -69,7 +69,12 @@ describe('RevocationMirror', () => {
       const list = new StatusList(64, 1);
       for (const idx of flagged) list.set(idx, TOKEN_STATUS.INVALID);
       const mirror = new RevocationMirror();
-      mirror.applySnapshot(900, { ended: [], retiredKids: [], statusLists: new Map([[uri, list]]), statusBefore: before });
+      mirror.applySnapshot(900, {
+        ended: [],
+        retiredKids: [],
+        statusLists: new Map([[uri, list]]),
+        statusBefore: before,
+      });
       return mirror;
     }
 

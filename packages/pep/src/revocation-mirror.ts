@@ -104,7 +104,8 @@ export class RevocationMirror {
    */
   applySnapshot(seq: number, snapshot: MirrorSnapshot): void {
     for (const e of snapshot.ended) this.#ended.set(e.sid, { reason: e.reason, sessionExp: e.session_exp });
-    for (const n of snapshot.narrowed ?? []) this.apply(this.#position, { type: 'session_narrowed', data: n });
+    for (const n of snapshot.narrowed ?? [])
+      this.apply(this.#position, { type: 'session_narrowed', data: n });
     for (const kid of snapshot.retiredKids) this.#retiredKids.add(kid);
     this.#cutoff = Math.max(this.#cutoff, snapshot.cutoff ?? 0);
     if (snapshot.statusLists !== undefined)

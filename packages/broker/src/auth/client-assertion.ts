@@ -8,8 +8,8 @@ import {
 } from 'jose';
 import type { Principal } from '../domain/principal.js';
 import type { StoreHandle } from '../store/database.js';
-import { isUniqueViolation } from '../store/database.js';
 import { findPrincipalAnyTenant, listPrincipalKeys } from '../store/repositories/principals.js';
+import { singleUseIds } from '../store/single-use.js';
 import { OAuthError } from './oauth-error.js';
 
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -160,16 +160,12 @@ async function rememberJti(
   jti: string,
   expiresAt: number,
 ): Promise<void> {
-  try {
-    await store.db
-      .insertInto('client_assertion_jtis')
-      .values({ principal_id: principal.id, jti, expires_at: expiresAt })
-      .execute();
-  } catch (err) {
-    if (isUniqueViolation(err))
-      refuseSigned(principal, 'client_assertion has already been used (jti replay)');
-    throw err;
-  }
+  const first = await singleUseIds(store).remember('client_assertion_jtis', {
+    principal_id: principal.id,
+    jti,
+    expires_at: expiresAt,
+  });
+  if (!first) refuseSigned(principal, 'client_assertion has already been used (jti replay)');
 }
 
 export async function pruneSpentJtis(store: StoreHandle, now: number): Promise<void> {

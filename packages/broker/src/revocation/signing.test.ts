@@ -79,7 +79,27 @@ describe('revocation signing', () => {
     await signer.event(entry(2));
     await signer.event(entry(3));
     expect(await signer.event(entry(1))).toBe(rotated);
-    expect(decodeProtectedHeader(await signer.heartbeat('ten_acme', 3, AT)).kid).toBe(keys[1]!.kid);
+    expect(decodeProtectedHeader((await signer.heartbeat('ten_acme', 3, AT)).jws).kid).toBe(keys[1]!.kid);
+  });
+
+  it('shares a heartbeat among streams at the same position, never one older than a stream already sent', async () => {
+    const key = await signingKey();
+    const shared = new RevocationSigner(() => key, ISSUER, 16, 250);
+    const first = await shared.heartbeat('ten_acme', 7, AT);
+    // Another stream at position 7 whose read started 200 ms later: the same signature.
+    expect(await shared.heartbeat('ten_acme', 7, AT + 200)).toEqual(first);
+    // 300 ms later, another position, another tenant, or a stream whose last heartbeat is this one: signed anew.
+    for (const [tenant, seq, at, after] of [
+      ['ten_acme', 7, AT + 300, undefined],
+      ['ten_acme', 8, AT + 100, undefined],
+      ['ten_other', 7, AT, undefined],
+      ['ten_acme', 7, AT + 350, AT + 300],
+    ] as const) {
+      const beat = await shared.heartbeat(tenant, seq, at, after);
+      expect(beat.jws).not.toBe(first.jws);
+      expect(beat.at).toBe(at);
+      expect(decodeJwt(beat.jws)).toMatchObject({ tenant, seq, iat: at / 1000 });
+    }
   });
 
   it('keeps a snapshot of 100,000 ended sessions small: status-list bits, not one entry per session', async () => {
@@ -96,7 +116,12 @@ describe('revocation signing', () => {
           const flagged = new Set<number>();
           const count = Math.min(32_768, ended - l * 32_768);
           while (flagged.size < count) flagged.add(Math.floor(Math.random() * 65_536));
-          return { listId: l + 1, bits: 1, size: 65_536, flagged: [...flagged].map((idx) => ({ idx, status: 1 })) };
+          return {
+            listId: l + 1,
+            bits: 1,
+            size: 65_536,
+            flagged: [...flagged].map((idx) => ({ idx, status: 1 })),
+          };
         }),
         ended: [],
         narrowed: [],

@@ -89,16 +89,24 @@ export async function signSnapshot(
 }
 
 /**
- * Signs events for every stream of this process, keeping the most recent signatures: one
- * revocation sent to a hundred PEPs is signed once, not a hundred times.
+ * Signs for every stream of this process, keeping the most recent signatures: one revocation
+ * sent to a hundred PEPs is signed once, not a hundred times; so is a heartbeat.
  */
 export class RevocationSigner {
   readonly #cache = new Map<string, string>();
+  /** Per tenant: the newest heartbeat signed, which streams at the same position share. */
+  readonly #beats = new Map<string, { kid: string; seq: number; at: number; jws: string }>();
 
+  /**
+   * @param heartbeatShareMs a heartbeat signed for a read that started at most this long before
+   *   another stream's is sent to that stream too: a thousand streams at the head cost one
+   *   signature per beat, and a PEP's freshness is understated by at most this much.
+   */
   constructor(
     private readonly signer: () => ActiveSigningKey,
     private readonly issuer: string,
     private readonly maxEntries = 4096,
+    private readonly heartbeatShareMs = 250,
   ) {}
 
   async event(entry: RevocationLogEntry): Promise<string> {
@@ -119,7 +127,33 @@ export class RevocationSigner {
     return signSnapshot(this.signer(), this.issuer, snapshot);
   }
 
-  async heartbeat(tenantId: string, seq: number, at: number): Promise<string> {
-    return signHeartbeat(this.signer(), this.issuer, { tenantId, seq, at });
+  /**
+   * A heartbeat for a stream that has sent everything up to `seq`, resting on a read of the log
+   * that started at `at`. A heartbeat already signed for the same position is true for this
+   * stream as well (at its `at` the log held nothing newer than `seq`, and this stream has sent
+   * everything up to `seq`), so it is reused when it is no more than `heartbeatShareMs` older —
+   * and newer than `after`, the stream's previous heartbeat (a PEP refuses one older than the
+   * last it accepted).
+   */
+  async heartbeat(
+    tenantId: string,
+    seq: number,
+    at: number,
+    after = Number.NEGATIVE_INFINITY,
+  ): Promise<{ jws: string; at: number }> {
+    const key = this.signer();
+    const beat = this.#beats.get(tenantId);
+    if (
+      beat !== undefined &&
+      beat.kid === key.kid &&
+      beat.seq === seq &&
+      beat.at >= at - this.heartbeatShareMs &&
+      beat.at > after
+    )
+      return { jws: beat.jws, at: beat.at };
+    const jws = await signHeartbeat(key, this.issuer, { tenantId, seq, at });
+    const latest = this.#beats.get(tenantId);
+    if (latest === undefined || at >= latest.at) this.#beats.set(tenantId, { kid: key.kid, seq, at, jws });
+    return { jws, at };
   }
 }

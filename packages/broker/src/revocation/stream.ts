@@ -10,7 +10,6 @@ import { revocationFloor, takeRevocationSnapshot } from './snapshot.js';
 /** Events read from the log per query while catching up. */
 const PAGE = 500;
 
-
 /** One Server-Sent Events message. `data` may not hold a line break (a JWS never does). */
 export function sseMessage(message: { id?: number; event: string; data: string }): string {
   if (/[\r\n]/.test(message.event) || /[\r\n]/.test(message.data))
@@ -248,6 +247,8 @@ class RevocationStream {
 
   async #run(): Promise<void> {
     let nextHeartbeat = 0;
+    /** The `at` of the last heartbeat sent (a shared one may be a little older than `at`). */
+    let lastBeatAt = Number.NEGATIVE_INFINITY;
     try {
       while (!this.#closed) {
         this.#woken = false;
@@ -256,7 +257,9 @@ class RevocationStream {
         const at = await this.#catchUp();
         if (this.#closed) break;
         if (performance.now() >= nextHeartbeat) {
-          const jws = await this.deps.signer.heartbeat(this.tenantId, this.#sent, at);
+          const beat = await this.deps.signer.heartbeat(this.tenantId, this.#sent, at, lastBeatAt);
+          lastBeatAt = beat.at;
+          const jws = beat.jws;
           await this.#write(sseMessage({ event: SSE_HEARTBEAT_EVENT, data: jws }));
           nextHeartbeat = performance.now() + this.deps.heartbeatIntervalMs;
         }

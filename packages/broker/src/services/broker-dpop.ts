@@ -1,5 +1,5 @@
 import { DpopError, ReplayCache, type VerifiedDpopProof, verifyDpopProof } from '@tether/pep';
-import { isUniqueViolation } from '../store/database.js';
+import { singleUseIds } from '../store/single-use.js';
 import type { BrokerContext } from './context.js';
 
 export interface BrokerProofCheck {
@@ -41,21 +41,12 @@ export async function verifyBrokerProof(
       replayCache: new ReplayCache({ maxEntries: 1, now: () => ctx.clock.now() }),
     },
   );
-  try {
-    await ctx.store.db
-      .insertInto('dpop_jtis')
-      .values({
-        jkt: proof.jkt,
-        jti: proof.jti,
-        expires_at: (proof.iat + ctx.config.dpopIatWindowSeconds * 2) * 1000,
-      })
-      .execute();
-  } catch (err) {
-    if (isUniqueViolation(err)) {
-      throw new DpopError('invalid_dpop_proof', 'DPoP proof has already been used (jti replay)');
-    }
-    throw err;
-  }
+  const first = await singleUseIds(ctx.store).remember('dpop_jtis', {
+    jkt: proof.jkt,
+    jti: proof.jti,
+    expires_at: (proof.iat + ctx.config.dpopIatWindowSeconds * 2) * 1000,
+  });
+  if (!first) throw new DpopError('invalid_dpop_proof', 'DPoP proof has already been used (jti replay)');
   return proof;
 }
 

@@ -45,7 +45,13 @@ export function eventRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       store: ctx.store,
       clock: ctx.clock,
       fanout: ctx.revocations,
-      signer: new RevocationSigner(() => ctx.keys.signer(), ctx.config.publicUrl),
+      // Heartbeats shared by streams at the same position within a quarter interval (≤ 250 ms).
+      signer: new RevocationSigner(
+        () => ctx.keys.signer(),
+        ctx.config.publicUrl,
+        4096,
+        Math.min(250, ctx.config.heartbeatIntervalMs / 4),
+      ),
       heartbeatIntervalMs: ctx.config.heartbeatIntervalMs,
       snapshotWhenBehind: ctx.config.revocationSnapshotBehind,
       maxLifetimeMs: ctx.config.apiTokenTtlSeconds * 1000,
