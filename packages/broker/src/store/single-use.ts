@@ -62,7 +62,7 @@ export class SingleUseIds {
       for (const item of batch) item.fail(err);
       return;
     }
-    batch.forEach((item, i) => item.settle(firsts[i]!));
+    for (const [i, item] of batch.entries()) item.settle(firsts[i]!);
   }
 }
 
