@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BenchTenant } from '../bench/lib/broker.mjs';
 import { Child } from '../bench/lib/processes.mjs';
 import { percentile } from '../bench/lib/stats.mjs';
-import { FaultBroker } from './lib/fault-broker.mjs';
+import { FaultBroker, processCpuSeconds } from './lib/fault-broker.mjs';
 import { seedEndedSessions } from './lib/seed-ended.mjs';
 
 const AUDIENCE = 'https://fleet.example';
@@ -21,9 +21,17 @@ const LIST_JUDGED_AFTER_MS = 21_000;
 const portable = (s) => ({ id: s.id, privateJwk: s.privateJwk, token: s.token });
 
 /**
- * @param {{ peps: number, endedSessions: number, workers?: number, budgetMs?: number }} options
+ * @param {{ peps: number, endedSessions: number, workers?: number, budgetMs?: number, listJudged?: boolean }} options
+ *   `listJudged: false` (the smoke) skips the wait that makes the first real end old enough to
+ *   be judged by the status lists alone (then it is listed by id, like the other).
  */
-export async function catchUpTrial({ peps, endedSessions, workers = 4, budgetMs = 10_000 }) {
+export async function catchUpTrial({
+  peps,
+  endedSessions,
+  workers = 4,
+  budgetMs = 10_000,
+  listJudged = true,
+}) {
   const started = Date.now();
   const broker = await FaultBroker.create({ dialect: 'sqlite' });
   const fleet = [];
@@ -54,7 +62,7 @@ export async function catchUpTrial({ peps, endedSessions, workers = 4, budgetMs 
     await broker.restart();
     const live = await tenant.session();
     const endedLater = await tenant.session();
-    await sleep(Math.max(0, endedAt + LIST_JUDGED_AFTER_MS - Date.now()));
+    if (listJudged) await sleep(Math.max(0, endedAt + LIST_JUDGED_AFTER_MS - Date.now()));
     const endedJustBefore = await tenant.session();
     await tenant.end(endedJustBefore.id);
 
@@ -80,6 +88,12 @@ export async function catchUpTrial({ peps, endedSessions, workers = 4, budgetMs 
     }
     await Promise.all(fleet.map((c) => c.expect('created', { timeoutMs: 60_000 })));
 
+    const cpu = () => ({
+      broker: broker.cpuSeconds(),
+      fleet: fleet.reduce((n, c) => n + processCpuSeconds(c.pid), 0),
+    });
+    const cpuBefore = cpu();
+    const startedAt = performance.now();
     const rss = [broker.rssMiB()];
     const sampler = setInterval(() => rss.push(broker.rssMiB()), 100);
     const timeoutMs = Math.max(60_000, 3 * budgetMs);
@@ -89,6 +103,8 @@ export async function catchUpTrial({ peps, endedSessions, workers = 4, budgetMs 
     );
     clearInterval(sampler);
     rss.push(broker.rssMiB());
+    const cpuAfter = cpu();
+    const startSeconds = (performance.now() - startedAt) / 1000;
     const freshAfter = starts.flatMap((s) => s.freshAfter);
     const phase = (key) => {
       const xs = starts.flatMap((s) => s[key]).filter((ms) => ms !== null);
@@ -141,6 +157,9 @@ export async function catchUpTrial({ peps, endedSessions, workers = 4, budgetMs 
       wrong,
       warnings,
       endRefusedMaxMs: Math.round(Math.max(0, ...refusedAfter.filter((ms) => ms !== null))),
+      // Of the two cores, how much each side used while the fleet started: on their own hosts the
+      // PEPs' share would not be taken from the broker.
+      cpuDuringStart: `broker ${(cpuAfter.broker - cpuBefore.broker).toFixed(1)} s, PEPs ${(cpuAfter.fleet - cpuBefore.fleet).toFixed(1)} s, in ${startSeconds.toFixed(1)} s`,
       brokerRssMaxMiB: Math.round(Math.max(...rss.filter(Number.isFinite))),
       fleetHeapMiB: Math.round(starts.reduce((n, s) => n + s.heapMiB, 0)),
       losses: neverFresh + late + wrongDecisions,
@@ -154,6 +173,8 @@ export async function catchUpTrial({ peps, endedSessions, workers = 4, budgetMs 
 
 // `node faults/catch-up-trial.mjs [peps] [endedSessions]`: one run, printed.
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [peps = '1000', ended = '100000'] = process.argv.slice(2);
-  console.log(await catchUpTrial({ peps: Number(peps), endedSessions: Number(ended) }));
+  const [peps = '1000', ended = '100000', workers = '4'] = process.argv.slice(2);
+  console.log(
+    await catchUpTrial({ peps: Number(peps), endedSessions: Number(ended), workers: Number(workers) }),
+  );
 }

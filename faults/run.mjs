@@ -4,6 +4,7 @@
 // it prints a table of trials, faults, losses (must all be 0) and writes it to bench/FAULTS.md.
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { catchUpTrial } from './catch-up-trial.mjs';
 import { diskFullTrial } from './disk-full-trial.mjs';
 import { TcpProxy } from './lib/tcp-proxy.mjs';
 import { crashes, hungDatabase, lifecycleTrial, terminatedConnections } from './lifecycle-trial.mjs';
@@ -50,6 +51,13 @@ export const TRIALS = {
     }
   },
   // The SQLite store's filesystem (a small tmpfs) filled to the last byte, then freed, `episodes` times.
+  // 1,000 PEPs starting together from position 0 against 100,000 ended sessions (full size).
+  'catch-up': (quick) =>
+    catchUpTrial(
+      quick
+        ? { peps: 40, endedSessions: 2000, workers: 2, listJudged: false }
+        : { peps: 1000, endedSessions: 100_000 },
+    ),
   'disk-full': (quick) =>
     diskFullTrial({
       name: 'disk full',
@@ -81,6 +89,23 @@ const SOAK_COLUMNS = [
 function mib(d) {
   return `${d.first.toFixed(0)} → ${d.last.toFixed(0)} (max ${d.max.toFixed(0)}, ×${d.ratio.toFixed(2)})`;
 }
+
+/** Rows of the fleet catch-up trial have columns of their own. */
+const FLEET_COLUMNS = [
+  ['trial', (r) => r.name],
+  ['PEPs', (r) => r.peps],
+  ['ended sessions', (r) => r.endedSessions],
+  ['budget (ms)', (r) => r.budgetMs],
+  ['start → connected p50 / max (ms)', (r) => r.connectedP50MaxMs],
+  ['start → fresh p50 / max (ms)', (r) => `${r.freshP50Ms} / ${r.freshMaxMs}`],
+  ['never fresh', (r) => r.neverFresh],
+  ['fresh past budget', (r) => r.lateFresh],
+  ['wrong decisions', (r) => r.wrongDecisions],
+  ['end → all refuse (ms)', (r) => r.endRefusedMaxMs],
+  ['CPU while starting', (r) => r.cpuDuringStart],
+  ['broker RSS max (MiB)', (r) => r.brokerRssMaxMiB],
+  ['seconds', (r) => r.seconds],
+];
 
 /** Rows of the partition trial have columns of their own. */
 const PARTITION_COLUMNS = [
@@ -129,17 +154,22 @@ function render(columns, rows) {
 export function table(rows) {
   const partitions = rows.filter((r) => 'rounds' in r);
   const soaks = rows.filter((r) => 'revocations' in r);
-  const lifecycles = rows.filter((r) => !('rounds' in r) && !('revocations' in r));
+  const fleets = rows.filter((r) => 'peps' in r);
+  const lifecycles = rows.filter((r) => !('rounds' in r) && !('revocations' in r) && !('peps' in r));
   return [
     ...(lifecycles.length ? [render(COLUMNS, lifecycles)] : []),
     ...(partitions.length ? [render(PARTITION_COLUMNS, partitions)] : []),
     ...(soaks.length ? [render(SOAK_COLUMNS, soaks)] : []),
+    ...(fleets.length ? [render(FLEET_COLUMNS, fleets)] : []),
   ].join('\n\n');
 }
 
 /** A row with a loss, a server error, a broker death or a failed audit. */
 export function failing(row) {
   if ('rounds' in row) return row.losses > 0 || row.rounds === 0;
+  // A fleet fails on a PEP never fresh or fresh past its budget, a wrong decision, or a broker
+  // past 512 MiB.
+  if ('peps' in row) return row.losses > 0 || row.brokerRssMaxMiB >= 512;
   // A soak fails on a revocation never enforced, or on memory that kept growing (last third of
   // the run over 1.5× the first), for the broker or the PEP.
   if ('revocations' in row)

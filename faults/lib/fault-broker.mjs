@@ -28,6 +28,18 @@ function proxiedUrl(port) {
   return url.toString();
 }
 
+/** CPU time a process has used so far, in seconds (user + system, from /proc on Linux). */
+export function processCpuSeconds(pid) {
+  if (pid === undefined) return Number.NaN;
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 export class FaultBroker {
   /** @type {Child | undefined} */
   #child;
@@ -98,6 +110,11 @@ export class FaultBroker {
     } catch {
       return Number.NaN;
     }
+  }
+
+  /** CPU time the broker process has used so far, in seconds (user + system, from /proc). */
+  cpuSeconds() {
+    return processCpuSeconds(this.#child?.pid);
   }
 
   get publicUrl() {

@@ -40,7 +40,7 @@ async function untilFresh(startedAt, timeoutMs) {
         pending--;
       }
     }
-    await sleep(5);
+    await sleep(20);
   }
   return { freshAfter, connectedAfter, caughtUpAfter };
 }

@@ -28,6 +28,14 @@ describe('fault-injection smoke (npm run faults -- --quick)', () => {
     expect(isFailing(row), JSON.stringify(row)).toBe(false);
   }, 300_000);
 
+  it('PEPs starting together from 0 on a long log are all fresh within budget from one snapshot, and judge right', async () => {
+    const row = (await trials['catch-up']!(true)) as TrialRow & { peps: number; wrongDecisions: number };
+    console.log(table([row]));
+    expect(row.peps).toBeGreaterThan(0);
+    expect(row.wrongDecisions).toBe(0);
+    expect(isFailing(row), JSON.stringify(row)).toBe(false);
+  }, 300_000);
+
   it('a PEP partitioned from the broker never allows an ended session past its budget, and misses nothing', async () => {
     const row = (await trials['pep-partition']!(true)) as TrialRow & { rounds: number };
     console.log(table([row]));

@@ -131,11 +131,18 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     now,
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
+  const brokerFetch = options.fetch ?? fetch;
   const keys =
     options.keys ??
     remoteKeySource(`${broker}/.well-known/jwks.json`, {
       now,
-      ...(options.fetch ? { fetch: options.fetch } : {}),
+      fetch: async (input, init) => {
+        const response = await brokerFetch(input, init);
+        // RFC 9449 §8.2: the broker's DPoP nonce rides on every answer. Learnt from the key set
+        // (fetched first, see start), it spares the first token request a use_dpop_nonce round trip.
+        link.observe(response.headers.get('dpop-nonce'));
+        return response;
+      },
     });
   const verifier: AccessTokenVerifier = createAccessTokenVerifier({
     issuer,
@@ -259,7 +266,14 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   }
 
   return {
-    start: () => follower.start(),
+    start() {
+      // The keys first (the first heartbeat needs them anyway, and their answer carries the
+      // broker's DPoP nonce), then the stream; a key fetch that fails does not hold it back.
+      void keys
+        .getKey('')
+        .catch(() => undefined)
+        .finally(() => follower.start());
+    },
     async authorize(request) {
       const seen: { nonce?: unknown } = {};
       const decision = withNonce(await decide(request, seen), nonces, seen.nonce);
