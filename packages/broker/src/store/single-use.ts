@@ -1,4 +1,4 @@
-import type { StoreHandle } from './database.js';
+import { inTransaction, type StoreHandle } from './database.js';
 import type { Tables } from './schema.js';
 
 /** The tables that remember single-use ids (DPoP proofs, client assertions, key proofs). */
@@ -46,10 +46,11 @@ export class SingleUseIds {
     else this.#scheduled = false;
     let firsts: boolean[];
     try {
-      firsts = await this.store.db.transaction().execute(async (trx) => {
+      // Through inTransaction: on SQLite the batch joins the group commit of other units of work.
+      firsts = await inTransaction(this.store, async (tx) => {
         const answers: boolean[] = [];
         for (const item of batch) {
-          const result = await trx
+          const result = await tx.db
             .insertInto(item.table)
             .values(item.row as never)
             .onConflict((oc) => oc.doNothing())
