@@ -60,6 +60,28 @@ export interface EnforcerOptions {
   onApplied?: (seq: number) => void;
 }
 
+const ENFORCER_OPTION_NAMES: ReadonlySet<string> = new Set<keyof EnforcerOptions>([
+  'broker',
+  'issuer',
+  'audience',
+  'tenant',
+  'publicBaseUrl',
+  'identity',
+  'stalenessBudgetMs',
+  'now',
+  'fetch',
+  'keys',
+  'leewaySeconds',
+  'replayCacheSize',
+  'verifiedTokenCacheSize',
+  'dpopNonce',
+  'decisions',
+  'fallback',
+  'reconnect',
+  'log',
+  'onApplied',
+]);
+
 /** The request as the server received it. */
 export interface AuthorizeRequest {
   method: string;
@@ -117,6 +139,9 @@ export const ENFORCER_DEFAULTS = Object.freeze({
  * ```
  */
 export function createEnforcer(options: EnforcerOptions): Enforcer {
+  // A misspelt option (`stalenessBudgetMS`) must not be silently ignored for its default.
+  for (const name of Object.keys(options))
+    if (!ENFORCER_OPTION_NAMES.has(name)) throw new TypeError(`createEnforcer: unknown option ${name}`);
   const now = options.now ?? Date.now;
   const log = options.log ?? silentLogger;
   const budgetMs = options.stalenessBudgetMs ?? ENFORCER_DEFAULTS.stalenessBudgetMs;
