@@ -1,3 +1,5 @@
+import { createParser, type EventSourceParser, type ParseError } from 'eventsource-parser';
+
 /** One Server-Sent Events message, as the HTML standard's event-stream format defines it. */
 export interface SseMessage {
   id: string | undefined;
@@ -7,46 +9,36 @@ export interface SseMessage {
 }
 
 /**
- * Splits a growing event-stream text into messages: `field: value` lines, comments (`:`),
- * multi-line `data`, and LF, CR or CRLF line ends. A block larger than `maxBlockBytes` is a
- * protocol violation (the broker's messages are a few hundred bytes): {@link push} throws, and
- * the caller drops the connection rather than buffer without bound.
+ * Splits a growing event-stream text into messages, with `eventsource-parser` (the HTML
+ * standard's algorithm: fields, comments, multi-line `data`, any mix of LF, CR and CRLF line
+ * ends, a CRLF split across chunks). A message larger than `maxBlockBytes` is a protocol
+ * violation (the broker's messages are a few hundred bytes, a snapshot some kilobytes):
+ * {@link push} throws, and the caller drops the connection rather than buffer without bound.
  */
 export class SseDecoder {
-  #buffer = '';
+  readonly #parser: EventSourceParser;
+  #messages: SseMessage[] = [];
+  #failure: ParseError | undefined;
 
-  constructor(private readonly maxBlockBytes = 64 * 1024) {}
+  constructor(private readonly maxBlockBytes = 64 * 1024) {
+    this.#parser = createParser({
+      maxBufferSize: maxBlockBytes,
+      onEvent: (message) => {
+        this.#messages.push({ id: message.id, event: message.event ?? 'message', data: message.data });
+      },
+      onError: (error) => {
+        // Unknown fields are skipped, as the standard says; only an oversized message fails.
+        if (error.type === 'max-buffer-size-exceeded') this.#failure = error;
+      },
+    });
+  }
 
   push(text: string): SseMessage[] {
-    this.#buffer += text;
-    const messages: SseMessage[] = [];
-    for (;;) {
-      const end = /\r\n\r\n|\n\n|\r\r/.exec(this.#buffer);
-      if (end === null) break;
-      const block = this.#buffer.slice(0, end.index);
-      this.#buffer = this.#buffer.slice(end.index + end[0].length);
-      const message = parseBlock(block);
-      if (message !== undefined) messages.push(message);
-    }
-    if (this.#buffer.length > this.maxBlockBytes)
+    if (this.#failure === undefined) this.#parser.feed(text);
+    if (this.#failure !== undefined)
       throw new Error(`an event-stream message is larger than ${this.maxBlockBytes} bytes`);
+    const messages = this.#messages;
+    this.#messages = [];
     return messages;
   }
-}
-
-function parseBlock(block: string): SseMessage | undefined {
-  let id: string | undefined;
-  let event = 'message';
-  const data: string[] = [];
-  for (const line of block.split(/\r\n|\n|\r/)) {
-    if (line === '' || line.startsWith(':')) continue;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    if (field === 'id') id = value;
-    else if (field === 'event') event = value;
-    else if (field === 'data') data.push(value);
-  }
-  // A block of comments or unknown fields only dispatches nothing.
-  return data.length === 0 ? undefined : { id, event, data: data.join('\n') };
 }
