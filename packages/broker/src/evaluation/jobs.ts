@@ -65,19 +65,6 @@ export async function enqueueReevaluation(
   return job.id;
 }
 
-/**
- * The same in a transaction of its own, for a change already committed (a ticket reassigned
- * by a webhook, say). Prefer {@link enqueueReevaluation} inside the change's own transaction.
- */
-export function reevaluateSessions(
-  ctx: Pick<BrokerContext, 'store' | 'clock' | 'reevaluation'>,
-  tenantId: string,
-  selector: SessionSelector,
-  trigger: ReevaluationTrigger,
-): Promise<string> {
-  return inTransaction(ctx.store, (tx) => enqueueReevaluation(ctx, tx, tenantId, selector, trigger));
-}
-
 /** How much one batch may take: the sessions it holds, and (roughly) the time it runs for. */
 export interface BatchLimits {
   batchSize: number;

@@ -19,11 +19,6 @@ export function newWebhookSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
-/** `sha256=<hex>` over `body`: what a sender puts in the signature header. */
-export function signBody(secret: string, body: Buffer | string): string {
-  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
-}
-
 /**
  * Whether `header` is the HMAC-SHA256 of `body` under `secret`. The comparison takes the same
  * time wherever the first wrong byte is; a header of the wrong shape (missing, repeated, not

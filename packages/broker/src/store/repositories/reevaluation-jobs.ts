@@ -56,11 +56,6 @@ export async function lockReevaluationJob(tx: TxHandle, id: string): Promise<Ree
   return row && toJob(row);
 }
 
-export async function findReevaluationJob(h: StoreHandle, id: string): Promise<ReevaluationJob | undefined> {
-  const row = await h.db.selectFrom('reevaluation_jobs').selectAll().where('id', '=', id).executeTakeFirst();
-  return row && toJob(row);
-}
-
 /** Records a batch's progress: the cursor, the running counts, and the end when it was the last. */
 export async function writeReevaluationProgress(tx: TxHandle, job: ReevaluationJob): Promise<void> {
   await tx.db

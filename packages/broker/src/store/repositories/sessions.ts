@@ -67,17 +67,6 @@ export async function writeSessionEnd(tx: TxHandle, s: Session): Promise<boolean
   return Number(result.numUpdatedRows) === 1;
 }
 
-/** Writes a narrowed grant, only if the session is still active. Returns false if it has ended. */
-export async function writeSessionNarrowing(tx: TxHandle, s: Session): Promise<boolean> {
-  const result = await tx.db
-    .updateTable('sessions')
-    .set({ grant: toJson(s.grant), narrowed_before: s.narrowedBefore })
-    .where('id', '=', s.id)
-    .where('state', '=', 'active')
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows) === 1;
-}
-
 /**
  * Writes narrowed grants of sessions the caller has locked and knows active, one statement per
  * distinct (grant, cutoff): a batch narrowed by one change mostly shares both.
