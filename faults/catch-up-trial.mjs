@@ -6,10 +6,9 @@
 // started (listed by id), a live one (allowed) and one ended after (refused by its event).
 import { setPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BenchTenant } from '../bench/lib/broker.mjs';
 import { Child } from '../bench/lib/processes.mjs';
 import { percentile } from '../bench/lib/stats.mjs';
-import { FaultBroker, processCpuSeconds } from './lib/fault-broker.mjs';
+import { FaultBroker, processCpuSeconds, tenantWithPep } from './lib/fault-broker.mjs';
 import { seedEndedSessions } from './lib/seed-ended.mjs';
 
 const AUDIENCE = 'https://fleet.example';
@@ -36,14 +35,7 @@ export async function catchUpTrial({
   const broker = await FaultBroker.create({ dialect: 'sqlite' });
   const fleet = [];
   try {
-    const tenant = new BenchTenant({
-      adminIdentity: broker.adminIdentity,
-      publicUrl: broker.publicUrl,
-      tenant: broker.tenant,
-    });
-    await tenant.grant(AUDIENCE);
-    const pep = await tenant.principal('fleet-pep', 'service', ['pep']);
-    await tenant.admin.call('PUT', `/v1/peps/${pep.principal}/audiences`, { audiences: [AUDIENCE] });
+    const { tenant, pep } = await tenantWithPep(broker, AUDIENCE, 'fleet-pep');
 
     // Real sessions, ended through the API: the template of the seeded ones, and the ones checked.
     const endedLongAgo = await tenant.session();

@@ -3,11 +3,10 @@
 // budget has passed since the end (it cannot know of the end, so it must fail closed), and once
 // the partition heals it must refuse the session as ended: nothing missed.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BenchTenant } from '../bench/lib/broker.mjs';
 import { percentile } from '../bench/lib/stats.mjs';
 import { createEnforcer } from '../packages/pep/dist/index.js';
 import { decide as decideFor } from './lib/decide.mjs';
-import { FaultBroker } from './lib/fault-broker.mjs';
+import { FaultBroker, tenantWithPep } from './lib/fault-broker.mjs';
 import { TcpProxy } from './lib/tcp-proxy.mjs';
 
 const AUDIENCE = 'https://partitioned.example';
@@ -35,14 +34,7 @@ export async function partitionTrial({ rounds, budgetMs = 1000, partitionMs = [3
   const proxy = await TcpProxy.start({ host: '127.0.0.1', port: Number(new URL(broker.publicUrl).port) });
   let enforcer;
   try {
-    const tenant = new BenchTenant({
-      adminIdentity: broker.adminIdentity,
-      publicUrl: broker.publicUrl,
-      tenant: broker.tenant,
-    });
-    await tenant.grant(AUDIENCE);
-    const pep = await tenant.principal('partitioned-pep', 'service', ['pep']);
-    await tenant.admin.call('PUT', `/v1/peps/${pep.principal}/audiences`, { audiences: [AUDIENCE] });
+    const { tenant, pep } = await tenantWithPep(broker, AUDIENCE, 'partitioned-pep');
     enforcer = createEnforcer({
       broker: `http://127.0.0.1:${proxy.port}`,
       issuer: broker.publicUrl,

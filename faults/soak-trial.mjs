@@ -2,11 +2,10 @@
 // the broker. For each revocation, the time from the end to the PEP refusing the session; the
 // broker's resident memory and the PEP's heap are sampled throughout: they must stay flat.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BenchTenant } from '../bench/lib/broker.mjs';
 import { percentile } from '../bench/lib/stats.mjs';
 import { createEnforcer } from '../packages/pep/dist/index.js';
 import { decide as decideFor } from './lib/decide.mjs';
-import { FaultBroker } from './lib/fault-broker.mjs';
+import { FaultBroker, tenantWithPep } from './lib/fault-broker.mjs';
 
 const AUDIENCE = 'https://soaked.example';
 const decide = (enforcer, session) => decideFor(enforcer, AUDIENCE, session);
@@ -28,14 +27,7 @@ export async function soakTrial({ sessions, durationMs, revokeEveryMs = 250, sam
   const broker = await FaultBroker.create({ dialect: 'sqlite', heartbeatIntervalMs: 500 });
   let enforcer;
   try {
-    const tenant = new BenchTenant({
-      adminIdentity: broker.adminIdentity,
-      publicUrl: broker.publicUrl,
-      tenant: broker.tenant,
-    });
-    await tenant.grant(AUDIENCE);
-    const pep = await tenant.principal('soaked-pep', 'service', ['pep']);
-    await tenant.admin.call('PUT', `/v1/peps/${pep.principal}/audiences`, { audiences: [AUDIENCE] });
+    const { tenant, pep } = await tenantWithPep(broker, AUDIENCE, 'soaked-pep');
     // The live sessions, four at a time.
     const live = [];
     const makers = Array.from({ length: 4 }, async () => {

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { PG_URL } from '../../bench/lib/broker.mjs';
+import { BenchTenant, PG_URL } from '../../bench/lib/broker.mjs';
 import { Child, freePort } from '../../bench/lib/processes.mjs';
 
 const BROKER_SCRIPT = new URL('../../bench/lib/broker-process.mjs', import.meta.url);
@@ -26,6 +26,22 @@ function proxiedUrl(port) {
   url.hostname = '127.0.0.1';
   url.port = String(port);
   return url.toString();
+}
+
+/**
+ * The broker's bootstrapped tenant as a {@link BenchTenant} with the benchmark privilege for
+ * `audience`, and a PEP principal (`pepName`, role pep) set to enforce that audience.
+ */
+export async function tenantWithPep(broker, audience, pepName) {
+  const tenant = new BenchTenant({
+    adminIdentity: broker.adminIdentity,
+    publicUrl: broker.publicUrl,
+    tenant: broker.tenant,
+  });
+  await tenant.grant(audience);
+  const pep = await tenant.principal(pepName, 'service', ['pep']);
+  await tenant.admin.call('PUT', `/v1/peps/${pep.principal}/audiences`, { audiences: [audience] });
+  return { tenant, pep };
 }
 
 /** CPU time a process has used so far, in seconds (user + system, from /proc on Linux). */

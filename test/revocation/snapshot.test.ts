@@ -4,21 +4,11 @@ import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
-import { openSse, type SseMessage, type SseStream } from '../support/sse.js';
+import { openSse, type SseStream, untilHeartbeat } from '../support/sse.js';
 import { describeEachStore } from '../support/stores.js';
 
 /** A stream this many events behind the head (or more) starts from a snapshot. */
 const BEHIND = 3;
-
-/** Messages up to (not including) the next heartbeat; then that heartbeat. */
-async function untilHeartbeat(stream: SseStream): Promise<{ before: SseMessage[]; heartbeat: SseMessage }> {
-  const before: SseMessage[] = [];
-  for (;;) {
-    const message = await stream.next();
-    if (message.event === 'heartbeat') return { before, heartbeat: message };
-    before.push(message);
-  }
-}
 
 /**
  * PEPs that start far behind the head (from 0, as a fleet does when it first starts) are sent

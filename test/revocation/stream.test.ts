@@ -12,7 +12,7 @@ import { BoundSession } from '../../packages/client/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { eventually } from '../support/eventually.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
-import { openSse, type SseMessage, type SseStream } from '../support/sse.js';
+import { openSse, type SseStream, untilHeartbeat } from '../support/sse.js';
 import { describeEachStore } from '../support/stores.js';
 
 /** A code the PEP verifier refused a message with (throws if it accepted it). */
@@ -24,16 +24,6 @@ async function refusalCode(p: Promise<unknown>): Promise<string> {
     throw err;
   }
   throw new Error('expected the PEP verifier to refuse the message');
-}
-
-/** Messages up to (not including) the next heartbeat; then that heartbeat. */
-async function untilHeartbeat(stream: SseStream): Promise<{ before: SseMessage[]; heartbeat: SseMessage }> {
-  const before: SseMessage[] = [];
-  for (;;) {
-    const message = await stream.next();
-    if (message.event === 'heartbeat') return { before, heartbeat: message };
-    before.push(message);
-  }
 }
 
 /** The next heartbeat made at `at` (epoch ms) or later; earlier ones may still be in flight. */

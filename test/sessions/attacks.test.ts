@@ -31,6 +31,7 @@ import {
 import { type Actor, injectFetch, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
+import { exchangeSubjectToken } from '../support/token-exchange.js';
 
 /**
  * The attack suite: every way to misuse a session token, written from the attacker's side
@@ -902,26 +903,7 @@ describeEachStore('attacks on session tokens', (fixture) => {
           .sign(ciKey);
 
       async function exchange(subjectToken: string) {
-        const key = await generateSessionKey();
-        const response = await b.app.inject({
-          method: 'POST',
-          url: '/oauth/token',
-          headers: {
-            'content-type': 'application/x-www-form-urlencoded',
-            dpop: await createDpopProof(key, {
-              method: 'POST',
-              url: `${PUBLIC_URL}/oauth/token`,
-              now: b.clock.now(),
-            }),
-          },
-          payload: new URLSearchParams({
-            grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-            subject_token: subjectToken,
-            subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-            privilege: 'deploy',
-            duration: '900',
-          }).toString(),
-        });
+        const response = await exchangeSubjectToken(b, subjectToken, { duration: '900' });
         return { status: response.statusCode, body: response.json() as Record<string, unknown> };
       }
       const pipelineSessions = async () =>

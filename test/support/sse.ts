@@ -111,3 +111,15 @@ export function openSse(url: string, headers: Record<string, string> = {}): Prom
     req.end();
   });
 }
+
+/** Messages up to (not including) the next heartbeat; then that heartbeat. */
+export async function untilHeartbeat(
+  stream: SseStream,
+): Promise<{ before: SseMessage[]; heartbeat: SseMessage }> {
+  const before: SseMessage[] = [];
+  for (;;) {
+    const message = await stream.next();
+    if (message.event === 'heartbeat') return { before, heartbeat: message };
+    before.push(message);
+  }
+}

@@ -1,5 +1,6 @@
 import {
   HEARTBEAT_JWT_TYPE,
+  isEpochSeconds,
   REVOCATION_EVENT_JWT_TYPE,
   REVOCATION_EVENT_TYPES,
   type RevocationEvent,
@@ -84,7 +85,7 @@ export const REVOCATION_FEED_DEFAULTS = Object.freeze({
   maxMessageBytes: 16 * 1024,
   /**
    * A larger snapshot is refused before it is parsed. Ended sessions travel as status lists
-   * (about 11 KB per 32,768 sessions held at once), so this is some 20 million sessions.
+   * (about 15 KB per 32,768 sessions held at once), so this is over 15 million sessions.
    */
   maxSnapshotBytes: 8 * 1024 * 1024,
   /** The most status lists one snapshot may carry, and the most entries each may hold. */
@@ -346,7 +347,19 @@ function readSnapshotContent(claims: Record<string, unknown>): Omit<VerifiedSnap
     if (typeof kid !== 'string' || kid === '') throw refused('malformed', 'a retired kid is malformed');
     return kid;
   });
-  const lists = status_lists as unknown[];
+  const statusLists = readStatusLists(status_lists as unknown[]);
+  return {
+    statusBefore: status_before,
+    statusLists,
+    ended: entries(ended as unknown[], 'session_ended') as SessionEndedData[],
+    narrowed: entries(narrowed as unknown[], 'session_narrowed') as SessionNarrowedData[],
+    cutoff,
+    retiredKids,
+  };
+}
+
+/** A snapshot's status lists by URI, decoded within the feed's bounds (a list may be a decompression bomb). */
+function readStatusLists(lists: unknown[]): Map<string, StatusList> {
   if (lists.length > REVOCATION_FEED_DEFAULTS.maxSnapshotStatusLists)
     throw refused('malformed', 'the snapshot carries too many status lists');
   const statusLists = new Map<string, StatusList>();
@@ -370,18 +383,7 @@ function readSnapshotContent(claims: Record<string, unknown>): Omit<VerifiedSnap
       throw cause;
     }
   }
-  return {
-    statusBefore: status_before,
-    statusLists,
-    ended: entries(ended as unknown[], 'session_ended') as SessionEndedData[],
-    narrowed: entries(narrowed as unknown[], 'session_narrowed') as SessionNarrowedData[],
-    cutoff,
-    retiredKids,
-  };
-}
-
-function isEpochSeconds(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+  return statusLists;
 }
 
 function readSeq(value: unknown, min: number): number {

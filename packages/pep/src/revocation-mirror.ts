@@ -78,14 +78,9 @@ export class RevocationMirror {
       case 'session_ended':
         this.#ended.set(event.data.sid, { reason: event.data.reason, sessionExp: event.data.session_exp });
         break;
-      case 'session_narrowed': {
-        const earlier = this.#narrowed.get(event.data.sid)?.before ?? 0;
-        this.#narrowed.set(event.data.sid, {
-          before: Math.max(earlier, event.data.before),
-          sessionExp: event.data.session_exp,
-        });
+      case 'session_narrowed':
+        this.#narrow(event.data);
         break;
-      }
       case 'key_retired':
         this.#retiredKids.add(event.data.kid);
         break;
@@ -111,6 +106,12 @@ export class RevocationMirror {
     if (snapshot.statusLists !== undefined)
       this.#statuses = { lists: snapshot.statusLists, before: snapshot.statusBefore ?? 0 };
     this.#position = seq;
+  }
+
+  /** A narrowing never moves a session's line back. */
+  #narrow(data: SessionNarrowedData): void {
+    const earlier = this.#narrowed.get(data.sid)?.before ?? 0;
+    this.#narrowed.set(data.sid, { before: Math.max(earlier, data.before), sessionExp: data.session_exp });
   }
 
   /** Every event up to the position was applied at broker time `at` (epoch ms). Never moves back. */

@@ -128,7 +128,8 @@ function isText(value: unknown): value is string {
   return typeof value === 'string' && value !== '';
 }
 
-function isEpochSeconds(value: unknown): value is number {
+/** A NumericDate in whole seconds that a Tether message may carry (a non-negative safe integer). */
+export function isEpochSeconds(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 

@@ -27,6 +27,7 @@ export type {
 } from './events.js';
 export {
   HEARTBEAT_JWT_TYPE,
+  isEpochSeconds,
   REVOCATION_EVENT_JWT_TYPE,
   REVOCATION_EVENT_TYPES,
   readRevocationEvent,

@@ -9,7 +9,7 @@ import {
 import type { Principal } from '../domain/principal.js';
 import type { StoreHandle } from '../store/database.js';
 import { findPrincipalAnyTenant, listPrincipalKeys } from '../store/repositories/principals.js';
-import { singleUseIds } from '../store/single-use.js';
+import { rememberOnce } from '../store/single-use.js';
 import { OAuthError } from './oauth-error.js';
 
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -160,7 +160,7 @@ async function rememberJti(
   jti: string,
   expiresAt: number,
 ): Promise<void> {
-  const first = await singleUseIds(store).remember('client_assertion_jtis', {
+  const first = await rememberOnce(store, 'client_assertion_jtis', {
     principal_id: principal.id,
     jti,
     expires_at: expiresAt,

@@ -69,7 +69,7 @@ describe('revocation signing', () => {
   it('signs each event once per key, and with the current key', async () => {
     const keys = [await signingKey(), await signingKey()];
     let current = keys[0]!;
-    const signer = new RevocationSigner(() => current, ISSUER, 2);
+    const signer = new RevocationSigner(() => current, ISSUER, { maxEntries: 2 });
     const first = await signer.event(entry(1));
     expect(await signer.event(entry(1))).toBe(first);
     current = keys[1]!;
@@ -84,7 +84,7 @@ describe('revocation signing', () => {
 
   it('shares a heartbeat among streams at the same position, never one older than a stream already sent', async () => {
     const key = await signingKey();
-    const shared = new RevocationSigner(() => key, ISSUER, 16, 250);
+    const shared = new RevocationSigner(() => key, ISSUER, { maxEntries: 16, heartbeatShareMs: 250 });
     const first = await shared.heartbeat('ten_acme', 7, AT);
     // Another stream at position 7 whose read started 200 ms later: the same signature.
     expect(await shared.heartbeat('ten_acme', 7, AT + 200)).toEqual(first);

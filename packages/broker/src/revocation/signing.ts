@@ -5,11 +5,11 @@ import {
   type RevocationEventClaims,
   SNAPSHOT_JWT_TYPE,
   type SnapshotClaims,
-  StatusList,
 } from '@tether/protocol';
 import { SignJWT } from 'jose';
 import { statusListUri } from '../tokens/access-token.js';
 import { type ActiveSigningKey, SIGNING_ALG } from '../tokens/keys.js';
+import { encodeStatusList } from '../tokens/status-list-token.js';
 import type { RevocationLogEntry } from './log.js';
 import type { RevocationSnapshot } from './snapshot.js';
 
@@ -75,11 +75,10 @@ export async function signSnapshot(
     seq: snapshot.seq,
     iat: snapshot.at / 1000,
     status_before: snapshot.statusBefore,
-    status_lists: snapshot.statusLists.map((list) => {
-      const statuses = new StatusList(list.size, list.bits);
-      for (const { idx, status } of list.flagged) statuses.set(idx, status);
-      return { uri: statusListUri(issuer, list.listId), status_list: statuses.encode() };
-    }),
+    status_lists: snapshot.statusLists.map((list) => ({
+      uri: statusListUri(issuer, list.listId),
+      status_list: encodeStatusList(list),
+    })),
     ended: snapshot.ended,
     narrowed: snapshot.narrowed,
     cutoff: snapshot.cutoff,
@@ -97,17 +96,24 @@ export class RevocationSigner {
   /** Per tenant: the newest heartbeat signed, which streams at the same position share. */
   readonly #beats = new Map<string, { kid: string; seq: number; at: number; jws: string }>();
 
+  readonly #maxEntries: number;
+  readonly #heartbeatShareMs: number;
+
   /**
-   * @param heartbeatShareMs a heartbeat signed for a read that started at most this long before
-   *   another stream's is sent to that stream too: a thousand streams at the head cost one
-   *   signature per beat, and a PEP's freshness is understated by at most this much.
+   * @param options.maxEntries event signatures kept (default 4096).
+   * @param options.heartbeatShareMs a heartbeat signed for a read that started at most this long
+   *   before another stream's is sent to that stream too: a thousand streams at the head cost
+   *   one signature per beat, and a PEP's freshness is understated by at most this much
+   *   (default 250).
    */
   constructor(
     private readonly signer: () => ActiveSigningKey,
     private readonly issuer: string,
-    private readonly maxEntries = 4096,
-    private readonly heartbeatShareMs = 250,
-  ) {}
+    options: { maxEntries?: number; heartbeatShareMs?: number } = {},
+  ) {
+    this.#maxEntries = options.maxEntries ?? 4096;
+    this.#heartbeatShareMs = options.heartbeatShareMs ?? 250;
+  }
 
   async event(entry: RevocationLogEntry): Promise<string> {
     const key = this.signer();
@@ -115,7 +121,7 @@ export class RevocationSigner {
     const cached = this.#cache.get(cacheKey);
     if (cached !== undefined) return cached;
     const jws = await signRevocationEvent(key, this.issuer, entry);
-    if (this.#cache.size >= this.maxEntries) {
+    if (this.#cache.size >= this.#maxEntries) {
       const oldest = this.#cache.keys().next();
       if (!oldest.done) this.#cache.delete(oldest.value);
     }
@@ -147,7 +153,7 @@ export class RevocationSigner {
       beat !== undefined &&
       beat.kid === key.kid &&
       beat.seq === seq &&
-      beat.at >= at - this.heartbeatShareMs &&
+      beat.at >= at - this.#heartbeatShareMs &&
       beat.at > after
     )
       return { jws: beat.jws, at: beat.at };

@@ -2,6 +2,7 @@ import type { SessionEndedData, SessionNarrowedData } from '@tether/protocol';
 import { readRevocationEvent } from '@tether/protocol';
 import type { StoreHandle } from '../store/database.js';
 import { readRevocationHead } from '../store/repositories/revocations.js';
+import { flaggedSlots, tenantStatusLists } from '../store/repositories/status-lists.js';
 
 /**
  * Clock skew allowed between the broker replicas that issue tokens and end sessions (seconds).
@@ -39,14 +40,21 @@ export interface RevocationSnapshot {
  * position before the oldest kept event, or the head when every event has been compacted.
  */
 export async function revocationFloor(h: StoreHandle, tenantId: string): Promise<number> {
-  const oldest = await h.db
-    .selectFrom('revocation_events')
-    .select((eb) => eb.fn.min('seq').as('seq'))
-    .where('tenant_id', '=', tenantId)
-    .executeTakeFirst();
-  const seq = oldest?.seq;
-  if (seq !== null && seq !== undefined) return Number(seq) - 1;
-  return readRevocationHead(h, tenantId);
+  // One statement, so one snapshot on PostgreSQL: read apart, events committed between the two
+  // reads could put the floor above events that exist, and a stream at 0 would be sent a
+  // snapshot while the first events of the log commit.
+  const row = await h.db
+    .selectNoFrom((eb) => [
+      eb
+        .selectFrom('revocation_events')
+        .select((e) => e.fn.min('seq').as('seq'))
+        .where('tenant_id', '=', tenantId)
+        .as('oldest'),
+      eb.selectFrom('revocation_heads').select('seq').where('tenant_id', '=', tenantId).as('head'),
+    ])
+    .executeTakeFirstOrThrow();
+  if (row.oldest !== null && row.oldest !== undefined) return Number(row.oldest) - 1;
+  return Number(row.head ?? 0);
 }
 
 /**
@@ -65,48 +73,7 @@ export async function takeRevocationSnapshot(
     .transaction()
     .setIsolationLevel('repeatable read')
     .execute(async (trx) => {
-      const seq = await readRevocationHead({ db: trx, dialect: store.dialect }, tenantId);
-      const lists = await trx
-        .selectFrom('status_lists')
-        .select(['id', 'bits', 'size'])
-        .where('tenant_id', '=', tenantId)
-        .orderBy('id')
-        .execute();
-      const statusLists: SnapshotStatusListEntries[] = [];
-      for (const list of lists) {
-        const flagged = await trx
-          .selectFrom('status_list_slots')
-          .select(['idx', 'status'])
-          .where('list_id', '=', list.id)
-          .where('status', '!=', 0)
-          .execute();
-        if (flagged.length > 0)
-          statusLists.push({ listId: list.id, bits: list.bits as 1 | 2 | 4 | 8, size: list.size, flagged });
-      }
-      const recent = await trx
-        .selectFrom('sessions')
-        .select(['id', 'end_reason', 'hard_expires_at'])
-        .where('tenant_id', '=', tenantId)
-        .where('state', '=', 'ended')
-        .where('ended_at', '>=', (statusBefore - SNAPSHOT_SKEW_SECONDS) * 1000)
-        .where('hard_expires_at', '>', now)
-        .orderBy('id')
-        .execute();
-      const narrowed = await trx
-        .selectFrom('sessions')
-        .select(['id', 'narrowed_before', 'hard_expires_at'])
-        .where('tenant_id', '=', tenantId)
-        .where('state', '!=', 'ended')
-        .where('narrowed_before', 'is not', null)
-        .where('hard_expires_at', '>', now)
-        .orderBy('id')
-        .execute();
-      const cutoffs = await trx
-        .selectFrom('revocation_events')
-        .select(['type', 'payload'])
-        .where('tenant_id', '=', tenantId)
-        .where('type', '=', 'tenant_cutoff')
-        .execute();
+      const h: StoreHandle = { db: trx, dialect: store.dialect };
       const keys = await trx
         .selectFrom('signing_keys')
         .select('kid')
@@ -115,27 +82,82 @@ export async function takeRevocationSnapshot(
         .execute();
       return {
         tenantId,
-        seq,
+        seq: await readRevocationHead(h, tenantId),
         at: now,
         statusBefore,
-        statusLists,
-        ended: recent.map((s) => ({
-          sid: s.id,
-          reason: s.end_reason ?? 'ended',
-          session_exp: Math.floor(Number(s.hard_expires_at) / 1000),
-        })),
-        narrowed: narrowed.map((s) => ({
-          sid: s.id,
-          before: Number(s.narrowed_before),
-          session_exp: Math.floor(Number(s.hard_expires_at) / 1000),
-        })),
-        cutoff: cutoffs.reduce((latest, row) => {
-          const event = readRevocationEvent(row.type, JSON.parse(row.payload));
-          return event?.type === 'tenant_cutoff' ? Math.max(latest, event.data.before) : latest;
-        }, 0),
+        statusLists: await flaggedStatusLists(h, tenantId),
+        ended: await sessionsEndedSince(h, tenantId, (statusBefore - SNAPSHOT_SKEW_SECONDS) * 1000, now),
+        narrowed: await liveNarrowings(h, tenantId, now),
+        cutoff: await tenantCutoff(h, tenantId),
         retiredKids: keys.map((k) => k.kid),
       };
     });
+}
+
+/** The tenant's status lists that flag any entry, with the entries they flag. */
+async function flaggedStatusLists(h: StoreHandle, tenantId: string): Promise<SnapshotStatusListEntries[]> {
+  const lists: SnapshotStatusListEntries[] = [];
+  for (const list of await tenantStatusLists(h, tenantId)) {
+    const flagged = await flaggedSlots(h, list.id);
+    if (flagged.length > 0)
+      lists.push({ listId: list.id, bits: list.bits as 1 | 2 | 4 | 8, size: list.size, flagged });
+  }
+  return lists;
+}
+
+/** Sessions ended at or after `since` (epoch ms) whose tokens may still be presented. */
+async function sessionsEndedSince(
+  h: StoreHandle,
+  tenantId: string,
+  since: number,
+  now: number,
+): Promise<SessionEndedData[]> {
+  const rows = await h.db
+    .selectFrom('sessions')
+    .select(['id', 'end_reason', 'hard_expires_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('state', '=', 'ended')
+    .where('ended_at', '>=', since)
+    .where('hard_expires_at', '>', now)
+    .orderBy('id')
+    .execute();
+  return rows.map((s) => ({
+    sid: s.id,
+    reason: s.end_reason ?? 'ended',
+    session_exp: Math.floor(Number(s.hard_expires_at) / 1000),
+  }));
+}
+
+/** Live sessions whose earlier tokens are refused (a narrowing in force). */
+async function liveNarrowings(h: StoreHandle, tenantId: string, now: number): Promise<SessionNarrowedData[]> {
+  const rows = await h.db
+    .selectFrom('sessions')
+    .select(['id', 'narrowed_before', 'hard_expires_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('state', '!=', 'ended')
+    .where('narrowed_before', 'is not', null)
+    .where('hard_expires_at', '>', now)
+    .orderBy('id')
+    .execute();
+  return rows.map((s) => ({
+    sid: s.id,
+    before: Number(s.narrowed_before),
+    session_exp: Math.floor(Number(s.hard_expires_at) / 1000),
+  }));
+}
+
+/** The latest tenant-wide cut-off still in the log (epoch seconds), 0 for none. */
+async function tenantCutoff(h: StoreHandle, tenantId: string): Promise<number> {
+  const rows = await h.db
+    .selectFrom('revocation_events')
+    .select(['type', 'payload'])
+    .where('tenant_id', '=', tenantId)
+    .where('type', '=', 'tenant_cutoff')
+    .execute();
+  return rows.reduce((latest, row) => {
+    const event = readRevocationEvent(row.type, JSON.parse(row.payload));
+    return event?.type === 'tenant_cutoff' ? Math.max(latest, event.data.before) : latest;
+  }, 0);
 }
 
 /**

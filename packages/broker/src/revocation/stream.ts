@@ -294,8 +294,8 @@ class RevocationStream {
       at = Math.min(at, head.startedAt);
       if (this.#sent < floor.value || head.value - this.#sent > this.deps.snapshotWhenBehind) {
         const snapshot = await this.snapshots.get(this.tenantId, floor.value, head.value);
-        // Never backwards: a shared snapshot older than what this stream has sent adds nothing.
-        if (snapshot.seq > this.#sent || this.#sent < floor.value) {
+        // Never backwards: a shared snapshot no newer than what this stream has sent adds nothing.
+        if (snapshot.seq > this.#sent) {
           await this.#write(snapshot.bytes);
           this.#sent = snapshot.seq;
         }

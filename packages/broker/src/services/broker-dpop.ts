@@ -1,5 +1,5 @@
 import { DpopError, ReplayCache, type VerifiedDpopProof, verifyDpopProof } from '@tether/pep';
-import { singleUseIds } from '../store/single-use.js';
+import { rememberOnce } from '../store/single-use.js';
 import type { BrokerContext } from './context.js';
 
 export interface BrokerProofCheck {
@@ -41,7 +41,7 @@ export async function verifyBrokerProof(
       replayCache: new ReplayCache({ maxEntries: 1, now: () => ctx.clock.now() }),
     },
   );
-  const first = await singleUseIds(ctx.store).remember('dpop_jtis', {
+  const first = await rememberOnce(ctx.store, 'dpop_jtis', {
     jkt: proof.jkt,
     jti: proof.jti,
     expires_at: (proof.iat + ctx.config.dpopIatWindowSeconds * 2) * 1000,

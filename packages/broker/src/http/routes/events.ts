@@ -46,12 +46,9 @@ export function eventRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       clock: ctx.clock,
       fanout: ctx.revocations,
       // Heartbeats shared by streams at the same position within a quarter interval (≤ 250 ms).
-      signer: new RevocationSigner(
-        () => ctx.keys.signer(),
-        ctx.config.publicUrl,
-        4096,
-        Math.min(250, ctx.config.heartbeatIntervalMs / 4),
-      ),
+      signer: new RevocationSigner(() => ctx.keys.signer(), ctx.config.publicUrl, {
+        heartbeatShareMs: Math.min(250, ctx.config.heartbeatIntervalMs / 4),
+      }),
       heartbeatIntervalMs: ctx.config.heartbeatIntervalMs,
       snapshotWhenBehind: ctx.config.revocationSnapshotBehind,
       maxLifetimeMs: ctx.config.apiTokenTtlSeconds * 1000,
