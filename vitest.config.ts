@@ -7,10 +7,10 @@ export default defineConfig({
   resolve: {
     // Tests run against the TypeScript sources, not the built output.
     alias: {
-      '@tether/protocol': pkg('protocol'),
-      '@tether/pep': pkg('pep'),
-      '@tether/client': pkg('client'),
-      '@tether/broker': pkg('broker'),
+      '@tether-broker/protocol': pkg('protocol'),
+      '@tether-broker/pep': pkg('pep'),
+      '@tether-broker/client': pkg('client'),
+      '@tether-broker/broker': pkg('broker'),
     },
   },
   test: {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IdentityFile } from '@tether/protocol';
+import type { IdentityFile } from '@tether-broker/protocol';
 import { base64url, type CryptoKey, importJWK, type JWK, type JWTPayload, SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { pruneSpentJtis } from '../../packages/broker/src/auth/client-assertion.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ERROR_CATALOGUE, ERROR_CODES, type ErrorCode } from '@tether/protocol';
+import { ERROR_CATALOGUE, ERROR_CODES, type ErrorCode } from '@tether-broker/protocol';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, importJWK, SignJWT } from 'jose';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IdentityFile } from '@tether/protocol';
+import type { IdentityFile } from '@tether-broker/protocol';
 import type { InjectOptions } from 'fastify';
 import { base64url, type CryptoKey, calculateJwkThumbprint, importJWK, type JWK, SignJWT } from 'jose';
 import { sql } from 'kysely';

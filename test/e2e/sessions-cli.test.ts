@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAccessTokenVerifier, ReplayCache, remoteKeySource, TokenRefused } from '@tether/pep';
+import { createAccessTokenVerifier, ReplayCache, remoteKeySource, TokenRefused } from '@tether-broker/pep';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   collect,

@@ -1,4 +1,4 @@
-import type { DecisionRecord, DecisionReportAnswer } from '@tether/protocol';
+import type { DecisionRecord, DecisionReportAnswer } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../packages/broker/src/audit/record.js';
 import { BoundSession, type BrokerClient } from '../../packages/client/src/index.js';

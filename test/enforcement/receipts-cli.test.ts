@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SessionReceipt } from '@tether/protocol';
+import type { SessionReceipt } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { run } from '../../packages/cli/src/program.js';
 import { BoundSession, writeIdentity } from '../../packages/client/src/index.js';

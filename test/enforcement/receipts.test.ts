@@ -1,4 +1,4 @@
-import type { PepAckAnswer, SessionReceipt } from '@tether/protocol';
+import type { PepAckAnswer, SessionReceipt } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { PEP_ACK_RETENTION_MS, pruneAckHistory } from '../../packages/broker/src/services/pep-ack.js';
 import { BoundSession, type BrokerClient } from '../../packages/client/src/index.js';

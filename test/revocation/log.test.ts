@@ -1,4 +1,4 @@
-import type { RevocationEvent } from '@tether/protocol';
+import type { RevocationEvent } from '@tether-broker/protocol';
 import { afterAll, beforeEach, expect, it } from 'vitest';
 import { ManualClock } from '../../packages/broker/src/domain/clock.js';
 import { RevocationFanout } from '../../packages/broker/src/revocation/fanout.js';

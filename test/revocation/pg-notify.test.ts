@@ -1,4 +1,4 @@
-import type { RevocationEvent } from '@tether/protocol';
+import type { RevocationEvent } from '@tether-broker/protocol';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { ManualClock } from '../../packages/broker/src/domain/clock.js';

@@ -1,4 +1,4 @@
-import { type KeySource, localKeySource, RevocationFeedVerifier, RevocationMirror } from '@tether/pep';
+import { type KeySource, localKeySource, RevocationFeedVerifier, RevocationMirror } from '@tether-broker/pep';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { BoundSession } from '../../packages/client/src/index.js';

@@ -3,7 +3,7 @@ import {
   localKeySource,
   RevocationFeedVerifier,
   RevocationMessageRefused,
-} from '@tether/pep';
+} from '@tether-broker/pep';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import type { Kek } from '../../packages/broker/src/tokens/key-encryption.js';

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import type { IdentityFile } from '@tether/protocol';
+import type { IdentityFile } from '@tether-broker/protocol';
 import { importJWK, type JWK, type JWTPayload, SignJWT } from 'jose';
 import { afterEach, expect, it } from 'vitest';
 import type { ConfigInput } from '../../packages/broker/src/config/config.js';

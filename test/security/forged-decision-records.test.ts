@@ -1,4 +1,4 @@
-import type { DecisionRecord } from '@tether/protocol';
+import type { DecisionRecord } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { endIdleSessions } from '../../packages/broker/src/services/end-idle-sessions.js';
 import { BoundSession, BrokerClient } from '../../packages/client/src/index.js';

@@ -1,4 +1,4 @@
-import type { SessionReceipt } from '@tether/protocol';
+import type { SessionReceipt } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { createEnforcer, type Enforcer } from '../../packages/pep/src/index.js';

@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isLoopbackHost } from '@tether/protocol';
+import { isLoopbackHost } from '@tether-broker/protocol';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { pino } from 'pino';
 import { Agent, fetch as undiciFetch } from 'undici';

@@ -1,4 +1,4 @@
-import type { DecisionRecord } from '@tether/protocol';
+import type { DecisionRecord } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { readRevocationLog } from '../../packages/broker/src/revocation/log.js';
 import { endIdleSessions } from '../../packages/broker/src/services/end-idle-sessions.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isTetherError, type TetherError } from '@tether/protocol';
+import { isTetherError, type TetherError } from '@tether-broker/protocol';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, expect, inject, it } from 'vitest';

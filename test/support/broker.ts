@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { IdentityFile, PrincipalKind, Role } from '@tether/protocol';
+import type { IdentityFile, PrincipalKind, Role } from '@tether-broker/protocol';
 import type { FastifyInstance } from 'fastify';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { pino } from 'pino';

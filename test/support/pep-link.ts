@@ -1,4 +1,4 @@
-import type { DecisionRecord, DecisionReportAnswer } from '@tether/protocol';
+import type { DecisionRecord, DecisionReportAnswer } from '@tether-broker/protocol';
 import type { BrokerClient } from '../../packages/client/src/index.js';
 import { BrokerLink } from '../../packages/pep/src/index.js';
 import { type Actor, injectFetch, PUBLIC_URL, type TestBroker } from './broker.js';

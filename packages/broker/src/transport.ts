@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type ServerOptions } from 'node:https';
-import { insecureHttpReason, TetherError } from '@tether/protocol';
+import { insecureHttpReason, TetherError } from '@tether-broker/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { BrokerConfig } from './config/config.js';
 

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DemoSeed } from '@tether/broker';
-import { loadIdentity, tetherHome, writeIdentity } from '@tether/client';
+import type { DemoSeed } from '@tether-broker/broker';
+import { loadIdentity, tetherHome, writeIdentity } from '@tether-broker/client';
 import type { JWK } from 'jose';
 import { defaultIdentityPath } from './identity.js';
 

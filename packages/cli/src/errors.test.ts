@@ -1,4 +1,4 @@
-import { BrokerError, IdentityError } from '@tether/client';
+import { BrokerError, IdentityError } from '@tether-broker/client';
 import { CommanderError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { CliError, describeFailure, EXIT, isConnectionFailure } from './errors.js';

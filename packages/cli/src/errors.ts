@@ -1,5 +1,5 @@
-import { BrokerError, IdentityError } from '@tether/client';
-import { isTetherError } from '@tether/protocol';
+import { BrokerError, IdentityError } from '@tether-broker/client';
+import { isTetherError } from '@tether-broker/protocol';
 import { CommanderError } from 'commander';
 
 /** Exit codes, the same for every verb. */

@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { tetherHome } from '@tether/client';
+import { tetherHome } from '@tether-broker/client';
 import { CliError, EXIT } from './errors.js';
 
 /** The global options every verb takes. */

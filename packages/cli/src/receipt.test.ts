@@ -1,4 +1,4 @@
-import type { SessionReceipt } from '@tether/protocol';
+import type { SessionReceipt } from '@tether-broker/protocol';
 import { describe, expect, it } from 'vitest';
 import { receiptDetails, waitForEnforcement } from './receipt.js';
 

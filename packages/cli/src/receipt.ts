@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SessionReceipt } from '@tether/protocol';
+import type { SessionReceipt } from '@tether-broker/protocol';
 import { renderFields, renderTable, shortTime } from './output.js';
 
 /** How often `session end --wait-enforced` reads the receipt. */

@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { tetherHome } from '@tether/client';
+import { tetherHome } from '@tether-broker/client';
 import { CliError, EXIT } from './errors.js';
 
 /**

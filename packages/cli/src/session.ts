@@ -1,5 +1,5 @@
-import { BrokerClient, BrokerError, IdentityError, loadIdentity } from '@tether/client';
-import type { IdentityFile } from '@tether/protocol';
+import { BrokerClient, BrokerError, IdentityError, loadIdentity } from '@tether-broker/client';
+import type { IdentityFile } from '@tether-broker/protocol';
 import type { Command } from 'commander';
 import { importJWK, type JWK } from 'jose';
 import { isConnectionFailure, unreachable } from './errors.js';

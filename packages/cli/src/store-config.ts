@@ -1,4 +1,4 @@
-import type { BrokerConfig, ConfigInput } from '@tether/broker';
+import type { BrokerConfig, ConfigInput } from '@tether-broker/broker';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CliError, EXIT } from './errors.js';
 
@@ -42,7 +42,7 @@ export async function configFrom(
   flags: StoreFlags,
   env: NodeJS.ProcessEnv,
 ): Promise<{ input: ConfigInput; config: BrokerConfig }> {
-  const { configFromEnvironment, resolveConfig } = await import('@tether/broker');
+  const { configFromEnvironment, resolveConfig } = await import('@tether-broker/broker');
   const fromFlags: Record<string, unknown> = {
     port: flags.port,
     host: flags.host,

@@ -1,4 +1,4 @@
-import type { IdentityFile, OAuthErrorBody, Problem } from '@tether/protocol';
+import type { IdentityFile, OAuthErrorBody, Problem } from '@tether-broker/protocol';
 import { createClientAssertion } from './client-assertion.js';
 import { createDpopProof } from './dpop-proof.js';
 import { generateSessionKey, type SessionKey } from './session-key.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IdentityFile } from '@tether/protocol';
+import type { IdentityFile } from '@tether-broker/protocol';
 import { importJWK, type JWK, SignJWT } from 'jose';
 
 /** RFC 7523 client assertion for `private_key_jwt`: `iss` = `sub` = the principal, one-time `jti`. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { IdentityFile } from '@tether/protocol';
+import type { IdentityFile } from '@tether-broker/protocol';
 
 /** `TETHER_HOME`, or `~/.tether`. */
 export function tetherHome(env: NodeJS.ProcessEnv = process.env): string {

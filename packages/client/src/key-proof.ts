@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IdentityFile } from '@tether/protocol';
+import type { IdentityFile } from '@tether-broker/protocol';
 import { calculateJwkThumbprint, importJWK, type JWK, SignJWT } from 'jose';
 
 /** `typ` of a key proof; the broker refuses any other. */

@@ -1,4 +1,4 @@
-import type { SessionReceipt } from '@tether/protocol';
+import type { SessionReceipt } from '@tether-broker/protocol';
 import { decodeJwt } from 'jose';
 import { type BrokerClient, BrokerError } from './broker-client.js';
 import { createDpopProof } from './dpop-proof.js';

@@ -1,4 +1,4 @@
-import { DECISION_BATCH_MAX, DECISION_FIELD_MAX, type DecisionRecord } from '@tether/protocol';
+import { DECISION_BATCH_MAX, DECISION_FIELD_MAX, type DecisionRecord } from '@tether-broker/protocol';
 import type { BrokerLink } from './broker-link.js';
 import type { PepLogger } from './logger.js';
 

@@ -1,4 +1,4 @@
-import { StatusList, TOKEN_STATUS } from '@tether/protocol';
+import { StatusList, TOKEN_STATUS } from '@tether-broker/protocol';
 import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RevocationFeedVerifier, RevocationMessageRefused } from './events.js';

@@ -10,7 +10,7 @@ import {
   SNAPSHOT_JWT_TYPE,
   StatusList,
   StatusListError,
-} from '@tether/protocol';
+} from '@tether-broker/protocol';
 import {
   type CryptoKey,
   compactVerify,

@@ -2,7 +2,7 @@
  * The enforcement-point library: verifies what a request presents, locally. The access-token
  * verifier and the revocation mirror build on the DPoP checks exported here.
  */
-export { ERROR_CATALOGUE, type ErrorCode, type Problem } from '@tether/protocol';
+export { ERROR_CATALOGUE, type ErrorCode, type Problem } from '@tether-broker/protocol';
 export {
   ACCESS_TOKEN_DEFAULTS,
   type AccessTokenRequest,

@@ -1,4 +1,4 @@
-import { StatusList, TOKEN_STATUS } from '@tether/protocol';
+import { StatusList, TOKEN_STATUS } from '@tether-broker/protocol';
 import { decodeProtectedHeader, jwtVerify } from 'jose';
 import type { TetherAccessClaims } from './access-token-claims.js';
 import type { BrokerLink } from './broker-link.js';

@@ -1,6 +1,6 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT, SSE_SNAPSHOT_EVENT } from '@tether/protocol';
+import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT, SSE_SNAPSHOT_EVENT } from '@tether-broker/protocol';
 import { BrokerCallFailed, type BrokerLink } from './broker-link.js';
 import { REVOCATION_FEED_DEFAULTS, RevocationFeedVerifier, RevocationMessageRefused } from './events.js';
 import type { KeySource } from './jwks.js';

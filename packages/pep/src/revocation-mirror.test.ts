@@ -1,4 +1,4 @@
-import { StatusList, TOKEN_STATUS } from '@tether/protocol';
+import { StatusList, TOKEN_STATUS } from '@tether-broker/protocol';
 import { describe, expect, it } from 'vitest';
 import { RevocationMirror } from './revocation-mirror.js';
 

@@ -4,7 +4,7 @@ import {
   type SessionNarrowedData,
   type StatusList,
   TOKEN_STATUS,
-} from '@tether/protocol';
+} from '@tether-broker/protocol';
 
 /** What the mirror knows about one token, as the enforcer asks it. */
 export interface MirrorQuery {

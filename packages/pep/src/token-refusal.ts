@@ -1,4 +1,4 @@
-import type { ErrorCode } from '@tether/protocol';
+import type { ErrorCode } from '@tether-broker/protocol';
 import { DPOP_DEFAULTS } from './dpop.js';
 
 /** Why a request's access token was refused; each is a code of the protocol's catalogue, HTTP 401. */

@@ -107,7 +107,7 @@ const NOT_THROWN: Record<string, { producedIn: string | null; reason: string; ma
 const DYNAMIC_SITES: Record<string, { codes: ErrorCode[]; reason: string }> = {
   'packages/broker/src/http/routes/sessions.ts': {
     codes: ['invalid_dpop_proof', 'use_dpop_nonce'],
-    reason: "re-throws a @tether/pep DpopError, whose code is typed as the pep's DpopErrorCode",
+    reason: "re-throws a @tether-broker/pep DpopError, whose code is typed as the pep's DpopErrorCode",
   },
   'packages/broker/src/services/authenticate-caller.ts': {
     codes: ['invalid_dpop_proof', 'use_dpop_nonce'],

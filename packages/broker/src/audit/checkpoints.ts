@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import canonicalizeModule from 'canonicalize';
 import type { Logger } from 'pino';
 import { inTransaction, type StoreHandle } from '../store/database.js';

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { decodeProtectedHeader, importJWK, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import type { Principal, PrincipalKey } from '../domain/principal.js';
 import { isUniqueViolation, type TxHandle } from '../store/database.js';

@@ -1,4 +1,4 @@
-import type { OAuthErrorBody, OAuthErrorCode } from '@tether/protocol';
+import type { OAuthErrorBody, OAuthErrorCode } from '@tether-broker/protocol';
 
 const STATUS: Record<OAuthErrorCode, number> = {
   invalid_request: 400,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { isTetherError, type TetherError } from '@tether/protocol';
+import { isTetherError, type TetherError } from '@tether-broker/protocol';
 import { describe, expect, it } from 'vitest';
 import { configFromEnvironment, resolveConfig } from './config.js';
 import { DEFAULTS } from './defaults.js';

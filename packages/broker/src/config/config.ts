@@ -1,6 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { DEFAULTS } from './defaults.js';
 
 const LogLevel = Type.Union(

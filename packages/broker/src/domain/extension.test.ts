@@ -1,4 +1,4 @@
-import { isTetherError, type TetherError } from '@tether/protocol';
+import { isTetherError, type TetherError } from '@tether-broker/protocol';
 import { describe, expect, it } from 'vitest';
 import { assertMayExtend, extensionBounds } from './extension.js';
 import { idleDeadline, isIdle } from './idle.js';

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import type { Privilege } from './privilege.js';
 import { isLive, type Session } from './session.js';
 

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 
 /**
  * Federated workloads: a trust record says which OIDC issuer's tokens, for which audience,

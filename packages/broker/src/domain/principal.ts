@@ -1,4 +1,4 @@
-import type { PrincipalKind, Role } from '@tether/protocol';
+import type { PrincipalKind, Role } from '@tether-broker/protocol';
 
 export interface Principal {
   id: string;

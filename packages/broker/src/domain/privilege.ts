@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { RE2JS } from 're2js';
 
 /** How many distinct approvers a request needs, and who they may be. */

@@ -1,4 +1,4 @@
-import { type ErrorCode, isTetherError } from '@tether/protocol';
+import { type ErrorCode, isTetherError } from '@tether-broker/protocol';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Privilege } from './privilege.js';

@@ -1,4 +1,4 @@
-import { type RequestState, TetherError } from '@tether/protocol';
+import { type RequestState, TetherError } from '@tether-broker/protocol';
 import { compileTicketPattern, type Privilege } from './privilege.js';
 
 /**

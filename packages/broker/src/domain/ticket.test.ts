@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { describe, expect, it } from 'vitest';
 import type { TicketRule } from './privilege.js';
 import {

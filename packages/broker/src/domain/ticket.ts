@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import type { TicketRule } from './privilege.js';
 
 /** The ticket systems that can feed the register, each through its own signed webhook. */

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import type { Principal } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';
 import type { AccessRequest } from '../domain/request.js';

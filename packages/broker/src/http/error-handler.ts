@@ -1,5 +1,5 @@
-import { DPOP_DEFAULTS } from '@tether/pep';
-import { type ErrorCode, isTetherError, PROBLEM_MEDIA_TYPE, toProblem } from '@tether/protocol';
+import { DPOP_DEFAULTS } from '@tether-broker/pep';
+import { type ErrorCode, isTetherError, PROBLEM_MEDIA_TYPE, toProblem } from '@tether-broker/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OAuthError } from '../auth/oauth-error.js';
 import { isStoreUnavailable } from '../store/faults.js';

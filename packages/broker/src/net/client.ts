@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/config.js';
 import type { Clock } from '../domain/clock.js';

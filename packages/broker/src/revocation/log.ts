@@ -1,4 +1,4 @@
-import { type RevocationEvent, readRevocationEvent } from '@tether/protocol';
+import { type RevocationEvent, readRevocationEvent } from '@tether-broker/protocol';
 import { queueSessionSignals } from '../ssf/outbox.js';
 import type { StoreHandle, TxHandle } from '../store/database.js';
 import {

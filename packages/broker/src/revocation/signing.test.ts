@@ -1,4 +1,4 @@
-import { localKeySource, RevocationFeedVerifier } from '@tether/pep';
+import { localKeySource, RevocationFeedVerifier } from '@tether-broker/pep';
 import {
   type CryptoKey,
   calculateJwkThumbprint,

@@ -5,7 +5,7 @@ import {
   type RevocationEventClaims,
   SNAPSHOT_JWT_TYPE,
   type SnapshotClaims,
-} from '@tether/protocol';
+} from '@tether-broker/protocol';
 import { SignJWT } from 'jose';
 import { statusListUri } from '../tokens/access-token.js';
 import { type ActiveSigningKey, SIGNING_ALG } from '../tokens/keys.js';

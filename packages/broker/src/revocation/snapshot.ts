@@ -1,5 +1,5 @@
-import type { SessionEndedData, SessionNarrowedData } from '@tether/protocol';
-import { readRevocationEvent } from '@tether/protocol';
+import type { SessionEndedData, SessionNarrowedData } from '@tether-broker/protocol';
+import { readRevocationEvent } from '@tether-broker/protocol';
 import type { StoreHandle } from '../store/database.js';
 import { readRevocationHead } from '../store/repositories/revocations.js';
 import { flaggedSlots, tenantStatusLists } from '../store/repositories/status-lists.js';

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT, SSE_SNAPSHOT_EVENT } from '@tether/protocol';
+import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT, SSE_SNAPSHOT_EVENT } from '@tether-broker/protocol';
 import type { Clock } from '../domain/clock.js';
 import type { StoreHandle } from '../store/database.js';
 import type { RevocationFanout } from './fanout.js';

@@ -1,4 +1,4 @@
-import { type Role, TetherError } from '@tether/protocol';
+import { type Role, TetherError } from '@tether-broker/protocol';
 import { hasRole } from '../domain/principal.js';
 import type { Caller } from './context.js';
 

@@ -1,5 +1,5 @@
-import { DpopError, proofKeyIsNot, type VerifiedDpopProof } from '@tether/pep';
-import { TetherError } from '@tether/protocol';
+import { DpopError, proofKeyIsNot, type VerifiedDpopProof } from '@tether-broker/pep';
+import { TetherError } from '@tether-broker/protocol';
 import { ApiTokenRejected, verifyApiToken } from '../auth/api-token.js';
 import { findPrincipal, listPrincipalKeys } from '../store/repositories/principals.js';
 import { findTenantById } from '../store/repositories/tenants.js';

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { GENESIS_HASH } from '../audit/chain.js';
 import { recordAudit } from '../audit/record.js';

@@ -1,4 +1,4 @@
-import { DpopError, ReplayCache, type VerifiedDpopProof, verifyDpopProof } from '@tether/pep';
+import { DpopError, ReplayCache, type VerifiedDpopProof, verifyDpopProof } from '@tether-broker/pep';
 import { rememberOnce } from '../store/single-use.js';
 import type { BrokerContext } from './context.js';
 

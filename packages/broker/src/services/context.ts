@@ -1,4 +1,4 @@
-import type { PepDpopNonces, VerifiedDpopProof } from '@tether/pep';
+import type { PepDpopNonces, VerifiedDpopProof } from '@tether-broker/pep';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/config.js';
 import type { Clock } from '../domain/clock.js';

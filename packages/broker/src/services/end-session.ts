@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import { hasRole } from '../domain/principal.js';
 import { type EndReason, ended, type Session } from '../domain/session.js';

@@ -1,5 +1,5 @@
-import { DpopError } from '@tether/pep';
-import { isTetherError } from '@tether/protocol';
+import { DpopError } from '@tether-broker/pep';
+import { isTetherError } from '@tether-broker/protocol';
 import type { JWTPayload } from 'jose';
 import { OAuthError } from '../auth/oauth-error.js';
 import {

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import { assertMayExtend, type ExtensionBounds, extensionBounds } from '../domain/extension.js';
 import { newId } from '../domain/ids.js';

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { importJWK } from 'jose';
 import { recordAudit } from '../audit/record.js';
 import { jwksCacheOf } from '../auth/subject-token.js';

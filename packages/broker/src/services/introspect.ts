@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { isIdle } from '../domain/idle.js';
 import { hasRole } from '../domain/principal.js';
 import { isLive } from '../domain/session.js';

@@ -1,4 +1,4 @@
-import { DpopError } from '@tether/pep';
+import { DpopError } from '@tether-broker/pep';
 import { recordAudit } from '../audit/record.js';
 import { issueApiToken } from '../auth/api-token.js';
 import { SignedAssertionRefused, verifyClientAssertion } from '../auth/client-assertion.js';

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import type { Principal } from '../domain/principal.js';
 import { revocationHead } from '../revocation/log.js';
 import { inTransaction, type StoreHandle, type TxHandle } from '../store/database.js';

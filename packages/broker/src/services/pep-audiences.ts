@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import { hasRole, type Principal } from '../domain/principal.js';
 import { inTransaction, type StoreHandle } from '../store/database.js';

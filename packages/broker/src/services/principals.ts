@@ -1,4 +1,4 @@
-import { type PrincipalKind, type Role, TetherError } from '@tether/protocol';
+import { type PrincipalKind, type Role, TetherError } from '@tether-broker/protocol';
 import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { recordAudit } from '../audit/record.js';
 import { verifyKeyProof } from '../auth/key-proof.js';

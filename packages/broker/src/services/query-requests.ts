@@ -1,4 +1,4 @@
-import { type RequestState, TetherError } from '@tether/protocol';
+import { type RequestState, TetherError } from '@tether-broker/protocol';
 import { type AccessRequest, expire, type Review } from '../domain/request.js';
 import { listRequests, listReviews } from '../store/repositories/requests.js';
 import type { BrokerContext, Caller } from './context.js';

@@ -1,4 +1,4 @@
-import { type DecisionRecord, type DecisionReport, TetherError } from '@tether/protocol';
+import { type DecisionRecord, type DecisionReport, TetherError } from '@tether-broker/protocol';
 import type { AuditEntry } from '../audit/chain.js';
 import { recordAudit } from '../audit/record.js';
 import { isIdOf } from '../domain/ids.js';

@@ -1,4 +1,4 @@
-import { DpopError } from '@tether/pep';
+import { DpopError } from '@tether-broker/pep';
 import { recordAudit } from '../audit/record.js';
 import { OAuthError } from '../auth/oauth-error.js';
 import { idleDetails, isIdle } from '../domain/idle.js';

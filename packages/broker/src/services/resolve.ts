@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { isIdOf } from '../domain/ids.js';
 import type { Group, Principal } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { revocationHead } from '../revocation/log.js';
 import { requireRole } from './access-control.js';
 import type { BrokerContext, Caller } from './context.js';

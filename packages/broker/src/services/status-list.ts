@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { findStatusList, flaggedSlots } from '../store/repositories/status-lists.js';
 import { statusListUri } from '../tokens/access-token.js';
 import { signStatusList } from '../tokens/status-list-token.js';

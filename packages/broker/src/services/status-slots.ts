@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { TOKEN_STATUS } from '@tether/protocol';
+import { TOKEN_STATUS } from '@tether-broker/protocol';
 import type { TxHandle } from '../store/database.js';
 import { forUpdate } from '../store/locking.js';
 import {

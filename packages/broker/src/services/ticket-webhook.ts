@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import { applyTicketEvent, type TicketState, type Webhook, type WebhookKind } from '../domain/ticket.js';
 import { enqueueReevaluation } from '../evaluation/jobs.js';

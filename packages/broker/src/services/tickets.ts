@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import type { Principal } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';
 import { assertTicketSatisfiesRule, isAssignedTo, type Ticket, type TicketState } from '../domain/ticket.js';

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import { isIdOf, newId } from '../domain/ids.js';
 import { MANUAL_SOURCE, type Webhook, type WebhookKind } from '../domain/ticket.js';

@@ -5,7 +5,7 @@
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import type { TicketEvent, TicketState, WebhookKind } from '../domain/ticket.js';
 
 /** A verified delivery: a ticket event to apply, or something the register has no use for. */

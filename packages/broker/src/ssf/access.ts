@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { hasRole } from '../domain/principal.js';
 import { requireRole } from '../services/access-control.js';
 import type { Caller } from '../services/context.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { RevocationEvent } from '@tether/protocol';
+import type { RevocationEvent } from '@tether-broker/protocol';
 import type { TxHandle } from '../store/database.js';
 import { insertOutboxEntry } from '../store/repositories/ssf-outbox.js';
 import { listOpenStreams, takeOutboxSeq } from '../store/repositories/ssf-streams.js';

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import type { BrokerContext, Caller } from '../services/context.js';
 import { inTransaction, type TxHandle } from '../store/database.js';

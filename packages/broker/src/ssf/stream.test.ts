@@ -1,4 +1,4 @@
-import { isTetherError } from '@tether/protocol';
+import { isTetherError } from '@tether-broker/protocol';
 import { describe, expect, it } from 'vitest';
 import {
   assertSettingsAreCoherent,

@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { isAcceptableJwksUri } from '../domain/federation.js';
 import {
   type DeliveryMethod,

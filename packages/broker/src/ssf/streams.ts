@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import { newId } from '../domain/ids.js';
 import { hasRole } from '../domain/principal.js';

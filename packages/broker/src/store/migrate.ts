@@ -1,4 +1,4 @@
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { type Kysely, sql } from 'kysely';
 import type { StoreHandle } from './database.js';
 import { KNOWN_MIGRATIONS, MIGRATIONS } from './migrations/index.js';

@@ -1,5 +1,5 @@
 import { hkdfSync } from 'node:crypto';
-import { PepDpopNonces } from '@tether/pep';
+import { PepDpopNonces } from '@tether-broker/pep';
 import type { Clock } from '../domain/clock.js';
 import type { Kek } from './key-encryption.js';
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { base64url, CompactEncrypt, compactDecrypt, errors as joseErrors } from 'jose';
 
 /** The key-encryption key that protects private keys at rest, with a short id that names it. */

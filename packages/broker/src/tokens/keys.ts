@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';

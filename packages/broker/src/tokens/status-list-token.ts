@@ -1,4 +1,4 @@
-import { StatusList } from '@tether/protocol';
+import { StatusList } from '@tether-broker/protocol';
 import { SignJWT } from 'jose';
 import { SIGNING_ALG, type SigningKeys } from './keys.js';
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { BoundSession, BrokerClient, BrokerError, type SessionKey, sessionKeyFromJwk } from '@tether/client';
+import { BoundSession, BrokerClient, BrokerError, type SessionKey, sessionKeyFromJwk } from '@tether-broker/client';
 import { type Command, InvalidArgumentError } from 'commander';
 import type { JWK } from 'jose';
 import { CliError, EXIT, isConnectionFailure, unreachable } from '../errors.js';

@@ -1,4 +1,4 @@
-import { loadIdentity } from '@tether/client';
+import { loadIdentity } from '@tether-broker/client';
 import { type Command, Option } from 'commander';
 import { destination, pino } from 'pino';
 import { CliError, EXIT } from '../errors.js';

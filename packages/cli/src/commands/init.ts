@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { writeIdentity } from '@tether/client';
+import { writeIdentity } from '@tether-broker/client';
 import type { Command } from 'commander';
 import { CliError, EXIT } from '../errors.js';
 import { defaultIdentityPath, type GlobalOptions } from '../identity.js';
@@ -48,7 +48,7 @@ async function init(flags: InitFlags, globals: GlobalOptions): Promise<void> {
   // Checked before anything is created: a tenant whose admin key is lost is useless.
   const target = identityTarget(flags, env);
   const { adoptAuditKeys, bootstrapTenant, loadKek, migrateToLatest, openStore, storeLocation, systemClock } =
-    await import('@tether/broker');
+    await import('@tether-broker/broker');
   const location = storeLocation(config);
   const store = openStore({ location });
   let boot: Awaited<ReturnType<typeof bootstrapTenant>>;

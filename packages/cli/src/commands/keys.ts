@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BrokerConfig } from '@tether/broker';
+import type { BrokerConfig } from '@tether-broker/broker';
 import type { Command } from 'commander';
 import { formatDuration, parseDuration } from '../duration.js';
 import { CliError, EXIT } from '../errors.js';
@@ -47,14 +47,14 @@ function assertStoreExists(config: BrokerConfig, location: string): void {
 async function withBroker<T>(
   flags: StoreFlags,
   work: (
-    ctx: Awaited<ReturnType<typeof import('@tether/broker').openBroker>>,
-    broker: typeof import('@tether/broker'),
+    ctx: Awaited<ReturnType<typeof import('@tether-broker/broker').openBroker>>,
+    broker: typeof import('@tether-broker/broker'),
     where: string,
   ) => Promise<T>,
 ): Promise<T> {
   const env = process.env;
   const { input, config } = await configFrom(flags, env);
-  const broker = await import('@tether/broker');
+  const broker = await import('@tether-broker/broker');
   const location = broker.storeLocation(config);
   assertStoreExists(config, location);
   // Logs go to stderr, and only what matters: stdout is the command's answer.

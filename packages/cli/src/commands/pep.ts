@@ -1,4 +1,4 @@
-import type { PepAudiencesAnswer } from '@tether/protocol';
+import type { PepAudiencesAnswer } from '@tether-broker/protocol';
 import type { Command } from 'commander';
 import { seg } from '../api.js';
 import { list, renderFields, say } from '../output.js';

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
-import { createKeyProof, tetherHome, writeIdentity } from '@tether/client';
-import { PRINCIPAL_KINDS, ROLES } from '@tether/protocol';
+import { createKeyProof, tetherHome, writeIdentity } from '@tether-broker/client';
+import { PRINCIPAL_KINDS, ROLES } from '@tether-broker/protocol';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { JWK } from 'jose';
 import { type KeyAnswer, type PrincipalAnswer, seg } from '../api.js';

@@ -1,4 +1,4 @@
-import { REQUEST_STATES } from '@tether/protocol';
+import { REQUEST_STATES } from '@tether-broker/protocol';
 import { type Command, Option } from 'commander';
 import { query, type RequestAnswer } from '../api.js';
 import { lookUpNames } from '../names.js';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { basename, isAbsolute, join, relative } from 'node:path';
-import type { BrokerConfig, BrokerContext, RunningBroker } from '@tether/broker';
+import type { BrokerConfig, BrokerContext, RunningBroker } from '@tether-broker/broker';
 import { type Command, Option } from 'commander';
 import { knownDemoKeys, type WrittenDemo, writeDemoIdentities } from '../demo-identities.js';
 import { CliError, EXIT } from '../errors.js';
@@ -51,7 +51,7 @@ function effectiveFlags(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerFlags
 async function serve(flags: ServerFlags, env: NodeJS.ProcessEnv): Promise<void> {
   const { input, config } = await configFrom(effectiveFlags(flags, env), env);
   // Loaded here, not at start-up: the other verbs do not pay for the broker's dependencies.
-  const broker = await import('@tether/broker');
+  const broker = await import('@tether-broker/broker');
   // Refused before the store is opened or created: nothing is left behind by a start that cannot serve.
   refuseAs('insecure_http', () => broker.assertSecureTransport(config));
   refuseAs('invalid_config', () => broker.tlsServerOptions(config));

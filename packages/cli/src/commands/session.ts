@@ -1,5 +1,5 @@
-import { BoundSession, BrokerError, exportSessionKey, generateSessionKey } from '@tether/client';
-import type { SessionReceipt } from '@tether/protocol';
+import { BoundSession, BrokerError, exportSessionKey, generateSessionKey } from '@tether-broker/client';
+import type { SessionReceipt } from '@tether-broker/protocol';
 import { type Command, Option } from 'commander';
 import { query, type RequestAnswer, type SessionAnswer, seg } from '../api.js';
 import { formatDuration, parseDuration } from '../duration.js';

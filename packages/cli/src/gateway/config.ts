@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { ServerOptions } from 'node:https';
 import { homedir } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { type IdentityFile, insecureHttpReason } from '@tether/protocol';
+import { type IdentityFile, insecureHttpReason } from '@tether-broker/protocol';
 import { parse as parseYaml } from 'yaml';
 import { CliError, EXIT } from '../errors.js';
 import type { RequestLimits } from './hardening.js';

@@ -1,4 +1,4 @@
-import type { EnforcerState } from '@tether/pep';
+import type { EnforcerState } from '@tether-broker/pep';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** What the gateway counts; one registry per gateway, so several in one process do not collide. */

@@ -10,8 +10,8 @@ import {
   type Enforcer,
   type EnforcerOptions,
   silentLogger,
-} from '@tether/pep';
-import { type ErrorCode, PROBLEM_MEDIA_TYPE, toProblem } from '@tether/protocol';
+} from '@tether-broker/pep';
+import { type ErrorCode, PROBLEM_MEDIA_TYPE, toProblem } from '@tether-broker/protocol';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { type GatewayConfig, gatewayHttpsOptions } from './config.js';
 import {

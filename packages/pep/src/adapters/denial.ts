@@ -1,4 +1,4 @@
-import { PROBLEM_MEDIA_TYPE, toProblem } from '@tether/protocol';
+import { PROBLEM_MEDIA_TYPE, toProblem } from '@tether-broker/protocol';
 import type { Decision } from '../enforcer.js';
 
 /** The status, headers and RFC 9457 body that answer a denied request. */

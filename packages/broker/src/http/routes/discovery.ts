@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { DPOP_DEFAULTS } from '@tether/pep';
+import { DPOP_DEFAULTS } from '@tether-broker/pep';
 import { CLIENT_ASSERTION_ALGS } from '../../auth/client-assertion.js';
 import type { BrokerContext } from '../../services/context.js';
 import { GRANT_TYPES } from '../../services/issue-token.js';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { RevocationSigner } from '../../revocation/signing.js';
 import { RevocationStreams } from '../../revocation/stream.js';
 import type { BrokerContext } from '../../services/context.js';

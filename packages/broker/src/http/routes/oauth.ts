@@ -1,8 +1,8 @@
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { DPOP_DEFAULTS } from '@tether/pep';
-import { TetherError } from '@tether/protocol';
+import { DPOP_DEFAULTS } from '@tether-broker/pep';
+import { TetherError } from '@tether-broker/protocol';
 import type { FastifyRequest } from 'fastify';
 import { OAuthError } from '../../auth/oauth-error.js';
 import { authenticateCaller } from '../../services/authenticate-caller.js';

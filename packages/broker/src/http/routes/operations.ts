@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { BrokerContext } from '../../services/context.js';

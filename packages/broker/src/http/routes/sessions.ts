@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { DpopError } from '@tether/pep';
-import { TetherError } from '@tether/protocol';
+import { DpopError } from '@tether-broker/pep';
+import { TetherError } from '@tether-broker/protocol';
 import { activateSession } from '../../services/activate-session.js';
 import type { BrokerContext } from '../../services/context.js';
 import { endSession, revokeSessions } from '../../services/end-session.js';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
-import { isTetherError } from '@tether/protocol';
+import { isTetherError } from '@tether-broker/protocol';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { SIGNAL_LIMITS, type SignalTransmitter } from '../../domain/transmitter.js';
 import type { BrokerContext } from '../../services/context.js';

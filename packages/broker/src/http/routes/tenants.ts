@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { IdParams, withProblems } from '../schemas/common.js';
 import { PrincipalView, TenantView } from '../schemas/records.js';
 import { principalView, tenantView } from '../views.js';

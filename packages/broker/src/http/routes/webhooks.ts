@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
-import { TetherError } from '@tether/protocol';
+import { TetherError } from '@tether-broker/protocol';
 import { WEBHOOK_KINDS, type Webhook } from '../../domain/ticket.js';
 import type { BrokerContext } from '../../services/context.js';
 import { receiveTicketDelivery } from '../../services/ticket-webhook.js';

@@ -1,5 +1,5 @@
 import { type TSchema, Type } from '@sinclair/typebox';
-import { NAME_PATTERN, PRINCIPAL_KINDS, REQUEST_STATES, ROLES } from '@tether/protocol';
+import { NAME_PATTERN, PRINCIPAL_KINDS, REQUEST_STATES, ROLES } from '@tether-broker/protocol';
 
 /** Every object schema refuses unknown keys: a typo must fail loudly, not be ignored. */
 export const Strict = { additionalProperties: false } as const;

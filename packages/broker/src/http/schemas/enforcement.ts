@@ -10,7 +10,7 @@ import {
   type PepAudiencesAnswer,
   type PepAudiencesRequest,
   type SessionReceipt,
-} from '@tether/protocol';
+} from '@tether-broker/protocol';
 import { Ref, Strict, Timestamp } from './common.js';
 
 /** A position in a tenant's revocation log (below 10^15, so exact as a number everywhere). */

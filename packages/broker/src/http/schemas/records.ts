@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { NAME_PATTERN } from '@tether/protocol';
+import { NAME_PATTERN } from '@tether-broker/protocol';
 import {
   Attributes,
   Name,

@@ -1,4 +1,4 @@
-import type { PrincipalKind, Role } from '@tether/protocol';
+import type { PrincipalKind, Role } from '@tether-broker/protocol';
 import type { Principal, PrincipalKey } from '../../domain/principal.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';

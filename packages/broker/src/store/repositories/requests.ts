@@ -1,4 +1,4 @@
-import type { RequestState } from '@tether/protocol';
+import type { RequestState } from '@tether-broker/protocol';
 import type { AccessRequest, RequestKind, Review, ReviewDecision } from '../../domain/request.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
