@@ -19,6 +19,7 @@ import type { KeySource } from './jwks.js';
 import type { ReplayCache } from './replay-cache.js';
 import { refused, TokenRefused } from './token-refusal.js';
 import { tokenDigest, VerifiedTokenCache } from './verified-token-cache.js';
+import { utf8LongerThan } from './web.js';
 
 export interface AccessTokenVerifierOptions {
   /** The exact `iss` of accepted tokens. */
@@ -167,7 +168,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       const nowMs = config.now();
       const nowS = nowMs / 1000;
       const token = readCredentials(request.authorization);
-      const digest = tokenDigest(token);
+      const digest = await tokenDigest(token);
       let entry = cache.get(digest, nowMs);
       const cached = entry !== undefined;
       if (entry === undefined) {
@@ -285,7 +286,7 @@ function readCredentials(header: string | string[] | undefined): string {
   if (scheme !== 'dpop') throw refused('the Authorization scheme must be DPoP');
   const token = match[2]?.trim() ?? '';
   if (token === '') throw refused('the Authorization header carries no token');
-  if (Buffer.byteLength(token, 'utf8') > ACCESS_TOKEN_DEFAULTS.maxTokenBytes) {
+  if (utf8LongerThan(token, ACCESS_TOKEN_DEFAULTS.maxTokenBytes)) {
     throw refused(`the token is larger than ${ACCESS_TOKEN_DEFAULTS.maxTokenBytes} bytes`);
   }
   if (!COMPACT_JWS.test(token)) throw refused('the token is not a compact JWS of three base64url parts');

@@ -1,5 +1,5 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { type CryptoKey, importJWK, type JWK, SignJWT } from 'jose';
+import { randomBase64url, sha256Base64url } from './web.js';
 
 /** The enforcement point's own principal (role `pep`): the identity file's `principal` and `key`. */
 export interface PepIdentity {
@@ -66,7 +66,7 @@ export class BrokerLink {
   #signingKey: Promise<{ key: CryptoKey | Uint8Array; alg: string; publicJwk: JWK }> | undefined;
   #nonce: string | undefined;
   /** This process's instance id: random per start, never reused. */
-  readonly instance = randomBytes(18).toString('base64url');
+  readonly instance = randomBase64url(18);
 
   constructor(options: BrokerLinkOptions) {
     this.broker = options.broker.replace(/\/+$/, '');
@@ -169,13 +169,11 @@ export class BrokerLink {
       htm: method.toUpperCase(),
       // The broker checks `htu` against its public URL (the issuer), not where it is reached.
       htu: `${this.issuer}${path}`,
-      ...(token === undefined
-        ? {}
-        : { ath: createHash('sha256').update(token, 'ascii').digest('base64url') }),
+      ...(token === undefined ? {} : { ath: await sha256Base64url(token) }),
       ...(this.#nonce === undefined ? {} : { nonce: this.#nonce }),
     })
       .setProtectedHeader({ alg, typ: 'dpop+jwt', jwk: publicJwk })
-      .setJti(randomUUID())
+      .setJti(globalThis.crypto.randomUUID())
       .setIssuedAt(Math.floor(this.#now() / 1000))
       .sign(key);
   }
@@ -248,7 +246,7 @@ export class BrokerLink {
       .setAudience(audience)
       .setIssuedAt(iat)
       .setExpirationTime(iat + 60)
-      .setJti(randomUUID())
+      .setJti(globalThis.crypto.randomUUID())
       .sign(key);
   }
 }

@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
 import {
-  base64url,
   type CryptoKey,
   calculateJwkThumbprint,
   decodeProtectedHeader,
@@ -13,6 +11,7 @@ import {
 } from 'jose';
 import { normalizeHtu } from './htu.js';
 import { type ReplayCache, ReplayCacheFullError } from './replay-cache.js';
+import { sha256Base64url, utf8LongerThan } from './web.js';
 
 /** The RFC 9449 error codes a DPoP check can end with. */
 export type DpopErrorCode = 'invalid_dpop_proof' | 'use_dpop_nonce';
@@ -179,7 +178,7 @@ export async function verifyDpopProof(
   }
   // The proof stays acceptable until iat + window (iat is at most the tolerance ahead), so its
   // jti must be remembered that long.
-  rememberJti(config.replayCache, jkt, claims.jti, (claims.iat + config.windowSeconds) * 1000);
+  await rememberJti(config.replayCache, jkt, claims.jti, (claims.iat + config.windowSeconds) * 1000);
   return { jkt, jti: claims.jti, iat: claims.iat, htm: claims.htm, htu: claims.htu, publicJwk: jwk };
 }
 
@@ -193,7 +192,7 @@ export async function verifyDpopProof(
  * ```
  */
 export async function dpopAth(accessToken: string): Promise<string> {
-  return base64url.encode(createHash('sha256').update(accessToken, 'utf8').digest());
+  return sha256Base64url(accessToken);
 }
 
 function invalid(description: string, cause?: unknown): DpopError {
@@ -238,7 +237,7 @@ function singleProof(headerValue: string | string[] | undefined, maxProofBytes: 
   if (values.length > 1) throw invalid('more than one DPoP header');
   const proof = values[0];
   if (proof === undefined || proof === '') throw invalid('the DPoP header is missing');
-  if (Buffer.byteLength(proof, 'utf8') > maxProofBytes) {
+  if (utf8LongerThan(proof, maxProofBytes)) {
     throw invalid(`the DPoP proof is larger than ${maxProofBytes} bytes`);
   }
   // Node joins repeated unknown headers with ", "; a JWS never contains a comma.
@@ -394,8 +393,8 @@ function checkNonce(nonce: unknown, expected: string): void {
 // Keyed by (jkt, jti): the signature covers both, so any replay of a proof carries the same pair,
 // and another key cannot use up an honest client's jti values. RFC 9449 §11.1 asks to store only
 // a hash of large values; the key is a fixed-size digest.
-function rememberJti(cache: ReplayCache, jkt: string, jti: string, expiresAt: number): void {
-  const key = base64url.encode(createHash('sha256').update(`${jkt}.${jti}`, 'utf8').digest());
+async function rememberJti(cache: ReplayCache, jkt: string, jti: string, expiresAt: number): Promise<void> {
+  const key = await sha256Base64url(`${jkt}.${jti}`);
   let firstUse: boolean;
   try {
     firstUse = cache.checkAndRemember(key, expiresAt);

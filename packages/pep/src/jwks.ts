@@ -103,6 +103,11 @@ export async function localKeySource(jwks: { keys: JWK[] }): Promise<KeySource> 
  * ```
  */
 export function remoteKeySource(url: string, options: RemoteKeySourceOptions): KeySource {
+  // Not jose's createRemoteJWKSet (its customFetch would carry the size cap and the DPoP nonce):
+  // it times its cache and cooldown with Date.now(), not the injected clock; its cooldown counts
+  // from the last *successful* fetch, so while the issuer fails every call fetches again; it
+  // neither refreshes ahead nor keeps the known keys when a refresh fails; and it checks one
+  // selected key at use, where a set holding private material must be refused whole.
   const config = resolveRemoteOptions(url, options);
   let keys = new Map<string, CryptoKey>();
   let fetchedAt: number | undefined;
@@ -240,7 +245,13 @@ async function readLimited(response: Response, limit: number): Promise<string> {
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 async function importSigningKeys(document: unknown): Promise<Map<string, CryptoKey>> {

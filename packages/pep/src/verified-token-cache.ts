@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { TetherAccessClaims } from './access-token-claims.js';
+import { sha256Base64url } from './web.js';
 
 /** The cache key of a token: SHA-256 of its text, base64url. The token itself is never kept. */
-export function tokenDigest(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('base64url');
+export function tokenDigest(token: string): Promise<string> {
+  return sha256Base64url(token);
 }
 
 /** A verified token: its claims and the `kid` its signature was checked with. */

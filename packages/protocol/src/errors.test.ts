@@ -109,7 +109,7 @@ const DYNAMIC_SITES: Record<string, { codes: ErrorCode[]; reason: string }> = {
     codes: ['invalid_dpop_proof', 'use_dpop_nonce'],
     reason: "re-throws a @tether-broker/pep DpopError, whose code is typed as the pep's DpopErrorCode",
   },
-  'packages/broker/src/services/authenticate-caller.ts': {
+  'packages/broker/src/auth/authenticate-caller.ts': {
     codes: ['invalid_dpop_proof', 'use_dpop_nonce'],
     reason: "re-throws the DpopError of a DPoP-bound API token's proof with its own code",
   },
