@@ -1,7 +1,7 @@
 // A broker in its own process, as deployed: `startBroker` (HTTP listener, sweeper and, on
 // PostgreSQL, the LISTEN connection that hears the other replicas). Driven over IPC by the runner.
 import { openBroker, startBroker } from '../../packages/broker/dist/broker.js';
-import { bootstrapTenant } from '../../packages/broker/dist/services/bootstrap.js';
+import { bootstrapTenant } from '../../packages/broker/dist/index.js';
 import { openStore } from '../../packages/broker/dist/store/database.js';
 import { serveParent } from './processes.mjs';
 

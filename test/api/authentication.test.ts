@@ -4,7 +4,7 @@ import { base64url, type CryptoKey, importJWK, type JWK, type JWTPayload, SignJW
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { pruneSpentJtis } from '../../packages/broker/src/auth/client-assertion.js';
 import { newId } from '../../packages/broker/src/domain/ids.js';
-import { bootstrapTenant } from '../../packages/broker/src/services/bootstrap.js';
+import { bootstrapTenant } from '../../packages/broker/src/records/bootstrap.js';
 import { listPrincipalKeys } from '../../packages/broker/src/store/repositories/principals.js';
 import { type BrokerClient, BrokerError } from '../../packages/client/src/index.js';
 import { type Actor, newKeyPair, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { expireOverdueRequests } from '../../packages/broker/src/services/expire-requests.js';
-import { reviewRequest } from '../../packages/broker/src/services/review-request.js';
+import { expireOverdueRequests } from '../../packages/broker/src/core/expire-requests.js';
+import { reviewRequest } from '../../packages/broker/src/requests/review-request.js';
 import { listAuditRecords } from '../../packages/broker/src/store/repositories/audit.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { refusal } from '../support/refusal.js';

@@ -4,7 +4,7 @@ import type { InjectOptions } from 'fastify';
 import { base64url, type CryptoKey, calculateJwkThumbprint, importJWK, type JWK, SignJWT } from 'jose';
 import { sql } from 'kysely';
 import { afterAll, expect, it } from 'vitest';
-import { loadKek, openSecret } from '../../packages/broker/src/tokens/key-encryption.js';
+import { loadKek, openSecret } from '../../packages/broker/src/config/key-encryption.js';
 import { bindingOf } from '../../packages/broker/src/tokens/signing-key-seal.js';
 import { BrokerClient, BrokerError } from '../../packages/client/src/index.js';
 import { injectFetch, newKeyPair, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';

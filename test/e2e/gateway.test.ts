@@ -3,7 +3,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BoundSession, BrokerClient, createDpopProof, loadIdentity, sessionKeyFromJwk } from '@tether-broker/client';
+import {
+  BoundSession,
+  BrokerClient,
+  createDpopProof,
+  loadIdentity,
+  sessionKeyFromJwk,
+} from '@tether-broker/client';
 import type { SessionReceipt } from '@tether-broker/protocol';
 import type { JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

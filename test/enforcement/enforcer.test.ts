@@ -2,9 +2,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import { endSession } from '../../packages/broker/src/core/end-session.js';
 import { buildApp } from '../../packages/broker/src/http/app.js';
 import { compactRevocationLog } from '../../packages/broker/src/revocation/snapshot.js';
-import { endSession } from '../../packages/broker/src/services/end-session.js';
 import { BoundSession, createDpopProof } from '../../packages/client/src/index.js';
 import {
   createEnforcer,

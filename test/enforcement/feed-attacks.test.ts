@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, request, type Server, type ServerRe
 import type { AddressInfo } from 'node:net';
 import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { endSession } from '../../packages/broker/src/services/end-session.js';
+import { endSession } from '../../packages/broker/src/core/end-session.js';
 import { createDpopProof } from '../../packages/client/src/dpop-proof.js';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { createEnforcer, type Enforcer, type SseMessage } from '../../packages/pep/src/index.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SessionReceipt } from '@tether-broker/protocol';
-import { afterAll, afterEach, beforeEach, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { run } from '../../packages/cli/src/program.js';
 import { BoundSession, writeIdentity } from '../../packages/client/src/index.js';
 import { type Actor, injectFetch, startTestBroker, type TestBroker } from '../support/broker.js';
@@ -12,8 +12,10 @@ import { describeEachStore } from '../support/stores.js';
 
 /**
  * `tether session end --wait-enforced` and `tether session receipt`, run in this process
- * against a real broker (its `fetch` goes to the app by inject; no port is opened). The CLI
- * keeps real time; the broker's clock is set to it and then held, so PEPs stay live.
+ * against a real broker: the CLI is given its I/O (its `fetch` goes to the app by inject, no
+ * port is opened; its output is collected; its environment names a temporary home), so no
+ * global is patched. The CLI keeps real time; the broker's clock is set to it and then held,
+ * so PEPs stay live.
  */
 describeEachStore('session receipts from the CLI', (fixture) => {
   let b: TestBroker;
@@ -21,7 +23,6 @@ describeEachStore('session receipts from the CLI', (fixture) => {
   let pep: Actor;
   let home: string;
   let identityFile: string;
-  const savedHome = process.env.TETHER_HOME;
   afterAll(() => fixture.cleanup());
 
   beforeEach(async () => {
@@ -30,15 +31,10 @@ describeEachStore('session receipts from the CLI', (fixture) => {
     s = await setUpScenario(b);
     pep = await b.principal('edge-pep', 'service', ['pep']);
     home = mkdtempSync(join(tmpdir(), 'tether-cli-receipts-'));
-    process.env.TETHER_HOME = home;
     identityFile = join(home, 'deploy-bot.json');
     writeIdentity(identityFile, s.pipeline.identity);
-    vi.stubGlobal('fetch', injectFetch(b.app));
   });
   afterEach(async () => {
-    vi.unstubAllGlobals();
-    if (savedHome === undefined) delete process.env.TETHER_HOME;
-    else process.env.TETHER_HOME = savedHome;
     rmSync(home, { recursive: true, force: true });
     await b.close();
   });
@@ -47,21 +43,13 @@ describeEachStore('session receipts from the CLI', (fixture) => {
   async function tether(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const out: string[] = [];
     const err: string[] = [];
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-      out.push(String(chunk));
-      return true;
+    const code = await run(['node', 'tether', '--identity', identityFile, ...args], {
+      stdout: { write: (chunk) => out.push(String(chunk)) },
+      stderr: { write: (chunk) => err.push(String(chunk)) },
+      fetch: injectFetch(b.app),
+      env: { TETHER_HOME: home },
     });
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-      err.push(String(chunk));
-      return true;
-    });
-    try {
-      const code = await run(['node', 'tether', '--identity', identityFile, ...args]);
-      return { code, stdout: out.join(''), stderr: err.join('') };
-    } finally {
-      stdout.mockRestore();
-      stderr.mockRestore();
-    }
+    return { code, stdout: out.join(''), stderr: err.join('') };
   }
 
   async function liveSession(): Promise<string> {

@@ -1,6 +1,6 @@
 import type { PepAckAnswer, SessionReceipt } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { PEP_ACK_RETENTION_MS, pruneAckHistory } from '../../packages/broker/src/services/pep-ack.js';
+import { PEP_ACK_RETENTION_MS, pruneAckHistory } from '../../packages/broker/src/enforcement/pep-ack.js';
 import { BoundSession, type BrokerClient } from '../../packages/client/src/index.js';
 import { type Actor, startTestBroker, type TestBroker } from '../support/broker.js';
 import { refusal } from '../support/refusal.js';

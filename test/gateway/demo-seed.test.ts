@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { DEMO_TENANT, seedDemo } from '../../packages/broker/src/demo/seed.js';
-import { bootstrapTenant } from '../../packages/broker/src/services/bootstrap.js';
-import { createPrincipal } from '../../packages/broker/src/services/principals.js';
+import { bootstrapTenant } from '../../packages/broker/src/records/bootstrap.js';
+import { createPrincipal } from '../../packages/broker/src/records/principals.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { describeEachStore } from '../support/stores.js';
 

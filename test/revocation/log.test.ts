@@ -1,6 +1,7 @@
 import type { RevocationEvent } from '@tether-broker/protocol';
 import { afterAll, beforeEach, expect, it } from 'vitest';
 import { ManualClock } from '../../packages/broker/src/domain/clock.js';
+import { bootstrapTenant } from '../../packages/broker/src/records/bootstrap.js';
 import { RevocationFanout } from '../../packages/broker/src/revocation/fanout.js';
 import {
   announceOnCommit,
@@ -9,7 +10,6 @@ import {
   readRevocationLog,
   revocationHead,
 } from '../../packages/broker/src/revocation/log.js';
-import { bootstrapTenant } from '../../packages/broker/src/services/bootstrap.js';
 import { inTransaction, type Store } from '../../packages/broker/src/store/database.js';
 import { describeEachStore } from '../support/stores.js';
 

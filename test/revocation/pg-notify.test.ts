@@ -2,13 +2,13 @@ import type { RevocationEvent } from '@tether-broker/protocol';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { ManualClock } from '../../packages/broker/src/domain/clock.js';
+import { bootstrapTenant } from '../../packages/broker/src/records/bootstrap.js';
 import { RevocationFanout } from '../../packages/broker/src/revocation/fanout.js';
 import { appendRevocationEvent } from '../../packages/broker/src/revocation/log.js';
 import {
   type RevocationListenerOptions,
   RevocationNotifyListener,
 } from '../../packages/broker/src/revocation/pg-notify.js';
-import { bootstrapTenant } from '../../packages/broker/src/services/bootstrap.js';
 import { inTransaction, openStore, type Store } from '../../packages/broker/src/store/database.js';
 import { eventually } from '../support/eventually.js';
 import { describeOnPostgres } from '../support/stores.js';

@@ -6,8 +6,8 @@ import {
 } from '@tether-broker/pep';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import type { Kek } from '../../packages/broker/src/tokens/key-encryption.js';
-import { retireExpiredKeys, rotateSigningKey } from '../../packages/broker/src/tokens/keys.js';
+import type { Kek } from '../../packages/broker/src/config/key-encryption.js';
+import { retireExpiredKeys, rotateSigningKey } from '../../packages/broker/src/operations/signing-keys.js';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { eventually } from '../support/eventually.js';

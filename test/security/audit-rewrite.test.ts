@@ -8,8 +8,8 @@ import {
   type RecordFields,
 } from '../../packages/broker/src/audit/chain.js';
 import { checkpointOnSchedule } from '../../packages/broker/src/audit/checkpoints.js';
+import { rotateSigningKey } from '../../packages/broker/src/operations/signing-keys.js';
 import { toAuditRecord } from '../../packages/broker/src/store/repositories/audit.js';
-import { rotateSigningKey } from '../../packages/broker/src/tokens/keys.js';
 import type { BrokerClient } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
@@ -299,7 +299,7 @@ describeEachStore('audit chain rewritten by a database writer', (fixture) => {
         details: { retiring: rotated.retiring },
       });
       b.clock.advance(601_000);
-      const { retireExpiredKeys } = await import('../../packages/broker/src/tokens/keys.js');
+      const { retireExpiredKeys } = await import('../../packages/broker/src/operations/signing-keys.js');
       await retireExpiredKeys(b.ctx.store, b.clock.now());
       expect(await actions()).toContain('signing_key.retired');
       expect(await verify()).toMatchObject({ ok: true });

@@ -1,6 +1,6 @@
 import type { DecisionRecord } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { endIdleSessions } from '../../packages/broker/src/services/end-idle-sessions.js';
+import { endIdleSessions } from '../../packages/broker/src/sessions/end-idle-sessions.js';
 import { BoundSession, BrokerClient } from '../../packages/client/src/index.js';
 import { BrokerCallFailed } from '../../packages/pep/src/index.js';
 import { type Actor, injectFetch, startTestBroker, type TestBroker } from '../support/broker.js';

@@ -9,9 +9,10 @@ import {
   SignJWT,
 } from 'jose';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { openSecret, sealSecret } from '../../packages/broker/src/config/key-encryption.js';
+import { rotateSigningKey } from '../../packages/broker/src/operations/signing-keys.js';
 import type { SigningKeyRow } from '../../packages/broker/src/store/schema.js';
-import { openSecret, sealSecret } from '../../packages/broker/src/tokens/key-encryption.js';
-import { rotateSigningKey, SEAL_LEGACY } from '../../packages/broker/src/tokens/keys.js';
+import { SEAL_LEGACY } from '../../packages/broker/src/tokens/keys.js';
 import { BoundSession, createDpopProof } from '../../packages/client/src/index.js';
 import {
   createAccessTokenVerifier,

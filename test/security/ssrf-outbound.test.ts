@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { useOutbound } from '../../packages/broker/src/net/client.js';
 import { REMOTE_KEYS } from '../../packages/broker/src/net/key-sets.js';
 import { OutboundClient } from '../../packages/broker/src/net/outbound.js';
-import { deliverDue } from '../../packages/broker/src/ssf/delivery.js';
+import { deliverDue } from '../../packages/broker/src/ssf-streams/delivery.js';
 import type { Store } from '../../packages/broker/src/store/database.js';
 import type { BrokerClient } from '../../packages/client/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';

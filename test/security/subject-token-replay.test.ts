@@ -169,7 +169,7 @@ describeEachStore('subject token replay (RFC 8693 token exchange)', (fixture) =>
 
 /** The digest is what names a token; sanity-check it never equals a hash of the raw token when a jti exists. */
 it('subject token keys: (issuer, jti) when there is a jti, else the whole token', async () => {
-  const { subjectTokenKey } = await import('../../packages/broker/src/services/subject-token-use.js');
+  const { subjectTokenKey } = await import('../../packages/broker/src/sessions/subject-token-use.js');
   const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest('base64url');
   expect(subjectTokenKey({ iss: 'https://i', jti: 'j-1' }, 'a.b.c')).toBe(
     digest('jti\u0000https://i\u0000j-1'),

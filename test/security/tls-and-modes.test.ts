@@ -22,8 +22,8 @@ import {
   configFromEnvironment,
   resolveConfig,
 } from '../../packages/broker/src/config/config.js';
-import { bootstrapTenant } from '../../packages/broker/src/services/bootstrap.js';
-import { createPrincipal } from '../../packages/broker/src/services/principals.js';
+import { bootstrapTenant } from '../../packages/broker/src/records/bootstrap.js';
+import { createPrincipal } from '../../packages/broker/src/records/principals.js';
 import {
   insecureGatewayUrls,
   resolveGatewayConfig,

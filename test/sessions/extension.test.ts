@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { endExpiredSessions } from '../../packages/broker/src/services/end-session.js';
-import { expireOverdueRequests } from '../../packages/broker/src/services/expire-requests.js';
+import { endExpiredSessions } from '../../packages/broker/src/core/end-session.js';
+import { expireOverdueRequests } from '../../packages/broker/src/core/expire-requests.js';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { refusal } from '../support/refusal.js';

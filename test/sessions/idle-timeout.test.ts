@@ -1,8 +1,8 @@
 import type { DecisionRecord } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import { endExpiredSessions } from '../../packages/broker/src/core/end-session.js';
 import { readRevocationLog } from '../../packages/broker/src/revocation/log.js';
-import { endIdleSessions } from '../../packages/broker/src/services/end-idle-sessions.js';
-import { endExpiredSessions } from '../../packages/broker/src/services/end-session.js';
+import { endIdleSessions } from '../../packages/broker/src/sessions/end-idle-sessions.js';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { type Actor, startTestBroker, type TestBroker } from '../support/broker.js';
 import { pepLink, reportOver } from '../support/pep-link.js';

@@ -1,7 +1,7 @@
 import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeEach, expect, it } from 'vitest';
-import type { Kek } from '../../packages/broker/src/tokens/key-encryption.js';
-import { retireExpiredKeys, rotateSigningKey } from '../../packages/broker/src/tokens/keys.js';
+import type { Kek } from '../../packages/broker/src/config/key-encryption.js';
+import { retireExpiredKeys, rotateSigningKey } from '../../packages/broker/src/operations/signing-keys.js';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';

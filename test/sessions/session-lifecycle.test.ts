@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { endExpiredSessions } from '../../packages/broker/src/services/end-session.js';
+import { endExpiredSessions } from '../../packages/broker/src/core/end-session.js';
 import {
   BoundSession,
   BrokerClient,

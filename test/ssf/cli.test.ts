@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it, vi } from 'vitest';
-import { type SsfDeliveryWorker, startSsfDelivery } from '../../packages/broker/src/ssf/worker.js';
+import { type SsfDeliveryWorker, startSsfDelivery } from '../../packages/broker/src/ssf-streams/worker.js';
 import { run } from '../../packages/cli/src/program.js';
 import { BoundSession, writeIdentity } from '../../packages/client/src/index.js';
 import { injectFetch, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';

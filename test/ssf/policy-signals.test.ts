@@ -1,6 +1,6 @@
 import type { JSONWebKeySet, JWTPayload } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { deliverDue } from '../../packages/broker/src/ssf/delivery.js';
+import { deliverDue } from '../../packages/broker/src/ssf-streams/delivery.js';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';

@@ -1,6 +1,6 @@
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { deliverDue } from '../../packages/broker/src/ssf/delivery.js';
+import { deliverDue } from '../../packages/broker/src/ssf-streams/delivery.js';
 import type { Actor } from '../support/broker.js';
 import { PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { refusal } from '../support/refusal.js';

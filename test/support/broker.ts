@@ -7,11 +7,11 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jo
 import { pino } from 'pino';
 import { openBroker } from '../../packages/broker/src/broker.js';
 import type { ConfigInput } from '../../packages/broker/src/config/config.js';
+import type { BrokerContext, Caller } from '../../packages/broker/src/core/context.js';
 import { ManualClock } from '../../packages/broker/src/domain/clock.js';
 import { buildApp } from '../../packages/broker/src/http/app.js';
-import { bootstrapTenant } from '../../packages/broker/src/services/bootstrap.js';
-import type { BrokerContext, Caller } from '../../packages/broker/src/services/context.js';
-import { createPrincipal } from '../../packages/broker/src/services/principals.js';
+import { bootstrapTenant } from '../../packages/broker/src/records/bootstrap.js';
+import { createPrincipal } from '../../packages/broker/src/records/principals.js';
 import type { Store } from '../../packages/broker/src/store/database.js';
 import { BrokerClient } from '../../packages/client/src/index.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { openSecret } from '../../packages/broker/src/tokens/key-encryption.js';
+import { openSecret } from '../../packages/broker/src/config/key-encryption.js';
 import type { BrokerClient } from '../../packages/client/src/index.js';
 import { PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { refusal } from '../support/refusal.js';

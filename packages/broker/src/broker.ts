@@ -5,22 +5,23 @@ import { adoptAuditKeys, sealLegacyChains } from './audit/checkpoints.js';
 import { recordSettingsChange } from './audit/settings.js';
 import type { ConfigInput } from './config/config.js';
 import { type BrokerConfig, resolveConfig } from './config/config.js';
+import { type Kek, loadKek } from './config/key-encryption.js';
+import type { BrokerContext } from './core/context.js';
+import { BrokerHealth } from './core/health.js';
 import { type Clock, systemClock } from './domain/clock.js';
 import { ReevaluationWorker } from './evaluation/worker.js';
 import { buildApp } from './http/app.js';
 import { serverTimeouts } from './http/plugins/rate-limit.js';
-import { BrokerHealth } from './operations/health.js';
+import { ensureSigningKey, resealLegacySigningKeys } from './operations/signing-keys.js';
 import { sweepOnce } from './operations/sweeper.js';
 import { PolicyEngine } from './policy/cedar.js';
 import { RevocationFanout } from './revocation/fanout.js';
 import { RevocationNotifyListener } from './revocation/pg-notify.js';
-import type { BrokerContext } from './services/context.js';
-import { startSsfDelivery } from './ssf/worker.js';
+import { startSsfDelivery } from './ssf-streams/worker.js';
 import { migrateToLatest, openStore, type Store } from './store/database.js';
 import { secureDataDir } from './store/file-modes.js';
 import { brokerDpopNonces } from './tokens/dpop-nonce.js';
-import { type Kek, loadKek } from './tokens/key-encryption.js';
-import { ensureSigningKey, resealLegacySigningKeys, SigningKeys } from './tokens/keys.js';
+import { SigningKeys } from './tokens/keys.js';
 import { assertSecureTransport, listenTls, type TlsListener, tlsServerOptions } from './transport.js';
 
 /** Where the store lives: PostgreSQL when a URL is configured, else SQLite in the data directory. */

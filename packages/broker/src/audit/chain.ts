@@ -1,5 +1,8 @@
 import { createHash, createHmac, type KeyObject } from 'node:crypto';
 import canonicalizeModule from 'canonicalize';
+import type { AuditRecord } from '../domain/audit-record.js';
+
+export type { AuditRecord } from '../domain/audit-record.js';
 
 // The package is CommonJS with a typed default export; unwrap it once.
 const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
@@ -20,28 +23,6 @@ export interface AuditEntry {
   policies?: string[];
   /** Extra, non-secret facts (never tokens or keys). */
   details?: Record<string, unknown>;
-}
-
-/** A record as stored and as answered by the API. */
-export interface AuditRecord {
-  tenantId: string;
-  seq: number;
-  id: string;
-  at: number;
-  actor: string;
-  action: string;
-  target: string;
-  outcome: string;
-  requestId: string | null;
-  ticket: string | null;
-  principalId: string | null;
-  policies: string[];
-  details: Record<string, unknown>;
-  prevHash: string;
-  /** `macVersion` 0: SHA-256 of the fields; 1: HMAC-SHA256 of them under the chain key. */
-  hash: string;
-  /** 0: written unkeyed (before the chain was keyed); 1: keyed. */
-  macVersion: number;
 }
 
 /** The MAC version of keyed records. */

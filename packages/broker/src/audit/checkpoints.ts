@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { TetherError } from '@tether-broker/protocol';
 import canonicalizeModule from 'canonicalize';
 import type { Logger } from 'pino';
+import type { Kek } from '../config/key-encryption.js';
 import { inTransaction, type StoreHandle } from '../store/database.js';
 import {
   type AuditCheckpoint,
@@ -14,7 +15,6 @@ import {
   readStoreAuditKeyId,
   setAuditHeadKey,
 } from '../store/repositories/audit.js';
-import type { Kek } from '../tokens/key-encryption.js';
 import { KEYED, macRecord } from './chain.js';
 import { type AuditKeys, loadAuditKeys } from './keys.js';
 import { recordAudit } from './record.js';

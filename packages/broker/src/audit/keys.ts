@@ -1,5 +1,5 @@
 import { createHash, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
-import type { Kek } from '../tokens/key-encryption.js';
+import type { Kek } from '../config/key-encryption.js';
 
 /**
  * The audit keys one KEK gives: one MACs the records of every chain, the other authenticates

@@ -5,6 +5,7 @@ import {
   type AuditHead,
   appendAuditRecord,
   appendAuditRecords,
+  insertAuditHeadRow,
   listAuditCheckpoints,
   listAuditHeads,
   lockAuditHead,
@@ -27,6 +28,18 @@ function chainKey(head: AuditHead, tenantId: string): KeyObject | undefined {
   const keys = auditKeysById(head.macKey);
   if (!keys) throw new Error(`the audit key of tenant ${tenantId}'s chain is not loaded in this process`);
   return keys.chain;
+}
+
+/**
+ * Creates a tenant's empty chain, keyed from its first record with the store's audit key when
+ * this process holds it. Unkeyed only where no process holding the KEK has keyed the store yet,
+ * or this one does not hold it (`tether init` runs without the KEK): the broker seals such a
+ * chain's unkeyed prefix at its next start.
+ */
+export async function insertAuditHead(h: StoreHandle, tenantId: string, hash: string): Promise<void> {
+  const storeKey = await readStoreAuditKeyId(h);
+  const macKey = storeKey !== undefined && auditKeysById(storeKey) ? storeKey : null;
+  await insertAuditHeadRow(h, tenantId, hash, macKey);
 }
 
 /**

@@ -1,5 +1,3 @@
-import type { TrustFacts } from '../policy/cedar.js';
-
 /**
  * The trust context that CAEP signals build up: per principal, and per session when a signal
  * named one. Pure: reading and writing it is the store's business.
@@ -22,6 +20,20 @@ export interface TrustContext {
 
 /** One signal's contribution: the facts it reports, all dated by the event. */
 export type TrustUpdate = TrustContext;
+
+/** What signals reported about the principal and session (`context.trust`, for `continue`). */
+export interface TrustFacts {
+  /** compliant | not-compliant | unknown */
+  deviceCompliance: string;
+  /** The identity provider's level, or unknown. */
+  assuranceLevel: string;
+  /** low | medium | high | unknown */
+  riskLevel: string;
+  /** A credential of the principal changed after the session started. */
+  credentialChanged: boolean;
+  /** The latest token-claims-change, as `name=value` entries. */
+  claims: string[];
+}
 
 const FACTS = ['deviceCompliance', 'assuranceLevel', 'riskLevel', 'claims'] as const;
 

@@ -1,10 +1,10 @@
 import type { AuditEntry } from '../audit/chain.js';
 import { recordAuditBatch } from '../audit/record.js';
+import type { BrokerContext } from '../core/context.js';
+import { endSessionIn } from '../core/end-session.js';
 import type { Verdict } from '../domain/reevaluation.js';
 import { narrowed, type Session, type SessionGrant } from '../domain/session.js';
 import { announceOnCommit, appendRevocationEvents } from '../revocation/log.js';
-import type { BrokerContext } from '../services/context.js';
-import { endSessionIn } from '../services/end-session.js';
 import type { TxHandle } from '../store/database.js';
 import { writeSessionNarrowings } from '../store/repositories/sessions.js';
 

@@ -1,4 +1,6 @@
 import { TetherError } from '@tether-broker/protocol';
+import { principalFacts } from '../core/policy-facts.js';
+import { ticketFactsOf, ticketStanding } from '../core/ticket-facts.js';
 import type { Principal } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';
 import type { AccessRequest } from '../domain/request.js';
@@ -12,8 +14,6 @@ import {
   type TicketFacts,
   type TrustFacts,
 } from '../policy/cedar.js';
-import { principalFacts } from '../services/policy-facts.js';
-import { ticketFactsOf, ticketStanding } from '../services/tickets.js';
 import type { StoreHandle } from '../store/database.js';
 import { findFederatedRequest, findFederatedRequestsByIds } from '../store/repositories/federations.js';
 import { currentPolicyVersion } from '../store/repositories/policies.js';

@@ -1,7 +1,7 @@
+import type { BrokerContext } from '../core/context.js';
 import { newId } from '../domain/ids.js';
 import type { ReevaluationJob, ReevaluationTrigger } from '../domain/reevaluation.js';
 import { isLive } from '../domain/session.js';
-import type { BrokerContext } from '../services/context.js';
 import { inTransaction, type TxHandle } from '../store/database.js';
 import {
   insertReevaluationJob,

@@ -1,4 +1,4 @@
-import type { BrokerContext } from '../services/context.js';
+import type { BrokerContext } from '../core/context.js';
 import { pruneFinishedJobs } from '../store/repositories/reevaluation-jobs.js';
 import { pruneSeenSetJtis } from '../store/repositories/signal-transmitters.js';
 

@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { TetherError } from '@tether-broker/protocol';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { BrokerContext } from '../services/context.js';
+import type { BrokerContext } from '../core/context.js';
 import { exposeSigningKeyMetrics } from '../tokens/keys.js';
 import { installErrorHandling } from './error-handler.js';
 import { requireAuthentication } from './plugins/authenticate.js';

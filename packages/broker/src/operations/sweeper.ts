@@ -1,16 +1,16 @@
 import { checkpointOnSchedule } from '../audit/checkpoints.js';
 import { pruneSpentJtis } from '../auth/client-assertion.js';
+import { pruneSpentProofs } from '../core/broker-dpop.js';
+import type { BrokerContext } from '../core/context.js';
+import { endExpiredSessions } from '../core/end-session.js';
+import { expireOverdueRequests } from '../core/expire-requests.js';
+import { runSteps } from '../core/health.js';
+import { pruneAckHistory } from '../enforcement/pep-ack.js';
 import { sweepContinuousEvaluation } from '../evaluation/sweep.js';
 import { compactRevocationLog } from '../revocation/snapshot.js';
-import { pruneSpentProofs } from '../services/broker-dpop.js';
-import type { BrokerContext } from '../services/context.js';
-import { endIdleSessions } from '../services/end-idle-sessions.js';
-import { endExpiredSessions } from '../services/end-session.js';
-import { expireOverdueRequests } from '../services/expire-requests.js';
-import { pruneAckHistory } from '../services/pep-ack.js';
+import { endIdleSessions } from '../sessions/end-idle-sessions.js';
 import { pruneSubjectTokenUses } from '../store/repositories/subject-tokens.js';
-import { retireExpiredKeys } from '../tokens/keys.js';
-import { runSteps } from './health.js';
+import { retireExpiredKeys } from './signing-keys.js';
 
 /** One named step of the sweep. */
 export type SweepStep = readonly [name: string, step: () => Promise<unknown>];

@@ -6,7 +6,10 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { TrustFacts } from '../domain/trust.js';
 import { CEDAR_SCHEMA } from './schema.js';
+
+export type { TrustFacts } from '../domain/trust.js';
 
 // Node 20's V8 inlines JS->Wasm calls into optimised callers, and a lazy deoptimisation on the
 // return from such an inlined call aborts the whole process ("Fatal error: unreachable code",
@@ -49,20 +52,6 @@ export interface TicketFacts {
   assignees: string[];
   /** Whether the requester is among the assignees (through the source's assignee attribute). */
   assignedToRequester: boolean;
-}
-
-/** What signals reported about the principal and session (`context.trust`, for `continue`). */
-export interface TrustFacts {
-  /** compliant | not-compliant | unknown */
-  deviceCompliance: string;
-  /** The identity provider's level, or unknown. */
-  assuranceLevel: string;
-  /** low | medium | high | unknown */
-  riskLevel: string;
-  /** A credential of the principal changed after the session started. */
-  credentialChanged: boolean;
-  /** The latest token-claims-change, as `name=value` entries. */
-  claims: string[];
 }
 
 /** The trust context of a principal no signal has reported on. */

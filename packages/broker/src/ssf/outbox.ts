@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { RevocationEvent } from '@tether-broker/protocol';
-import type { TxHandle } from '../store/database.js';
-import { insertOutboxEntry } from '../store/repositories/ssf-outbox.js';
-import { listOpenStreams, takeOutboxSeq } from '../store/repositories/ssf-streams.js';
-import type { SessionEventFacts } from './set.js';
-import { carries } from './stream.js';
+import { carries } from '../domain/ssf-stream.js';
 import {
   SESSION_REVOKED,
   type SetKind,
   type SupportedEvent,
   TOKEN_CLAIMS_CHANGE,
   VERIFICATION,
-} from './vocabulary.js';
+} from '../domain/ssf-vocabulary.js';
+import type { TxHandle } from '../store/database.js';
+import { insertOutboxEntry } from '../store/repositories/ssf-outbox.js';
+import { listOpenStreams, takeOutboxSeq } from '../store/repositories/ssf-streams.js';
+import type { SessionEventFacts } from './set.js';
 
 /** Called with the streams that got new entries, after the transaction that queued them committed. */
 export type OutboxListener = (streamIds: readonly string[]) => void;

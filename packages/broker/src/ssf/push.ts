@@ -1,5 +1,5 @@
+import { SET_MEDIA_TYPE } from '../domain/ssf-vocabulary.js';
 import { type OutboundClient, type OutboundResponse, Unreachable } from '../net/outbound.js';
-import { SET_MEDIA_TYPE } from './vocabulary.js';
 
 /** What became of one push (RFC 8935 §2). */
 export type PushOutcome =

@@ -1,12 +1,17 @@
 import { SignJWT } from 'jose';
 import type { Session } from '../domain/session.js';
+import type { Stream } from '../domain/ssf-stream.js';
+import {
+  SESSION_REVOKED,
+  SET_JWT_TYPE,
+  TOKEN_CLAIMS_CHANGE,
+  VERIFICATION,
+} from '../domain/ssf-vocabulary.js';
 import type { StoreHandle } from '../store/database.js';
 import { findSessionById } from '../store/repositories/sessions.js';
 import type { OutboxEntry } from '../store/repositories/ssf-outbox.js';
 import { PRIVILEGE_DETAIL_TYPE } from '../tokens/access-token.js';
 import { type ActiveSigningKey, SIGNING_ALG } from '../tokens/keys.js';
-import type { Stream } from './stream.js';
-import { SESSION_REVOKED, SET_JWT_TYPE, TOKEN_CLAIMS_CHANGE, VERIFICATION } from './vocabulary.js';
 
 /** Epoch milliseconds → NumericDate. */
 const seconds = (ms: number) => Math.floor(ms / 1000);

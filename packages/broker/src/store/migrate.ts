@@ -1,6 +1,6 @@
 import { TetherError } from '@tether-broker/protocol';
 import { type Kysely, sql } from 'kysely';
-import type { StoreHandle } from './database.js';
+import type { StoreHandle } from './handle.js';
 import { KNOWN_MIGRATIONS, MIGRATIONS } from './migrations/index.js';
 
 /**

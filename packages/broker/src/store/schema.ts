@@ -162,7 +162,7 @@ export interface SigningKeyRow {
   kid: string;
   alg: string;
   public_jwk: string;
-  private_jwk_enc: string; // AES-256-GCM envelope, see tokens/key-encryption.ts
+  private_jwk_enc: string; // AES-256-GCM envelope, see config/key-encryption.ts
   state: string; // 'active' | 'retired'
   created_at: number;
   retire_at: number | null;
@@ -310,7 +310,7 @@ export interface WebhookRow {
   tenant_id: string;
   name: string; // the ticket source's name, unique in the tenant
   kind: string; // WebhookKind
-  secret_enc: string; // the HMAC secret, sealed under the KEK (tokens/key-encryption.ts)
+  secret_enc: string; // the HMAC secret, sealed under the KEK (config/key-encryption.ts)
   assignee_attribute: string; // principal attribute holding a person's identity in that ticket system
   created_by: string;
   created_at: number;

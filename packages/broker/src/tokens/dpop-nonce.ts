@@ -1,7 +1,7 @@
 import { hkdfSync } from 'node:crypto';
 import { PepDpopNonces } from '@tether-broker/pep';
+import type { Kek } from '../config/key-encryption.js';
 import type { Clock } from '../domain/clock.js';
-import type { Kek } from './key-encryption.js';
 
 /**
  * Server-issued DPoP nonces (RFC 9449 §8): the enforcement points' stateless per-window nonces

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { type Kek, openSecret, sealSecret } from './key-encryption.js';
+import { type Kek, openSecret, sealSecret } from '../config/key-encryption.js';
 import { bindingOf, openSigningKey, SEAL_BOUND, SEAL_LEGACY } from './signing-key-seal.js';
 
 const kek: Kek = { key: new Uint8Array(randomBytes(32)), id: 'test-kek' };

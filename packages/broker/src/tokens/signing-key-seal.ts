@@ -6,8 +6,8 @@ import {
   importJWK,
   type JWK,
 } from 'jose';
+import { type Kek, openSecret, type SealBinding } from '../config/key-encryption.js';
 import type { SigningKeyRow } from '../store/schema.js';
-import { type Kek, openSecret, type SealBinding } from './key-encryption.js';
 
 /**
  * How a signing key's private key is sealed, and the checks that decide whether a

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { authenticateCaller } from '../../services/authenticate-caller.js';
-import type { BrokerContext, Caller } from '../../services/context.js';
+import { authenticateCaller } from '../../auth/authenticate-caller.js';
+import type { BrokerContext, Caller } from '../../core/context.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import type { EnforcementMetrics } from '../../services/enforcement-metrics.js';
+import type { EnforcementMetrics } from '../../enforcement/enforcement-metrics.js';
 
 /** One registry per app, so several brokers in one process (tests) do not collide. */
 export function installMetrics(app: FastifyInstance): Registry {

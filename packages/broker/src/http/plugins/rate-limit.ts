@@ -4,10 +4,10 @@ import rateLimit, { type FastifyRateLimitStore, normalizeIP } from '@fastify/rat
 import { TetherError } from '@tether-broker/protocol';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { BrokerConfig } from '../../config/config.js';
+import { flushRefusals } from '../../core/audit-refusal.js';
+import type { BrokerContext } from '../../core/context.js';
+import { runAsSource } from '../../core/request-source.js';
 import type { Clock } from '../../domain/clock.js';
-import { flushRefusals } from '../../services/audit-refusal.js';
-import type { BrokerContext } from '../../services/context.js';
-import { runAsSource } from '../../services/request-source.js';
 
 /** The classes of unauthenticated routes, each limited per source address. */
 export type SourceClass = 'oauth' | 'deliveries' | 'public';

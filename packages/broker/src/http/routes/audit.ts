@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { queryAudit, verifyAudit } from '../../services/audit.js';
-import type { BrokerContext } from '../../services/context.js';
+import type { BrokerContext } from '../../core/context.js';
+import { queryAudit, verifyAudit } from '../../records/audit-trail.js';
 import { withProblems } from '../schemas/common.js';
 import { AuditQuery, AuditRecordView, AuditVerificationView } from '../schemas/records.js';
 import { auditRecordView, auditVerificationView } from '../views.js';

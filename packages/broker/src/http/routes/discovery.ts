@@ -2,8 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { DPOP_DEFAULTS } from '@tether-broker/pep';
 import { CLIENT_ASSERTION_ALGS } from '../../auth/client-assertion.js';
-import type { BrokerContext } from '../../services/context.js';
-import { GRANT_TYPES } from '../../services/issue-token.js';
+import type { BrokerContext } from '../../core/context.js';
+import { GRANT_TYPES } from '../../oauth/issue-token.js';
 import { PRIVILEGE_DETAIL_TYPE } from '../../tokens/access-token.js';
 
 const Metadata = Type.Object({

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { TetherError } from '@tether-broker/protocol';
+import type { BrokerContext } from '../../core/context.js';
+import { revocationStreamStart } from '../../enforcement/revocation-stream.js';
 import { RevocationSigner } from '../../revocation/signing.js';
 import { RevocationStreams } from '../../revocation/stream.js';
-import type { BrokerContext } from '../../services/context.js';
-import { revocationStreamStart } from '../../services/revocation-stream.js';
 import { Strict, withProblems } from '../schemas/common.js';
 
 /** A position in a tenant's revocation log, as a decimal string (below 10^15, so exact as a number). */

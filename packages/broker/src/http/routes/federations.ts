@@ -1,13 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from '@sinclair/typebox';
+import type { BrokerContext } from '../../core/context.js';
 import type { Federation } from '../../domain/federation.js';
-import type { BrokerContext } from '../../services/context.js';
 import {
   createFederation,
   findFederations,
   getFederation,
   removeFederation,
-} from '../../services/federations.js';
+} from '../../records/federations.js';
 import { Deleted, RefParams, withProblems } from '../schemas/common.js';
 import { FederationList, FederationView, NewFederationBody } from '../schemas/federations.js';
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { BrokerContext } from '../../services/context.js';
-import { createGroup, findGroups, getGroup, removeGroup, setGroupMembership } from '../../services/groups.js';
+import type { BrokerContext } from '../../core/context.js';
+import { createGroup, findGroups, getGroup, removeGroup, setGroupMembership } from '../../records/groups.js';
 import { Changed, Deleted, RefParams, withProblems } from '../schemas/common.js';
 import { GroupView, MemberParams, NewGroupBody } from '../schemas/records.js';
 import { groupView } from '../views.js';

@@ -4,12 +4,12 @@ import { Type } from '@sinclair/typebox';
 import { DPOP_DEFAULTS } from '@tether-broker/pep';
 import { TetherError } from '@tether-broker/protocol';
 import type { FastifyRequest } from 'fastify';
+import { authenticateCaller } from '../../auth/authenticate-caller.js';
 import { OAuthError } from '../../auth/oauth-error.js';
-import { authenticateCaller } from '../../services/authenticate-caller.js';
-import type { BrokerContext } from '../../services/context.js';
-import { introspect } from '../../services/introspect.js';
-import { issueToken } from '../../services/issue-token.js';
-import { revokeToken } from '../../services/revoke-token.js';
+import type { BrokerContext } from '../../core/context.js';
+import { introspect } from '../../oauth/introspect.js';
+import { issueToken } from '../../oauth/issue-token.js';
+import { revokeToken } from '../../oauth/revoke-token.js';
 import { OAuthErrorBody } from '../schemas/common.js';
 
 const TokenForm = Type.Object(

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { TetherError } from '@tether-broker/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
-import type { BrokerContext } from '../../services/context.js';
+import type { BrokerContext } from '../../core/context.js';
 import { storeReadiness } from '../../store/database.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../error-handler.js';
 

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { BrokerContext } from '../../services/context.js';
-import type { EnforcementMetrics } from '../../services/enforcement-metrics.js';
-import { acknowledgeRevocations } from '../../services/pep-ack.js';
-import { getPepAudiences, type PepAudiences, setPepAudiences } from '../../services/pep-audiences.js';
-import { recordDecisions } from '../../services/record-decisions.js';
+import type { BrokerContext } from '../../core/context.js';
+import type { EnforcementMetrics } from '../../enforcement/enforcement-metrics.js';
+import { acknowledgeRevocations } from '../../enforcement/pep-ack.js';
+import { recordDecisions } from '../../enforcement/record-decisions.js';
+import { getPepAudiences, type PepAudiences, setPepAudiences } from '../../records/pep-audiences.js';
 import { withProblems } from '../schemas/common.js';
 import {
   DecisionReportBody,

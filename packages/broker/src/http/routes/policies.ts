@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { BrokerContext } from '../../core/context.js';
 import { validatePolicySet } from '../../policy/cedar.js';
-import type { BrokerContext } from '../../services/context.js';
 import {
   getCurrentPolicySet,
   getPolicyVersion,
   policyHistory,
   replacePolicySet,
-} from '../../services/policies.js';
+} from '../../records/policies.js';
 import { withProblems } from '../schemas/common.js';
 import {
   PolicySetBody,

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { BrokerContext } from '../../services/context.js';
+import type { BrokerContext } from '../../core/context.js';
 import {
   addPrincipalKey,
   changePrincipal,
@@ -8,7 +8,7 @@ import {
   findPrincipals,
   getPrincipal,
   removePrincipalKey,
-} from '../../services/principals.js';
+} from '../../records/principals.js';
 import { Deleted, RefParams, withProblems } from '../schemas/common.js';
 import {
   KeyParams,

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { BrokerContext } from '../../services/context.js';
+import type { BrokerContext } from '../../core/context.js';
 import {
   changePrivilege,
   createPrivilege,
@@ -9,7 +9,7 @@ import {
   type PrivilegeChanges,
   type PrivilegeInput,
   removePrivilege,
-} from '../../services/privileges.js';
+} from '../../records/privileges.js';
 import { Deleted, RefParams, withProblems } from '../schemas/common.js';
 import { NewPrivilegeBody, PrivilegeChangesBody, PrivilegeView } from '../schemas/records.js';
 import { privilegeView } from '../views.js';

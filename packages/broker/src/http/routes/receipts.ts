@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from '@sinclair/typebox';
-import type { BrokerContext } from '../../services/context.js';
-import { type SessionReceipt, sessionReceipt } from '../../services/session-receipt.js';
+import type { BrokerContext } from '../../core/context.js';
+import { type SessionReceipt, sessionReceipt } from '../../sessions/session-receipt.js';
 import { withProblems } from '../schemas/common.js';
 import { SessionReceiptView } from '../schemas/enforcement.js';
 import { SessionParams } from '../schemas/sessions.js';

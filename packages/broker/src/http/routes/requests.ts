@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { cancelRequest } from '../../services/cancel-request.js';
-import type { BrokerContext } from '../../services/context.js';
-import { findRequests, getRequest } from '../../services/query-requests.js';
-import { requestAccess } from '../../services/request-access.js';
-import { reviewRequest } from '../../services/review-request.js';
+import type { BrokerContext } from '../../core/context.js';
+import { cancelRequest } from '../../requests/cancel-request.js';
+import { findRequests, getRequest } from '../../requests/query-requests.js';
+import { requestAccess } from '../../requests/request-access.js';
+import { reviewRequest } from '../../requests/review-request.js';
 import { emptyBodyAsObject, IdParams, withProblems } from '../schemas/common.js';
 import { CancelBody, NewRequestBody, RequestQuery, RequestView, ReviewBody } from '../schemas/records.js';
 import { requestView } from '../views.js';

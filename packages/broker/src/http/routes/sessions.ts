@@ -2,11 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { DpopError } from '@tether-broker/pep';
 import { TetherError } from '@tether-broker/protocol';
-import { activateSession } from '../../services/activate-session.js';
-import type { BrokerContext } from '../../services/context.js';
-import { endSession, revokeSessions } from '../../services/end-session.js';
-import { requestExtension } from '../../services/extend-session.js';
-import { findSessions, getSession } from '../../services/query-sessions.js';
+import type { BrokerContext } from '../../core/context.js';
+import { endSession, revokeSessions } from '../../core/end-session.js';
+import { activateSession } from '../../sessions/activate-session.js';
+import { requestExtension } from '../../sessions/extend-session.js';
+import { findSessions, getSession } from '../../sessions/query-sessions.js';
 import { emptyBodyAsObject, IdParams, withProblems } from '../schemas/common.js';
 import { RequestView } from '../schemas/records.js';
 import {

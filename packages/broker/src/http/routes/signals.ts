@@ -2,16 +2,16 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
 import { isTetherError } from '@tether-broker/protocol';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { BrokerContext } from '../../core/context.js';
 import { SIGNAL_LIMITS, type SignalTransmitter } from '../../domain/transmitter.js';
-import type { BrokerContext } from '../../services/context.js';
-import { receiveSignal } from '../../services/receive-signal.js';
+import { receiveSignal } from '../../signals/receive-signal.js';
+import { SET_MEDIA_TYPE, SetRefused } from '../../signals/set-verify.js';
 import {
   createTransmitter,
   findTransmitters,
   getTransmitter,
   removeTransmitter,
-} from '../../services/signal-transmitters.js';
-import { SET_MEDIA_TYPE, SetRefused } from '../../signals/set-verify.js';
+} from '../../signals/signal-transmitters.js';
 import { Deleted, RefParams, withProblems } from '../schemas/common.js';
 import {
   NewTransmitterBody,

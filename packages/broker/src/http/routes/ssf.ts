@@ -1,9 +1,19 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
-import type { BrokerContext } from '../../services/context.js';
-import { pollSets } from '../../ssf/poll.js';
-import { eventsDelivered, pollEndpoint, type Stream } from '../../ssf/stream.js';
-import { readStreamStatus, requestVerification, updateStreamStatus } from '../../ssf/stream-status.js';
+import type { BrokerContext } from '../../core/context.js';
+import { eventsDelivered, pollEndpoint, type Stream } from '../../domain/ssf-stream.js';
+import {
+  DELIVERY_METHODS,
+  EVENTS_SUPPORTED,
+  methodUri,
+  SSF_SPEC_VERSION,
+} from '../../domain/ssf-vocabulary.js';
+import { pollSets } from '../../ssf-streams/poll.js';
+import {
+  readStreamStatus,
+  requestVerification,
+  updateStreamStatus,
+} from '../../ssf-streams/stream-status.js';
 import {
   createStream,
   type DeliveryInput,
@@ -11,8 +21,7 @@ import {
   readStreams,
   removeStream,
   updateStream,
-} from '../../ssf/streams.js';
-import { DELIVERY_METHODS, EVENTS_SUPPORTED, methodUri, SSF_SPEC_VERSION } from '../../ssf/vocabulary.js';
+} from '../../ssf-streams/streams.js';
 import { withProblems } from '../schemas/common.js';
 import {
   CreateStreamBody,

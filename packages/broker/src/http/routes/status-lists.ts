@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { BrokerContext } from '../../services/context.js';
-import { publishStatusList } from '../../services/status-list.js';
+import type { BrokerContext } from '../../core/context.js';
+import { publishStatusList } from '../../enforcement/status-list.js';
 import { STATUS_LIST_MEDIA_TYPE } from '../../tokens/status-list-token.js';
 import { withProblems } from '../schemas/common.js';
 import { StatusListParams } from '../schemas/sessions.js';

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
+import type { BrokerContext } from '../../core/context.js';
 import type { Ticket } from '../../domain/ticket.js';
-import { closeTicket } from '../../services/close-ticket.js';
-import type { BrokerContext } from '../../services/context.js';
-import { findTickets, getTicket } from '../../services/tickets.js';
+import { closeTicket } from '../../tickets/close-ticket.js';
+import { findTickets, getTicket } from '../../tickets/tickets.js';
 import { emptyBodyAsObject, withProblems } from '../schemas/common.js';
 import {
   ClosedTicketView,

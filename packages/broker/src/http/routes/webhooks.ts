@@ -1,16 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
 import { TetherError } from '@tether-broker/protocol';
+import type { BrokerContext } from '../../core/context.js';
 import { WEBHOOK_KINDS, type Webhook } from '../../domain/ticket.js';
-import type { BrokerContext } from '../../services/context.js';
-import { receiveTicketDelivery } from '../../services/ticket-webhook.js';
+import { receiveTicketDelivery } from '../../tickets/ticket-webhook.js';
 import {
   createWebhook,
   deliveryUrl,
   findWebhooks,
   getWebhook,
   removeWebhook,
-} from '../../services/webhooks.js';
+} from '../../tickets/webhooks.js';
 import { Deleted, withProblems } from '../schemas/common.js';
 import {
   CreatedWebhookView,

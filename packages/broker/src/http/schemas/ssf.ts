@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { STREAM_LIMITS } from '../../ssf/stream.js';
-import { DELIVERY_METHODS, STREAM_STATUSES } from '../../ssf/vocabulary.js';
+import { STREAM_LIMITS } from '../../domain/ssf-stream.js';
+import { DELIVERY_METHODS, STREAM_STATUSES } from '../../domain/ssf-vocabulary.js';
 import { Strict } from './common.js';
 
 /**

@@ -1,5 +1,4 @@
-import type { AuditRecord } from '../../audit/chain.js';
-import { auditKeysById } from '../../audit/keys.js';
+import type { AuditRecord } from '../../domain/audit-record.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
 import type { AuditRecordRow } from '../schema.js';
@@ -52,15 +51,13 @@ export async function insertStoreAuditKeyId(h: StoreHandle, id: string, now: num
     .execute();
 }
 
-/**
- * Creates a tenant's empty chain, keyed from its first record with the store's audit key when
- * this process holds it. Unkeyed only where no process holding the KEK has keyed the store yet,
- * or this one does not hold it (`tether init` runs without the KEK): the broker seals such a
- * chain's unkeyed prefix at its next start.
- */
-export async function insertAuditHead(h: StoreHandle, tenantId: string, hash: string): Promise<void> {
-  const storeKey = await readStoreAuditKeyId(h);
-  const macKey = storeKey !== undefined && auditKeysById(storeKey) ? storeKey : null;
+/** Writes a tenant's empty chain head, keyed with `macKey` (see audit/record.ts, `insertAuditHead`). */
+export async function insertAuditHeadRow(
+  h: StoreHandle,
+  tenantId: string,
+  hash: string,
+  macKey: string | null,
+): Promise<void> {
   await h.db
     .insertInto('audit_heads')
     .values({ tenant_id: tenantId, seq: 0, hash, mac_key: macKey })

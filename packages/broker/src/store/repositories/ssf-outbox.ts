@@ -1,4 +1,4 @@
-import type { SetKind } from '../../ssf/vocabulary.js';
+import type { SetKind } from '../../domain/ssf-vocabulary.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import type { SsfOutboxRow } from '../schema.js';
 import { fromJson, toJson } from './json.js';

@@ -1,5 +1,5 @@
-import type { Stream } from '../../ssf/stream.js';
-import type { DeliveryMethod, StreamStatus } from '../../ssf/vocabulary.js';
+import type { Stream } from '../../domain/ssf-stream.js';
+import type { DeliveryMethod, StreamStatus } from '../../domain/ssf-vocabulary.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
 import type { SsfStreamRow } from '../schema.js';

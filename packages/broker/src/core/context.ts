@@ -1,0 +1,52 @@
+import type { PepDpopNonces, VerifiedDpopProof } from '@tether-broker/pep';
+import type { Logger } from 'pino';
+import type { BrokerConfig } from '../config/config.js';
+import type { Kek } from '../config/key-encryption.js';
+import type { Clock } from '../domain/clock.js';
+import type { Principal, Tenant } from '../domain/principal.js';
+import type { PolicyEngine } from '../policy/cedar.js';
+import type { RevocationFanout } from '../revocation/fanout.js';
+import type { Store } from '../store/database.js';
+import type { SigningKeys } from '../tokens/keys.js';
+import type { BrokerHealth } from './health.js';
+
+/**
+ * The queue of live-session re-evaluations as use cases see it (`evaluation/worker.ts`'s
+ * `ReevaluationWorker`): declared here so the core does not import the evaluation layer above it.
+ */
+export interface ReevaluationQueue {
+  /** Drains the queue soon; jobs written in a transaction are picked up after it commits. */
+  wake(): void;
+  /** Resolves once no drain is running (including drains started while waiting). */
+  idle(): Promise<void>;
+  /** Finishes the batch under way and stops taking more; for shutdown. */
+  stop(): Promise<void>;
+}
+
+/** Everything a use case needs, passed explicitly. */
+export interface BrokerContext {
+  /** Present when the broker requires server-issued DPoP nonces (`dpopNonce: required`). */
+  nonces?: PepDpopNonces;
+  store: Store;
+  clock: Clock;
+  config: BrokerConfig;
+  policy: PolicyEngine;
+  keys: SigningKeys;
+  /** Seals and opens secrets kept at rest (webhook secrets), as it does the signing keys. */
+  kek: Kek;
+  logger: Logger;
+  /** Wakes this process's revocation streams after a transaction that appended events commits. */
+  revocations: RevocationFanout;
+  /** Drains the queue of live-session re-evaluations (continuous evaluation) in this process. */
+  reevaluation: ReevaluationQueue;
+  /** Faults survived (store connections, after-commit effects, readiness, sweeper steps): logged and counted. */
+  health: BrokerHealth;
+}
+
+/** The authenticated principal making an API call, and its tenant. */
+export interface Caller {
+  principal: Principal;
+  tenant: Tenant;
+  /** The request's DPoP proof, when it authenticated a DPoP-bound token (each proof is single-use). */
+  proof?: VerifiedDpopProof;
+}

@@ -1,0 +1,155 @@
+import { TetherError } from '@tether-broker/protocol';
+import { recordAudit } from '../audit/record.js';
+import { newId } from '../domain/ids.js';
+import type { Privilege } from '../domain/privilege.js';
+import { type AccessRequest, approvedAt, assertRequestFitsPrivilege } from '../domain/request.js';
+import type { TxHandle } from '../store/database.js';
+import { insertRequest } from '../store/repositories/requests.js';
+import { recordRefusal } from './audit-refusal.js';
+import type { BrokerContext, Caller } from './context.js';
+import { askPolicy, explainRefusal } from './policy-facts.js';
+import { resolvePrivilege } from './resolve.js';
+import { assertTicketAllowsRequest } from './ticket-facts.js';
+
+export interface AccessAsk {
+  privilege: string;
+  ticket?: string | undefined;
+  justification: string;
+  durationSeconds?: number | undefined;
+}
+
+/** Default duration when the requester does not say: an hour, or the privilege's maximum if shorter. */
+const DEFAULT_DURATION_S = 3600;
+
+/** How a request came to be asked, beyond the ask itself. */
+export interface AskContext {
+  /** Extra Cedar tags on the requester for these decisions (a workload token's claims). */
+  principalTags?: Record<string, string> | undefined;
+  /** Extra, non-secret facts for the `request.created` audit record (e.g. the trust record used). */
+  auditDetails?: Record<string, unknown> | undefined;
+}
+
+/** A request that passed its checks and policy, not yet written. */
+export interface DecidedRequest {
+  request: AccessRequest;
+  privilege: Privilege;
+  /** Whether Cedar `auto_approve` approved it at once. */
+  autoApproved: boolean;
+  eligibilityPolicies: string[];
+  autoPolicies: string[];
+  auditDetails: Record<string, unknown>;
+}
+
+/**
+ * The checks and policy decisions of `requestAccess` (requests/request-access.ts), writing nothing but the audit
+ * record of a refusal. Throws `not_found`, `duration_exceeds_max`, `ticket_required`,
+ * `ticket_pattern_mismatch`, `ticket_closed`, `ticket_not_found`, `ticket_not_assigned` or
+ * `not_eligible`.
+ */
+export async function decideRequest(
+  ctx: BrokerContext,
+  caller: Caller,
+  ask: AccessAsk,
+  asked: AskContext = {},
+): Promise<DecidedRequest> {
+  const tenantId = caller.tenant.id;
+  const privilege = await resolvePrivilege(ctx.store, tenantId, ask.privilege);
+  const ticket = ask.ticket?.trim() ? ask.ticket.trim() : null;
+  const durationSeconds = ask.durationSeconds ?? Math.min(DEFAULT_DURATION_S, privilege.maxDurationSeconds);
+  assertRequestFitsPrivilege(privilege, { ticket, durationSeconds });
+  await assertTicketAllowsRequest(ctx, caller.principal, privilege, ticket, asked.auditDetails);
+
+  const question = {
+    actor: caller.principal,
+    requester: caller.principal,
+    privilege,
+    ticket,
+    durationSeconds,
+    reason: ask.justification,
+    timeZone: caller.tenant.timeZone,
+    principalTags: asked.principalTags,
+  };
+  const eligibility = await askPolicy(ctx, ctx.store, { ...question, action: 'request' });
+  if (!eligibility.allowed) {
+    const detail = explainRefusal(eligibility, `${caller.principal.name} may not request ${privilege.name}`);
+    await recordRefusal(ctx, tenantId, {
+      actor: caller.principal.id,
+      action: 'request.create',
+      target: privilege.id,
+      ticket,
+      principalId: caller.principal.id,
+      policies: eligibility.policies,
+      details: { reason: detail, ...asked.auditDetails },
+    });
+    throw new TetherError('not_eligible', detail, { extra: { policies: eligibility.policies } });
+  }
+  const auto = await askPolicy(ctx, ctx.store, { ...question, action: 'auto_approve' });
+
+  const now = ctx.clock.now();
+  const pending: AccessRequest = {
+    id: newId('request'),
+    tenantId,
+    kind: 'access',
+    sessionId: null,
+    principalId: caller.principal.id,
+    privilegeId: privilege.id,
+    ticket,
+    justification: ask.justification,
+    durationSeconds,
+    state: 'pending',
+    approvalsRequired: privilege.approval.approvals,
+    createdAt: now,
+    expiresAt: now + ctx.config.requestTtlSeconds * 1000,
+    resolvedAt: null,
+    resolvedBy: null,
+    activationExpiresAt: null,
+    policies: eligibility.policies,
+  };
+  const request = auto.allowed
+    ? { ...approvedAt(pending, now, ctx.config, null), policies: [...eligibility.policies, ...auto.policies] }
+    : pending;
+  return {
+    request,
+    privilege,
+    autoApproved: auto.allowed,
+    eligibilityPolicies: eligibility.policies,
+    autoPolicies: auto.policies,
+    auditDetails: asked.auditDetails ?? {},
+  };
+}
+
+/** Writes a decided request and its audit records (created; approved, when policy approved it) in `tx`. */
+export async function recordRequest(tx: TxHandle, decided: DecidedRequest): Promise<void> {
+  const { request, privilege } = decided;
+  const now = request.createdAt;
+  await insertRequest(tx, request);
+  const common = {
+    requestId: request.id,
+    ticket: request.ticket,
+    principalId: request.principalId,
+    target: request.id,
+  };
+  await recordAudit(tx, request.tenantId, now, {
+    ...common,
+    actor: request.principalId,
+    action: 'request.created',
+    outcome: 'success',
+    policies: decided.eligibilityPolicies,
+    details: {
+      privilege: privilege.name,
+      duration_s: request.durationSeconds,
+      justification: request.justification,
+      ...decided.auditDetails,
+    },
+  });
+  if (decided.autoApproved) {
+    await recordAudit(tx, request.tenantId, now, {
+      ...common,
+      actor: 'policy',
+      action: 'request.approved',
+      outcome: 'success',
+      policies: decided.autoPolicies,
+      details: { auto_approved: true, activation_expires_at: request.activationExpiresAt },
+    });
+  }
+}
