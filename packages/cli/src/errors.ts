@@ -1,6 +1,6 @@
 import { BrokerError, IdentityError } from '@tether-broker/client';
-import { isTetherError } from '@tether-broker/protocol';
 import { CommanderError } from 'commander';
+import { isTetherError } from './wire.js';
 
 /** Exit codes, the same for every verb. */
 export const EXIT = {
@@ -11,6 +11,8 @@ export const EXIT = {
   usage: 2,
   /** The broker cannot be reached, or the identity file cannot be used. */
   unreachable: 3,
+  /** The verb needs a package that is not installed (server and gateway verbs on a requester's install). */
+  missingPackage: 4,
 } as const;
 
 /**

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { tetherHome } from '@tether-broker/client';
 import { CliError, EXIT } from './errors.js';
+import { io } from './io.js';
 
 /** The global options every verb takes. */
 export interface GlobalOptions {
@@ -13,12 +14,12 @@ export interface GlobalOptions {
 export type IdentitySource = '--identity' | '--as' | 'TETHER_IDENTITY' | 'default';
 
 /** The demo identity file of a principal: `$TETHER_HOME/demo/<name>.json`. */
-export function demoIdentityPath(name: string, env: NodeJS.ProcessEnv = process.env): string {
+export function demoIdentityPath(name: string, env: NodeJS.ProcessEnv = io().env): string {
   return join(tetherHome(env), 'demo', `${name}.json`);
 }
 
 /** The default identity file: `$TETHER_HOME/identity.json`. */
-export function defaultIdentityPath(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultIdentityPath(env: NodeJS.ProcessEnv = io().env): string {
   return join(tetherHome(env), 'identity.json');
 }
 
@@ -35,7 +36,7 @@ export function defaultIdentityPath(env: NodeJS.ProcessEnv = process.env): strin
  */
 export function resolveIdentityPath(
   options: Pick<GlobalOptions, 'as' | 'identity'>,
-  env: NodeJS.ProcessEnv = process.env,
+  env: NodeJS.ProcessEnv = io().env,
 ): { path: string; source: IdentitySource } {
   if (options.identity) return { path: resolve(options.identity), source: '--identity' };
   if (options.as !== undefined) {

@@ -4,6 +4,7 @@
  * first: a name, a comment or an error detail chosen by someone else must not move the
  * cursor, clear the screen, set the clipboard (OSC 52), open links or reorder text (bidi).
  */
+import { io } from './io.js';
 
 /**
  * Escape sequences as terminals read them (ECMA-48): CSI `ESC [ params intermediates final`;
@@ -78,12 +79,12 @@ export function shortTime(iso: string | null | undefined): string {
 
 /** Writes text plus a newline to stdout, made safe for a terminal. */
 export function say(text: string): void {
-  process.stdout.write(`${sanitize(text, true)}\n`);
+  io().stdout.write(`${sanitize(text, true)}\n`);
 }
 
 /** Writes text plus a newline to stderr (errors, progress, warnings), made safe for a terminal. */
 export function warn(text: string): void {
-  process.stderr.write(`${sanitize(text, true)}\n`);
+  io().stderr.write(`${sanitize(text, true)}\n`);
 }
 
 /**
@@ -100,5 +101,5 @@ export function toJson(value: unknown): string {
 
 /** Writes a value as pretty JSON to stdout: the `--json` output. */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${toJson(value)}\n`);
+  io().stdout.write(`${toJson(value)}\n`);
 }

@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CliError } from './errors.js';
 import { SessionStore, type StoredSession } from './session-store.js';
 
@@ -138,27 +138,56 @@ describe('the session store in $TETHER_HOME/sessions', () => {
   });
 
   it('runs one locked section at a time for a session', async () => {
-    store.save(record());
+    // A clock that moves only when a waiter sleeps, and sleeps that end when the test says:
+    // the second section is seen waiting on the lock, not merely not yet run after some time.
+    let now = Date.now();
+    const waiting: (() => void)[] = [];
+    const locked = new SessionStore(home, {
+      now: () => now,
+      sleep: (ms) =>
+        new Promise<void>((resolve) => {
+          now += ms;
+          waiting.push(resolve);
+        }),
+    });
+    locked.save(record());
     const order: string[] = [];
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const first = store.withLock(ID, async () => {
+    const first = locked.withLock(ID, async () => {
       order.push('first in');
       await gate;
       order.push('first out');
     });
-    await new Promise((r) => setTimeout(r, 20));
-    const second = store.withLock(ID, async () => {
+    const second = locked.withLock(ID, async () => {
       order.push('second in');
     });
-    await new Promise((r) => setTimeout(r, 100));
+    await vi.waitFor(() => expect(waiting).toHaveLength(1));
+    // Polling again while the lock is held: still waiting.
+    waiting.shift()?.();
+    await vi.waitFor(() => expect(waiting).toHaveLength(1));
     expect(order).toEqual(['first in']);
     release();
-    await Promise.all([first, second]);
+    await first;
+    waiting.shift()?.();
+    await second;
     expect(order).toEqual(['first in', 'first out', 'second in']);
-    expect(existsSync(`${store.path(ID)}.lock`)).toBe(false);
+    expect(existsSync(`${locked.path(ID)}.lock`)).toBe(false);
+  });
+
+  it('gives up on a lock held past the wait, naming it', async () => {
+    let now = Date.now();
+    const locked = new SessionStore(home, {
+      now: () => now,
+      sleep: async (ms) => {
+        now += ms;
+      },
+    });
+    locked.save(record());
+    writeFileSync(`${locked.path(ID)}.lock`, '');
+    await expect(locked.withLock(ID, async () => 'never')).rejects.toMatchObject({ code: 'session_busy' });
   });
 
   it('releases the lock when the locked work fails', async () => {

@@ -14,9 +14,12 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { tetherHome } from '@tether-broker/client';
 import { CliError, EXIT } from './errors.js';
+import { type CliIo, io } from './io.js';
+
+/** The store's clock: the time, and a pause between two tries of a held lock. */
+export type StoreClock = Pick<CliIo, 'now' | 'sleep'>;
 
 /**
  * A session this machine holds, as stored in `$TETHER_HOME/sessions/<session>.json` (0600):
@@ -123,13 +126,16 @@ function parseStored(path: string, text: string): StoredSession {
  */
 export class SessionStore {
   readonly dir: string;
+  readonly #clock: StoreClock;
 
-  constructor(home: string) {
+  /** `clock`: for waiting on a held lock (default: the command's, see `io.ts`). */
+  constructor(home: string, clock: StoreClock = io()) {
     this.dir = join(home, 'sessions');
+    this.#clock = clock;
   }
 
   /** The store of `$TETHER_HOME` (default `~/.tether`). */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): SessionStore {
+  static fromEnv(env: NodeJS.ProcessEnv = io().env): SessionStore {
     return new SessionStore(tetherHome(env));
   }
 
@@ -254,7 +260,8 @@ export class SessionStore {
   async withLock<T>(id: string, work: () => Promise<T>): Promise<T> {
     const lock = `${this.path(id)}.lock`;
     this.#ensureDir();
-    const deadline = Date.now() + LOCK_WAIT_MS;
+    const { now, sleep } = this.#clock;
+    const deadline = now() + LOCK_WAIT_MS;
     for (;;) {
       try {
         closeSync(openSync(lock, 'wx', 0o600));
@@ -262,11 +269,11 @@ export class SessionStore {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      if (isStale(lock)) {
+      if (isStale(lock, now())) {
         removeQuietly(lock);
         continue;
       }
-      if (Date.now() >= deadline) {
+      if (now() >= deadline) {
         throw new CliError(
           'session_busy',
           `session ${id} is locked by another tether process (${lock})`,
@@ -290,9 +297,9 @@ export class SessionStore {
   }
 }
 
-function isStale(path: string): boolean {
+function isStale(path: string, now: number): boolean {
   try {
-    return Date.now() - statSync(path).mtimeMs > STALE_LOCK_MS;
+    return now - statSync(path).mtimeMs > STALE_LOCK_MS;
   } catch {
     return false;
   }

@@ -4,10 +4,8 @@ import type { Command } from 'commander';
 import { importJWK, type JWK } from 'jose';
 import { isConnectionFailure, unreachable } from './errors.js';
 import { type GlobalOptions, resolveIdentityPath } from './identity.js';
+import { io, runState } from './io.js';
 import { printJson } from './output.js';
-
-/** What the error printer may use for its hints; filled in as a command learns it. */
-export const failureContext: { identityPath?: string; brokerUrl?: string } = {};
 
 /**
  * One command's view of the broker: the global options, the identity it acts as (loaded
@@ -20,7 +18,7 @@ export class Session {
 
   constructor(
     command: Command,
-    readonly env: NodeJS.ProcessEnv = process.env,
+    readonly env: NodeJS.ProcessEnv = io().env,
   ) {
     this.globals = command.optsWithGlobals<GlobalOptions>();
   }
@@ -37,10 +35,12 @@ export class Session {
   client(): BrokerClient {
     if (!this.#client) {
       const { path } = resolveIdentityPath(this.globals, this.env);
-      failureContext.identityPath = path;
+      const state = runState();
+      state.identityPath = path;
       const identity = loadIdentity(path);
-      failureContext.brokerUrl = identity.broker;
-      this.#client = new BrokerClient({ identity });
+      state.brokerUrl = identity.broker;
+      const { fetch, now } = io();
+      this.#client = new BrokerClient({ identity, fetch, now });
     }
     return this.#client;
   }
@@ -88,7 +88,7 @@ export class Session {
       await importJWK(jwk, jwk.kty === 'OKP' ? 'EdDSA' : jwk.crv === 'P-384' ? 'ES384' : 'ES256');
     } catch {
       throw new IdentityError(
-        `${failureContext.identityPath ?? 'the identity file'} holds no usable private key`,
+        `${runState().identityPath ?? 'the identity file'} holds no usable private key`,
       );
     }
     this.#keyChecked = true;

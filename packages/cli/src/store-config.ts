@@ -1,6 +1,7 @@
 import type { BrokerConfig, ConfigInput } from '@tether-broker/broker';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CliError, EXIT } from './errors.js';
+import { loadBroker } from './optional.js';
 
 /** The flags `server` and `init` share: where the store is and how the broker is reached. */
 export interface StoreFlags {
@@ -41,8 +42,9 @@ export function withStoreFlags(command: Command): Command {
 export async function configFrom(
   flags: StoreFlags,
   env: NodeJS.ProcessEnv,
+  verb: string,
 ): Promise<{ input: ConfigInput; config: BrokerConfig }> {
-  const { configFromEnvironment, resolveConfig } = await import('@tether-broker/broker');
+  const { configFromEnvironment, resolveConfig } = await loadBroker(verb);
   const fromFlags: Record<string, unknown> = {
     port: flags.port,
     host: flags.host,

@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { RequestAnswer } from './api.js';
 import { formatDuration } from './duration.js';
+import { io } from './io.js';
 import { sanitize, warn } from './output.js';
 import type { Session } from './session.js';
 
@@ -24,17 +24,22 @@ function progress(r: RequestAnswer, now: number): string {
 export async function waitForResolution(session: Session, initial: RequestAnswer): Promise<RequestAnswer> {
   // ora only on a real terminal (a pseudo-terminal of width 0 makes it redraw without end),
   // and loaded then only.
+  const { stderr, now: clock, sleep } = io();
   const spinner =
-    process.stderr.isTTY && process.stderr.columns > 0
+    stderr.isTTY && (stderr.columns ?? 0) > 0
       ? (await import('ora'))
-          .default({ stream: process.stderr, discardStdin: false, text: progress(initial, Date.now()) })
+          .default({
+            stream: stderr as NodeJS.WriteStream,
+            discardStdin: false,
+            text: progress(initial, clock()),
+          })
           .start()
       : undefined;
   let current = initial;
   let lastPlain = 0;
   try {
     while (current.state === 'pending') {
-      const now = Date.now();
+      const now = clock();
       if (spinner) spinner.text = progress(current, now);
       else if (now - lastPlain >= PLAIN_EVERY_MS) {
         warn(progress(current, now));

@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import { createFirewallApi } from '../demo/firewall-api.js';
 import { CliError, EXIT } from '../errors.js';
+import { io } from '../io.js';
+import { DEMO_PACKAGES, loadOptional } from '../optional.js';
 
 interface FirewallFlags {
   host: string;
@@ -25,6 +26,11 @@ export function registerDemo(program: Command): void {
 }
 
 async function runFirewall(flags: FirewallFlags): Promise<void> {
+  const { createFirewallApi } = await loadOptional(
+    'demo firewall',
+    DEMO_PACKAGES,
+    () => import('../demo/firewall-api.js'),
+  );
   const app = createFirewallApi();
   let address: string;
   try {
@@ -39,7 +45,7 @@ async function runFirewall(flags: FirewallFlags): Promise<void> {
       );
     throw err;
   }
-  process.stdout.write(
+  io().stdout.write(
     `demo firewall admin API listening on ${address}\n` +
       'routes: GET|POST|DELETE /rules/:edge, DELETE /rules/:edge/:id (no authentication: put tether gateway in front)\n' +
       'stop with Ctrl+C\n',

@@ -1,11 +1,18 @@
 import { readFileSync } from 'node:fs';
-import { BoundSession, BrokerClient, BrokerError, type SessionKey, sessionKeyFromJwk } from '@tether-broker/client';
+import {
+  BoundSession,
+  BrokerClient,
+  BrokerError,
+  type SessionKey,
+  sessionKeyFromJwk,
+} from '@tether-broker/client';
 import { type Command, InvalidArgumentError } from 'commander';
 import type { JWK } from 'jose';
 import { CliError, EXIT, isConnectionFailure, unreachable } from '../errors.js';
+import { io } from '../io.js';
+import { pruneExpired } from '../local-sessions.js';
 import { sanitize, warn } from '../output.js';
 import { SessionStore, type StoredSession } from '../session-store.js';
-import { pruneExpired } from './session.js';
 
 interface FetchFlags {
   request?: string;
@@ -237,6 +244,8 @@ function rebuild(record: StoredSession, key: SessionKey): BoundSession {
       principal: record.principal,
       key: key.publicJwk as Record<string, unknown>,
     },
+    fetch: io().fetch,
+    now: io().now,
   });
   return new BoundSession(
     client,
@@ -251,11 +260,12 @@ function rebuild(record: StoredSession, key: SessionKey): BoundSession {
       refreshToken: record.refresh_token,
       expiresAt: Date.parse(record.expires_at),
     },
+    { resourceFetch: io().fetch },
   );
 }
 
 const needsRefresh = (record: StoredSession) =>
-  Date.now() >= Date.parse(record.expires_at) - REFRESH_MARGIN_MS;
+  io().now() >= Date.parse(record.expires_at) - REFRESH_MARGIN_MS;
 
 function withTokens(record: StoredSession, bound: BoundSession): StoredSession {
   const { accessToken, refreshToken, expiresAt } = bound.tokens;
@@ -300,7 +310,7 @@ async function freshTokens(
       }
       if (isConnectionFailure(err)) {
         // Only while the SDK will not try to refresh during the call itself.
-        if (Date.now() < Date.parse(latest.expires_at) - SDK_REFRESH_MARGIN_MS) {
+        if (io().now() < Date.parse(latest.expires_at) - SDK_REFRESH_MARGIN_MS) {
           warn(`warning: cannot reach the broker at ${latest.broker} to refresh; using the current token`);
           return latest;
         }
@@ -337,7 +347,7 @@ function statusLine(response: Response): string {
 async function fetchWithSession(url: string, flags: FetchFlags): Promise<void> {
   const target = parseTarget(url);
   const init = requestInit(flags);
-  const store = SessionStore.fromEnv(process.env);
+  const store = SessionStore.fromEnv(io().env);
   pruneExpired(store);
   const chosen = chooseSession(readableSessions(store, flags.session), target, {
     explicit: flags.session,
@@ -368,8 +378,9 @@ async function fetchWithSession(url: string, flags: FetchFlags): Promise<void> {
   const body = Buffer.from(await response.arrayBuffer());
   // Bytes as received into a pipe or a file (like curl); a terminal gets the text made inert:
   // a resource must not drive the operator's terminal (clipboard, screen, bidi).
-  if (process.stdout.isTTY) process.stdout.write(sanitize(body.toString('utf8'), true));
-  else process.stdout.write(body);
+  const { stdout } = io();
+  if (stdout.isTTY) stdout.write(sanitize(body.toString('utf8'), true));
+  else stdout.write(body);
   if (!response.ok) {
     throw new CliError(
       `http_${response.status}`,

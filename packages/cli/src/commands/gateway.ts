@@ -1,25 +1,7 @@
-import { loadIdentity } from '@tether-broker/client';
 import { type Command, Option } from 'commander';
-import { destination, pino } from 'pino';
-import { CliError, EXIT } from '../errors.js';
-import {
-  GatewayConfigError,
-  insecureGatewayUrls,
-  readGatewayConfig,
-  resolveGatewayConfig,
-} from '../gateway/config.js';
-import { createGateway } from '../gateway/server.js';
-import { type GlobalOptions, resolveIdentityPath } from '../identity.js';
-import { say } from '../output.js';
-import { stopOnSignals } from '../signals.js';
-
-interface GatewayFlags {
-  config: string;
-  logLevel?: string;
-}
-
-/** Never logged, whatever the level: credentials a client sent, keys. */
-const LOG_REDACT = ['req.headers.authorization', 'req.headers.dpop', 'req.headers.cookie', '*.key', '*.d'];
+import type { GatewayFlags } from '../gateway/run.js';
+import type { GlobalOptions } from '../identity.js';
+import { GATEWAY_PACKAGES, loadOptional } from '../optional.js';
 
 /** `tether gateway --config <file>`: a PEP in front of any HTTP service, until SIGINT / SIGTERM. */
 export function registerGateway(program: Command): void {
@@ -42,59 +24,13 @@ export function registerGateway(program: Command): void {
       'after',
       "\nThe gateway acts as its own principal (role pep): the config's `identity`, or --identity <file> / --as <name>.",
     )
-    .action((flags: GatewayFlags, command: Command) =>
-      runGateway(flags, command.optsWithGlobals<GlobalOptions>()),
-    );
-}
-
-async function runGateway(flags: GatewayFlags, globals: GlobalOptions): Promise<void> {
-  const settings = readGatewayConfig(flags.config);
-  // The gateway's identity is never the caller's default one: it must be named.
-  const identityPath =
-    globals.identity !== undefined || globals.as !== undefined
-      ? resolveIdentityPath(globals).path
-      : settings.identityFile;
-  if (identityPath === undefined)
-    throw new GatewayConfigError(flags.config, [
-      'identity: is required (the identity file of the principal, role pep, the gateway acts as), or pass --identity / --as',
-    ]);
-  const config = resolveGatewayConfig(settings, loadIdentity(identityPath));
-  // Before anything connects: the broker URL may come from the identity file, not the config.
-  const insecure = insecureGatewayUrls(config);
-  if (insecure.length > 0) throw new GatewayConfigError(flags.config, insecure);
-  const logger = pino(
-    {
-      level: flags.logLevel ?? 'info',
-      base: { component: 'gateway' },
-      redact: { paths: LOG_REDACT, censor: '[redacted]' },
-    },
-    destination(2),
-  );
-  const gateway = await createGateway(config, { logger });
-  let address: string;
-  try {
-    address = await gateway.listen();
-  } catch (err) {
-    await gateway.close().catch(() => undefined);
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES')
-      throw new CliError(
-        code === 'EADDRINUSE' ? 'address_in_use' : 'address_not_permitted',
-        `cannot listen on ${config.listen.host}:${config.listen.port} (${code})`,
-        EXIT.refused,
-        'change listen.port in the configuration',
+    .action(async (flags: GatewayFlags, command: Command) => {
+      // The proxy, its logging and metrics are loaded only now: other verbs never pay for them.
+      const { runGateway } = await loadOptional(
+        'gateway',
+        GATEWAY_PACKAGES,
+        () => import('../gateway/run.js'),
       );
-    throw err;
-  }
-  say(
-    [
-      `tether gateway listening on ${address} (public URL ${config.publicUrl})`,
-      `upstream: ${config.upstream}`,
-      `enforcing for tenant ${config.identity.tenant} as ${config.identity.principal}, audience ${config.audience}`,
-      `revocation log: ${config.broker}, staleness budget ${config.stalenessBudgetMs} ms`,
-      `routes: ${config.routes.length}; own endpoints: /healthz, /metrics`,
-      'stop with Ctrl+C',
-    ].join('\n'),
-  );
-  stopOnSignals('gateway', () => gateway.close());
+      await runGateway(flags, command.optsWithGlobals<GlobalOptions>());
+    });
 }

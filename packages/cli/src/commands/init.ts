@@ -4,6 +4,8 @@ import { writeIdentity } from '@tether-broker/client';
 import type { Command } from 'commander';
 import { CliError, EXIT } from '../errors.js';
 import { defaultIdentityPath, type GlobalOptions } from '../identity.js';
+import { io } from '../io.js';
+import { loadBroker } from '../optional.js';
 import { printJson, renderFields, say } from '../output.js';
 import { configFrom, describeStore, type StoreFlags, withStoreFlags } from '../store-config.js';
 
@@ -43,12 +45,12 @@ function identityTarget(flags: InitFlags, env: NodeJS.ProcessEnv): string {
 }
 
 async function init(flags: InitFlags, globals: GlobalOptions): Promise<void> {
-  const env = process.env;
-  const { config } = await configFrom(flags, env);
+  const env = io().env;
+  const { config } = await configFrom(flags, env, 'init');
   // Checked before anything is created: a tenant whose admin key is lost is useless.
   const target = identityTarget(flags, env);
   const { adoptAuditKeys, bootstrapTenant, loadKek, migrateToLatest, openStore, storeLocation, systemClock } =
-    await import('@tether-broker/broker');
+    await loadBroker('init');
   const location = storeLocation(config);
   const store = openStore({ location });
   let boot: Awaited<ReturnType<typeof bootstrapTenant>>;

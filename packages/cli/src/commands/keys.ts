@@ -5,6 +5,8 @@ import type { Command } from 'commander';
 import { formatDuration, parseDuration } from '../duration.js';
 import { CliError, EXIT } from '../errors.js';
 import type { GlobalOptions } from '../identity.js';
+import { io } from '../io.js';
+import { loadBroker } from '../optional.js';
 import { list, printJson, renderFields, renderTable, say, shortTime } from '../output.js';
 import { configFrom, describeStore, type StoreFlags } from '../store-config.js';
 
@@ -52,13 +54,13 @@ async function withBroker<T>(
     where: string,
   ) => Promise<T>,
 ): Promise<T> {
-  const env = process.env;
-  const { input, config } = await configFrom(flags, env);
-  const broker = await import('@tether-broker/broker');
+  const verb = 'keys';
+  const { input, config } = await configFrom(flags, io().env, verb);
+  const broker = await loadBroker(verb);
   const location = broker.storeLocation(config);
   assertStoreExists(config, location);
   // Logs go to stderr, and only what matters: stdout is the command's answer.
-  const ctx = await broker.openBroker({ config: input, logger: broker.createLogger('warn', process.stderr) });
+  const ctx = await broker.openBroker({ config: input, logger: broker.createLogger('warn', io().stderr) });
   try {
     return await work(ctx, broker, describeStore(config, location));
   } finally {

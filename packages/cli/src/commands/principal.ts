@@ -1,6 +1,5 @@
 import { join, resolve } from 'node:path';
 import { createKeyProof, tetherHome, writeIdentity } from '@tether-broker/client';
-import { PRINCIPAL_KINDS, ROLES } from '@tether-broker/protocol';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { JWK } from 'jose';
 import { type KeyAnswer, type PrincipalAnswer, seg } from '../api.js';
@@ -10,6 +9,7 @@ import { assertWritable, newEd25519, readPublicJwk } from '../keys.js';
 import { attributes, list, printJson, renderTable, say } from '../output.js';
 import { principalDetails } from '../render.js';
 import { Session } from '../session.js';
+import { PRINCIPAL_KINDS, ROLES } from '../wire.js';
 
 interface PrincipalFlags {
   kind?: string;

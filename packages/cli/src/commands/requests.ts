@@ -1,10 +1,10 @@
-import { REQUEST_STATES } from '@tether-broker/protocol';
 import { type Command, Option } from 'commander';
 import { query, type RequestAnswer } from '../api.js';
 import { lookUpNames } from '../names.js';
 import { printJson, say } from '../output.js';
 import { requestsTable } from '../render.js';
 import { Session } from '../session.js';
+import { REQUEST_STATES } from '../wire.js';
 
 interface RequestsFlags {
   state?: string;

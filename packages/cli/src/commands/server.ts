@@ -4,6 +4,8 @@ import type { BrokerConfig, BrokerContext, RunningBroker } from '@tether-broker/
 import { type Command, Option } from 'commander';
 import { knownDemoKeys, type WrittenDemo, writeDemoIdentities } from '../demo-identities.js';
 import { CliError, EXIT } from '../errors.js';
+import { io } from '../io.js';
+import { loadBroker } from '../optional.js';
 import { say } from '../output.js';
 import { stopOnSignals } from '../signals.js';
 import { configFrom, describeStore, type StoreFlags, withStoreFlags } from '../store-config.js';
@@ -39,7 +41,7 @@ export function registerServer(program: Command): void {
       '--allow-insecure-http',
       'start even though the public URL is plain http to a host that is not loopback (env TETHER_ALLOW_INSECURE_HTTP=1)',
     )
-    .action((flags: ServerFlags) => serve(flags, process.env));
+    .action((flags: ServerFlags) => serve(flags, io().env));
 }
 
 /** Logs at `warn` in demo mode unless a level was asked for: the terminal is for the banner. */
@@ -49,13 +51,13 @@ function effectiveFlags(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerFlags
 }
 
 async function serve(flags: ServerFlags, env: NodeJS.ProcessEnv): Promise<void> {
-  const { input, config } = await configFrom(effectiveFlags(flags, env), env);
+  const { input, config } = await configFrom(effectiveFlags(flags, env), env, 'server');
   // Loaded here, not at start-up: the other verbs do not pay for the broker's dependencies.
-  const broker = await import('@tether-broker/broker');
+  const broker = await loadBroker('server');
   // Refused before the store is opened or created: nothing is left behind by a start that cannot serve.
   refuseAs('insecure_http', () => broker.assertSecureTransport(config));
   refuseAs('invalid_config', () => broker.tlsServerOptions(config));
-  const logger = broker.createLogger(config.logLevel, process.stderr);
+  const logger = broker.createLogger(config.logLevel, io().stderr);
   const ctx = await broker.openBroker({ config: input, logger });
   let demo: DemoBanner | undefined;
   try {

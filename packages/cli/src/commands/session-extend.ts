@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
 import { type RequestAnswer, type SessionAnswer, seg } from '../api.js';
 import { CliError, EXIT } from '../errors.js';
+import { io } from '../io.js';
+import { expiryText, targetSession } from '../local-sessions.js';
 import { lookUpNames } from '../names.js';
 import { printJson, say } from '../output.js';
 import { requestDetails } from '../render.js';
 import { Session } from '../session.js';
 import { SessionStore } from '../session-store.js';
 import { waitForResolution } from '../wait.js';
-import { expiryText, targetSession } from './session.js';
 
 export interface ExtendFlags {
   /** Seconds. */
@@ -57,7 +58,7 @@ export async function extendSession(
   if (session.json) printJson(final);
   else {
     say(requestDetails(final, await lookUpNames(session, ['principals', 'privileges'])));
-    if (view) say(`\nsession ${view.id} now ends ${expiryText(view.hard_expires_at, Date.now())}`);
+    if (view) say(`\nsession ${view.id} now ends ${expiryText(view.hard_expires_at, io().now())}`);
     else if (final.state === 'pending' && !flags.wait)
       say(`\nan approver can run: tether approve ${final.id}`);
   }

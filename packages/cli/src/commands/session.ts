@@ -4,6 +4,8 @@ import { type Command, Option } from 'commander';
 import { query, type RequestAnswer, type SessionAnswer, seg } from '../api.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { CliError, EXIT } from '../errors.js';
+import { io } from '../io.js';
+import { expiryText, noteRemoved, pruneExpired, targetSession } from '../local-sessions.js';
 import { lookUpNames, type Names } from '../names.js';
 import { list, printJson, renderFields, renderTable, say, shortTime, warn } from '../output.js';
 import { receiptDetails, waitForEnforcement } from '../receipt.js';
@@ -29,40 +31,6 @@ interface EndFlags {
   waitEnforced?: boolean;
   /** Seconds. */
   timeout: number;
-}
-
-/** `hard expiry` for display: the time, and how long is left while it is ahead. */
-export function expiryText(iso: string, now: number): string {
-  const left = Math.ceil((Date.parse(iso) - now) / 1000);
-  return left > 0 ? `${shortTime(iso)} (in ${formatDuration(left)})` : `${shortTime(iso)} (passed)`;
-}
-
-/** Tells the user, on stderr, that a session's local key is gone and why. */
-export function noteRemoved(id: string, why: string): void {
-  process.stderr.write(`removed the local key of session ${id} (${why})\n`);
-}
-
-/** Deletes the local files of sessions past their hard expiry, saying so. */
-export function pruneExpired(store: SessionStore): void {
-  for (const id of store.pruneExpired(Date.now())) noteRemoved(id, 'past its hard expiry');
-}
-
-/**
- * The session a command is about: the id given, else the current one. Without either, a
- * usage error that says how to name one.
- */
-export function targetSession(store: SessionStore, id: string | undefined): string {
-  if (id) return id;
-  const current = store.current();
-  if (!current) {
-    throw new CliError(
-      'no_session',
-      'no current session on this machine; name one by its id',
-      EXIT.usage,
-      '`tether session list` shows your sessions',
-    );
-  }
-  return current;
 }
 
 /** `tether session …`: the live, key-bound privilege of one task. */
@@ -152,7 +120,7 @@ async function requestToActivate(
     session.lookup<{ sessions: SessionAnswer[] }>('GET', `/v1/sessions${query({ ticket, principal: me })}`),
   ]);
   const activated = new Set(sessions.map((s) => s.request));
-  const now = Date.now();
+  const now = io().now();
   const candidates = requests.filter(
     (r) =>
       r.kind !== 'extension' &&
@@ -251,7 +219,7 @@ export function sessionDetails(s: SessionAnswer, names: Names, store: SessionSto
           ] as [string, string],
         ]),
     s.state === 'active'
-      ? ['hard expiry', expiryText(s.hard_expires_at, Date.now())]
+      ? ['hard expiry', expiryText(s.hard_expires_at, io().now())]
       : ['ended', `${shortTime(s.ended_at)}${s.ended_by ? ` by ${names.of(s.ended_by)}` : ''}`],
     ['key', local],
   ]);
@@ -284,7 +252,7 @@ async function listSessions(flags: ListFlags, command: Command): Promise<void> {
   if (answer.sessions.length === 0) return say('no sessions');
   const names = await lookUpNames(session, ['principals', 'privileges']);
   const current = store.current();
-  const now = Date.now();
+  const now = io().now();
   say(
     renderTable(
       ['ID', 'PRINCIPAL', 'PRIVILEGE', 'TICKET', 'STATE', 'HARD EXPIRY / ENDED', 'KEY'],
@@ -338,6 +306,8 @@ async function printEnforcement(session: Session, id: string, timeoutSeconds: nu
     () => session.lookup<SessionReceipt>('GET', `/v1/sessions/${seg(id)}/receipt`),
     {
       timeoutMs: timeoutSeconds * 1000,
+      now: io().now,
+      sleep: io().sleep,
       onPending: (r) => {
         const line = `waiting for ${r.pending.length > 0 ? r.pending.join(', ') : 'the end to reach the log'}…`;
         if (!session.json && line !== told) warn(line);

@@ -25,8 +25,8 @@ describe('tether webhook add', () => {
     expect(createdText({ ...created, kind: 'generic' })).toMatch(/X-Tether-Signature/);
   });
 
-  it('offers one verb per ticket system, and ticket list | show | close', () => {
-    const program = buildProgram();
+  it('offers one verb per ticket system, and ticket list | show | close', async () => {
+    const program = await buildProgram();
     const sub = (name: string) => program.commands.find((c) => c.name() === name);
     const add = sub('webhook')?.commands.find((c) => c.name() === 'add');
     expect(add?.commands.map((c) => c.name())).toEqual(['github', 'jira', 'generic']);
