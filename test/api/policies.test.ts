@@ -1,18 +1,10 @@
+import type { PolicySetView, PolicyVersionsView } from '@tether-broker/protocol';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { validatePolicySet } from '../../packages/broker/src/policy/cedar.js';
 import { type BrokerClient, BrokerError } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { describeEachStore } from '../support/stores.js';
 
-interface PolicySetAnswer {
-  version: number;
-  policies: Record<string, string>;
-  created_by: string;
-  created_at: string | null;
-}
-interface VersionsAnswer {
-  versions: { version: number; created_by: string; created_at: string; policies: number }[];
-}
 interface ProblemBody {
   code: string;
   status: number;
@@ -81,9 +73,9 @@ describeEachStore('policy administration', (fixture) => {
     admin = b.client(b.adminIdentity);
   });
 
-  const current = () => admin.call<PolicySetAnswer>('GET', '/v1/policies');
+  const current = () => admin.call<PolicySetView>('GET', '/v1/policies');
   const put = (policies: Record<string, string>) =>
-    admin.call<PolicySetAnswer>('PUT', '/v1/policies', { policies });
+    admin.call<PolicySetView>('PUT', '/v1/policies', { policies });
 
   it('starts with an empty set at version 0', async () => {
     expect(await current()).toEqual({ version: 0, policies: {}, created_by: '', created_at: null });
@@ -107,7 +99,9 @@ describeEachStore('policy administration', (fixture) => {
 
         expect(await current()).toEqual(stored);
         expect(
-          (await admin.call<VersionsAnswer>('GET', '/v1/policies/versions')).versions.map((v) => v.version),
+          (await admin.call<PolicyVersionsView>('GET', '/v1/policies/versions')).versions.map(
+            (v) => v.version,
+          ),
         ).toEqual([1]);
       });
     }
@@ -133,7 +127,7 @@ describeEachStore('policy administration', (fixture) => {
     });
     expect(await current()).toEqual(v3);
 
-    const history = await admin.call<VersionsAnswer>('GET', '/v1/policies/versions');
+    const history = await admin.call<PolicyVersionsView>('GET', '/v1/policies/versions');
     expect(history.versions).toEqual([
       { version: 3, created_by: b.admin.principal.id, created_at: v3.created_at, policies: 0 },
       { version: 2, created_by: b.admin.principal.id, created_at: v2.created_at, policies: 2 },

@@ -1,45 +1,15 @@
+import type {
+  AuditRecordView,
+  GroupView,
+  KeyView,
+  PrincipalView,
+  PrivilegeView,
+} from '@tether-broker/protocol';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BrokerClient, BrokerError, createKeyProof } from '../../packages/client/src/index.js';
 import { injectFetch, newKeyPair, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { describeEachStore } from '../support/stores.js';
-
-interface KeyAnswer {
-  kid: string;
-  jwk: Record<string, unknown>;
-}
-interface PrincipalAnswer {
-  id: string;
-  name: string;
-  kind: string;
-  enabled: boolean;
-  roles: string[];
-  attributes: Record<string, string>;
-  keys?: KeyAnswer[];
-}
-interface GroupAnswer {
-  id: string;
-  name: string;
-  description: string;
-  members?: string[];
-}
-interface PrivilegeAnswer {
-  id: string;
-  name: string;
-  description: string;
-  actions: string[];
-  resources: string[];
-  audiences: string[];
-  max_duration: number;
-  token_ttl: number;
-  approval: { approvals: number; approvers: { principals: string[]; groups: string[] } };
-  ticket: { required: boolean; pattern?: string };
-  binding: { method: string };
-  attributes: Record<string, string>;
-}
-interface AuditAnswer {
-  records: { actor: string; action: string; target: string; outcome: string; principal: string | null }[];
-}
 
 async function refusal(p: Promise<unknown>): Promise<BrokerError> {
   try {
@@ -68,7 +38,8 @@ describeEachStore('record administration', (fixture) => {
   });
 
   /** The tenant's audit trail, read through the API as an admin would. */
-  const audit = async () => (await admin.call<AuditAnswer>('GET', '/v1/audit?limit=1000')).records;
+  const audit = async () =>
+    (await admin.call<{ records: AuditRecordView[] }>('GET', '/v1/audit?limit=1000')).records;
 
   /** A client for `principalId` that signs with `privateJwk`. */
   const clientFor = (principalId: string, privateJwk: Record<string, unknown>) =>
@@ -81,7 +52,7 @@ describeEachStore('record administration', (fixture) => {
   describe('principals', () => {
     it('creates a principal with a public key, which can then sign in with its private half', async () => {
       const { privateJwk, publicJwk } = await newKeyPair();
-      const created = await admin.call<PrincipalAnswer>('POST', '/v1/principals', {
+      const created = await admin.call<PrincipalView>('POST', '/v1/principals', {
         name: 'alice',
         kind: 'human',
         attributes: { team: 'netops' },
@@ -100,7 +71,7 @@ describeEachStore('record administration', (fixture) => {
       expect(created.keys![0]!.jwk).toEqual({ kty: 'OKP', crv: 'Ed25519', x: publicJwk.x });
 
       const me = await clientFor(created.id, privateJwk as Record<string, unknown>).call<{
-        principal: PrincipalAnswer;
+        principal: PrincipalView;
       }>('GET', '/v1/me');
       expect(me.principal.id).toBe(created.id);
     });
@@ -108,7 +79,7 @@ describeEachStore('record administration', (fixture) => {
     it('accepts an EC P-256 public key and keeps only its public members', async () => {
       const { publicKey } = await generateKeyPair('ES256', { extractable: true });
       const jwk = { ...(await exportJWK(publicKey)), use: 'sig', alg: 'ES256' };
-      const created = await admin.call<PrincipalAnswer>('POST', '/v1/principals', {
+      const created = await admin.call<PrincipalView>('POST', '/v1/principals', {
         name: 'svc',
         kind: 'service',
         keys: [jwk],
@@ -140,7 +111,7 @@ describeEachStore('record administration', (fixture) => {
       expect(raw.json()).toMatchObject({ code: 'invalid_key' });
       expect(raw.body).not.toContain(secret);
       expect(b.logs.join('\n')).not.toContain(secret);
-      expect((await admin.call<PrincipalAnswer>('GET', '/v1/principals/bob')).keys).toEqual([]);
+      expect((await admin.call<PrincipalView>('GET', '/v1/principals/bob')).keys).toEqual([]);
     });
 
     it('refuses an RSA key and a symmetric (oct) key', async () => {
@@ -167,7 +138,7 @@ describeEachStore('record administration', (fixture) => {
         ).code,
       ).toBe('invalid_key');
       const names = (
-        await admin.call<{ principals: PrincipalAnswer[] }>('GET', '/v1/principals')
+        await admin.call<{ principals: PrincipalView[] }>('GET', '/v1/principals')
       ).principals.map((p) => p.name);
       expect(names).toEqual(['root-admin']);
     });
@@ -177,14 +148,14 @@ describeEachStore('record administration', (fixture) => {
       const err = await refusal(admin.call('POST', '/v1/principals', { name: 'alice', kind: 'service' }));
       expect(err.status).toBe(409);
       expect(err.code).toBe('already_exists');
-      expect((await admin.call<PrincipalAnswer>('GET', '/v1/principals/alice')).kind).toBe('human');
+      expect((await admin.call<PrincipalView>('GET', '/v1/principals/alice')).kind).toBe('human');
     });
 
     it('patches attributes, roles and enabled; a disabled principal is refused at once', async () => {
       const alice = await b.principal('alice', 'human', [], { team: 'netops' });
       await alice.client.call('GET', '/v1/me'); // holds a valid token from here on
 
-      const patched = await admin.call<PrincipalAnswer>('PATCH', '/v1/principals/alice', {
+      const patched = await admin.call<PrincipalView>('PATCH', '/v1/principals/alice', {
         attributes: { team: 'dba', site: 'par1' },
         roles: ['auditor', 'auditor'],
       });
@@ -195,13 +166,13 @@ describeEachStore('record administration', (fixture) => {
       });
       expect(await admin.call('GET', '/v1/principals/alice')).toMatchObject({ roles: ['auditor'] });
 
-      const disabled = await admin.call<PrincipalAnswer>('PATCH', '/v1/principals/alice', { enabled: false });
+      const disabled = await admin.call<PrincipalView>('PATCH', '/v1/principals/alice', { enabled: false });
       expect(disabled.enabled).toBe(false);
       const err = await refusal(alice.client.call('GET', '/v1/me'));
       expect(err.code).toBe('principal_disabled');
 
       await admin.call('PATCH', '/v1/principals/alice', { enabled: true });
-      expect((await alice.client.call<{ principal: PrincipalAnswer }>('GET', '/v1/me')).principal.name).toBe(
+      expect((await alice.client.call<{ principal: PrincipalView }>('GET', '/v1/me')).principal.name).toBe(
         'alice',
       );
     });
@@ -246,17 +217,17 @@ describeEachStore('record administration', (fixture) => {
         );
       }
       expect(await admin.call('GET', '/v1/principals/mallory')).toMatchObject({ roles: [] });
-      expect((await admin.call<PrincipalAnswer>('GET', '/v1/principals/root-admin')).keys).toHaveLength(1);
+      expect((await admin.call<PrincipalView>('GET', '/v1/principals/root-admin')).keys).toHaveLength(1);
     });
 
     it('adds and removes a key; a removed key can no longer sign in', async () => {
       const alice = await b.principal('alice');
       const second = await newKeyPair();
-      const added = await admin.call<KeyAnswer>('POST', '/v1/principals/alice/keys', {
+      const added = await admin.call<KeyView>('POST', '/v1/principals/alice/keys', {
         jwk: second.publicJwk,
       });
       expect(added.kid).toBe(await calculateJwkThumbprint(second.publicJwk));
-      expect((await admin.call<PrincipalAnswer>('GET', '/v1/principals/alice')).keys).toHaveLength(2);
+      expect((await admin.call<PrincipalView>('GET', '/v1/principals/alice')).keys).toHaveLength(2);
       expect(
         (await refusal(admin.call('POST', '/v1/principals/alice/keys', { jwk: second.publicJwk }))).code,
       ).toBe('already_exists');
@@ -268,7 +239,7 @@ describeEachStore('record administration', (fixture) => {
 
       expect(await admin.call('DELETE', `/v1/principals/alice/keys/${added.kid}`)).toEqual({ deleted: true });
       expect(
-        (await admin.call<PrincipalAnswer>('GET', '/v1/principals/alice')).keys?.map((k) => k.kid),
+        (await admin.call<PrincipalView>('GET', '/v1/principals/alice')).keys?.map((k) => k.kid),
       ).toEqual([alice.identity.key.kid]);
       expect((await refusal(admin.call('DELETE', `/v1/principals/alice/keys/${added.kid}`))).code).toBe(
         'not_found',
@@ -289,7 +260,7 @@ describeEachStore('record administration', (fixture) => {
       await b.principal('bob');
       const extra = await newKeyPair();
       // Its own key, with a proof by a key it holds (a token alone is not enough: issue 9 item 3).
-      const added = await alice.client.call<KeyAnswer>('POST', '/v1/principals/alice/keys', {
+      const added = await alice.client.call<KeyView>('POST', '/v1/principals/alice/keys', {
         jwk: extra.publicJwk,
         proof: await createKeyProof(alice.identity, {
           brokerUrl: PUBLIC_URL,
@@ -307,7 +278,7 @@ describeEachStore('record administration', (fixture) => {
   describe('groups', () => {
     it('creates a group, adds and removes members idempotently, and deletes it', async () => {
       const alice = await b.principal('alice');
-      const created = await admin.call<GroupAnswer>('POST', '/v1/groups', {
+      const created = await admin.call<GroupView>('POST', '/v1/groups', {
         name: 'netops',
         description: 'network operators',
       });
@@ -319,12 +290,12 @@ describeEachStore('record administration', (fixture) => {
 
       expect(await admin.call('PUT', '/v1/groups/netops/members/alice')).toEqual({ changed: true });
       expect(await admin.call('PUT', '/v1/groups/netops/members/alice')).toEqual({ changed: false });
-      expect((await admin.call<GroupAnswer>('GET', '/v1/groups/netops')).members).toEqual([
+      expect((await admin.call<GroupView>('GET', '/v1/groups/netops')).members).toEqual([
         alice.caller.principal.id,
       ]);
       expect(await admin.call('DELETE', '/v1/groups/netops/members/alice')).toEqual({ changed: true });
       expect(await admin.call('DELETE', '/v1/groups/netops/members/alice')).toEqual({ changed: false });
-      expect((await admin.call<GroupAnswer>('GET', '/v1/groups/netops')).members).toEqual([]);
+      expect((await admin.call<GroupView>('GET', '/v1/groups/netops')).members).toEqual([]);
 
       expect((await refusal(admin.call('PUT', '/v1/groups/netops/members/nobody'))).code).toBe('not_found');
       expect((await refusal(admin.call('PUT', '/v1/groups/nogroup/members/alice'))).code).toBe('not_found');
@@ -334,8 +305,8 @@ describeEachStore('record administration', (fixture) => {
       expect((await refusal(admin.call('GET', '/v1/groups/netops'))).code).toBe('not_found');
       expect((await refusal(admin.call('DELETE', '/v1/groups/netops'))).code).toBe('not_found');
       // The member itself is untouched, and the name is free again.
-      expect((await admin.call<PrincipalAnswer>('GET', '/v1/principals/alice')).enabled).toBe(true);
-      expect((await admin.call<GroupAnswer>('POST', '/v1/groups', { name: 'netops' })).members).toEqual([]);
+      expect((await admin.call<PrincipalView>('GET', '/v1/principals/alice')).enabled).toBe(true);
+      expect((await admin.call<GroupView>('POST', '/v1/groups', { name: 'netops' })).members).toEqual([]);
     });
 
     it('does not let a non-admin join a group', async () => {
@@ -344,13 +315,13 @@ describeEachStore('record administration', (fixture) => {
       expect((await refusal(mallory.client.call('PUT', '/v1/groups/approvers/members/mallory'))).code).toBe(
         'forbidden',
       );
-      expect((await admin.call<GroupAnswer>('GET', '/v1/groups/approvers')).members).toEqual([]);
+      expect((await admin.call<GroupView>('GET', '/v1/groups/approvers')).members).toEqual([]);
     });
   });
 
   describe('privileges', () => {
     it('creates a privilege with the documented defaults', async () => {
-      const p = await admin.call<PrivilegeAnswer>('POST', '/v1/privileges', DB_READ);
+      const p = await admin.call<PrivilegeView>('POST', '/v1/privileges', DB_READ);
       expect(p.id).toMatch(/^prv_[0-9a-z]{26}$/);
       expect(p).toMatchObject({
         ...DB_READ,
@@ -389,7 +360,7 @@ describeEachStore('record administration', (fixture) => {
         expect(
           (await refusal(admin.call('PATCH', '/v1/privileges/db-read', { audiences: [audience] }))).code,
         ).toBe('invalid_request');
-        expect((await admin.call<PrivilegeAnswer>('GET', '/v1/privileges/db-read')).audiences).toEqual(
+        expect((await admin.call<PrivilegeView>('GET', '/v1/privileges/db-read')).audiences).toEqual(
           DB_READ.audiences,
         );
       },
@@ -398,8 +369,8 @@ describeEachStore('record administration', (fixture) => {
     it('resolves approvers named by name (or id) to ids, and refuses unknown ones', async () => {
       const alice = await b.principal('alice');
       const bob = await b.principal('bob');
-      const group = await admin.call<GroupAnswer>('POST', '/v1/groups', { name: 'dba' });
-      const p = await admin.call<PrivilegeAnswer>('POST', '/v1/privileges', {
+      const group = await admin.call<GroupView>('POST', '/v1/groups', { name: 'dba' });
+      const p = await admin.call<PrivilegeView>('POST', '/v1/privileges', {
         ...DB_READ,
         approval: {
           approvals: 2,
@@ -423,7 +394,7 @@ describeEachStore('record administration', (fixture) => {
 
     it('updates a privilege, and refuses an update that would make it incoherent', async () => {
       await admin.call('POST', '/v1/privileges', { ...DB_READ, max_duration: 3600 });
-      const updated = await admin.call<PrivilegeAnswer>('PATCH', '/v1/privileges/db-read', {
+      const updated = await admin.call<PrivilegeView>('PATCH', '/v1/privileges/db-read', {
         description: 'read the main database',
         max_duration: 1800,
         token_ttl: 120,
@@ -471,7 +442,7 @@ describeEachStore('record administration', (fixture) => {
       const err = await refusal(admin.call('DELETE', '/v1/privileges/db-read'));
       expect(err.status).toBe(409);
       expect(err.code).toBe('record_in_use');
-      expect((await admin.call<PrivilegeAnswer>('GET', '/v1/privileges/db-read')).name).toBe('db-read');
+      expect((await admin.call<PrivilegeView>('GET', '/v1/privileges/db-read')).name).toBe('db-read');
 
       await alice.client.call('POST', `/v1/requests/${req.id}/cancel`, { reason: 'done another way' });
       expect(await admin.call('DELETE', '/v1/privileges/db-read')).toEqual({ deleted: true });
@@ -482,8 +453,8 @@ describeEachStore('record administration', (fixture) => {
   describe('names and ids', () => {
     it('reads every record by its id or its name, and never by an id of another kind', async () => {
       const alice = await b.principal('alice');
-      const group = await admin.call<GroupAnswer>('POST', '/v1/groups', { name: 'netops' });
-      const privilege = await admin.call<PrivilegeAnswer>('POST', '/v1/privileges', DB_READ);
+      const group = await admin.call<GroupView>('POST', '/v1/groups', { name: 'netops' });
+      const privilege = await admin.call<PrivilegeView>('POST', '/v1/privileges', DB_READ);
       for (const [kind, id, name] of [
         ['principals', alice.caller.principal.id, 'alice'],
         ['groups', group.id, 'netops'],
@@ -521,7 +492,7 @@ describeEachStore('record administration', (fixture) => {
       expect((await refusal(otherAdmin.call('PATCH', '/v1/principals/alice', { enabled: false }))).code).toBe(
         'not_found',
       );
-      expect((await admin.call<PrincipalAnswer>('GET', '/v1/principals/alice')).enabled).toBe(true);
+      expect((await admin.call<PrincipalView>('GET', '/v1/principals/alice')).enabled).toBe(true);
     });
   });
 
@@ -529,20 +500,20 @@ describeEachStore('record administration', (fixture) => {
     it('records every mutation with the acting admin, and nothing for refusals or no-ops', async () => {
       const adminId = b.admin.principal.id;
       const key = await newKeyPair();
-      const alice = await admin.call<PrincipalAnswer>('POST', '/v1/principals', {
+      const alice = await admin.call<PrincipalView>('POST', '/v1/principals', {
         name: 'alice',
         kind: 'human',
       });
       await admin.call('PATCH', '/v1/principals/alice', { attributes: { team: 'dba' } });
       await admin.call('PATCH', '/v1/principals/alice', { enabled: false });
-      const added = await admin.call<KeyAnswer>('POST', '/v1/principals/alice/keys', { jwk: key.publicJwk });
+      const added = await admin.call<KeyView>('POST', '/v1/principals/alice/keys', { jwk: key.publicJwk });
       await admin.call('DELETE', `/v1/principals/alice/keys/${added.kid}`);
-      const group = await admin.call<GroupAnswer>('POST', '/v1/groups', { name: 'dba' });
+      const group = await admin.call<GroupView>('POST', '/v1/groups', { name: 'dba' });
       await admin.call('PUT', '/v1/groups/dba/members/alice');
       await admin.call('PUT', '/v1/groups/dba/members/alice'); // no-op
       await admin.call('DELETE', '/v1/groups/dba/members/alice');
       await admin.call('DELETE', '/v1/groups/dba');
-      const privilege = await admin.call<PrivilegeAnswer>('POST', '/v1/privileges', DB_READ);
+      const privilege = await admin.call<PrivilegeView>('POST', '/v1/privileges', DB_READ);
       await admin.call('PATCH', '/v1/privileges/db-read', { token_ttl: 60 });
       await admin.call('DELETE', '/v1/privileges/db-read');
       // Refused mutations:

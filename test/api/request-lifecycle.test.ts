@@ -1,3 +1,4 @@
+import type { RequestView } from '@tether-broker/protocol';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { expireOverdueRequests } from '../../packages/broker/src/core/expire-requests.js';
 import { reviewRequest } from '../../packages/broker/src/requests/review-request.js';
@@ -6,13 +7,6 @@ import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { refusal } from '../support/refusal.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-interface RequestAnswer {
-  id: string;
-  state: string;
-  reviews?: { reviewer: string; decision: string }[];
-  activation_expires_at: string | null;
-}
 
 describeEachStore('access request lifecycle', (fixture) => {
   let b: TestBroker;
@@ -24,7 +18,7 @@ describeEachStore('access request lifecycle', (fixture) => {
     s = await setUpScenario(b, { approvals, approverCount });
   }
   const ask = (extra: Record<string, unknown> = {}) =>
-    s.operator.client.call<RequestAnswer>('POST', '/v1/requests', {
+    s.operator.client.call<RequestView>('POST', '/v1/requests', {
       privilege: 'firewall-admin',
       ticket: 'NET-42',
       justification: 'rotate edge rules',
@@ -38,7 +32,7 @@ describeEachStore('access request lifecycle', (fixture) => {
     it('approves on the first eligible approval and opens an activation window', async () => {
       const req = await ask();
       expect(req.state).toBe('pending');
-      const approved = await s.approvers[0]!.client.call<RequestAnswer>(
+      const approved = await s.approvers[0]!.client.call<RequestView>(
         'POST',
         `/v1/requests/${req.id}/approve`,
         { comment: 'ok' },
@@ -52,7 +46,7 @@ describeEachStore('access request lifecycle', (fixture) => {
       const err = await refusal(s.operator.client.call('POST', `/v1/requests/${req.id}/approve`));
       expect(err.code).toBe('self_approval_forbidden');
       expect(err.status).toBe(403);
-      const after = await s.admin.call<RequestAnswer>('GET', `/v1/requests/${req.id}`);
+      const after = await s.admin.call<RequestView>('GET', `/v1/requests/${req.id}`);
       expect(after.state).toBe('pending');
       const audit = await listAuditRecords(b.ctx.store, b.tenant.id, { requestId: req.id, limit: 100 });
       expect(audit.some((r) => r.action === 'request.review.approve' && r.outcome === 'refused')).toBe(true);
@@ -72,7 +66,7 @@ describeEachStore('access request lifecycle', (fixture) => {
 
     it('makes one denial final', async () => {
       const req = await ask();
-      const denied = await s.approvers[0]!.client.call<RequestAnswer>('POST', `/v1/requests/${req.id}/deny`, {
+      const denied = await s.approvers[0]!.client.call<RequestView>('POST', `/v1/requests/${req.id}/deny`, {
         comment: 'no change window',
       });
       expect(denied.state).toBe('denied');
@@ -80,19 +74,19 @@ describeEachStore('access request lifecycle', (fixture) => {
       expect(err.code).toBe('request_not_pending');
       const cancel = await refusal(s.operator.client.call('POST', `/v1/requests/${req.id}/cancel`));
       expect(cancel.code).toBe('request_not_pending');
-      expect((await s.admin.call<RequestAnswer>('GET', `/v1/requests/${req.id}`)).state).toBe('denied');
+      expect((await s.admin.call<RequestView>('GET', `/v1/requests/${req.id}`)).state).toBe('denied');
     });
 
     it('expires an unresolved request at its TTL (manual clock), refuses a late review and records the expiry once', async () => {
       const req = await ask();
       b.clock.advance(3600_000 - 1);
-      expect((await s.admin.call<RequestAnswer>('GET', `/v1/requests/${req.id}`)).state).toBe('pending');
+      expect((await s.admin.call<RequestView>('GET', `/v1/requests/${req.id}`)).state).toBe('pending');
       b.clock.advance(1);
-      expect((await s.admin.call<RequestAnswer>('GET', `/v1/requests/${req.id}`)).state).toBe('expired');
+      expect((await s.admin.call<RequestView>('GET', `/v1/requests/${req.id}`)).state).toBe('expired');
       const err = await refusal(s.approvers[0]!.client.call('POST', `/v1/requests/${req.id}/approve`));
       expect(err.code).toBe('request_expired');
       expect(await expireOverdueRequests(b.ctx)).toBe(0); // already written by the refused review
-      const listed = await s.admin.call<{ requests: RequestAnswer[] }>('GET', '/v1/requests?state=expired');
+      const listed = await s.admin.call<{ requests: RequestView[] }>('GET', '/v1/requests?state=expired');
       expect(listed.requests.map((r) => r.id)).toEqual([req.id]);
       const audit = await listAuditRecords(b.ctx.store, b.tenant.id, { requestId: req.id, limit: 100 });
       expect(audit.filter((r) => r.action === 'request.expired')).toHaveLength(1);
@@ -105,7 +99,7 @@ describeEachStore('access request lifecycle', (fixture) => {
       expect(await expireOverdueRequests(b.ctx)).toBe(2);
       expect(await expireOverdueRequests(b.ctx)).toBe(0);
       for (const id of [a.id, c.id])
-        expect((await s.admin.call<RequestAnswer>('GET', `/v1/requests/${id}`)).state).toBe('expired');
+        expect((await s.admin.call<RequestView>('GET', `/v1/requests/${id}`)).state).toBe('expired');
     });
 
     it('refuses a request without the ticket the privilege needs, or with a malformed one', async () => {
@@ -145,21 +139,21 @@ describeEachStore('access request lifecycle', (fixture) => {
     });
 
     it('auto-approves the pipeline inside its business rules, and only there', async () => {
-      const auto = await s.pipeline.client.call<RequestAnswer>('POST', '/v1/requests', {
+      const auto = await s.pipeline.client.call<RequestView>('POST', '/v1/requests', {
         privilege: 'deploy',
         ticket: 'CHG-7',
         justification: 'release 1.2.3',
         duration: 900,
       });
       expect(auto.state).toBe('approved');
-      const tooLong = await s.pipeline.client.call<RequestAnswer>('POST', '/v1/requests', {
+      const tooLong = await s.pipeline.client.call<RequestView>('POST', '/v1/requests', {
         privilege: 'deploy',
         ticket: 'CHG-8',
         justification: 'release 1.2.4',
         duration: 3600,
       });
       expect(tooLong.state).toBe('pending');
-      const noTicket = await s.pipeline.client.call<RequestAnswer>('POST', '/v1/requests', {
+      const noTicket = await s.pipeline.client.call<RequestView>('POST', '/v1/requests', {
         privilege: 'deploy',
         justification: 'x',
         duration: 600,
@@ -176,7 +170,7 @@ describeEachStore('access request lifecycle', (fixture) => {
       expect((await refusal(s.approvers[0]!.client.call('POST', `/v1/requests/${req.id}/cancel`))).code).toBe(
         'forbidden',
       );
-      const cancelled = await s.operator.client.call<RequestAnswer>('POST', `/v1/requests/${req.id}/cancel`, {
+      const cancelled = await s.operator.client.call<RequestView>('POST', `/v1/requests/${req.id}/cancel`, {
         reason: 'not needed',
       });
       expect(cancelled.state).toBe('cancelled');
@@ -188,17 +182,11 @@ describeEachStore('access request lifecycle', (fixture) => {
 
     it('needs two distinct approvers and refuses a second review by the same one', async () => {
       const req = await ask();
-      const first = await s.approvers[0]!.client.call<RequestAnswer>(
-        'POST',
-        `/v1/requests/${req.id}/approve`,
-      );
+      const first = await s.approvers[0]!.client.call<RequestView>('POST', `/v1/requests/${req.id}/approve`);
       expect(first.state).toBe('pending');
       const err = await refusal(s.approvers[0]!.client.call('POST', `/v1/requests/${req.id}/approve`));
       expect(err.code).toBe('duplicate_review');
-      const second = await s.approvers[1]!.client.call<RequestAnswer>(
-        'POST',
-        `/v1/requests/${req.id}/approve`,
-      );
+      const second = await s.approvers[1]!.client.call<RequestView>('POST', `/v1/requests/${req.id}/approve`);
       expect(second.state).toBe('approved');
       expect(second.reviews?.map((r) => r.decision)).toEqual(['approve', 'approve']);
     });

@@ -1,3 +1,4 @@
+import type { AuditRecordView } from '@tether-broker/protocol';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { BoundSession } from '../../packages/client/src/index.js';
@@ -14,13 +15,6 @@ import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../sup
 import { eventually } from '../support/eventually.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-interface AuditEntry {
-  action: string;
-  actor: string;
-  target: string | null;
-  details: Record<string, unknown>;
-}
 
 /**
  * The Fastify adapter and decision recording, against a real broker: the protected service is
@@ -99,8 +93,8 @@ describeEachStore('PEP adapters and decision recording', (fixture) => {
     });
   }
 
-  async function audit(sessionId: string): Promise<AuditEntry[]> {
-    const page = await s.admin.call<{ records: AuditEntry[] }>('GET', `/v1/audit?session=${sessionId}`);
+  async function audit(sessionId: string): Promise<AuditRecordView[]> {
+    const page = await s.admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?session=${sessionId}`);
     return page.records;
   }
 
@@ -162,7 +156,7 @@ describeEachStore('PEP adapters and decision recording', (fixture) => {
     expect(recorder.stats).toMatchObject({ buffered: 3, dropped: 7, unreported: 7 });
     await recorder.close();
     expect(recorder.stats).toMatchObject({ buffered: 0, sent: 3, dropped: 7, unreported: 0 });
-    const trail = await s.admin.call<{ records: AuditEntry[] }>('GET', '/v1/audit');
+    const trail = await s.admin.call<{ records: AuditRecordView[] }>('GET', '/v1/audit');
     const loss = trail.records.find((e) => e.action === 'pep.decisions_dropped');
     expect(loss?.details).toMatchObject({ count: 7, total: 7 });
   });

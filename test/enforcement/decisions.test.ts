@@ -1,4 +1,4 @@
-import type { DecisionRecord, DecisionReportAnswer } from '@tether-broker/protocol';
+import type { AuditRecordView, DecisionRecord, DecisionReportAnswer } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../packages/broker/src/audit/record.js';
 import { BoundSession, type BrokerClient } from '../../packages/client/src/index.js';
@@ -6,19 +6,6 @@ import { type Actor, startTestBroker, type TestBroker } from '../support/broker.
 import { refusal } from '../support/refusal.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-interface AuditRecordAnswer {
-  seq: number;
-  at: string;
-  actor: string;
-  action: string;
-  target: string;
-  outcome: string;
-  request: string | null;
-  ticket: string | null;
-  principal: string | null;
-  details: Record<string, unknown>;
-}
 
 /** The audience the scenario's `deploy` privilege grants. */
 const DEPLOY = 'https://deploy.example';
@@ -65,7 +52,7 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
     (await admin.call<{ checked: number; ok: boolean }>('GET', '/v1/audit/verify')).checked;
   /** The records after `seq`, read through the API as an auditor would. */
   const auditAfter = async (seq: number, admin: BrokerClient = s.admin) =>
-    (await admin.call<{ records: AuditRecordAnswer[] }>('GET', `/v1/audit?after=${seq}&limit=1000`)).records;
+    (await admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?after=${seq}&limit=1000`)).records;
 
   async function liveSession(): Promise<BoundSession> {
     const request = await s.pipeline.client.call<{ id: string }>('POST', '/v1/requests', {
@@ -141,7 +128,7 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
     expect(JSON.stringify(records)).not.toContain('s3cr3t');
     // The session's trail (records targeting it) now holds the decisions about it.
     const trail = (
-      await s.admin.call<{ records: AuditRecordAnswer[] }>('GET', `/v1/audit?request=${requestId}`)
+      await s.admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?request=${requestId}`)
     ).records.map((r) => r.action);
     expect(trail.filter((a) => a.startsWith('decision.'))).toEqual(['decision.allow', 'decision.deny']);
 

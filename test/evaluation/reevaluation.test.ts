@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { AuditRecordView, SessionView } from '@tether-broker/protocol';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runReevaluationBatch } from '../../packages/broker/src/evaluation/jobs.js';
@@ -16,16 +17,6 @@ import { eventually } from '../support/eventually.js';
 import { refusal } from '../support/refusal.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-interface SessionAnswer {
-  state: string;
-  end_reason: string | null;
-  authorization_details: { actions: string[]; resources: string[] }[];
-  audiences: string[];
-}
-interface AuditAnswer {
-  records: { action: string; target: string; actor: string; details: Record<string, unknown> }[];
-}
 
 const FORBID_RELEASE = `forbid(principal, action == Tether::Action::"continue", resource)
   when { resource.name == "deploy" && context.entitlement_action == "deploy:release" };`;
@@ -86,13 +77,13 @@ describeEachStore('re-evaluation of live sessions', (fixture) => {
     await s.admin.call('PUT', '/v1/policies', { policies: { ...current.policies, ...extra } });
   }
 
-  const sessionOf = (sess: BoundSession) =>
-    s.admin.call<SessionAnswer>('GET', `/v1/sessions/${sess.info.id}`);
+  const sessionOf = (sess: BoundSession) => s.admin.call<SessionView>('GET', `/v1/sessions/${sess.info.id}`);
   const actionsOf = (token: string) =>
     (decodeJwt(token).authorization_details as { actions: string[] }[])[0]?.actions;
 
   async function auditOf(sessionId: string) {
-    return (await s.admin.call<AuditAnswer>('GET', `/v1/audit?session=${sessionId}`)).records;
+    return (await s.admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?session=${sessionId}`))
+      .records;
   }
 
   /** The PEP library's mirror, fed the tenant's whole revocation log as a PEP would have applied it. */

@@ -1,4 +1,5 @@
 import { createHmac, createSecretKey, randomBytes } from 'node:crypto';
+import type { AuditVerificationView } from '@tether-broker/protocol';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   type AuditRecord,
@@ -14,12 +15,6 @@ import type { BrokerClient } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-interface Verification {
-  ok: boolean;
-  checked: number;
-  first_bad?: { seq: number; id: string; fault: string; message: string };
-}
 
 /**
  * A database writer without the KEK rewrites an approval and recomputes every hash after it, as
@@ -52,7 +47,7 @@ describeEachStore('audit chain rewritten by a database writer', (fixture) => {
   });
 
   const db = () => b.ctx.store.db;
-  const verify = () => admin.call<Verification>('GET', '/v1/audit/verify');
+  const verify = () => admin.call<AuditVerificationView>('GET', '/v1/audit/verify');
   const chain = async (): Promise<AuditRecord[]> =>
     (
       await db()

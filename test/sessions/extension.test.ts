@@ -1,3 +1,4 @@
+import type { AuditRecordView, RequestView, SessionView } from '@tether-broker/protocol';
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { endExpiredSessions } from '../../packages/broker/src/core/end-session.js';
@@ -9,35 +10,6 @@ import { SCENARIO_POLICIES, type Scenario, setUpScenario } from '../support/scen
 import { describeEachStore } from '../support/stores.js';
 
 const MINUTE = 60_000;
-
-interface RequestAnswer {
-  id: string;
-  kind: string;
-  session: string | null;
-  principal: string;
-  duration: number;
-  state: string;
-  approvals_required: number;
-  activation_expires_at: string | null;
-  resolved_by: string | null;
-}
-
-interface SessionAnswer {
-  id: string;
-  state: string;
-  end_reason: string | null;
-  hard_expires_at: string;
-  cnf: { jkt: string };
-}
-
-interface AuditAnswer {
-  action: string;
-  actor: string;
-  outcome: string;
-  target: string;
-  request: string | null;
-  details: Record<string, unknown>;
-}
 
 describeEachStore('session extension', (fixture) => {
   let b: TestBroker;
@@ -63,14 +35,14 @@ describeEachStore('session extension', (fixture) => {
   }
 
   const extend = (session: BoundSession, by: number, client = s.operator.client) =>
-    client.call<RequestAnswer>('POST', `/v1/sessions/${session.info.id}/extend`, {
+    client.call<RequestView>('POST', `/v1/sessions/${session.info.id}/extend`, {
       by,
       justification: 'the change window moved',
     });
-  const view = (id: string) => s.admin.call<SessionAnswer>('GET', `/v1/sessions/${id}`);
+  const view = (id: string) => s.admin.call<SessionView>('GET', `/v1/sessions/${id}`);
   const iso = (ms: number) => new Date(ms).toISOString();
   const auditOf = async (query: string) =>
-    (await s.admin.call<{ records: AuditAnswer[] }>('GET', `/v1/audit?${query}&limit=1000`)).records;
+    (await s.admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?${query}&limit=1000`)).records;
 
   it('an approved extension moves the hard expiry; the session keeps its id, key and refresh chain', async () => {
     const session = await liveSession(1800);
@@ -87,7 +59,7 @@ describeEachStore('session extension', (fixture) => {
       state: 'pending',
       approvals_required: 1,
     });
-    const listed = await s.admin.call<{ requests: RequestAnswer[] }>('GET', '/v1/requests?state=pending');
+    const listed = await s.admin.call<{ requests: RequestView[] }>('GET', '/v1/requests?state=pending');
     expect(listed.requests.map((r) => [r.id, r.kind, r.session])).toEqual([
       [asked.id, 'extension', session.info.id],
     ]);
@@ -95,7 +67,7 @@ describeEachStore('session extension', (fixture) => {
     expect((await view(session.info.id)).hard_expires_at).toBe(iso(oldExpiry));
 
     const approver = s.approvers[1]!;
-    const approved = await approver.client.call<RequestAnswer>('POST', `/v1/requests/${asked.id}/approve`);
+    const approved = await approver.client.call<RequestView>('POST', `/v1/requests/${asked.id}/approve`);
     expect(approved).toMatchObject({ state: 'approved', activation_expires_at: null });
     const newExpiry = oldExpiry + 1800_000;
     expect(await view(session.info.id)).toMatchObject({
@@ -203,7 +175,7 @@ describeEachStore('session extension', (fixture) => {
     await s.admin.call('PATCH', '/v1/privileges/firewall-admin', { max_duration: 3600 });
     const late = await refusal(s.approvers[0]!.client.call('POST', `/v1/requests/${asked.id}/approve`));
     expect(late.code).toBe('duration_exceeds_max');
-    expect((await s.admin.call<RequestAnswer>('GET', `/v1/requests/${asked.id}`)).state).toBe('cancelled');
+    expect((await s.admin.call<RequestView>('GET', `/v1/requests/${asked.id}`)).state).toBe('cancelled');
     expect((await view(session.info.id)).hard_expires_at).toBe(iso(b.clock.now() + 1800_000));
   });
 
@@ -211,7 +183,7 @@ describeEachStore('session extension', (fixture) => {
     const session = await liveSession();
     const before = (await view(session.info.id)).hard_expires_at;
     const asked = await extend(session, 1800);
-    const denied = await s.approvers[0]!.client.call<RequestAnswer>('POST', `/v1/requests/${asked.id}/deny`, {
+    const denied = await s.approvers[0]!.client.call<RequestView>('POST', `/v1/requests/${asked.id}/deny`, {
       comment: 'finish within the window',
     });
     expect(denied.state).toBe('denied');
@@ -229,7 +201,7 @@ describeEachStore('session extension', (fixture) => {
     await session.end('completed');
     const late = await refusal(s.approvers[0]!.client.call('POST', `/v1/requests/${asked.id}/approve`));
     expect(late.code).toBe('session_not_live');
-    const request = await s.admin.call<RequestAnswer>('GET', `/v1/requests/${asked.id}`);
+    const request = await s.admin.call<RequestView>('GET', `/v1/requests/${asked.id}`);
     expect(request).toMatchObject({ state: 'cancelled', resolved_by: 'system' });
     const cancelled = (await auditOf(`request=${asked.id}`)).find((r) => r.action === 'request.cancelled');
     expect(cancelled?.details).toMatchObject({
@@ -248,13 +220,13 @@ describeEachStore('session extension', (fixture) => {
     b.clock.advance(b.ctx.config.requestTtlSeconds * 1000);
     const late = await refusal(s.approvers[0]!.client.call('POST', `/v1/requests/${asked.id}/approve`));
     expect(late.code).toBe('request_expired');
-    expect((await s.admin.call<RequestAnswer>('GET', `/v1/requests/${asked.id}`)).state).toBe('expired');
+    expect((await s.admin.call<RequestView>('GET', `/v1/requests/${asked.id}`)).state).toBe('expired');
     expect((await view(session.info.id)).hard_expires_at).toBe(iso(session.info.hardExpiresAt));
     // An overdue one the sweeper has not reached yet does not block a new ask either.
     const second = await extend(session, 600);
     b.clock.advance(b.ctx.config.requestTtlSeconds * 1000);
     const third = await extend(session, 600);
-    expect((await s.admin.call<RequestAnswer>('GET', `/v1/requests/${second.id}`)).state).toBe('expired');
+    expect((await s.admin.call<RequestView>('GET', `/v1/requests/${second.id}`)).state).toBe('expired');
     expect(await expireOverdueRequests(b.ctx)).toBe(0);
     expect(third.state).toBe('pending');
   });
@@ -286,7 +258,7 @@ describeEachStore('session extension', (fixture) => {
       }),
     );
     expect(none.code).toBe('not_found');
-    const requests = await s.admin.call<{ requests: RequestAnswer[] }>('GET', '/v1/requests?state=pending');
+    const requests = await s.admin.call<{ requests: RequestView[] }>('GET', '/v1/requests?state=pending');
     expect(requests.requests).toEqual([]);
   });
 

@@ -1,4 +1,4 @@
-import type { DecisionRecord } from '@tether-broker/protocol';
+import type { AuditRecordView, DecisionRecord, SessionView } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { endExpiredSessions } from '../../packages/broker/src/core/end-session.js';
 import { readRevocationLog } from '../../packages/broker/src/revocation/log.js';
@@ -11,22 +11,6 @@ import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
 
 const MINUTE = 60_000;
-
-interface SessionAnswer {
-  id: string;
-  state: string;
-  end_reason: string | null;
-  ended_at: string | null;
-  last_activity_at: string;
-  idle_timeout: number | null;
-}
-
-interface AuditAnswer {
-  action: string;
-  target: string;
-  actor: string;
-  details: Record<string, unknown>;
-}
 
 describeEachStore('idle timeout', (fixture) => {
   let b: TestBroker;
@@ -56,7 +40,7 @@ describeEachStore('idle timeout', (fixture) => {
     return BoundSession.activate(s.operator.client, req.id);
   }
 
-  const view = (id: string) => s.admin.call<SessionAnswer>('GET', `/v1/sessions/${id}`);
+  const view = (id: string) => s.admin.call<SessionView>('GET', `/v1/sessions/${id}`);
 
   const introspect = async (token: string) => {
     const response = await b.app.inject({
@@ -86,7 +70,7 @@ describeEachStore('idle timeout', (fixture) => {
     reportOver(pepLink(b, pep), 'https://fw.example', decisions);
 
   const auditOf = async (sessionId: string) =>
-    (await s.admin.call<{ records: AuditAnswer[] }>('GET', `/v1/audit?session=${sessionId}&limit=1000`))
+    (await s.admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?session=${sessionId}&limit=1000`))
       .records;
 
   it('ends a session idle for its timeout: refresh refused, introspection inactive, session_ended idle, audited', async () => {

@@ -1,3 +1,4 @@
+import type { PollView } from '@tether-broker/protocol';
 import type { JSONWebKeySet, JWTPayload } from 'jose';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
@@ -21,11 +22,6 @@ const PUSH = 'urn:ietf:rfc:8935';
 const ALLOW_LOOPBACK = { outboundAllowHosts: ['127.0.0.1'], outboundAllowHttp: true };
 /** Jitter pinned to the middle: delays are 3/4 of the exponential step (750 ms, 1.5 s, 3 s, …). */
 const MIDDLE = { random: () => 0.5 };
-
-interface PollAnswer {
-  sets: Record<string, string>;
-  moreAvailable: boolean;
-}
 
 describeEachStore('SSF delivery of session signals', (fixture) => {
   let b: TestBroker;
@@ -306,7 +302,7 @@ describeEachStore('SSF delivery of session signals', (fixture) => {
       {},
     );
     const poll = (body: Record<string, unknown>) =>
-      receiver.client.call<PollAnswer>('POST', `/v1/ssf/poll/${streamId}`, body);
+      receiver.client.call<PollView>('POST', `/v1/ssf/poll/${streamId}`, body);
     expect(await poll({ returnImmediately: true })).toEqual({ sets: {}, moreAvailable: false });
 
     const first = await liveSession();

@@ -1,3 +1,4 @@
+import type { StreamView } from '@tether-broker/protocol';
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { deliverDue } from '../../packages/broker/src/ssf-streams/delivery.js';
@@ -14,17 +15,6 @@ const PUSH = 'urn:ietf:rfc:8935';
 const POLL = 'urn:ietf:rfc:8936';
 /** A secret the receiver's endpoint wants: it must never come back out of the broker. */
 const HEADER_SECRET = 'Bearer receiver-secret-7f3a91c2';
-
-interface StreamAnswer {
-  stream_id: string;
-  iss: string;
-  aud: string | string[];
-  events_supported: string[];
-  events_requested: string[];
-  events_delivered: string[];
-  delivery: { method: string; endpoint_url: string; authorization_header?: string };
-  description?: string;
-}
 
 describeEachStore('SSF stream management', (fixture) => {
   let b: TestBroker;
@@ -46,7 +36,7 @@ describeEachStore('SSF stream management', (fixture) => {
   });
 
   const createPush = (actor: Actor = receiver, extra: Record<string, unknown> = {}) =>
-    actor.client.call<StreamAnswer>('POST', '/v1/ssf/streams', {
+    actor.client.call<StreamView>('POST', '/v1/ssf/streams', {
       delivery: { method: PUSH, endpoint_url: endpoint.url, authorization_header: HEADER_SECRET },
       description: 'downstream SaaS',
       ...extra,
@@ -86,7 +76,7 @@ describeEachStore('SSF stream management', (fixture) => {
     expect(await receiver.client.call('GET', '/v1/ssf/streams')).toEqual([created]);
 
     // PATCH: members present change; an unknown event type is ignored, not delivered.
-    const patched = await receiver.client.call<StreamAnswer>('PATCH', '/v1/ssf/streams', {
+    const patched = await receiver.client.call<StreamView>('PATCH', '/v1/ssf/streams', {
       stream_id: id,
       iss: PUBLIC_URL,
       events_requested: [SESSION_REVOKED, 'urn:example:unknown'],
@@ -97,7 +87,7 @@ describeEachStore('SSF stream management', (fixture) => {
     expect(patched.description).toBe('downstream SaaS');
 
     // PUT: what a creation with this body would give; without `delivery`, a poll stream.
-    const replaced = await receiver.client.call<StreamAnswer>('PUT', '/v1/ssf/streams', {
+    const replaced = await receiver.client.call<StreamView>('PUT', '/v1/ssf/streams', {
       stream_id: id,
       events_requested: [TOKEN_CLAIMS_CHANGE],
     });
@@ -213,7 +203,7 @@ describeEachStore('SSF stream management', (fixture) => {
     // The tenant's admin sees and manages every stream of the tenant.
     const admin = b.client(b.adminIdentity);
     expect(await admin.call('GET', '/v1/ssf/streams')).toEqual([mine]);
-    const adminStream = await admin.call<StreamAnswer>('POST', '/v1/ssf/streams', {
+    const adminStream = await admin.call<StreamView>('POST', '/v1/ssf/streams', {
       aud: ['https://saas.example/web', 'https://saas.example/mobile'],
     });
     expect(adminStream.aud).toEqual(['https://saas.example/web', 'https://saas.example/mobile']);

@@ -1,3 +1,4 @@
+import type { AuditRecordView, AuditVerificationView, RequestView } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditRecord, chainNext, macRecord } from '../../packages/broker/src/audit/chain.js';
 import { loadAuditKeys } from '../../packages/broker/src/audit/keys.js';
@@ -8,39 +9,13 @@ import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
 
-interface RecordView {
-  seq: number;
-  id: string;
-  at: string;
-  actor: string;
-  action: string;
-  target: string;
-  outcome: string;
-  request: string | null;
-  ticket: string | null;
-  principal: string | null;
-  policies: string[];
-  details: Record<string, unknown>;
-  prev_hash: string;
-  hash: string;
-}
-interface Verification {
-  ok: boolean;
-  checked: number;
-  first_bad?: { seq: number; id: string; fault: string; message: string };
-}
-interface RequestAnswer {
-  id: string;
-  state: string;
-}
-
 /** What the scenario did, for the assertions to refer to. */
 interface History {
   s: Scenario;
-  approved: RequestAnswer;
-  denied: RequestAnswer;
-  cancelled: RequestAnswer;
-  auto: RequestAnswer;
+  approved: RequestView;
+  denied: RequestView;
+  cancelled: RequestView;
+  auto: RequestView;
   /** Clock readings between the scenario's phases. */
   phase2: number;
   phase3: number;
@@ -58,7 +33,7 @@ describeEachStore('audit chain', (fixture) => {
   async function writeHistory(): Promise<History> {
     const s = await setUpScenario(b);
     const ask = (ticket: string) =>
-      s.operator.client.call<RequestAnswer>('POST', '/v1/requests', {
+      s.operator.client.call<RequestView>('POST', '/v1/requests', {
         privilege: 'firewall-admin',
         ticket,
         justification: `change under ${ticket}`,
@@ -77,7 +52,7 @@ describeEachStore('audit chain', (fixture) => {
     await s.operator.client.call('POST', `/v1/requests/${cancelled.id}/cancel`, { reason: 'done' });
     b.clock.advance(60_000);
     const phase3 = b.clock.now();
-    const auto = await s.pipeline.client.call<RequestAnswer>('POST', '/v1/requests', {
+    const auto = await s.pipeline.client.call<RequestView>('POST', '/v1/requests', {
       privilege: 'deploy',
       ticket: 'CHG-9',
       justification: 'release 1.2.3',
@@ -140,9 +115,9 @@ describeEachStore('audit chain', (fixture) => {
       .executeTakeFirstOrThrow();
     return toAuditRecord(row);
   };
-  const verify = () => admin.call<Verification>('GET', '/v1/audit/verify');
+  const verify = () => admin.call<AuditVerificationView>('GET', '/v1/audit/verify');
   const list = async (query = '') =>
-    (await admin.call<{ records: RecordView[] }>('GET', `/v1/audit?limit=1000${query}`)).records;
+    (await admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?limit=1000${query}`)).records;
   const insert = (r: AuditRecord) =>
     db()
       .insertInto('audit_records')
@@ -403,14 +378,18 @@ describeEachStore('audit chain', (fixture) => {
     it("leaves another tenant's chain out of it: tampering with one does not fail the other", async () => {
       const other = await startTestBroker(b.ctx.store, { tenantName: 'other', reuse: b });
       const otherAdmin = other.client(other.adminIdentity);
-      expect(await otherAdmin.call<Verification>('GET', '/v1/audit/verify')).toMatchObject({ ok: true });
+      expect(await otherAdmin.call<AuditVerificationView>('GET', '/v1/audit/verify')).toMatchObject({
+        ok: true,
+      });
       await db()
         .deleteFrom('audit_records')
         .where('tenant_id', '=', b.tenant.id)
         .where('seq', '=', 3)
         .execute();
       expect((await verify()).ok).toBe(false);
-      expect(await otherAdmin.call<Verification>('GET', '/v1/audit/verify')).toMatchObject({ ok: true });
+      expect(await otherAdmin.call<AuditVerificationView>('GET', '/v1/audit/verify')).toMatchObject({
+        ok: true,
+      });
     });
 
     it('is not fooled by records appended while it reads the chain', async () => {
@@ -423,7 +402,7 @@ describeEachStore('audit chain', (fixture) => {
       ).finally(() => {
         done = true;
       });
-      const results: Verification[] = [];
+      const results: AuditVerificationView[] = [];
       const checking = (async () => {
         while (!done) results.push(await verify());
       })();
@@ -563,9 +542,11 @@ describeEachStore('audit chain', (fixture) => {
 
       const after = await list('&after=10');
       expect(after.map((r) => r.seq)).toEqual(all.filter((r) => r.seq > 10).map((r) => r.seq));
-      const page = (await admin.call<{ records: RecordView[] }>('GET', '/v1/audit?after=10&limit=5')).records;
+      const page = (await admin.call<{ records: AuditRecordView[] }>('GET', '/v1/audit?after=10&limit=5'))
+        .records;
       expect(page.map((r) => r.seq)).toEqual([11, 12, 13, 14, 15]);
-      const firstPage = (await admin.call<{ records: RecordView[] }>('GET', '/v1/audit?limit=3')).records;
+      const firstPage = (await admin.call<{ records: AuditRecordView[] }>('GET', '/v1/audit?limit=3'))
+        .records;
       expect(firstPage.map((r) => r.seq)).toEqual([1, 2, 3]);
       expect(await list(`&after=${all.length}`)).toEqual([]);
     });

@@ -4,8 +4,10 @@
  * body before checking the HMAC would fail), and signed with the webhook's secret here, in
  * the test, exactly as GitHub, Jira and the generic sender sign them.
  */
+
 import { createHmac, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { CreatedWebhookView } from '@tether-broker/protocol';
 import type { LightMyRequestResponse } from 'fastify';
 import type { BrokerClient } from '../../packages/client/src/index.js';
 import type { TestBroker } from '../support/broker.js';
@@ -24,13 +26,8 @@ export interface Delivery {
   body: string;
 }
 
-export interface RegisteredWebhook {
-  id: string;
-  name: string;
-  kind: Kind;
-  url: string;
-  secret: string;
-}
+/** A webhook as `POST /v1/webhooks` answers it: with its secret, shown once. */
+export type RegisteredWebhook = CreatedWebhookView;
 
 export const hmac = (secret: string, body: string) =>
   `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;

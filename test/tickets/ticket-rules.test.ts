@@ -1,3 +1,4 @@
+import type { RequestView } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { readRevocationLog } from '../../packages/broker/src/revocation/log.js';
 import { BoundSession } from '../../packages/client/src/index.js';
@@ -17,11 +18,6 @@ import {
 
 const MINUTE = 60_000;
 const REF = 'acme/infra#12';
-
-interface RequestAnswer {
-  id: string;
-  state: string;
-}
 
 describeEachStore('ticket rules and task end', (fixture) => {
   let b: TestBroker;
@@ -70,7 +66,7 @@ describeEachStore('ticket rules and task end', (fixture) => {
   }
 
   const ask = (privilege: string, ticket: string, actor: Actor = s.operator) =>
-    actor.client.call<RequestAnswer>('POST', '/v1/requests', {
+    actor.client.call<RequestView>('POST', '/v1/requests', {
       privilege,
       ticket,
       justification: 'payments rollout',

@@ -1,3 +1,4 @@
+import type { TicketView } from '@tether-broker/protocol';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { openSecret } from '../../packages/broker/src/config/key-encryption.js';
 import type { BrokerClient } from '../../packages/client/src/index.js';
@@ -19,17 +20,6 @@ import {
 const MINUTE = 60_000;
 const REF = 'acme/infra#12';
 const path = (ref: string) => `/v1/tickets/${encodeURIComponent(ref)}`;
-
-interface TicketAnswer {
-  ref: string;
-  source: string;
-  kind: string;
-  state: string;
-  title: string;
-  url: string | null;
-  assignees: string[];
-  event_at: string;
-}
 
 describeEachStore('ticket webhooks', (fixture) => {
   let b: TestBroker;
@@ -65,7 +55,7 @@ describeEachStore('ticket webhooks', (fixture) => {
     return { status: response.statusCode, body: response.json() as Record<string, unknown> };
   }
 
-  const ticket = (ref = REF, client = admin) => client.call<TicketAnswer>('GET', path(ref));
+  const ticket = (ref = REF, client = admin) => client.call<TicketView>('GET', path(ref));
 
   it('registers a webhook: its URL and secret are answered once; the secret is sealed at rest and shown nowhere else', async () => {
     expect(gh.url).toBe(`${PUBLIC_URL}/v1/webhooks/github/${gh.id}`);
@@ -166,7 +156,7 @@ describeEachStore('ticket webhooks', (fixture) => {
       },
     });
     expect(audit.records[3]?.details.delivery_id).toMatch(/^[0-9a-f-]{36}$/);
-    const listed = await admin.call<{ tickets: TicketAnswer[] }>(
+    const listed = await admin.call<{ tickets: TicketView[] }>(
       'GET',
       '/v1/tickets?state=open&source=gh-infra',
     );

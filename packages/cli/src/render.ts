@@ -1,10 +1,10 @@
-import type { PrincipalAnswer, PrivilegeAnswer, RequestAnswer } from './api.js';
+import type { PrincipalView, PrivilegeView, RequestView } from '@tether-broker/protocol';
 import { formatDuration } from './duration.js';
 import type { Names } from './names.js';
 import { attributes, list, renderFields, renderTable, sanitize, shortTime } from './output.js';
 
 /** The requests table: names instead of ids where known. */
-export function requestsTable(requests: RequestAnswer[], names: Names): string {
+export function requestsTable(requests: RequestView[], names: Names): string {
   if (requests.length === 0) return 'no requests';
   return renderTable(
     ['ID', 'PRINCIPAL', 'PRIVILEGE', 'TICKET', 'DURATION', 'STATE', 'CREATED'],
@@ -21,7 +21,7 @@ export function requestsTable(requests: RequestAnswer[], names: Names): string {
 }
 
 /** What is still needed for a pending request, or how it ended. */
-export function requestStatus(r: RequestAnswer, names: Names): string {
+export function requestStatus(r: RequestView, names: Names): string {
   const approvals = (r.reviews ?? []).filter((v) => v.decision === 'approve').length;
   switch (r.state) {
     case 'pending':
@@ -36,7 +36,7 @@ export function requestStatus(r: RequestAnswer, names: Names): string {
 }
 
 /** One request in full. */
-export function requestDetails(r: RequestAnswer, names: Names): string {
+export function requestDetails(r: RequestView, names: Names): string {
   const fields = renderFields([
     ['request', r.id],
     ['state', requestStatus(r, names)],
@@ -63,7 +63,7 @@ export function requestDetails(r: RequestAnswer, names: Names): string {
   return reviews.length > 0 ? `${fields}\nreviews:\n${reviews.join('\n')}` : fields;
 }
 
-export function principalDetails(p: PrincipalAnswer): string {
+export function principalDetails(p: PrincipalView): string {
   const fields = renderFields([
     ['principal', `${p.name} (${p.id})`],
     ['kind', p.kind],
@@ -80,7 +80,7 @@ export function principalDetails(p: PrincipalAnswer): string {
   return `${fields}\nkeys:${keys.length === 0 ? ' none' : `\n${keys.join('\n')}`}`;
 }
 
-export function privilegeDetails(p: PrivilegeAnswer, names: Names): string {
+export function privilegeDetails(p: PrivilegeView, names: Names): string {
   const { approvers } = p.approval;
   const who = [
     ...approvers.groups.map((g) => `group ${names.of(g)}`),

@@ -1,4 +1,4 @@
-import type { RequestAnswer } from './api.js';
+import type { RequestView } from '@tether-broker/protocol';
 import { formatDuration } from './duration.js';
 import { io } from './io.js';
 import { sanitize, warn } from './output.js';
@@ -8,7 +8,7 @@ import type { Session } from './session.js';
 const POLL_MS = 1000;
 const PLAIN_EVERY_MS = 15_000;
 
-function progress(r: RequestAnswer, now: number): string {
+function progress(r: RequestView, now: number): string {
   const approvals = (r.reviews ?? []).filter((v) => v.decision === 'approve').length;
   const left = Math.max(0, Math.ceil((Date.parse(r.expires_at) - now) / 1000));
   return sanitize(
@@ -21,7 +21,7 @@ function progress(r: RequestAnswer, now: number): string {
  * it expires: a spinner on stderr when stderr is a terminal, else a plain line now and then.
  * Answers the request as last read.
  */
-export async function waitForResolution(session: Session, initial: RequestAnswer): Promise<RequestAnswer> {
+export async function waitForResolution(session: Session, initial: RequestView): Promise<RequestView> {
   // ora only on a real terminal (a pseudo-terminal of width 0 makes it redraw without end),
   // and loaded then only.
   const { stderr, now: clock, sleep } = io();
@@ -46,7 +46,7 @@ export async function waitForResolution(session: Session, initial: RequestAnswer
         lastPlain = now;
       }
       await sleep(POLL_MS);
-      current = await session.lookup<RequestAnswer>('GET', `/v1/requests/${current.id}`);
+      current = await session.lookup<RequestView>('GET', `/v1/requests/${current.id}`);
     }
   } finally {
     spinner?.stop();

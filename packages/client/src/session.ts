@@ -1,4 +1,4 @@
-import type { SessionReceipt } from '@tether-broker/protocol';
+import type { ActivationView, RequestView, SessionReceipt } from '@tether-broker/protocol';
 import { decodeJwt } from 'jose';
 import { type BrokerClient, BrokerError } from './broker-client.js';
 import { createDpopProof } from './dpop-proof.js';
@@ -53,13 +53,7 @@ function statedSessionExpiry(accessToken: string): number | undefined {
 /** Refresh this long before the access token expires. */
 const REFRESH_MARGIN_MS = 30_000;
 
-interface ActivationAnswer {
-  session: { id: string; hard_expires_at: string; audiences: string[] };
-  access_token: string;
-  expires_in: number;
-  refresh_token: string;
-}
-
+/** What `/oauth/token` answers a refresh (its schema is the OAuth route's own). */
 interface RefreshAnswer {
   access_token: string;
   expires_in: number;
@@ -119,7 +113,7 @@ export class BoundSession {
         ...brokerNonce(client),
         now: client.now(),
       });
-      return client.call<ActivationAnswer>('POST', path, {}, { headers: { dpop: proof } });
+      return client.call<ActivationView>('POST', path, {}, { headers: { dpop: proof } });
     });
     return new BoundSession(
       client,
@@ -254,7 +248,7 @@ export async function withSession<T>(
   task: (session: BoundSession) => Promise<T>,
   options: { resourceFetch?: typeof fetch } = {},
 ): Promise<T> {
-  const created = await client.call<{ id: string; state: string }>('POST', '/v1/requests', request);
+  const created = await client.call<RequestView>('POST', '/v1/requests', request);
   if (created.state !== 'approved') {
     throw new BrokerError(
       409,

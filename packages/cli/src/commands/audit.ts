@@ -1,5 +1,6 @@
+import type { AuditRecordView, AuditVerificationView } from '@tether-broker/protocol';
 import type { Command } from 'commander';
-import { type AuditRecordAnswer, type AuditVerificationAnswer, query } from '../api.js';
+import { query } from '../api.js';
 import { CliError, EXIT } from '../errors.js';
 import { lookUpNames } from '../names.js';
 import { printJson, renderTable, say, shortTime } from '../output.js';
@@ -49,7 +50,7 @@ async function listRecords(flags: AuditFlags, command: Command): Promise<void> {
     until: flags.until === undefined ? undefined : isoTime(flags.until),
     limit: flags.limit,
   })}`;
-  const answer = await session.call<{ records: AuditRecordAnswer[] }>('GET', path);
+  const answer = await session.call<{ records: AuditRecordView[] }>('GET', path);
   if (session.json) return printJson(answer);
   const names = await lookUpNames(session, ['principals', 'privileges', 'groups']);
   say(
@@ -72,7 +73,7 @@ async function listRecords(flags: AuditFlags, command: Command): Promise<void> {
 
 async function verify(_f: unknown, command: Command): Promise<void> {
   const session = new Session(command);
-  const answer = await session.call<AuditVerificationAnswer>('GET', '/v1/audit/verify');
+  const answer = await session.call<AuditVerificationView>('GET', '/v1/audit/verify');
   session.emit(answer, (a) => {
     if (a.ok) say(`audit chain ok: ${a.checked} records verified`);
   });

@@ -1,5 +1,6 @@
+import type { GroupView } from '@tether-broker/protocol';
 import type { Command } from 'commander';
-import { type GroupAnswer, seg } from '../api.js';
+import { seg } from '../api.js';
 import { lookUpNames } from '../names.js';
 import { list, printJson, renderFields, renderTable, say, shortTime } from '../output.js';
 import { Session } from '../session.js';
@@ -12,7 +13,7 @@ export function registerGroup(program: Command): void {
     .description('list the groups of the tenant')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ groups: GroupAnswer[] }>('GET', '/v1/groups');
+      const answer = await session.call<{ groups: GroupView[] }>('GET', '/v1/groups');
       session.emit(answer, ({ groups }) =>
         say(
           renderTable(
@@ -28,7 +29,7 @@ export function registerGroup(program: Command): void {
     .argument('<ref>', 'name or id')
     .action(async (ref: string, _f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<GroupAnswer>('GET', `/v1/groups/${seg(ref)}`);
+      const answer = await session.call<GroupView>('GET', `/v1/groups/${seg(ref)}`);
       if (session.json) return printJson(answer);
       const names = await lookUpNames(session, ['principals']);
       say(
@@ -48,7 +49,7 @@ export function registerGroup(program: Command): void {
     .action(async (name: string, flags: { description?: string }, command: Command) => {
       const session = new Session(command);
       const body = { name, ...(flags.description === undefined ? {} : { description: flags.description }) };
-      const answer = await session.call<GroupAnswer>('POST', '/v1/groups', body);
+      const answer = await session.call<GroupView>('POST', '/v1/groups', body);
       session.emit(answer, (g) => say(`created group ${g.name} (${g.id})`));
     });
   group

@@ -1,17 +1,10 @@
+import type { PolicySetView, PolicyVersionsView } from '@tether-broker/protocol';
 import { type Command, InvalidArgumentError } from 'commander';
-import type { PolicySetAnswer } from '../api.js';
 import { readPolicySet } from '../cedar-files.js';
 import { CliError, EXIT } from '../errors.js';
 import { lookUpNames } from '../names.js';
 import { list, printJson, renderTable, sanitize, say, shortTime, warn } from '../output.js';
 import { Session } from '../session.js';
-
-interface VersionSummary {
-  version: number;
-  created_by: string;
-  created_at: string;
-  policies: number;
-}
 
 function parseVersion(text: string): number {
   if (!/^[1-9]\d*$/.test(text))
@@ -19,7 +12,7 @@ function parseVersion(text: string): number {
   return Number(text);
 }
 
-function policyText(set: PolicySetAnswer): string {
+function policyText(set: PolicySetView): string {
   const ids = Object.keys(set.policies).sort();
   if (set.version === 0) return 'no policy set yet: nothing is permitted (tether policy set <file.cedar>)';
   const head = `// policy set version ${set.version}, ${ids.length} policies, set at ${shortTime(set.created_at)}`;
@@ -36,7 +29,7 @@ export function registerPolicy(program: Command): void {
     .action(async (version: number | undefined, _f: unknown, command: Command) => {
       const session = new Session(command);
       const path = version === undefined ? '/v1/policies' : `/v1/policies/versions/${version}`;
-      session.emit(await session.call<PolicySetAnswer>('GET', path), (set) => say(policyText(set)));
+      session.emit(await session.call<PolicySetView>('GET', path), (set) => say(policyText(set)));
     });
   policy
     .command('set')
@@ -45,7 +38,7 @@ export function registerPolicy(program: Command): void {
     .action(async (path: string, _f: unknown, command: Command) => {
       const policies = readPolicySet(path);
       const session = new Session(command);
-      const set = await session.call<PolicySetAnswer>('PUT', '/v1/policies', { policies });
+      const set = await session.call<PolicySetView>('PUT', '/v1/policies', { policies });
       session.emit(set, (s) =>
         say(`policy set version ${s.version}: ${list(Object.keys(s.policies).sort())}`),
       );
@@ -60,7 +53,7 @@ export function registerPolicy(program: Command): void {
     .description('list the versions of the policy set')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ versions: VersionSummary[] }>('GET', '/v1/policies/versions');
+      const answer = await session.call<PolicyVersionsView>('GET', '/v1/policies/versions');
       if (session.json) return printJson(answer);
       const names = await lookUpNames(session, ['principals']);
       say(

@@ -1,8 +1,9 @@
 import { join, resolve } from 'node:path';
 import { createKeyProof, tetherHome, writeIdentity } from '@tether-broker/client';
+import type { KeyView, PrincipalView } from '@tether-broker/protocol';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { JWK } from 'jose';
-import { type KeyAnswer, type PrincipalAnswer, seg } from '../api.js';
+import { seg } from '../api.js';
 import { collectAttribute } from '../attributes.js';
 import { nothingToChange } from '../errors.js';
 import { assertWritable, newEd25519, readPublicJwk } from '../keys.js';
@@ -45,7 +46,7 @@ export function registerPrincipal(program: Command): void {
     .description('list the principals of the tenant')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ principals: PrincipalAnswer[] }>('GET', '/v1/principals');
+      const answer = await session.call<{ principals: PrincipalView[] }>('GET', '/v1/principals');
       session.emit(answer, ({ principals }) =>
         say(
           renderTable(
@@ -68,7 +69,7 @@ export function registerPrincipal(program: Command): void {
     .argument('<ref>', 'name or id')
     .action(async (ref: string, _f: unknown, command: Command) => {
       const session = new Session(command);
-      session.emit(await session.call<PrincipalAnswer>('GET', `/v1/principals/${seg(ref)}`), (p) =>
+      session.emit(await session.call<PrincipalView>('GET', `/v1/principals/${seg(ref)}`), (p) =>
         say(principalDetails(p)),
       );
     });
@@ -83,7 +84,7 @@ export function registerPrincipal(program: Command): void {
     .action(async (name: string, flags: PrincipalFlags, command: Command) => {
       const session = new Session(command);
       const keys = flags.keyFile ? [readPublicJwk(flags.keyFile)] : [];
-      const created = await session.call<PrincipalAnswer>(
+      const created = await session.call<PrincipalView>(
         'POST',
         '/v1/principals',
         newPrincipalBody(name, flags, keys),
@@ -106,7 +107,7 @@ function newPrincipalBody(name: string, flags: PrincipalFlags, keys: Record<stri
 
 async function patch(command: Command, ref: string, changes: Record<string, unknown>): Promise<void> {
   const session = new Session(command);
-  const answer = await session.call<PrincipalAnswer>('PATCH', `/v1/principals/${seg(ref)}`, changes);
+  const answer = await session.call<PrincipalView>('PATCH', `/v1/principals/${seg(ref)}`, changes);
   session.emit(answer, (p) => say(principalDetails(p)));
 }
 
@@ -149,13 +150,13 @@ function registerKeys(principal: Command): void {
       const jwk = readPublicJwk(file);
       // Adding a key to yourself needs a proof made with the identity's own registered key
       // (a broker-API token alone is not enough); an admin adding one to someone else does not.
-      const target = await session.lookup<PrincipalAnswer>('GET', `/v1/principals/${seg(ref)}`);
+      const target = await session.lookup<PrincipalView>('GET', `/v1/principals/${seg(ref)}`);
       const { identity } = session;
       const proof =
         target.id === identity.principal
           ? await createKeyProof(identity, { brokerUrl: session.client().baseUrl, newKey: jwk as JWK })
           : undefined;
-      const key = await session.call<KeyAnswer>('POST', `/v1/principals/${seg(target.id)}/keys`, {
+      const key = await session.call<KeyView>('POST', `/v1/principals/${seg(target.id)}/keys`, {
         jwk,
         ...(proof ? { proof } : {}),
       });
@@ -191,7 +192,7 @@ async function keygen(name: string, flags: PrincipalFlags, command: Command): Pr
   const out = flags.out ? resolve(flags.out) : join(tetherHome(session.env), `${name}.json`);
   assertWritable(out, flags.force);
   const { privateJwk, publicJwk } = await newEd25519();
-  const created = await session.call<PrincipalAnswer>(
+  const created = await session.call<PrincipalView>(
     'POST',
     '/v1/principals',
     newPrincipalBody(name, flags, [publicJwk as Record<string, unknown>]),

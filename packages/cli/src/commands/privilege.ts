@@ -1,5 +1,6 @@
+import type { PrivilegeView } from '@tether-broker/protocol';
 import { type Command, InvalidArgumentError } from 'commander';
-import { type PrivilegeAnswer, seg } from '../api.js';
+import { seg } from '../api.js';
 import { collectAttribute, collectList } from '../attributes.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { CliError, EXIT, nothingToChange } from '../errors.js';
@@ -101,7 +102,7 @@ export function privilegeBody(flags: PrivilegeFlags): Record<string, unknown> {
   return body;
 }
 
-async function show(session: Session, answer: PrivilegeAnswer): Promise<void> {
+async function show(session: Session, answer: PrivilegeView): Promise<void> {
   if (session.json) return printJson(answer);
   say(privilegeDetails(answer, await lookUpNames(session, ['principals', 'groups'])));
 }
@@ -114,7 +115,7 @@ export function registerPrivilege(program: Command): void {
     .description('list the privileges of the tenant')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ privileges: PrivilegeAnswer[] }>('GET', '/v1/privileges');
+      const answer = await session.call<{ privileges: PrivilegeView[] }>('GET', '/v1/privileges');
       session.emit(answer, ({ privileges }) =>
         say(
           renderTable(
@@ -137,7 +138,7 @@ export function registerPrivilege(program: Command): void {
     .argument('<ref>', 'name or id')
     .action(async (ref: string, _f: unknown, command: Command) => {
       const session = new Session(command);
-      await show(session, await session.call<PrivilegeAnswer>('GET', `/v1/privileges/${seg(ref)}`));
+      await show(session, await session.call<PrivilegeView>('GET', `/v1/privileges/${seg(ref)}`));
     });
   registerEdits(privilege);
 }
@@ -158,7 +159,7 @@ function registerEdits(privilege: Command): void {
       const session = new Session(command);
       await show(
         session,
-        await session.call<PrivilegeAnswer>('POST', '/v1/privileges', { name, ...privilegeBody(flags) }),
+        await session.call<PrivilegeView>('POST', '/v1/privileges', { name, ...privilegeBody(flags) }),
       );
     });
   withPrivilegeFlags(privilege.command('update'))
@@ -168,10 +169,7 @@ function registerEdits(privilege: Command): void {
       const changes = privilegeBody(flags);
       if (Object.keys(changes).length === 0) throw nothingToChange();
       const session = new Session(command);
-      await show(
-        session,
-        await session.call<PrivilegeAnswer>('PATCH', `/v1/privileges/${seg(ref)}`, changes),
-      );
+      await show(session, await session.call<PrivilegeView>('PATCH', `/v1/privileges/${seg(ref)}`, changes));
     });
   privilege
     .command('delete')

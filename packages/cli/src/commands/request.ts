@@ -1,5 +1,5 @@
+import type { RequestView } from '@tether-broker/protocol';
 import type { Command } from 'commander';
-import type { RequestAnswer } from '../api.js';
 import { parseDuration } from '../duration.js';
 import { CliError, EXIT } from '../errors.js';
 import { lookUpNames } from '../names.js';
@@ -31,7 +31,7 @@ export function registerRequest(program: Command): void {
     .option('--wait', 'wait until the request is approved, denied or expires (exit 0 only if approved)')
     .action(async (privilege: string, flags: RequestFlags, command: Command) => {
       const session = new Session(command);
-      const created = await session.call<RequestAnswer>('POST', '/v1/requests', {
+      const created = await session.call<RequestView>('POST', '/v1/requests', {
         privilege,
         justification: flags.reason,
         ...(flags.ticket === undefined ? {} : { ticket: flags.ticket }),
@@ -52,8 +52,8 @@ export function registerRequest(program: Command): void {
 
 async function printOutcome(
   session: Session,
-  created: RequestAnswer,
-  final: RequestAnswer,
+  created: RequestView,
+  final: RequestView,
   waited: boolean,
 ): Promise<void> {
   const names = await lookUpNames(session, ['principals', 'privileges']);

@@ -1,5 +1,6 @@
+import type { RequestView } from '@tether-broker/protocol';
 import { type Command, Option } from 'commander';
-import { query, type RequestAnswer } from '../api.js';
+import { query } from '../api.js';
 import { lookUpNames } from '../names.js';
 import { printJson, say } from '../output.js';
 import { requestsTable } from '../render.js';
@@ -30,7 +31,7 @@ export function registerRequests(program: Command): void {
       const session = new Session(command);
       // The identity names its principal by id, which the API takes as a reference too.
       const principal = flags.mine ? session.identity.principal : flags.principal;
-      const answer = await session.call<{ requests: RequestAnswer[] }>(
+      const answer = await session.call<{ requests: RequestView[] }>(
         'GET',
         `/v1/requests${query({ state: flags.state, principal, privilege: flags.privilege, ticket: flags.ticket, limit: flags.limit })}`,
       );

@@ -1,5 +1,6 @@
+import type { RequestView } from '@tether-broker/protocol';
 import type { Command } from 'commander';
-import { query, type RequestAnswer } from '../api.js';
+import { query } from '../api.js';
 import { CliError, EXIT } from '../errors.js';
 import { lookUpNames } from '../names.js';
 import { printJson, say } from '../output.js';
@@ -29,7 +30,7 @@ async function targetRequest(
   if (!flags.ticket)
     throw new CliError('invalid_argument', 'give a request id, or --ticket <ref>', EXIT.usage);
   const principal = own ? session.identity.principal : undefined;
-  const { requests } = await session.lookup<{ requests: RequestAnswer[] }>(
+  const { requests } = await session.lookup<{ requests: RequestView[] }>(
     'GET',
     `/v1/requests${query({ state: 'pending', ticket: flags.ticket, principal })}`,
   );
@@ -62,7 +63,7 @@ async function decide(
   const session = new Session(command);
   const target = await targetRequest(session, id, flags, verb === 'cancel');
   const body = verb === 'cancel' ? { reason: flags.reason ?? '' } : { comment: flags.comment ?? '' };
-  const answer = await session.call<RequestAnswer>(
+  const answer = await session.call<RequestView>(
     'POST',
     `/v1/requests/${encodeURIComponent(target)}/${verb}`,
     body,

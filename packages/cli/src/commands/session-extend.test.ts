@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { SessionView } from '@tether-broker/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { SessionAnswer } from '../api.js';
 import { SessionStore, type StoredSession } from '../session-store.js';
 import { syncStoredExpiry } from './session-extend.js';
 
@@ -26,7 +26,7 @@ function stored(hardExpiresAt: string): StoredSession {
 }
 
 const view = (state: string, hardExpiresAt: string) =>
-  ({ id: ID, state, hard_expires_at: hardExpiresAt }) as SessionAnswer;
+  ({ id: ID, state, hard_expires_at: hardExpiresAt }) as SessionView;
 
 describe("keeping the local copy of an extended session's hard expiry", () => {
   let home: string;

@@ -1,5 +1,6 @@
+import type { RequestView, SessionView } from '@tether-broker/protocol';
 import type { Command } from 'commander';
-import { type RequestAnswer, type SessionAnswer, seg } from '../api.js';
+import { seg } from '../api.js';
 import { CliError, EXIT } from '../errors.js';
 import { io } from '../io.js';
 import { expiryText, targetSession } from '../local-sessions.js';
@@ -22,7 +23,7 @@ export interface ExtendFlags {
  * an extended session's key is not pruned at the old expiry. Under the session's lock: a
  * concurrent `fetch` may be writing new tokens to the same file.
  */
-export async function syncStoredExpiry(store: SessionStore, view: SessionAnswer): Promise<void> {
+export async function syncStoredExpiry(store: SessionStore, view: SessionView): Promise<void> {
   if (view.state !== 'active' || !store.has(view.id)) return;
   await store.withLock(view.id, async () => {
     const stored = store.load(view.id);
@@ -45,14 +46,14 @@ export async function extendSession(
   const session = new Session(command);
   const store = SessionStore.fromEnv(session.env);
   const target = targetSession(store, id);
-  const created = await session.call<RequestAnswer>('POST', `/v1/sessions/${seg(target)}/extend`, {
+  const created = await session.call<RequestView>('POST', `/v1/sessions/${seg(target)}/extend`, {
     by: flags.by,
     justification: flags.justification,
   });
   const final = flags.wait ? await waitForResolution(session, created) : created;
   const view =
     final.state === 'approved'
-      ? await session.call<SessionAnswer>('GET', `/v1/sessions/${seg(target)}`)
+      ? await session.call<SessionView>('GET', `/v1/sessions/${seg(target)}`)
       : undefined;
   if (view) await syncStoredExpiry(store, view);
   if (session.json) printJson(final);

@@ -1,7 +1,7 @@
 import { BoundSession, BrokerError, exportSessionKey, generateSessionKey } from '@tether-broker/client';
-import type { SessionReceipt } from '@tether-broker/protocol';
+import type { RequestView, SessionReceipt, SessionView } from '@tether-broker/protocol';
 import { type Command, Option } from 'commander';
-import { query, type RequestAnswer, type SessionAnswer, seg } from '../api.js';
+import { query, seg } from '../api.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { CliError, EXIT } from '../errors.js';
 import { io } from '../io.js';
@@ -106,18 +106,18 @@ async function requestToActivate(
   session: Session,
   id: string | undefined,
   ticket: string | undefined,
-): Promise<RequestAnswer> {
+): Promise<RequestView> {
   if (id && ticket)
     throw new CliError('invalid_argument', 'give a request id or --ticket, not both', EXIT.usage);
-  if (id) return session.call<RequestAnswer>('GET', `/v1/requests/${seg(id)}`);
+  if (id) return session.call<RequestView>('GET', `/v1/requests/${seg(id)}`);
   if (!ticket) throw new CliError('invalid_argument', 'give a request id, or --ticket <ref>', EXIT.usage);
   const me = session.identity.principal;
   const [{ requests }, { sessions }] = await Promise.all([
-    session.lookup<{ requests: RequestAnswer[] }>(
+    session.lookup<{ requests: RequestView[] }>(
       'GET',
       `/v1/requests${query({ state: 'approved', ticket, principal: me })}`,
     ),
-    session.lookup<{ sessions: SessionAnswer[] }>('GET', `/v1/sessions${query({ ticket, principal: me })}`),
+    session.lookup<{ sessions: SessionView[] }>('GET', `/v1/sessions${query({ ticket, principal: me })}`),
   ]);
   const activated = new Set(sessions.map((s) => s.request));
   const now = io().now();
@@ -172,7 +172,7 @@ async function start(id: string | undefined, flags: StartFlags, command: Command
   // Stored before anything else can fail: the tokens exist nowhere else.
   store.save(record);
   store.setCurrent(record.session);
-  const view = await session.call<SessionAnswer>('GET', `/v1/sessions/${seg(record.session)}`);
+  const view = await session.call<SessionView>('GET', `/v1/sessions/${seg(record.session)}`);
   if (session.json) return printJson(view);
   const names = await lookUpNames(session, ['principals', 'privileges']);
   say(`session ${view.id} started\n`);
@@ -189,12 +189,12 @@ function localMark(store: SessionStore, id: string, current: string | undefined)
   return id === current ? 'local, current' : 'local';
 }
 
-function stateText(s: SessionAnswer): string {
+function stateText(s: SessionView): string {
   return s.state === 'active' ? 'active' : `${s.state}${s.end_reason ? ` (${s.end_reason})` : ''}`;
 }
 
 /** One session in full. */
-export function sessionDetails(s: SessionAnswer, names: Names, store: SessionStore): string {
+export function sessionDetails(s: SessionView, names: Names, store: SessionStore): string {
   const grant = s.authorization_details[0];
   const local = store.has(s.id)
     ? `${store.path(s.id)} (0600)${store.current() === s.id ? ', current' : ''}`
@@ -226,7 +226,7 @@ export function sessionDetails(s: SessionAnswer, names: Names, store: SessionSto
 }
 
 /** The broker says a session has ended: its local key goes too. */
-function forgetEnded(store: SessionStore, sessions: SessionAnswer[]): void {
+function forgetEnded(store: SessionStore, sessions: SessionView[]): void {
   for (const s of sessions) {
     if (s.state !== 'active' && store.remove(s.id))
       noteRemoved(s.id, `it has ended: ${s.end_reason ?? s.state}`);
@@ -240,7 +240,7 @@ async function listSessions(flags: ListFlags, command: Command): Promise<void> {
     throw new CliError('invalid_argument', 'give --all or --principal, not both', EXIT.usage);
   // The broker shows admins and auditors everyone's sessions; the default is one's own.
   const principal = flags.all ? undefined : (flags.principal ?? session.identity.principal);
-  const answer = await session.call<{ sessions: SessionAnswer[] }>(
+  const answer = await session.call<{ sessions: SessionView[] }>(
     'GET',
     `/v1/sessions${query({ state: flags.state, principal, ticket: flags.ticket, limit: flags.limit })}`,
   );
@@ -273,7 +273,7 @@ async function show(id: string | undefined, _f: unknown, command: Command): Prom
   const session = new Session(command);
   const store = SessionStore.fromEnv(session.env);
   const target = targetSession(store, id);
-  const view = await session.call<SessionAnswer>('GET', `/v1/sessions/${seg(target)}`);
+  const view = await session.call<SessionView>('GET', `/v1/sessions/${seg(target)}`);
   await syncStoredExpiry(store, view);
   pruneExpired(store);
   forgetEnded(store, [view]);
@@ -347,10 +347,10 @@ export async function endAtBroker(
   id: string,
   reason: 'completed' | 'revoked',
   note: string | undefined,
-): Promise<{ view: SessionAnswer; removed: boolean }> {
-  let view: SessionAnswer;
+): Promise<{ view: SessionView; removed: boolean }> {
+  let view: SessionView;
   try {
-    view = await session.call<SessionAnswer>('POST', `/v1/sessions/${seg(id)}/end`, {
+    view = await session.call<SessionView>('POST', `/v1/sessions/${seg(id)}/end`, {
       reason,
       ...(note === undefined ? {} : { note }),
     });

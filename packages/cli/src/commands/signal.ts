@@ -1,22 +1,10 @@
+import type { TransmitterView } from '@tether-broker/protocol';
 import type { Command } from 'commander';
 import { seg } from '../api.js';
 import { CliError, EXIT } from '../errors.js';
 import { printJson, renderFields, renderTable, say, shortTime } from '../output.js';
 import { Session } from '../session.js';
 import { readJwksFile } from './trust.js';
-
-/** A registered CAEP transmitter as the API answers it (/v1/signal-transmitters). */
-export interface TransmitterAnswer {
-  id: string;
-  name: string;
-  issuer: string;
-  audience: string;
-  jwks_uri: string | null;
-  jwks: { keys: Record<string, unknown>[] } | null;
-  push_url: string;
-  created_by: string;
-  created_at: string;
-}
 
 interface TransmitterFlags {
   issuer: string;
@@ -43,11 +31,11 @@ export function transmitterBody(name: string, flags: TransmitterFlags): Record<s
   };
 }
 
-function keysText(t: TransmitterAnswer): string {
+function keysText(t: TransmitterView): string {
   return t.jwks_uri ?? `inline, ${t.jwks?.keys.length ?? 0} key(s)`;
 }
 
-function transmitterDetails(t: TransmitterAnswer): string {
+function transmitterDetails(t: TransmitterView): string {
   return renderFields([
     ['transmitter', `${t.name} (${t.id})`],
     ['issuer', t.issuer],
@@ -81,7 +69,7 @@ export function registerSignal(program: Command): void {
     .action(async (name: string, flags: TransmitterFlags, command: Command) => {
       const body = transmitterBody(name, flags);
       const session = new Session(command);
-      const created = await session.call<TransmitterAnswer>('POST', '/v1/signal-transmitters', body);
+      const created = await session.call<TransmitterView>('POST', '/v1/signal-transmitters', body);
       if (session.json) return printJson(created);
       say(transmitterDetails(created));
     });
@@ -90,7 +78,7 @@ export function registerSignal(program: Command): void {
     .description('list the transmitters of the tenant')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ transmitters: TransmitterAnswer[] }>(
+      const answer = await session.call<{ transmitters: TransmitterView[] }>(
         'GET',
         '/v1/signal-transmitters',
       );
@@ -109,7 +97,7 @@ export function registerSignal(program: Command): void {
     .argument('<ref>', 'name or id')
     .action(async (ref: string, _f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<TransmitterAnswer>('GET', `/v1/signal-transmitters/${seg(ref)}`);
+      const answer = await session.call<TransmitterView>('GET', `/v1/signal-transmitters/${seg(ref)}`);
       if (session.json) return printJson(answer);
       say(transmitterDetails(answer));
     });

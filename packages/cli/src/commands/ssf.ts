@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { StatusView, StreamView } from '@tether-broker/protocol';
 import { type Command, InvalidArgumentError } from 'commander';
 import { collectList } from '../attributes.js';
 import { CliError, EXIT } from '../errors.js';
@@ -10,24 +11,6 @@ const POLL = 'urn:ietf:rfc:8936';
 const EVENT_PREFIX = 'https://schemas.openid.net/secevent/caep/event-type/';
 /** The CAEP events the broker sends, by their short names. */
 export const EVENT_NAMES = ['session-revoked', 'token-claims-change'] as const;
-
-/** A stream as the broker answers it (SSF 1.0 stream configuration). */
-export interface StreamAnswer {
-  stream_id: string;
-  iss: string;
-  aud: string | string[];
-  events_supported: string[];
-  events_requested: string[];
-  events_delivered: string[];
-  delivery: { method: string; endpoint_url: string };
-  description?: string;
-}
-
-interface StatusAnswer {
-  stream_id: string;
-  status: string;
-  reason?: string;
-}
 
 interface CreateFlags {
   push?: string;
@@ -98,7 +81,7 @@ export function streamBody(flags: CreateFlags): Record<string, unknown> {
 const methodName = (uri: string) => (uri === PUSH ? 'push' : uri === POLL ? 'poll' : uri);
 const audText = (aud: string | string[]) => (typeof aud === 'string' ? aud : list(aud));
 
-function streamDetails(s: StreamAnswer, status: StatusAnswer): string {
+function streamDetails(s: StreamView, status: StatusView): string {
   return renderFields([
     ['stream', s.stream_id],
     ['status', status.reason ? `${status.status} (${status.reason})` : status.status],
@@ -111,8 +94,8 @@ function streamDetails(s: StreamAnswer, status: StatusAnswer): string {
   ]);
 }
 
-async function statusOf(session: Session, id: string): Promise<StatusAnswer> {
-  return session.lookup<StatusAnswer>('GET', `/v1/ssf/status?stream_id=${encodeURIComponent(id)}`);
+async function statusOf(session: Session, id: string): Promise<StatusView> {
+  return session.lookup<StatusView>('GET', `/v1/ssf/status?stream_id=${encodeURIComponent(id)}`);
 }
 
 function registerStatusVerb(streams: Command, verb: string, status: string, description: string): void {
@@ -123,7 +106,7 @@ function registerStatusVerb(streams: Command, verb: string, status: string, desc
     .option('--reason <text>', 'why, as the stream status will say')
     .action(async (id: string, flags: { reason?: string }, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<StatusAnswer>('POST', '/v1/ssf/status', {
+      const answer = await session.call<StatusView>('POST', '/v1/ssf/status', {
         stream_id: id,
         status,
         ...(flags.reason === undefined ? {} : { reason: flags.reason }),
@@ -151,7 +134,7 @@ export function registerSsf(program: Command): void {
     .argument('<stream>', 'stream id')
     .action(async (id: string, _f: unknown, command: Command) => {
       const session = new Session(command);
-      const stream = await session.call<StreamAnswer>(
+      const stream = await session.call<StreamView>(
         'GET',
         `/v1/ssf/streams?stream_id=${encodeURIComponent(id)}`,
       );
@@ -178,7 +161,7 @@ export function registerSsf(program: Command): void {
     .action(async (flags: CreateFlags, command: Command) => {
       const body = streamBody(flags);
       const session = new Session(command);
-      const created = await session.call<StreamAnswer>('POST', '/v1/ssf/streams', body);
+      const created = await session.call<StreamView>('POST', '/v1/ssf/streams', body);
       if (session.json) return printJson(created);
       say(streamDetails(created, { stream_id: created.stream_id, status: 'enabled' }));
     });
@@ -216,7 +199,7 @@ export function registerSsf(program: Command): void {
 
 async function listStreams(command: Command): Promise<void> {
   const session = new Session(command);
-  const answer = await session.call<StreamAnswer[]>('GET', '/v1/ssf/streams');
+  const answer = await session.call<StreamView[]>('GET', '/v1/ssf/streams');
   if (session.json) return printJson(answer);
   if (answer.length === 0) return say('no event streams');
   const rows: string[][] = [];

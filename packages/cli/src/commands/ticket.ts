@@ -1,30 +1,10 @@
+import type { ClosedTicketView, TicketView } from '@tether-broker/protocol';
 import { type Command, Option } from 'commander';
 import { query, seg } from '../api.js';
 import { list, printJson, renderFields, renderTable, say, shortTime } from '../output.js';
 import { Session } from '../session.js';
 
-/** A ticket of the register as the API shows it (`GET /v1/tickets/:ref`). */
-export interface TicketAnswer {
-  ref: string;
-  source: string;
-  kind: string;
-  state: string;
-  title: string;
-  url: string | null;
-  assignees: string[];
-  event_at: string;
-  closed_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-interface ClosedTicketAnswer {
-  ticket: TicketAnswer;
-  ended_sessions: string[];
-  cancelled_requests: string[];
-}
-
-function ticketDetails(t: TicketAnswer): string {
+function ticketDetails(t: TicketView): string {
   return renderFields([
     ['ticket', t.ref],
     ['state', t.state],
@@ -39,7 +19,7 @@ function ticketDetails(t: TicketAnswer): string {
 }
 
 /** What `tether ticket close` prints: what ended with the ticket. */
-export function closedText(answer: ClosedTicketAnswer): string {
+export function closedText(answer: ClosedTicketView): string {
   const ended = answer.ended_sessions.length;
   const cancelled = answer.cancelled_requests.length;
   return [
@@ -62,7 +42,7 @@ export function registerTicket(program: Command): void {
     .option('--limit <n>', 'at most this many (default 100)', (v) => Number.parseInt(v, 10))
     .action(async (flags: { state?: string; source?: string; limit?: number }, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ tickets: TicketAnswer[] }>(
+      const answer = await session.call<{ tickets: TicketView[] }>(
         'GET',
         `/v1/tickets${query({ state: flags.state, source: flags.source, limit: flags.limit })}`,
       );
@@ -88,7 +68,7 @@ export function registerTicket(program: Command): void {
     .argument('<ref>', 'the ticket reference, e.g. NET-7 or acme/infra#12')
     .action(async (ref: string, _f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<TicketAnswer>('GET', `/v1/tickets/${seg(ref)}`);
+      const answer = await session.call<TicketView>('GET', `/v1/tickets/${seg(ref)}`);
       session.emit(answer, (t) => say(ticketDetails(t)));
     });
   ticket
@@ -100,7 +80,7 @@ export function registerTicket(program: Command): void {
     .option('--note <text>', 'why, for the audit trail')
     .action(async (ref: string, flags: { note?: string }, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<ClosedTicketAnswer>(
+      const answer = await session.call<ClosedTicketView>(
         'POST',
         `/v1/tickets/${seg(ref)}/close`,
         flags.note ? { note: flags.note } : {},

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import type { FederationView } from '@tether-broker/protocol';
 import { type Command, InvalidArgumentError } from 'commander';
-import { type FederationAnswer, seg } from '../api.js';
+import { seg } from '../api.js';
 import { collectList } from '../attributes.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { CliError, EXIT } from '../errors.js';
@@ -134,16 +135,16 @@ export function federationBody(name: string, flags: TrustFlags): Record<string, 
   };
 }
 
-function rule(r: FederationAnswer['principal_mapping'][number], names: Names): string {
+function rule(r: FederationView['principal_mapping'][number], names: Names): string {
   const conditions = Object.entries(r.match).map(([claim, value]) => `${claim}=${value}`);
   return `${conditions.join(', ')} -> ${names.of(r.principal)}`;
 }
 
-function keysText(f: FederationAnswer): string {
+function keysText(f: FederationView): string {
   return f.jwks_uri ?? `inline, ${f.jwks?.keys.length ?? 0} key(s)`;
 }
 
-function federationDetails(f: FederationAnswer, names: Names): string {
+function federationDetails(f: FederationView, names: Names): string {
   const fields = renderFields([
     ['trust', `${f.name} (${f.id})`],
     ['issuer', f.issuer],
@@ -200,7 +201,7 @@ export function registerTrust(program: Command): void {
     .action(async (name: string, flags: TrustFlags, command: Command) => {
       const body = federationBody(name, flags);
       const session = new Session(command);
-      const created = await session.call<FederationAnswer>('POST', '/v1/federations', body);
+      const created = await session.call<FederationView>('POST', '/v1/federations', body);
       if (session.json) return printJson(created);
       say(federationDetails(created, await lookUpNames(session, ['principals'])));
     });
@@ -209,7 +210,7 @@ export function registerTrust(program: Command): void {
     .description('list the trusted issuers of the tenant')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ federations: FederationAnswer[] }>('GET', '/v1/federations');
+      const answer = await session.call<{ federations: FederationView[] }>('GET', '/v1/federations');
       if (session.json) return printJson(answer);
       if (answer.federations.length === 0) return say('no trusted issuers');
       say(
@@ -232,7 +233,7 @@ export function registerTrust(program: Command): void {
     .argument('<ref>', 'name or id')
     .action(async (ref: string, _f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<FederationAnswer>('GET', `/v1/federations/${seg(ref)}`);
+      const answer = await session.call<FederationView>('GET', `/v1/federations/${seg(ref)}`);
       if (session.json) return printJson(answer);
       say(federationDetails(answer, await lookUpNames(session, ['principals'])));
     });

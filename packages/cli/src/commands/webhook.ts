@@ -1,19 +1,8 @@
+import type { CreatedWebhookView, WebhookView } from '@tether-broker/protocol';
 import { type Command, InvalidArgumentError } from 'commander';
 import { seg } from '../api.js';
 import { printJson, renderFields, renderTable, say, shortTime } from '../output.js';
 import { Session } from '../session.js';
-
-/** A ticket source as the API shows it (`GET /v1/webhooks/:ref`); the secret only when created. */
-export interface WebhookAnswer {
-  id: string;
-  name: string;
-  kind: string;
-  url: string;
-  assignee_attribute: string;
-  created_by: string;
-  created_at: string;
-  secret?: string;
-}
 
 const KINDS = ['github', 'jira', 'generic'] as const;
 type Kind = (typeof KINDS)[number];
@@ -45,7 +34,7 @@ const SETUP: Record<Kind, string[]> = {
 };
 
 /** What `tether webhook add` prints: the URL and the secret, shown this once, and where they go. */
-export function createdText(w: WebhookAnswer): string {
+export function createdText(w: CreatedWebhookView): string {
   const kind = (KINDS as readonly string[]).includes(w.kind) ? (w.kind as Kind) : 'generic';
   return [
     renderFields([
@@ -73,7 +62,7 @@ function addCommand(parent: Command, kind: Kind): void {
     )
     .action(async (name: string, flags: { assigneeAttribute?: string }, command: Command) => {
       const session = new Session(command);
-      const created = await session.call<WebhookAnswer>('POST', '/v1/webhooks', {
+      const created = await session.call<CreatedWebhookView>('POST', '/v1/webhooks', {
         kind,
         name,
         ...(flags.assigneeAttribute ? { assignee_attribute: flags.assigneeAttribute } : {}),
@@ -99,7 +88,7 @@ export function registerWebhook(program: Command): void {
     .description('list the ticket sources (never their secrets)')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ webhooks: WebhookAnswer[] }>('GET', '/v1/webhooks');
+      const answer = await session.call<{ webhooks: WebhookView[] }>('GET', '/v1/webhooks');
       if (session.json) return printJson(answer);
       if (answer.webhooks.length === 0) return say('no webhooks');
       say(

@@ -1,5 +1,5 @@
+import type { PrincipalView, TenantView } from '@tether-broker/protocol';
 import type { Command } from 'commander';
-import type { PrincipalAnswer, TenantAnswer } from '../api.js';
 import { resolveIdentityPath } from '../identity.js';
 import { attributes, list, renderFields, say } from '../output.js';
 import { Session } from '../session.js';
@@ -11,7 +11,7 @@ export function registerWhoami(program: Command): void {
     .description('show the principal and tenant this identity acts as')
     .action(async (_flags: unknown, command: Command) => {
       const session = new Session(command);
-      const me = await session.call<{ principal: PrincipalAnswer; tenant: TenantAnswer }>('GET', '/v1/me');
+      const me = await session.call<{ principal: PrincipalView; tenant: TenantView }>('GET', '/v1/me');
       session.emit(me, ({ principal, tenant }) =>
         say(
           renderFields([

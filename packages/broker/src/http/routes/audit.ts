@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { AuditQuery, AuditRecordView, AuditVerificationView } from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import { queryAudit, verifyAudit } from '../../records/audit-trail.js';
 import { withProblems } from '../schemas/common.js';
-import { AuditQuery, AuditRecordView, AuditVerificationView } from '../schemas/records.js';
 import { auditRecordView, auditVerificationView } from '../views.js';
 
 const ms = (iso: string | undefined) => (iso === undefined ? undefined : Date.parse(iso));

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { TetherError } from '@tether-broker/protocol';
+import { Strict, TetherError } from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import { revocationStreamStart } from '../../enforcement/revocation-stream.js';
 import { RevocationSigner } from '../../revocation/signing.js';
 import { RevocationStreams } from '../../revocation/stream.js';
-import { Strict, withProblems } from '../schemas/common.js';
+import { withProblems } from '../schemas/common.js';
 
 /** A position in a tenant's revocation log, as a decimal string (below 10^15, so exact as a number). */
 const POSITION_PATTERN = '^(0|[1-9][0-9]{0,14})$';

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Static } from '@sinclair/typebox';
+import { Deleted, FederationList, FederationView, RefParams } from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import type { Federation } from '../../domain/federation.js';
 import {
@@ -8,11 +8,11 @@ import {
   getFederation,
   removeFederation,
 } from '../../records/federations.js';
-import { Deleted, RefParams, withProblems } from '../schemas/common.js';
-import { FederationList, FederationView, NewFederationBody } from '../schemas/federations.js';
+import { withProblems } from '../schemas/common.js';
+import { NewFederationBody } from '../schemas/federations.js';
 
 /** A trust record as the API answers it: snake_case, ISO times. */
-export function federationView(f: Federation): Static<typeof FederationView> {
+export function federationView(f: Federation): FederationView {
   return {
     id: f.id,
     name: f.name,

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { Changed, Deleted, GroupView, MemberParams, NewGroupBody, RefParams } from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import { createGroup, findGroups, getGroup, removeGroup, setGroupMembership } from '../../records/groups.js';
-import { Changed, Deleted, RefParams, withProblems } from '../schemas/common.js';
-import { GroupView, MemberParams, NewGroupBody } from '../schemas/records.js';
+import { withProblems } from '../schemas/common.js';
 import { groupView } from '../views.js';
 
 export function groupRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {

@@ -1,10 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { BrokerContext } from '../../core/context.js';
-import type { EnforcementMetrics } from '../../enforcement/enforcement-metrics.js';
-import { acknowledgeRevocations } from '../../enforcement/pep-ack.js';
-import { recordDecisions } from '../../enforcement/record-decisions.js';
-import { getPepAudiences, type PepAudiences, setPepAudiences } from '../../records/pep-audiences.js';
-import { withProblems } from '../schemas/common.js';
 import {
   DecisionReportBody,
   DecisionReportView,
@@ -13,7 +7,13 @@ import {
   PepAudiencesBody,
   PepAudiencesView,
   PepParams,
-} from '../schemas/enforcement.js';
+} from '@tether-broker/protocol';
+import type { BrokerContext } from '../../core/context.js';
+import type { EnforcementMetrics } from '../../enforcement/enforcement-metrics.js';
+import { acknowledgeRevocations } from '../../enforcement/pep-ack.js';
+import { recordDecisions } from '../../enforcement/record-decisions.js';
+import { getPepAudiences, type PepAudiences, setPepAudiences } from '../../records/pep-audiences.js';
+import { withProblems } from '../schemas/common.js';
 
 const audiencesView = (a: PepAudiences) => ({
   pep: a.principal.id,

@@ -1,4 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import {
+  PolicySetBody,
+  PolicySetView,
+  PolicyValidationView,
+  PolicyVersionsView,
+  VersionParams,
+} from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import { validatePolicySet } from '../../policy/cedar.js';
 import {
@@ -8,13 +15,6 @@ import {
   replacePolicySet,
 } from '../../records/policies.js';
 import { withProblems } from '../schemas/common.js';
-import {
-  PolicySetBody,
-  PolicySetView,
-  PolicyValidationView,
-  PolicyVersionsView,
-  VersionParams,
-} from '../schemas/records.js';
 import { policySetView } from '../views.js';
 
 export function policyRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {

@@ -1,5 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import {
+  Deleted,
+  KeyParams,
+  KeyView,
+  NewKeyBody,
+  NewPrincipalBody,
+  PrincipalChangesBody,
+  PrincipalView,
+  RefParams,
+} from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import {
   addPrincipalKey,
@@ -9,15 +19,7 @@ import {
   getPrincipal,
   removePrincipalKey,
 } from '../../records/principals.js';
-import { Deleted, RefParams, withProblems } from '../schemas/common.js';
-import {
-  KeyParams,
-  KeyView,
-  NewKeyBody,
-  NewPrincipalBody,
-  PrincipalChangesBody,
-  PrincipalView,
-} from '../schemas/records.js';
+import { withProblems } from '../schemas/common.js';
 import { keyView, principalView } from '../views.js';
 
 export function principalRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {

@@ -1,5 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import {
+  Deleted,
+  NewPrivilegeBody,
+  PrivilegeChangesBody,
+  PrivilegeView,
+  RefParams,
+} from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import {
   changePrivilege,
@@ -10,8 +17,7 @@ import {
   type PrivilegeInput,
   removePrivilege,
 } from '../../records/privileges.js';
-import { Deleted, RefParams, withProblems } from '../schemas/common.js';
-import { NewPrivilegeBody, PrivilegeChangesBody, PrivilegeView } from '../schemas/records.js';
+import { withProblems } from '../schemas/common.js';
 import { privilegeView } from '../views.js';
 
 /** API field names (seconds as `max_duration`, `token_ttl`, `idle_timeout`) to the service's input. */

@@ -1,14 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Static } from '@sinclair/typebox';
+import { SessionParams, SessionReceiptView } from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import { type SessionReceipt, sessionReceipt } from '../../sessions/session-receipt.js';
 import { withProblems } from '../schemas/common.js';
-import { SessionReceiptView } from '../schemas/enforcement.js';
-import { SessionParams } from '../schemas/sessions.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function receiptView(r: SessionReceipt): Static<typeof SessionReceiptView> {
+function receiptView(r: SessionReceipt): SessionReceiptView {
   return {
     session: r.sessionId,
     state: r.state,

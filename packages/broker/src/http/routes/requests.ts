@@ -1,12 +1,19 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import {
+  CancelBody,
+  IdParams,
+  NewRequestBody,
+  RequestQuery,
+  RequestView,
+  ReviewBody,
+} from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import { cancelRequest } from '../../requests/cancel-request.js';
 import { findRequests, getRequest } from '../../requests/query-requests.js';
 import { requestAccess } from '../../requests/request-access.js';
 import { reviewRequest } from '../../requests/review-request.js';
-import { emptyBodyAsObject, IdParams, withProblems } from '../schemas/common.js';
-import { CancelBody, NewRequestBody, RequestQuery, RequestView, ReviewBody } from '../schemas/records.js';
+import { emptyBodyAsObject, withProblems } from '../schemas/common.js';
 import { requestView } from '../views.js';
 
 export function requestRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {

@@ -1,24 +1,25 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { DpopError } from '@tether-broker/pep';
-import { TetherError } from '@tether-broker/protocol';
-import type { BrokerContext } from '../../core/context.js';
-import { endSession, revokeSessions } from '../../core/end-session.js';
-import { activateSession } from '../../sessions/activate-session.js';
-import { requestExtension } from '../../sessions/extend-session.js';
-import { findSessions, getSession } from '../../sessions/query-sessions.js';
-import { emptyBodyAsObject, IdParams, withProblems } from '../schemas/common.js';
-import { RequestView } from '../schemas/records.js';
 import {
   ActivationView,
   EndSessionBody,
   ExtendSessionBody,
+  IdParams,
+  RequestView,
   RevokedView,
   RevokeSessionsBody,
   SessionParams,
   SessionQuery,
   SessionView,
-} from '../schemas/sessions.js';
+  TetherError,
+} from '@tether-broker/protocol';
+import type { BrokerContext } from '../../core/context.js';
+import { endSession, revokeSessions } from '../../core/end-session.js';
+import { activateSession } from '../../sessions/activate-session.js';
+import { requestExtension } from '../../sessions/extend-session.js';
+import { findSessions, getSession } from '../../sessions/query-sessions.js';
+import { emptyBodyAsObject, withProblems } from '../schemas/common.js';
 import { requestView, sessionView } from '../views.js';
 
 /** A refused DPoP proof at the broker API: 401 with the RFC 9449 code in our problem format. */

@@ -1,6 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type Static, Type } from '@sinclair/typebox';
-import { isTetherError } from '@tether-broker/protocol';
+import { Type } from '@sinclair/typebox';
+import {
+  Deleted,
+  isTetherError,
+  NewTransmitterBody,
+  RefParams,
+  TransmitterList,
+  TransmitterView,
+} from '@tether-broker/protocol';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { BrokerContext } from '../../core/context.js';
 import { SIGNAL_LIMITS, type SignalTransmitter } from '../../domain/transmitter.js';
@@ -12,18 +19,12 @@ import {
   getTransmitter,
   removeTransmitter,
 } from '../../signals/signal-transmitters.js';
-import { Deleted, RefParams, withProblems } from '../schemas/common.js';
-import {
-  NewTransmitterBody,
-  SetBody,
-  SetErrorBody,
-  TransmitterList,
-  TransmitterView,
-} from '../schemas/signals.js';
+import { withProblems } from '../schemas/common.js';
+import { SetBody, SetErrorBody } from '../schemas/signals.js';
 
 const SIGNALS_PATH = '/v1/signals';
 
-function transmitterView(ctx: BrokerContext, t: SignalTransmitter): Static<typeof TransmitterView> {
+function transmitterView(ctx: BrokerContext, t: SignalTransmitter): TransmitterView {
   return {
     id: t.id,
     name: t.name,

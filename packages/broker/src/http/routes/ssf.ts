@@ -1,5 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
+import {
+  PollBody,
+  PollParams,
+  PollView,
+  StatusView,
+  StreamIdQuery,
+  StreamQuery,
+  StreamView,
+  TransmitterMetadata,
+} from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import { eventsDelivered, pollEndpoint, type Stream } from '../../domain/ssf-stream.js';
 import {
@@ -26,15 +36,7 @@ import { withProblems } from '../schemas/common.js';
 import {
   CreateStreamBody,
   type DeliveryBody,
-  PollBody,
-  PollParams,
-  PollView,
   StatusBody,
-  StatusView,
-  StreamIdQuery,
-  StreamQuery,
-  StreamView,
-  TransmitterMetadata,
   UpdateStreamBody,
   VerifyBody,
 } from '../schemas/ssf.js';
@@ -42,7 +44,7 @@ import {
 const TAGS = ['signals'];
 
 /** A stream as SSF 1.0 §8.1.1 shows it. The Authorization header is write-only and never shown. */
-function streamView(ctx: BrokerContext, s: Stream): Static<typeof StreamView> {
+function streamView(ctx: BrokerContext, s: Stream): StreamView {
   return {
     stream_id: s.id,
     iss: ctx.config.publicUrl,
@@ -217,10 +219,6 @@ export function ssfRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
   };
 }
 
-function statusView(s: {
-  streamId: string;
-  status: string;
-  reason: string | null;
-}): Static<typeof StatusView> {
+function statusView(s: { streamId: string; status: string; reason: string | null }): StatusView {
   return { stream_id: s.streamId, status: s.status, ...(s.reason === null ? {} : { reason: s.reason }) };
 }

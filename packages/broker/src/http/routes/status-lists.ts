@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { StatusListParams } from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import { publishStatusList } from '../../enforcement/status-list.js';
 import { STATUS_LIST_MEDIA_TYPE } from '../../tokens/status-list-token.js';
 import { withProblems } from '../schemas/common.js';
-import { StatusListParams } from '../schemas/sessions.js';
 
 /**
  * `GET /v1/status-lists/:n`: public, as the Token Status List draft expects of the URI a token

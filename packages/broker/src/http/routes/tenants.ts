@@ -1,8 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { TetherError } from '@tether-broker/protocol';
-import { IdParams, withProblems } from '../schemas/common.js';
-import { PrincipalView, TenantView } from '../schemas/records.js';
+import { IdParams, PrincipalView, TenantView, TetherError } from '@tether-broker/protocol';
+import { withProblems } from '../schemas/common.js';
 import { principalView, tenantView } from '../views.js';
 
 /**

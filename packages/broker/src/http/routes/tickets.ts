@@ -1,23 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
-import type { BrokerContext } from '../../core/context.js';
-import type { Ticket } from '../../domain/ticket.js';
-import { closeTicket } from '../../tickets/close-ticket.js';
-import { findTickets, getTicket } from '../../tickets/tickets.js';
-import { emptyBodyAsObject, withProblems } from '../schemas/common.js';
 import {
   ClosedTicketView,
   CloseTicketBody,
   TicketParams,
   TicketQuery,
   TicketView,
-} from '../schemas/tickets.js';
+} from '@tether-broker/protocol';
+import type { BrokerContext } from '../../core/context.js';
+import type { Ticket } from '../../domain/ticket.js';
+import { closeTicket } from '../../tickets/close-ticket.js';
+import { findTickets, getTicket } from '../../tickets/tickets.js';
+import { emptyBodyAsObject, withProblems } from '../schemas/common.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** A ticket as the API answers it: snake_case, ISO times. */
-export function ticketView(t: Ticket): Static<typeof TicketView> {
+export function ticketView(t: Ticket): TicketView {
   return {
     ref: t.ref,
     source: t.source,

@@ -1,6 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type Static, Type } from '@sinclair/typebox';
-import { TetherError } from '@tether-broker/protocol';
+import { Type } from '@sinclair/typebox';
+import {
+  CreatedWebhookView,
+  Deleted,
+  DeliveryParams,
+  DeliveryView,
+  NewWebhookBody,
+  TetherError,
+  WebhookRefParams,
+  WebhookView,
+} from '@tether-broker/protocol';
 import type { BrokerContext } from '../../core/context.js';
 import { WEBHOOK_KINDS, type Webhook } from '../../domain/ticket.js';
 import { receiveTicketDelivery } from '../../tickets/ticket-webhook.js';
@@ -11,15 +20,7 @@ import {
   getWebhook,
   removeWebhook,
 } from '../../tickets/webhooks.js';
-import { Deleted, withProblems } from '../schemas/common.js';
-import {
-  CreatedWebhookView,
-  DeliveryParams,
-  DeliveryView,
-  NewWebhookBody,
-  WebhookRefParams,
-  WebhookView,
-} from '../schemas/tickets.js';
+import { withProblems } from '../schemas/common.js';
 
 /**
  * Ticket-system payloads are larger than API bodies (a Jira issue carries every field), so
@@ -27,7 +28,7 @@ import {
  */
 const DELIVERY_BODY_LIMIT = 1024 * 1024;
 
-function webhookView(ctx: BrokerContext, w: Webhook): Static<typeof WebhookView> {
+function webhookView(ctx: BrokerContext, w: Webhook): WebhookView {
   return {
     id: w.id,
     name: w.name,

@@ -1,37 +1,13 @@
-import { type TSchema, Type } from '@sinclair/typebox';
-import { NAME_PATTERN, PRINCIPAL_KINDS, REQUEST_STATES, ROLES } from '@tether-broker/protocol';
+import type { TSchema } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
 
-/** Every object schema refuses unknown keys: a typo must fail loudly, not be ignored. */
-export const Strict = { additionalProperties: false } as const;
+/**
+ * The broker's route-config helpers. The wire schemas themselves (records, sessions, their
+ * building blocks) live in `@tether-broker/protocol`, so that the SDK, the CLI and the tests
+ * read the same types the routes validate and serialise with.
+ */
 
-export const Name = Type.String({
-  pattern: NAME_PATTERN,
-  minLength: 1,
-  maxLength: 128,
-  description: 'lower-case name, unique in the tenant',
-});
-/** A record reference: its id or its name. */
-export const Ref = Type.String({ minLength: 1, maxLength: 128, pattern: '^[a-z0-9][a-z0-9._@-]*$' });
-export const RefParams = Type.Object({ ref: Ref }, Strict);
-export const IdParams = Type.Object({ id: Type.String({ pattern: '^[a-z]{3}_[0-9a-z]{26}$' }) }, Strict);
-
-export const PrincipalKind = Type.Union(PRINCIPAL_KINDS.map((k) => Type.Literal(k)));
-export const Role = Type.Union(ROLES.map((r) => Type.Literal(r)));
-export const RequestState = Type.Union(REQUEST_STATES.map((s) => Type.Literal(s)));
-
-export const Attributes = Type.Record(
-  Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$' }),
-  Type.String({ maxLength: 1024 }),
-  {
-    maxProperties: 64,
-    // TypeBox checks only the keys that match the key pattern; refuse every other key.
-    additionalProperties: false,
-    description: 'free-form string attributes, visible to Cedar as tags',
-  },
-);
-
-export const Timestamp = Type.String({ format: 'date-time' });
-export const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
+export { EmptyObject } from '@tether-broker/protocol';
 
 export const Problem = Type.Object(
   {
@@ -66,10 +42,6 @@ export function withProblems<T extends Record<number, TSchema>>(
     503: Problem,
   };
 }
-
-export const EmptyObject = Type.Object({}, Strict);
-export const Changed = Type.Object({ changed: Type.Boolean() });
-export const Deleted = Type.Object({ deleted: Type.Boolean() });
 
 /**
  * For routes whose body is optional: a POST with no body at all (`curl -X POST`) reads as `{}`,

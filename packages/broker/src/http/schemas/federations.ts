@@ -1,6 +1,11 @@
 import { Type } from '@sinclair/typebox';
+import { Jwk, Name, Ref, Strict } from '@tether-broker/protocol';
 import { FEDERATION_LIMITS } from '../../domain/federation.js';
-import { Name, Ref, Strict, Timestamp } from './common.js';
+
+/**
+ * The body of a new trust record: its limits are the broker's own (domain/federation.ts), so it
+ * stays here; the answers (FederationView, FederationList) live in `@tether-broker/protocol`.
+ */
 
 const CLAIM_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$';
 const ClaimName = Type.String({ pattern: CLAIM_NAME_PATTERN, description: 'a claim of the workload token' });
@@ -21,11 +26,6 @@ const MappingRuleBody = Type.Object(
   { match: Conditions, principal: Ref },
   { ...Strict, description: 'the first rule whose every condition holds names the principal (name or id)' },
 );
-
-const Jwk = Type.Record(Type.String({ maxLength: 16 }), Type.Unknown(), {
-  maxProperties: 24,
-  description: 'a public JWK',
-});
 
 const JwksBody = Type.Object({ keys: Type.Array(Jwk, { minItems: 1, maxItems: 16 }) }, Strict);
 
@@ -72,25 +72,3 @@ export const NewFederationBody = Type.Object(
   },
   Strict,
 );
-
-export const FederationView = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  issuer: Type.String(),
-  audience: Type.String(),
-  jwks_uri: Type.Union([Type.String(), Type.Null()]),
-  jwks: Type.Union([Type.Object({ keys: Type.Array(Jwk) }), Type.Null()]),
-  algorithms: Type.Array(Type.String()),
-  principal_mapping: Type.Array(
-    Type.Object({
-      match: Type.Record(Type.String(), Type.String()),
-      principal: Type.String({ description: 'principal id' }),
-    }),
-  ),
-  context_claims: Type.Array(Type.String()),
-  task_claim: Type.String(),
-  max_token_age: Type.Integer({ description: 'seconds' }),
-  created_at: Timestamp,
-});
-
-export const FederationList = Type.Object({ federations: Type.Array(FederationView) });

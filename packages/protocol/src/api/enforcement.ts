@@ -10,14 +10,16 @@ import {
   type PepAudiencesAnswer,
   type PepAudiencesRequest,
   type SessionReceipt,
-} from '@tether-broker/protocol';
+} from '../enforcement.js';
 import { Ref, Strict, Timestamp } from './common.js';
 
 /** A position in a tenant's revocation log (below 10^15, so exact as a number everywhere). */
 const Position = Type.Integer({ minimum: 0, maximum: 999_999_999_999_999 });
 
 export const PepParams = Type.Object({ pep: Ref }, Strict);
+export type PepParams = Static<typeof PepParams>;
 
+/** The body of `POST /v1/peps/:pep/ack` (`PepAckRequest`). */
 export const PepAckBody = Type.Object(
   {
     applied: Type.Integer({
@@ -37,7 +39,10 @@ export const PepAckBody = Type.Object(
   },
   Strict,
 );
+export type PepAckBody = Static<typeof PepAckBody>;
+/** The answer of `POST /v1/peps/:pep/ack` (`PepAckAnswer`). */
 export const PepAckView = Type.Object({ applied: Position, head: Position });
+export type PepAckView = Static<typeof PepAckView>;
 
 const Decision = Type.Object(
   {
@@ -69,6 +74,7 @@ const audience = (description?: string) =>
     ...(description === undefined ? {} : { description }),
   });
 
+/** The body of `POST /v1/decisions` (`DecisionReport`). */
 export const DecisionReportBody = Type.Object(
   {
     audience: audience('the audience the PEP decided for: one it enforces'),
@@ -81,11 +87,15 @@ export const DecisionReportBody = Type.Object(
   },
   Strict,
 );
+export type DecisionReportBody = Static<typeof DecisionReportBody>;
+/** The answer of `POST /v1/decisions` (`DecisionReportAnswer`). */
 export const DecisionReportView = Type.Object({
   recorded: Type.Integer({ minimum: 0 }),
   dropped: Type.Integer({ minimum: 0 }),
 });
+export type DecisionReportView = Static<typeof DecisionReportView>;
 
+/** The answer of `GET /v1/sessions/:id/receipt` (`SessionReceipt`). */
 export const SessionReceiptView = Type.Object({
   session: Type.String(),
   state: Type.Union([Type.Literal('active'), Type.Literal('ended')]),
@@ -113,16 +123,21 @@ export const SessionReceiptView = Type.Object({
   ),
   pending: Type.Array(Type.String()),
 });
+export type SessionReceiptView = Static<typeof SessionReceiptView>;
 
+/** The body of `PUT /v1/peps/:pep/audiences` (`PepAudiencesRequest`). */
 export const PepAudiencesBody = Type.Object(
   { audiences: Type.Array(audience(), { maxItems: 100, uniqueItems: true }) },
   Strict,
 );
+export type PepAudiencesBody = Static<typeof PepAudiencesBody>;
+/** The answer of `/v1/peps/:pep/audiences` (`PepAudiencesAnswer`). */
 export const PepAudiencesView = Type.Object({
   pep: Type.String(),
   name: Type.String(),
   audiences: Type.Array(Type.String()),
 });
+export type PepAudiencesView = Static<typeof PepAudiencesView>;
 
 // The wire types the PEP library and the SDK import are these schemas' types: keep them one.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -1,0 +1,102 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { Ref, Strict, Timestamp } from './common.js';
+
+/** Sessions as the broker API answers them; tokens appear only in the activation answer. */
+
+export const SessionView = Type.Object({
+  id: Type.String(),
+  request: Type.String(),
+  principal: Type.String(),
+  privilege: Type.String(),
+  ticket: Type.Union([Type.String(), Type.Null()]),
+  tenant: Type.String(),
+  cnf: Type.Object({ jkt: Type.String() }),
+  state: Type.String(),
+  end_reason: Type.Union([Type.String(), Type.Null()]),
+  ended_by: Type.Union([Type.String(), Type.Null()]),
+  activated_at: Timestamp,
+  hard_expires_at: Timestamp,
+  ended_at: Type.Union([Timestamp, Type.Null()]),
+  last_activity_at: Timestamp,
+  idle_timeout: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'seconds without activity before the session ends (idle), as activated; null: none',
+  }),
+  authorization_details: Type.Array(
+    Type.Object({
+      type: Type.String(),
+      privilege: Type.String(),
+      actions: Type.Array(Type.String()),
+      resources: Type.Array(Type.String()),
+    }),
+  ),
+  audiences: Type.Array(Type.String()),
+  status: Type.Object({ status_list: Type.Object({ idx: Type.Integer(), uri: Type.String() }) }),
+});
+export type SessionView = Static<typeof SessionView>;
+
+/** The answer of `POST /v1/requests/:id/activate`: the session and its first DPoP-bound tokens. */
+export const ActivationView = Type.Object({
+  session: SessionView,
+  access_token: Type.String(),
+  token_type: Type.Literal('DPoP'),
+  expires_in: Type.Integer(),
+  refresh_token: Type.String(),
+});
+export type ActivationView = Static<typeof ActivationView>;
+
+/** The query of `GET /v1/sessions`. */
+export const SessionQuery = Type.Object(
+  {
+    state: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('ended')])),
+    principal: Type.Optional(Ref),
+    privilege: Type.Optional(Ref),
+    ticket: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  },
+  Strict,
+);
+export type SessionQuery = Static<typeof SessionQuery>;
+
+/** A session id in a path. */
+export const SessionParams = Type.Object({ id: Type.String({ pattern: '^ses_[0-9a-z]{26}$' }) }, Strict);
+export type SessionParams = Static<typeof SessionParams>;
+/** The body of `POST /v1/sessions/:id/end`. */
+export const EndSessionBody = Type.Object(
+  {
+    reason: Type.Optional(Type.Union([Type.Literal('completed'), Type.Literal('revoked')])),
+    note: Type.Optional(Type.String({ maxLength: 2048 })),
+  },
+  Strict,
+);
+export type EndSessionBody = Static<typeof EndSessionBody>;
+/** The body of `POST /v1/sessions/revoke`: which live sessions to end. */
+export const RevokeSessionsBody = Type.Object(
+  {
+    principal: Type.Optional(Ref),
+    ticket: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    privilege: Type.Optional(Ref),
+    note: Type.Optional(Type.String({ maxLength: 2048 })),
+  },
+  { ...Strict, minProperties: 1 },
+);
+export type RevokeSessionsBody = Static<typeof RevokeSessionsBody>;
+/** The answer of `POST /v1/sessions/revoke`: the ids of the sessions it ended. */
+export const RevokedView = Type.Object({ revoked: Type.Array(Type.String()) });
+export type RevokedView = Static<typeof RevokedView>;
+/** The body of `POST /v1/sessions/:id/extend`. */
+export const ExtendSessionBody = Type.Object(
+  {
+    by: Type.Integer({
+      minimum: 60,
+      maximum: 604800,
+      description:
+        "seconds to add to the hard expiry; the session may not become longer than the privilege's max_duration",
+    }),
+    justification: Type.String({ minLength: 1, maxLength: 2048 }),
+  },
+  Strict,
+);
+export type ExtendSessionBody = Static<typeof ExtendSessionBody>;
+/** A status list number in a path (`GET /v1/status-lists/:n`). */
+export const StatusListParams = Type.Object({ n: Type.Integer({ minimum: 1, maximum: 2147483647 }) }, Strict);
+export type StatusListParams = Static<typeof StatusListParams>;
