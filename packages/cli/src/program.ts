@@ -27,6 +27,7 @@ const VERBS: readonly [verb: string, load: () => Promise<Register>][] = [
   ['approve deny cancel', async () => (await import('./commands/review.js')).registerReviews],
   ['session', async () => (await import('./commands/session.js')).registerSession],
   ['revoke', async () => (await import('./commands/revoke.js')).registerRevoke],
+  ['tenant', async () => (await import('./commands/tenant.js')).registerTenant],
   ['fetch', async () => (await import('./commands/fetch.js')).registerFetch],
   ['keys', async () => (await import('./commands/keys.js')).registerKeys],
   ['trust', async () => (await import('./commands/trust.js')).registerTrust],

@@ -15,6 +15,7 @@ export const END_REASONS = [
   'ticket_closed',
   'trust_changed',
   'idle',
+  'tenant_cutoff',
 ] as const;
 export type EndReason = (typeof END_REASONS)[number];
 

@@ -1,8 +1,8 @@
 import type { SessionEndedData, SessionNarrowedData } from '@tether-broker/protocol';
-import { readRevocationEvent } from '@tether-broker/protocol';
 import type { StoreHandle } from '../store/database.js';
 import { readRevocationHead } from '../store/repositories/revocations.js';
 import { flaggedSlots, tenantStatusLists } from '../store/repositories/status-lists.js';
+import { readTenantCutoff } from './tenant-cutoff.js';
 
 /**
  * Clock skew allowed between the broker replicas that issue tokens and end sessions (seconds).
@@ -88,7 +88,7 @@ export async function takeRevocationSnapshot(
         statusLists: await flaggedStatusLists(h, tenantId),
         ended: await sessionsEndedSince(h, tenantId, (statusBefore - SNAPSHOT_SKEW_SECONDS) * 1000, now),
         narrowed: await liveNarrowings(h, tenantId, now),
-        cutoff: await tenantCutoff(h, tenantId),
+        cutoff: await readTenantCutoff(h, tenantId),
         retiredKids: keys.map((k) => k.kid),
       };
     });
@@ -144,20 +144,6 @@ async function liveNarrowings(h: StoreHandle, tenantId: string, now: number): Pr
     before: Number(s.narrowed_before),
     session_exp: Math.floor(Number(s.hard_expires_at) / 1000),
   }));
-}
-
-/** The latest tenant-wide cut-off still in the log (epoch seconds), 0 for none. */
-async function tenantCutoff(h: StoreHandle, tenantId: string): Promise<number> {
-  const rows = await h.db
-    .selectFrom('revocation_events')
-    .select(['type', 'payload'])
-    .where('tenant_id', '=', tenantId)
-    .where('type', '=', 'tenant_cutoff')
-    .execute();
-  return rows.reduce((latest, row) => {
-    const event = readRevocationEvent(row.type, JSON.parse(row.payload));
-    return event?.type === 'tenant_cutoff' ? Math.max(latest, event.data.before) : latest;
-  }, 0);
 }
 
 /**

@@ -11,6 +11,7 @@ import type { AccessRequest } from '../domain/request.js';
 import { assertActivatable, grantOf, hardExpiry, type Session } from '../domain/session.js';
 import { judgeSession } from '../evaluation/evaluate.js';
 import { EvaluationFacts } from '../evaluation/facts.js';
+import { readTenantCutoff } from '../revocation/tenant-cutoff.js';
 import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import { insertRefreshToken } from '../store/repositories/refresh-tokens.js';
@@ -173,14 +174,20 @@ function activationRefused(verdict: Extract<Verdict, { outcome: 'end' }>): Tethe
 
 /**
  * After commit: the session's access token, beside its refresh token. `now` is when the
- * token is issued; a refresh passes the time of its transaction (see refreshSession).
+ * token is issued; a refresh passes the time of its transaction (see refreshSession). The
+ * token is dated at or past the tenant's cut-off as read here: one committed before lets it
+ * pass, as a refresh right after that cut-off would; one committed after refuses it.
  */
 export async function sessionTokens(
   ctx: BrokerContext,
   started: StartedSession,
   now = ctx.clock.now(),
 ): Promise<SessionTokens> {
-  const access = await issueAccessToken(ctx.keys, started.session, { issuer: ctx.config.publicUrl, now });
+  const access = await issueAccessToken(ctx.keys, started.session, {
+    issuer: ctx.config.publicUrl,
+    now,
+    tenantCutoff: await readTenantCutoff(ctx.store, started.session.tenantId),
+  });
   return {
     session: started.session,
     accessToken: access.token,

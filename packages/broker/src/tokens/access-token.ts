@@ -24,12 +24,13 @@ export interface IssuedAccessToken {
 export async function issueAccessToken(
   keys: SigningKeys,
   session: Session,
-  s: { issuer: string; now: number },
+  s: { issuer: string; now: number; tenantCutoff: number },
 ): Promise<IssuedAccessToken> {
   const signer = keys.signer();
   // After a narrowing, PEPs refuse the session's tokens issued before its cutoff: a token
-  // issued now, with the narrower grant, must not fall under it.
-  const iat = tokenIssuedAt(session, s.now);
+  // issued now, with the narrower grant, must not fall under it. Nor under the tenant's
+  // cut-off (epoch seconds, the second after it was made): a token issued since passes it.
+  const iat = Math.max(tokenIssuedAt(session, s.now), s.tenantCutoff);
   // Floor, not round: the token must never outlive the session, even by a fraction of a second.
   const exp = Math.floor(accessTokenExpiry(session, s.now) / 1000);
   const jti = randomUUID();
