@@ -24,7 +24,7 @@ import {
   routeSpecs,
 } from '../support/fuzz-inputs.js';
 import { setUpScenario } from '../support/scenario.js';
-import { describeEachStore } from '../support/stores.js';
+import { describeEachStore, storeTableNames } from '../support/stores.js';
 import { addWebhook, deliver, genericTicket } from '../tickets/deliveries.js';
 
 /**
@@ -154,14 +154,10 @@ const SPENT_PROOFS_TABLE = 'dpop_jtis';
 
 /** Every table of the store: its row count and a hash of all its rows (audit heads verbatim). */
 async function snapshotStore(store: StoreHandle): Promise<Snapshot> {
-  const tables = (await store.db.introspection.getTables()).filter(
-    (t) =>
-      !t.isView &&
-      t.name !== SPENT_PROOFS_TABLE &&
-      (store.pgSchema === undefined || t.schema === store.pgSchema),
-  );
+  const tables = (await storeTableNames(store)).filter((name) => name !== SPENT_PROOFS_TABLE);
   const snapshot: Snapshot = {};
-  for (const t of tables.sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const name of tables) {
+    const t = { name };
     const { rows } = await sql<Record<string, unknown>>`select * from ${sql.table(t.name)}`.execute(store.db);
     const lines = rows
       .map((r) => JSON.stringify(Object.entries(r).sort(([a], [b]) => a.localeCompare(b))))

@@ -9,7 +9,7 @@ import { bindingOf } from '../../packages/broker/src/tokens/signing-key-seal.js'
 import { BrokerClient, BrokerError } from '../../packages/client/src/index.js';
 import { injectFetch, newKeyPair, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { setUpScenario } from '../support/scenario.js';
-import { describeEachStore } from '../support/stores.js';
+import { describeEachStore, storeTableNames } from '../support/stores.js';
 
 /** A secret, and the ways its bytes could be written down. */
 interface Secret {
@@ -180,11 +180,9 @@ describeEachStore("principals' and the broker's secrets", (fixture) => {
     ).toBe(401);
 
     // --- everything that was written down --------------------------------------------------------
-    const tables = (await b.ctx.store.db.introspection.getTables()).filter(
-      (t) => !t.isView && (b.ctx.store.pgSchema === undefined || t.schema === b.ctx.store.pgSchema),
-    );
     const dump: Record<string, string> = {};
-    for (const t of tables) {
+    for (const name of await storeTableNames(b.ctx.store)) {
+      const t = { name };
       const result = await sql<Record<string, unknown>>`select * from ${sql.table(t.name)}`.execute(
         b.ctx.store.db,
       );

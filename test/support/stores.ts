@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import pg from 'pg';
 import { describe, inject } from 'vitest';
 import {
@@ -19,6 +20,10 @@ export interface StoreFixture {
   cleanup(): Promise<void>;
 }
 
+/**
+ * A store that starts as a copy of the run's migrated template (see global-setup.ts);
+ * migrateToLatest on it then finds nothing pending, and would apply a migration added since.
+ */
 function sqliteFixture(): StoreFixture {
   const dirs: string[] = [];
   const stores: Store[] = [];
@@ -28,6 +33,8 @@ function sqliteFixture(): StoreFixture {
       const dir = mkdtempSync(join(tmpdir(), 'tether-test-'));
       dirs.push(dir);
       const location = join(dir, 'tether.db');
+      copyFileSync(inject('sqliteTemplate'), location);
+      chmodSync(location, 0o600);
       const store = openStore({ location });
       stores.push(store);
       await migrateToLatest(store);
@@ -38,6 +45,13 @@ function sqliteFixture(): StoreFixture {
       for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
     },
   };
+}
+
+let pgTemplate: string | undefined;
+/** The run's migrated schema as DDL (global-setup.ts), read once per test file. */
+function templateSql(): string {
+  pgTemplate ??= readFileSync(inject('pgTemplateSql'), 'utf8');
+  return pgTemplate;
 }
 
 function postgresFixture(url: string): StoreFixture {
@@ -58,7 +72,7 @@ function postgresFixture(url: string): StoreFixture {
       // The creation time in the name lets a later run drop what an interrupted run left behind,
       // without touching the schemas of a run that is still going.
       const pgSchema = `tether_t_${Date.now().toString(36)}_${randomBytes(6).toString('hex')}`;
-      await admin(`create schema ${pgSchema}`);
+      await admin(templateSql().replaceAll('__tether_schema__', pgSchema));
       schemas.push(pgSchema);
       const store = openStore({ location: url, pgSchema, poolSize: 20 });
       stores.push(store);
@@ -90,4 +104,25 @@ export function describeEachStore(name: string, suite: (fixture: StoreFixture) =
 export function describeOnPostgres(name: string, suite: (fixture: StoreFixture) => void): void {
   const url = inject('pgUrl');
   describe.skipIf(!url)(`${name} [postgres]`, () => suite(postgresFixture(url)));
+}
+
+/**
+ * The names of a store's own tables (not views). It reads its own schema's catalog alone: a
+ * Kysely introspection lists every schema on the server and fails with "schema … does not
+ * exist" when another test process drops its schema meanwhile.
+ */
+export async function storeTableNames(
+  store: Pick<Store, 'db' | 'dialect'> & { pgSchema?: string },
+): Promise<string[]> {
+  const { rows } =
+    store.dialect === 'sqlite'
+      ? await sql<{
+          name: string;
+        }>`select name from sqlite_master where type = 'table' and name not like 'sqlite_%'`.execute(store.db)
+      : await sql<{ name: string }>`select c.relname as name from pg_catalog.pg_class c
+          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = ${store.pgSchema ?? sql`current_schema()`} and c.relkind in ('r', 'p')`.execute(
+          store.db,
+        );
+  return rows.map((r) => r.name).sort();
 }

@@ -5,6 +5,7 @@ import { TetherError } from '@tether-broker/protocol';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { BrokerContext } from '../core/context.js';
 import { exposeSigningKeyMetrics } from '../tokens/keys.js';
+import { sharedSchemaCompilers } from './compilers.js';
 import { installErrorHandling } from './error-handler.js';
 import { requireAuthentication } from './plugins/authenticate.js';
 import { enforcementMetrics, installMetrics } from './plugins/metrics.js';
@@ -26,6 +27,7 @@ import { sessionRoutes } from './routes/sessions.js';
 import { signalDeliveryRoutes, signalTransmitterRoutes } from './routes/signals.js';
 import { ssfDiscoveryRoutes, ssfRoutes } from './routes/ssf.js';
 import { statusListRoutes } from './routes/status-lists.js';
+import { tenantCutoffRoutes } from './routes/tenant-cutoff.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { ticketRoutes } from './routes/tickets.js';
 import { webhookDeliveryRoutes, webhookRoutes } from './routes/webhooks.js';
@@ -43,6 +45,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     ajv: { customOptions: { ...AJV_CUSTOM_OPTIONS } },
+    schemaController: sharedSchemaCompilers,
     return503OnClosing: true,
     // Slow headers, slow bodies and idle connections are cut (`limits` in the configuration).
     ...serverTimeouts(ctx.config),
@@ -105,6 +108,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       requireAuthentication(v1, ctx);
       limits.afterAuthentication(v1);
       await v1.register(tenantRoutes());
+      await v1.register(tenantCutoffRoutes(ctx));
       await v1.register(principalRoutes(ctx));
       await v1.register(groupRoutes(ctx));
       await v1.register(privilegeRoutes(ctx));
