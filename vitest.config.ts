@@ -1,17 +1,21 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+const src = (path: string) => fileURLToPath(new URL(`./packages/${path}`, import.meta.url));
+const pkg = (name: string) => src(`${name}/src/index.ts`);
 
 export default defineConfig({
   resolve: {
     // Tests run against the TypeScript sources, not the built output.
-    alias: {
-      '@tether-broker/protocol': pkg('protocol'),
-      '@tether-broker/pep': pkg('pep'),
-      '@tether-broker/client': pkg('client'),
-      '@tether-broker/broker': pkg('broker'),
-    },
+    // Subpaths first: an alias also matches every path below it.
+    alias: [
+      { find: '@tether-broker/protocol/api', replacement: src('protocol/src/api/index.ts') },
+      { find: '@tether-broker/pep/core', replacement: src('pep/src/core.ts') },
+      { find: '@tether-broker/protocol', replacement: pkg('protocol') },
+      { find: '@tether-broker/pep', replacement: pkg('pep') },
+      { find: '@tether-broker/client', replacement: pkg('client') },
+      { find: '@tether-broker/broker', replacement: pkg('broker') },
+    ],
   },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],

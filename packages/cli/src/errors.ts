@@ -1,6 +1,6 @@
 import { BrokerError, IdentityError } from '@tether-broker/client';
+import { isTetherError } from '@tether-broker/protocol';
 import { CommanderError } from 'commander';
-import { isTetherError } from './wire.js';
 
 /** Exit codes, the same for every verb. */
 export const EXIT = {

@@ -1,4 +1,4 @@
-import type { PrincipalView, PrivilegeView, RequestView } from '@tether-broker/protocol';
+import type { PrincipalView, PrivilegeView, RequestView } from '@tether-broker/protocol/api';
 import { formatDuration } from './duration.js';
 import type { Names } from './names.js';
 import { attributes, list, renderFields, renderTable, sanitize, shortTime } from './output.js';

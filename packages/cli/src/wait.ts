@@ -1,4 +1,4 @@
-import type { RequestView } from '@tether-broker/protocol';
+import type { RequestView } from '@tether-broker/protocol/api';
 import { formatDuration } from './duration.js';
 import { io } from './io.js';
 import { sanitize, warn } from './output.js';

@@ -1,4 +1,5 @@
-import type { ActivationView, RequestView, SessionReceipt } from '@tether-broker/protocol';
+import type { SessionReceipt } from '@tether-broker/protocol';
+import type { ActivationView, RequestView } from '@tether-broker/protocol/api';
 import { decodeJwt } from 'jose';
 import { type BrokerClient, BrokerError } from './broker-client.js';
 import { createDpopProof } from './dpop-proof.js';

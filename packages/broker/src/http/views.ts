@@ -1,12 +1,4 @@
 import type { Static } from '@sinclair/typebox';
-import type { AuditRecord } from '../audit/chain.js';
-import type { ChainVerification } from '../audit/verify.js';
-import type { Group, Principal, PrincipalKey, Tenant } from '../domain/principal.js';
-import type { Privilege } from '../domain/privilege.js';
-import type { AccessRequest, Review } from '../domain/request.js';
-import type { Session } from '../domain/session.js';
-import type { PolicyVersion } from '../store/repositories/policies.js';
-import { PRIVILEGE_DETAIL_TYPE, statusListUri } from '../tokens/access-token.js';
 import type {
   AuditRecordView,
   AuditVerificationView,
@@ -17,9 +9,17 @@ import type {
   PrivilegeView,
   RequestView,
   ReviewView,
+  SessionView,
   TenantView,
-} from './schemas/records.js';
-import type { SessionView } from './schemas/sessions.js';
+} from '@tether-broker/protocol/api';
+import type { AuditRecord } from '../audit/chain.js';
+import type { ChainVerification } from '../audit/verify.js';
+import type { Group, Principal, PrincipalKey, Tenant } from '../domain/principal.js';
+import type { Privilege } from '../domain/privilege.js';
+import type { AccessRequest, Review } from '../domain/request.js';
+import type { Session } from '../domain/session.js';
+import type { PolicyVersion } from '../store/repositories/policies.js';
+import { PRIVILEGE_DETAIL_TYPE, statusListUri } from '../tokens/access-token.js';
 
 /** Domain objects become API answers here, and only here: snake_case, ISO times. */
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,4 +1,4 @@
-import type { AuditRecordView, AuditVerificationView } from '@tether-broker/protocol';
+import type { AuditRecordView, AuditVerificationView } from '@tether-broker/protocol/api';
 import type { Command } from 'commander';
 import { query } from '../api.js';
 import { CliError, EXIT } from '../errors.js';

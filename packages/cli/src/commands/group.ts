@@ -1,4 +1,4 @@
-import type { GroupView } from '@tether-broker/protocol';
+import type { GroupView } from '@tether-broker/protocol/api';
 import type { Command } from 'commander';
 import { seg } from '../api.js';
 import { lookUpNames } from '../names.js';

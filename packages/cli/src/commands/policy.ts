@@ -1,4 +1,4 @@
-import type { PolicySetView, PolicyVersionsView } from '@tether-broker/protocol';
+import type { PolicySetView, PolicyVersionsView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError } from 'commander';
 import { readPolicySet } from '../cedar-files.js';
 import { CliError, EXIT } from '../errors.js';

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { createKeyProof, tetherHome, writeIdentity } from '@tether-broker/client';
-import type { KeyView, PrincipalView } from '@tether-broker/protocol';
+import { PRINCIPAL_KINDS, ROLES } from '@tether-broker/protocol';
+import type { KeyView, PrincipalView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { JWK } from 'jose';
 import { seg } from '../api.js';
@@ -10,7 +11,6 @@ import { assertWritable, newEd25519, readPublicJwk } from '../keys.js';
 import { attributes, list, printJson, renderTable, say } from '../output.js';
 import { principalDetails } from '../render.js';
 import { Session } from '../session.js';
-import { PRINCIPAL_KINDS, ROLES } from '../wire.js';
 
 interface PrincipalFlags {
   kind?: string;

@@ -1,4 +1,4 @@
-import type { PrivilegeView } from '@tether-broker/protocol';
+import type { PrivilegeView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError } from 'commander';
 import { seg } from '../api.js';
 import { collectAttribute, collectList } from '../attributes.js';

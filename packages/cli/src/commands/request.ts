@@ -1,4 +1,4 @@
-import type { RequestView } from '@tether-broker/protocol';
+import type { RequestView } from '@tether-broker/protocol/api';
 import type { Command } from 'commander';
 import { parseDuration } from '../duration.js';
 import { CliError, EXIT } from '../errors.js';

@@ -1,11 +1,11 @@
-import type { RequestView } from '@tether-broker/protocol';
+import { REQUEST_STATES } from '@tether-broker/protocol';
+import type { RequestView } from '@tether-broker/protocol/api';
 import { type Command, Option } from 'commander';
 import { query } from '../api.js';
 import { lookUpNames } from '../names.js';
 import { printJson, say } from '../output.js';
 import { requestsTable } from '../render.js';
 import { Session } from '../session.js';
-import { REQUEST_STATES } from '../wire.js';
 
 interface RequestsFlags {
   state?: string;

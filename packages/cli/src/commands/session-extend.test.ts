@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SessionView } from '@tether-broker/protocol';
+import type { SessionView } from '@tether-broker/protocol/api';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SessionStore, type StoredSession } from '../session-store.js';
 import { syncStoredExpiry } from './session-extend.js';

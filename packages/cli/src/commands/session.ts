@@ -1,5 +1,6 @@
 import { BoundSession, BrokerError, exportSessionKey, generateSessionKey } from '@tether-broker/client';
-import type { RequestView, SessionReceipt, SessionView } from '@tether-broker/protocol';
+import type { SessionReceipt } from '@tether-broker/protocol';
+import type { RequestView, SessionView } from '@tether-broker/protocol/api';
 import { type Command, Option } from 'commander';
 import { query, seg } from '../api.js';
 import { formatDuration, parseDuration } from '../duration.js';

@@ -1,4 +1,4 @@
-import type { TransmitterView } from '@tether-broker/protocol';
+import type { TransmitterView } from '@tether-broker/protocol/api';
 import type { Command } from 'commander';
 import { seg } from '../api.js';
 import { CliError, EXIT } from '../errors.js';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { StatusView, StreamView } from '@tether-broker/protocol';
+import type { StatusView, StreamView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError } from 'commander';
 import { collectList } from '../attributes.js';
 import { CliError, EXIT } from '../errors.js';

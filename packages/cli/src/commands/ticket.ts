@@ -1,4 +1,4 @@
-import type { ClosedTicketView, TicketView } from '@tether-broker/protocol';
+import type { ClosedTicketView, TicketView } from '@tether-broker/protocol/api';
 import { type Command, Option } from 'commander';
 import { query, seg } from '../api.js';
 import { list, printJson, renderFields, renderTable, say, shortTime } from '../output.js';

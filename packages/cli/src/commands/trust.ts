@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { FederationView } from '@tether-broker/protocol';
+import type { FederationView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError } from 'commander';
 import { seg } from '../api.js';
 import { collectList } from '../attributes.js';

@@ -1,4 +1,4 @@
-import type { CreatedWebhookView, WebhookView } from '@tether-broker/protocol';
+import type { CreatedWebhookView, WebhookView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError } from 'commander';
 import { seg } from '../api.js';
 import { printJson, renderFields, renderTable, say, shortTime } from '../output.js';

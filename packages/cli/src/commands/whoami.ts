@@ -1,4 +1,4 @@
-import type { PrincipalView, TenantView } from '@tether-broker/protocol';
+import type { PrincipalView, TenantView } from '@tether-broker/protocol/api';
 import type { Command } from 'commander';
 import { resolveIdentityPath } from '../identity.js';
 import { attributes, list, renderFields, say } from '../output.js';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { AuditQuery, AuditRecordView, AuditVerificationView } from '@tether-broker/protocol';
+import { AuditQuery, AuditRecordView, AuditVerificationView } from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { queryAudit, verifyAudit } from '../../records/audit-trail.js';
 import { withProblems } from '../schemas/common.js';

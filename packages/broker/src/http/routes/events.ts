@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { Strict, TetherError } from '@tether-broker/protocol';
+import { TetherError } from '@tether-broker/protocol';
+import { Strict } from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { revocationStreamStart } from '../../enforcement/revocation-stream.js';
 import { RevocationSigner } from '../../revocation/signing.js';

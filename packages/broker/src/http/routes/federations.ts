@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Deleted, FederationList, FederationView, RefParams } from '@tether-broker/protocol';
+import { Deleted, FederationList, FederationView, RefParams } from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import type { Federation } from '../../domain/federation.js';
 import {

@@ -1,6 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { Changed, Deleted, GroupView, MemberParams, NewGroupBody, RefParams } from '@tether-broker/protocol';
+import {
+  Changed,
+  Deleted,
+  GroupView,
+  MemberParams,
+  NewGroupBody,
+  RefParams,
+} from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { createGroup, findGroups, getGroup, removeGroup, setGroupMembership } from '../../records/groups.js';
 import { withProblems } from '../schemas/common.js';

@@ -7,7 +7,7 @@ import {
   PepAudiencesBody,
   PepAudiencesView,
   PepParams,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import type { EnforcementMetrics } from '../../enforcement/enforcement-metrics.js';
 import { acknowledgeRevocations } from '../../enforcement/pep-ack.js';

@@ -5,7 +5,7 @@ import {
   PolicyValidationView,
   PolicyVersionsView,
   VersionParams,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { validatePolicySet } from '../../policy/cedar.js';
 import {

@@ -9,7 +9,7 @@ import {
   PrincipalChangesBody,
   PrincipalView,
   RefParams,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import {
   addPrincipalKey,

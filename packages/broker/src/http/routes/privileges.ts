@@ -6,7 +6,7 @@ import {
   PrivilegeChangesBody,
   PrivilegeView,
   RefParams,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import {
   changePrivilege,

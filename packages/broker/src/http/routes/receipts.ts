@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { SessionParams, SessionReceiptView } from '@tether-broker/protocol';
+import { SessionParams, SessionReceiptView } from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { type SessionReceipt, sessionReceipt } from '../../sessions/session-receipt.js';
 import { withProblems } from '../schemas/common.js';

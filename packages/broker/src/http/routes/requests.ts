@@ -7,7 +7,7 @@ import {
   RequestQuery,
   RequestView,
   ReviewBody,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { cancelRequest } from '../../requests/cancel-request.js';
 import { findRequests, getRequest } from '../../requests/query-requests.js';

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { DpopError } from '@tether-broker/pep';
+import { TetherError } from '@tether-broker/protocol';
 import {
   ActivationView,
   EndSessionBody,
@@ -12,8 +13,7 @@ import {
   SessionParams,
   SessionQuery,
   SessionView,
-  TetherError,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { endSession, revokeSessions } from '../../core/end-session.js';
 import { activateSession } from '../../sessions/activate-session.js';

@@ -1,13 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { isTetherError } from '@tether-broker/protocol';
 import {
   Deleted,
-  isTetherError,
   NewTransmitterBody,
   RefParams,
   TransmitterList,
   TransmitterView,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { BrokerContext } from '../../core/context.js';
 import { SIGNAL_LIMITS, type SignalTransmitter } from '../../domain/transmitter.js';

@@ -9,7 +9,7 @@ import {
   StreamQuery,
   StreamView,
   TransmitterMetadata,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { eventsDelivered, pollEndpoint, type Stream } from '../../domain/ssf-stream.js';
 import {

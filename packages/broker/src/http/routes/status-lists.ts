@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { StatusListParams } from '@tether-broker/protocol';
+import { StatusListParams } from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { publishStatusList } from '../../enforcement/status-list.js';
 import { STATUS_LIST_MEDIA_TYPE } from '../../tokens/status-list-token.js';

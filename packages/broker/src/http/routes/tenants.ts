@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { IdParams, PrincipalView, TenantView, TetherError } from '@tether-broker/protocol';
+import { TetherError } from '@tether-broker/protocol';
+import { IdParams, PrincipalView, TenantView } from '@tether-broker/protocol/api';
 import { withProblems } from '../schemas/common.js';
 import { principalView, tenantView } from '../views.js';
 

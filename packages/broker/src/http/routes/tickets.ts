@@ -6,7 +6,7 @@ import {
   TicketParams,
   TicketQuery,
   TicketView,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import type { Ticket } from '../../domain/ticket.js';
 import { closeTicket } from '../../tickets/close-ticket.js';

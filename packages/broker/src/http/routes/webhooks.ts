@@ -1,15 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { TetherError } from '@tether-broker/protocol';
 import {
   CreatedWebhookView,
   Deleted,
   DeliveryParams,
   DeliveryView,
   NewWebhookBody,
-  TetherError,
   WebhookRefParams,
   WebhookView,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { WEBHOOK_KINDS, type Webhook } from '../../domain/ticket.js';
 import { receiveTicketDelivery } from '../../tickets/ticket-webhook.js';

@@ -7,7 +7,7 @@ import { Type } from '@sinclair/typebox';
  * read the same types the routes validate and serialise with.
  */
 
-export { EmptyObject } from '@tether-broker/protocol';
+export { EmptyObject } from '@tether-broker/protocol/api';
 
 export const Problem = Type.Object(
   {

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Jwk, Name, Ref, Strict } from '@tether-broker/protocol';
+import { Jwk, Name, Ref, Strict } from '@tether-broker/protocol/api';
 import { FEDERATION_LIMITS } from '../../domain/federation.js';
 
 /**

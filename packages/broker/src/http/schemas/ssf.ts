@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { StreamId, Strict } from '@tether-broker/protocol';
+import { StreamId, Strict } from '@tether-broker/protocol/api';
 import { STREAM_LIMITS } from '../../domain/ssf-stream.js';
 import { DELIVERY_METHODS, STREAM_STATUSES } from '../../domain/ssf-vocabulary.js';
 

