@@ -1,4 +1,4 @@
-import type { PolicySetView, PolicyVersionsView } from '@tether-broker/protocol';
+import type { PolicySetView, PolicyVersionsView } from '@tether-broker/protocol/api';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { validatePolicySet } from '../../packages/broker/src/policy/cedar.js';
 import { type BrokerClient, BrokerError } from '../../packages/client/src/index.js';

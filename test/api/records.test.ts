@@ -4,7 +4,7 @@ import type {
   KeyView,
   PrincipalView,
   PrivilegeView,
-} from '@tether-broker/protocol';
+} from '@tether-broker/protocol/api';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BrokerClient, BrokerError, createKeyProof } from '../../packages/client/src/index.js';

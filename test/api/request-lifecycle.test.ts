@@ -1,4 +1,4 @@
-import type { RequestView } from '@tether-broker/protocol';
+import type { RequestView } from '@tether-broker/protocol/api';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { expireOverdueRequests } from '../../packages/broker/src/core/expire-requests.js';
 import { reviewRequest } from '../../packages/broker/src/requests/review-request.js';

@@ -1,4 +1,4 @@
-import type { AuditRecordView } from '@tether-broker/protocol';
+import type { AuditRecordView } from '@tether-broker/protocol/api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { BoundSession } from '../../packages/client/src/index.js';

@@ -1,4 +1,5 @@
-import type { AuditRecordView, DecisionRecord, DecisionReportAnswer } from '@tether-broker/protocol';
+import type { DecisionRecord, DecisionReportAnswer } from '@tether-broker/protocol';
+import type { AuditRecordView } from '@tether-broker/protocol/api';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../packages/broker/src/audit/record.js';
 import { BoundSession, type BrokerClient } from '../../packages/client/src/index.js';

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { AuditRecordView, SessionView } from '@tether-broker/protocol';
+import type { AuditRecordView, SessionView } from '@tether-broker/protocol/api';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runReevaluationBatch } from '../../packages/broker/src/evaluation/jobs.js';

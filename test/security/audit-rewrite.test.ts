@@ -1,5 +1,5 @@
 import { createHmac, createSecretKey, randomBytes } from 'node:crypto';
-import type { AuditVerificationView } from '@tether-broker/protocol';
+import type { AuditVerificationView } from '@tether-broker/protocol/api';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   type AuditRecord,

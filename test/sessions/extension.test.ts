@@ -1,4 +1,4 @@
-import type { AuditRecordView, RequestView, SessionView } from '@tether-broker/protocol';
+import type { AuditRecordView, RequestView, SessionView } from '@tether-broker/protocol/api';
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { endExpiredSessions } from '../../packages/broker/src/core/end-session.js';

@@ -1,4 +1,5 @@
-import type { AuditRecordView, DecisionRecord, SessionView } from '@tether-broker/protocol';
+import type { DecisionRecord } from '@tether-broker/protocol';
+import type { AuditRecordView, SessionView } from '@tether-broker/protocol/api';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { endExpiredSessions } from '../../packages/broker/src/core/end-session.js';
 import { readRevocationLog } from '../../packages/broker/src/revocation/log.js';

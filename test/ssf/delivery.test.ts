@@ -1,4 +1,4 @@
-import type { PollView } from '@tether-broker/protocol';
+import type { PollView } from '@tether-broker/protocol/api';
 import type { JSONWebKeySet, JWTPayload } from 'jose';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';

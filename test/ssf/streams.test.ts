@@ -1,4 +1,4 @@
-import type { StreamView } from '@tether-broker/protocol';
+import type { StreamView } from '@tether-broker/protocol/api';
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { deliverDue } from '../../packages/broker/src/ssf-streams/delivery.js';

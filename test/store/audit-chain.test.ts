@@ -1,4 +1,4 @@
-import type { AuditRecordView, AuditVerificationView, RequestView } from '@tether-broker/protocol';
+import type { AuditRecordView, AuditVerificationView, RequestView } from '@tether-broker/protocol/api';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditRecord, chainNext, macRecord } from '../../packages/broker/src/audit/chain.js';
 import { loadAuditKeys } from '../../packages/broker/src/audit/keys.js';

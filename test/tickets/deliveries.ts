@@ -7,7 +7,7 @@
 
 import { createHmac, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { CreatedWebhookView } from '@tether-broker/protocol';
+import type { CreatedWebhookView } from '@tether-broker/protocol/api';
 import type { LightMyRequestResponse } from 'fastify';
 import type { BrokerClient } from '../../packages/client/src/index.js';
 import type { TestBroker } from '../support/broker.js';

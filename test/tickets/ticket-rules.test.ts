@@ -1,4 +1,4 @@
-import type { RequestView } from '@tether-broker/protocol';
+import type { RequestView } from '@tether-broker/protocol/api';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { readRevocationLog } from '../../packages/broker/src/revocation/log.js';
 import { BoundSession } from '../../packages/client/src/index.js';

@@ -1,4 +1,4 @@
-import type { TicketView } from '@tether-broker/protocol';
+import type { TicketView } from '@tether-broker/protocol/api';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { openSecret } from '../../packages/broker/src/config/key-encryption.js';
 import type { BrokerClient } from '../../packages/client/src/index.js';
