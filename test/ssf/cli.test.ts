@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
-import { afterAll, afterEach, beforeEach, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { type SsfDeliveryWorker, startSsfDelivery } from '../../packages/broker/src/ssf-streams/worker.js';
 import { run } from '../../packages/cli/src/program.js';
 import { BoundSession, writeIdentity } from '../../packages/client/src/index.js';
@@ -28,6 +28,8 @@ describeEachStore('tether ssf streams', (fixture) => {
   let home: string;
   let identityFile: string;
   const realFetch = globalThis.fetch;
+  /** The CLI's fetch: the broker's calls reach the app by inject, the rest goes out for real. */
+  let cliFetch: typeof fetch;
   afterAll(() => fixture.cleanup());
 
   beforeEach(async () => {
@@ -43,15 +45,14 @@ describeEachStore('tether ssf streams', (fixture) => {
     identityFile = join(home, 'admin.json');
     writeIdentity(identityFile, b.adminIdentity);
     const toBroker = injectFetch(b.app);
-    vi.stubGlobal('fetch', ((input: string | URL | Request, init?: RequestInit) =>
+    cliFetch = ((input: string | URL | Request, init?: RequestInit) =>
       String(input instanceof Request ? input.url : input).startsWith(PUBLIC_URL)
         ? toBroker(input, init)
-        : realFetch(input, init)) as typeof fetch);
+        : realFetch(input, init)) as typeof fetch;
     worker = startSsfDelivery(b.ctx);
   });
   afterEach(async () => {
     await worker.stop();
-    vi.unstubAllGlobals();
     await endpoint.down();
     rmSync(home, { recursive: true, force: true });
     await b.close();
@@ -60,21 +61,12 @@ describeEachStore('tether ssf streams', (fixture) => {
   async function tether(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const out: string[] = [];
     const err: string[] = [];
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-      out.push(String(chunk));
-      return true;
+    const code = await run(['node', 'tether', '--identity', identityFile, ...args], {
+      stdout: { write: (chunk) => out.push(String(chunk)) },
+      stderr: { write: (chunk) => err.push(String(chunk)) },
+      fetch: cliFetch,
     });
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-      err.push(String(chunk));
-      return true;
-    });
-    try {
-      const code = await run(['node', 'tether', '--identity', identityFile, ...args]);
-      return { code, stdout: out.join(''), stderr: err.join('') };
-    } finally {
-      stdout.mockRestore();
-      stderr.mockRestore();
-    }
+    return { code, stdout: out.join(''), stderr: err.join('') };
   }
 
   it('creates, lists, shows, verifies, pauses and deletes streams; the worker pushes what they carry', async () => {

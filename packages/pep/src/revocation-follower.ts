@@ -1,6 +1,11 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT, SSE_SNAPSHOT_EVENT } from '@tether-broker/protocol';
+import {
+  backoffDelay,
+  SSE_HEARTBEAT_EVENT,
+  SSE_REVOCATION_EVENT,
+  SSE_SNAPSHOT_EVENT,
+} from '@tether-broker/protocol';
 import { BrokerCallFailed, type BrokerLink } from './broker-link.js';
 import { REVOCATION_FEED_DEFAULTS, RevocationFeedVerifier, RevocationMessageRefused } from './events.js';
 import type { KeySource } from './jwks.js';
@@ -139,9 +144,10 @@ export class RevocationFollower {
 
   #backoff(failures: number): number {
     const { minDelayMs, maxDelayMs } = this.#o.reconnect;
-    const base = Math.min(maxDelayMs, minDelayMs * 2 ** Math.min(failures, 20));
-    // Full jitter on the upper half, so that many PEPs cut off at once do not return in step.
-    return base / 2 + Math.random() * (base / 2);
+    // Jitter on the upper half, so that many PEPs cut off at once do not return in step. The
+    // first failure already waits the doubled minimum (the reconnect right after a stream
+    // ended cleanly waits the minimum).
+    return backoffDelay(failures + 1, { initialMs: minDelayMs, maxMs: maxDelayMs });
   }
 
   async #pause(ms: number): Promise<void> {

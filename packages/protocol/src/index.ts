@@ -1,3 +1,4 @@
+export { backoffDelay } from './backoff.js';
 export type {
   DecisionRecord,
   DecisionReport,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { backoffDelay } from '@tether-broker/protocol';
 import { sql } from 'kysely';
 import type pg from 'pg';
 import type { Store, TxHandle } from '../store/database.js';
@@ -187,10 +188,13 @@ export class RevocationNotifyListener {
   }
 
   #backoff(failures: number): number {
-    const initial = this.#options.retryInitialMs ?? 100;
-    const max = this.#options.retryMaxMs ?? 10_000;
-    // Right after a lost connection (no failure yet) the first wait is the initial one.
-    return Math.min(max, initial * 2 ** Math.min(Math.max(0, failures - 1), 20));
+    // Right after a lost connection (no failure yet) the first wait is the initial one. One
+    // connection per broker: nothing to spread out, so the whole wait.
+    return backoffDelay(
+      failures,
+      { initialMs: this.#options.retryInitialMs ?? 100, maxMs: this.#options.retryMaxMs ?? 10_000 },
+      () => 1,
+    );
   }
 
   /**

@@ -1,3 +1,4 @@
+import { backoffDelay } from '@tether-broker/protocol';
 /**
  * How the broker pushes SETs (RFC 8935): every number of the delivery worker, in one place.
  * Tests shorten them through the worker's options; operators have no reason to.
@@ -44,7 +45,7 @@ export function retryDelay(
   policy: Pick<DeliveryPolicy, 'baseDelayMs' | 'maxDelayMs'>,
   random: () => number,
 ): number {
-  const exponent = Math.min(Math.max(failures - 1, 0), 30);
-  const full = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** exponent);
-  return Math.ceil(full / 2 + random() * (full / 2));
+  return Math.ceil(
+    backoffDelay(failures, { initialMs: policy.baseDelayMs, maxMs: policy.maxDelayMs }, random),
+  );
 }
