@@ -1,5 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { JWK } from 'jose';
+import { calculateJwkThumbprint } from 'jose/jwk/thumbprint';
+import { exportJWK } from 'jose/key/export';
+import { generateKeyPair } from 'jose/key/generate/keypair';
 import { CliError, EXIT } from './errors.js';
 
 /** JWK members that only a private key has. */

@@ -1,7 +1,8 @@
 import { BrokerClient, BrokerError, IdentityError, loadIdentity } from '@tether-broker/client';
 import type { IdentityFile } from '@tether-broker/protocol';
 import type { Command } from 'commander';
-import { importJWK, type JWK } from 'jose';
+import type { JWK } from 'jose';
+import { importJWK } from 'jose/key/import';
 import { isConnectionFailure, unreachable } from './errors.js';
 import { type GlobalOptions, resolveIdentityPath } from './identity.js';
 import { io, runState } from './io.js';

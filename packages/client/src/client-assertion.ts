@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IdentityFile } from '@tether-broker/protocol';
-import { importJWK, type JWK, SignJWT } from 'jose';
+import type { JWK } from 'jose';
+import { SignJWT } from 'jose/jwt/sign';
+import { importJWK } from 'jose/key/import';
 
 /** RFC 7523 client assertion for `private_key_jwt`: `iss` = `sub` = the principal, one-time `jti`. */
 export async function createClientAssertion(

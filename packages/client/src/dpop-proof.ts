@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { SignJWT } from 'jose/jwt/sign';
 import type { SessionKey } from './session-key.js';
 
 /** base64url(SHA-256(token)): the `ath` claim binding a proof to the token it accompanies. */

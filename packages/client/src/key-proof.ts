@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IdentityFile } from '@tether-broker/protocol';
-import { calculateJwkThumbprint, importJWK, type JWK, SignJWT } from 'jose';
+import type { JWK } from 'jose';
+import { calculateJwkThumbprint } from 'jose/jwk/thumbprint';
+import { SignJWT } from 'jose/jwt/sign';
+import { importJWK } from 'jose/key/import';
 
 /** `typ` of a key proof; the broker refuses any other. */
 export const KEY_PROOF_JWT_TYPE = 'tether-key-proof+jwt';

@@ -1,6 +1,6 @@
 import type { SessionReceipt } from '@tether-broker/protocol';
 import type { ActivationView, RequestView } from '@tether-broker/protocol/api';
-import { decodeJwt } from 'jose';
+import { decodeJwt } from 'jose/jwt/decode';
 import { type BrokerClient, BrokerError } from './broker-client.js';
 import { createDpopProof } from './dpop-proof.js';
 import { generateSessionKey, type SessionKey } from './session-key.js';
