@@ -1,7 +1,8 @@
 import type {
-  AuditRecordView,
+  AuditRecordList,
   GroupView,
   KeyView,
+  PrincipalList,
   PrincipalView,
   PrivilegeView,
 } from '@tether-broker/protocol/api';
@@ -38,8 +39,7 @@ describeEachStore('record administration', (fixture) => {
   });
 
   /** The tenant's audit trail, read through the API as an admin would. */
-  const audit = async () =>
-    (await admin.call<{ records: AuditRecordView[] }>('GET', '/v1/audit?limit=1000')).records;
+  const audit = async () => (await admin.call<AuditRecordList>('GET', '/v1/audit?limit=1000')).records;
 
   /** A client for `principalId` that signs with `privateJwk`. */
   const clientFor = (principalId: string, privateJwk: Record<string, unknown>) =>
@@ -137,9 +137,7 @@ describeEachStore('record administration', (fixture) => {
           )
         ).code,
       ).toBe('invalid_key');
-      const names = (
-        await admin.call<{ principals: PrincipalView[] }>('GET', '/v1/principals')
-      ).principals.map((p) => p.name);
+      const names = (await admin.call<PrincipalList>('GET', '/v1/principals')).principals.map((p) => p.name);
       expect(names).toEqual(['root-admin']);
     });
 

@@ -1,4 +1,4 @@
-import type { RequestView } from '@tether-broker/protocol/api';
+import type { RequestList, RequestView } from '@tether-broker/protocol/api';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { expireOverdueRequests } from '../../packages/broker/src/core/expire-requests.js';
 import { reviewRequest } from '../../packages/broker/src/requests/review-request.js';
@@ -86,7 +86,7 @@ describeEachStore('access request lifecycle', (fixture) => {
       const err = await refusal(s.approvers[0]!.client.call('POST', `/v1/requests/${req.id}/approve`));
       expect(err.code).toBe('request_expired');
       expect(await expireOverdueRequests(b.ctx)).toBe(0); // already written by the refused review
-      const listed = await s.admin.call<{ requests: RequestView[] }>('GET', '/v1/requests?state=expired');
+      const listed = await s.admin.call<RequestList>('GET', '/v1/requests?state=expired');
       expect(listed.requests.map((r) => r.id)).toEqual([req.id]);
       const audit = await listAuditRecords(b.ctx.store, b.tenant.id, { requestId: req.id, limit: 100 });
       expect(audit.filter((r) => r.action === 'request.expired')).toHaveLength(1);

@@ -279,6 +279,26 @@ describe('broker boundaries', () => {
   });
 });
 
+describe('module cycles', () => {
+  // Type-only imports count too: a cycle of types still ties two modules into one concept.
+  for (const name of ['protocol', 'pep', 'client', 'broker', 'cli']) {
+    it(`${name} has no cycle among its files`, () => {
+      const graph = new Map<string, string[]>();
+      for (const imp of importsOfPackage(name)) {
+        if (!imp.target) continue;
+        const from = join(ROOT, imp.from);
+        graph.set(from, [...(graph.get(from) ?? []), imp.target]);
+      }
+      const cycles = cyclesOf(graph).map((component) =>
+        cyclePath(graph, component)
+          .map((file) => relative(ROOT, file))
+          .join(' → '),
+      );
+      expect(cycles).toEqual([]);
+    });
+  }
+});
+
 describe('package boundaries', () => {
   for (const name of ['pep', 'client']) {
     it(`${name} never imports the broker`, () => {

@@ -1,4 +1,4 @@
-import type { AuditRecordView } from '@tether-broker/protocol/api';
+import type { AuditRecordList, AuditRecordView } from '@tether-broker/protocol/api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { BoundSession } from '../../packages/client/src/index.js';
@@ -94,7 +94,7 @@ describeEachStore('PEP adapters and decision recording', (fixture) => {
   }
 
   async function audit(sessionId: string): Promise<AuditRecordView[]> {
-    const page = await s.admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?session=${sessionId}`);
+    const page = await s.admin.call<AuditRecordList>('GET', `/v1/audit?session=${sessionId}`);
     return page.records;
   }
 
@@ -156,7 +156,7 @@ describeEachStore('PEP adapters and decision recording', (fixture) => {
     expect(recorder.stats).toMatchObject({ buffered: 3, dropped: 7, unreported: 7 });
     await recorder.close();
     expect(recorder.stats).toMatchObject({ buffered: 0, sent: 3, dropped: 7, unreported: 0 });
-    const trail = await s.admin.call<{ records: AuditRecordView[] }>('GET', '/v1/audit');
+    const trail = await s.admin.call<AuditRecordList>('GET', '/v1/audit');
     const loss = trail.records.find((e) => e.action === 'pep.decisions_dropped');
     expect(loss?.details).toMatchObject({ count: 7, total: 7 });
   });

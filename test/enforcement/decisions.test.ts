@@ -1,7 +1,7 @@
 import type { DecisionRecord, DecisionReportAnswer } from '@tether-broker/protocol';
-import type { AuditRecordView } from '@tether-broker/protocol/api';
+import type { AuditRecordList } from '@tether-broker/protocol/api';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { verifyAuditChain } from '../../packages/broker/src/audit/record.js';
+import { verifyAuditChain } from '../../packages/broker/src/audit/verify-chain.js';
 import { BoundSession, type BrokerClient } from '../../packages/client/src/index.js';
 import { type Actor, startTestBroker, type TestBroker } from '../support/broker.js';
 import { refusal } from '../support/refusal.js';
@@ -53,7 +53,7 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
     (await admin.call<{ checked: number; ok: boolean }>('GET', '/v1/audit/verify')).checked;
   /** The records after `seq`, read through the API as an auditor would. */
   const auditAfter = async (seq: number, admin: BrokerClient = s.admin) =>
-    (await admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?after=${seq}&limit=1000`)).records;
+    (await admin.call<AuditRecordList>('GET', `/v1/audit?after=${seq}&limit=1000`)).records;
 
   async function liveSession(): Promise<BoundSession> {
     const request = await s.pipeline.client.call<{ id: string }>('POST', '/v1/requests', {
@@ -128,9 +128,9 @@ describeEachStore('decision recording (POST /v1/decisions)', (fixture) => {
     ]);
     expect(JSON.stringify(records)).not.toContain('s3cr3t');
     // The session's trail (records targeting it) now holds the decisions about it.
-    const trail = (
-      await s.admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?request=${requestId}`)
-    ).records.map((r) => r.action);
+    const trail = (await s.admin.call<AuditRecordList>('GET', `/v1/audit?request=${requestId}`)).records.map(
+      (r) => r.action,
+    );
     expect(trail.filter((a) => a.startsWith('decision.'))).toEqual(['decision.allow', 'decision.deny']);
 
     // The chain still verifies, through the API and directly.

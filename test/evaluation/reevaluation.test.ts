@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { AuditRecordView, SessionView } from '@tether-broker/protocol/api';
+import type { AuditRecordList, SessionView } from '@tether-broker/protocol/api';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runReevaluationBatch } from '../../packages/broker/src/evaluation/jobs.js';
@@ -82,8 +82,7 @@ describeEachStore('re-evaluation of live sessions', (fixture) => {
     (decodeJwt(token).authorization_details as { actions: string[] }[])[0]?.actions;
 
   async function auditOf(sessionId: string) {
-    return (await s.admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?session=${sessionId}`))
-      .records;
+    return (await s.admin.call<AuditRecordList>('GET', `/v1/audit?session=${sessionId}`)).records;
   }
 
   /** The PEP library's mirror, fed the tenant's whole revocation log as a PEP would have applied it. */

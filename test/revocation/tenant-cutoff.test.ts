@@ -16,6 +16,7 @@ import {
   writeIdentity,
 } from '../../packages/client/src/index.js';
 import { createEnforcer, type Enforcer, tetherMiddleware } from '../../packages/pep/src/index.js';
+import type { TenantCutoffView } from '../../packages/protocol/src/api/index.js';
 import { type Actor, injectFetch, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { eventually } from '../support/eventually.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
@@ -23,12 +24,6 @@ import { openSse, type SseStream } from '../support/sse.js';
 import { describeEachStore } from '../support/stores.js';
 
 const CUTOFF_REFUSAL = 'the token was issued before the tenant-wide cut-off';
-
-interface CutoffAnswer {
-  seq: number;
-  before: number;
-  ended_sessions: string[];
-}
 
 /**
  * `POST /v1/tenant/cutoff` against a real broker, seen from the attacker's side: a token
@@ -109,8 +104,8 @@ describeEachStore('tenant-wide cut-off (POST /v1/tenant/cutoff)', (fixture) => {
     return { status: answer.status, refusal: answer.headers.get('www-authenticate') ?? '' };
   }
 
-  function cutoff(client: BrokerClient, body: unknown): Promise<CutoffAnswer> {
-    return client.call<CutoffAnswer>('POST', '/v1/tenant/cutoff', body);
+  function cutoff(client: BrokerClient, body: unknown): Promise<TenantCutoffView> {
+    return client.call<TenantCutoffView>('POST', '/v1/tenant/cutoff', body);
   }
 
   /**
@@ -458,7 +453,7 @@ describeEachStore('tenant-wide cut-off (POST /v1/tenant/cutoff)', (fixture) => {
         '--end-sessions',
       );
       expect(json.code).toBe(0);
-      const answer = JSON.parse(json.stdout) as CutoffAnswer;
+      const answer = JSON.parse(json.stdout) as TenantCutoffView;
       expect(answer.ended_sessions).toEqual([sess.info.id]);
       expect(await revocationHead(b.ctx.store, b.tenant.id)).toBe(answer.seq);
     } finally {

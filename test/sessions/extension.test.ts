@@ -1,4 +1,4 @@
-import type { AuditRecordView, RequestView, SessionView } from '@tether-broker/protocol/api';
+import type { AuditRecordList, RequestList, RequestView, SessionView } from '@tether-broker/protocol/api';
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { endExpiredSessions } from '../../packages/broker/src/core/end-session.js';
@@ -42,7 +42,7 @@ describeEachStore('session extension', (fixture) => {
   const view = (id: string) => s.admin.call<SessionView>('GET', `/v1/sessions/${id}`);
   const iso = (ms: number) => new Date(ms).toISOString();
   const auditOf = async (query: string) =>
-    (await s.admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?${query}&limit=1000`)).records;
+    (await s.admin.call<AuditRecordList>('GET', `/v1/audit?${query}&limit=1000`)).records;
 
   it('an approved extension moves the hard expiry; the session keeps its id, key and refresh chain', async () => {
     const session = await liveSession(1800);
@@ -59,7 +59,7 @@ describeEachStore('session extension', (fixture) => {
       state: 'pending',
       approvals_required: 1,
     });
-    const listed = await s.admin.call<{ requests: RequestView[] }>('GET', '/v1/requests?state=pending');
+    const listed = await s.admin.call<RequestList>('GET', '/v1/requests?state=pending');
     expect(listed.requests.map((r) => [r.id, r.kind, r.session])).toEqual([
       [asked.id, 'extension', session.info.id],
     ]);
@@ -258,7 +258,7 @@ describeEachStore('session extension', (fixture) => {
       }),
     );
     expect(none.code).toBe('not_found');
-    const requests = await s.admin.call<{ requests: RequestView[] }>('GET', '/v1/requests?state=pending');
+    const requests = await s.admin.call<RequestList>('GET', '/v1/requests?state=pending');
     expect(requests.requests).toEqual([]);
   });
 

@@ -1,5 +1,5 @@
 import type { DecisionRecord } from '@tether-broker/protocol';
-import type { AuditRecordView, SessionView } from '@tether-broker/protocol/api';
+import type { AuditRecordList, SessionView } from '@tether-broker/protocol/api';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { endExpiredSessions } from '../../packages/broker/src/core/end-session.js';
 import { readRevocationLog } from '../../packages/broker/src/revocation/log.js';
@@ -71,8 +71,7 @@ describeEachStore('idle timeout', (fixture) => {
     reportOver(pepLink(b, pep), 'https://fw.example', decisions);
 
   const auditOf = async (sessionId: string) =>
-    (await s.admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?session=${sessionId}&limit=1000`))
-      .records;
+    (await s.admin.call<AuditRecordList>('GET', `/v1/audit?session=${sessionId}&limit=1000`)).records;
 
   it('ends a session idle for its timeout: refresh refused, introspection inactive, session_ended idle, audited', async () => {
     const session = await liveSession();

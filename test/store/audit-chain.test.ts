@@ -1,4 +1,4 @@
-import type { AuditRecordView, AuditVerificationView, RequestView } from '@tether-broker/protocol/api';
+import type { AuditRecordList, AuditVerificationView, RequestView } from '@tether-broker/protocol/api';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditRecord, chainNext, macRecord } from '../../packages/broker/src/audit/chain.js';
 import { loadAuditKeys } from '../../packages/broker/src/audit/keys.js';
@@ -117,7 +117,7 @@ describeEachStore('audit chain', (fixture) => {
   };
   const verify = () => admin.call<AuditVerificationView>('GET', '/v1/audit/verify');
   const list = async (query = '') =>
-    (await admin.call<{ records: AuditRecordView[] }>('GET', `/v1/audit?limit=1000${query}`)).records;
+    (await admin.call<AuditRecordList>('GET', `/v1/audit?limit=1000${query}`)).records;
   const insert = (r: AuditRecord) =>
     db()
       .insertInto('audit_records')
@@ -542,11 +542,9 @@ describeEachStore('audit chain', (fixture) => {
 
       const after = await list('&after=10');
       expect(after.map((r) => r.seq)).toEqual(all.filter((r) => r.seq > 10).map((r) => r.seq));
-      const page = (await admin.call<{ records: AuditRecordView[] }>('GET', '/v1/audit?after=10&limit=5'))
-        .records;
+      const page = (await admin.call<AuditRecordList>('GET', '/v1/audit?after=10&limit=5')).records;
       expect(page.map((r) => r.seq)).toEqual([11, 12, 13, 14, 15]);
-      const firstPage = (await admin.call<{ records: AuditRecordView[] }>('GET', '/v1/audit?limit=3'))
-        .records;
+      const firstPage = (await admin.call<AuditRecordList>('GET', '/v1/audit?limit=3')).records;
       expect(firstPage.map((r) => r.seq)).toEqual([1, 2, 3]);
       expect(await list(`&after=${all.length}`)).toEqual([]);
     });

@@ -1,4 +1,4 @@
-import type { TicketView } from '@tether-broker/protocol/api';
+import type { TicketList, TicketView } from '@tether-broker/protocol/api';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { openSecret } from '../../packages/broker/src/config/key-encryption.js';
 import type { BrokerClient } from '../../packages/client/src/index.js';
@@ -156,10 +156,7 @@ describeEachStore('ticket webhooks', (fixture) => {
       },
     });
     expect(audit.records[3]?.details.delivery_id).toMatch(/^[0-9a-f-]{36}$/);
-    const listed = await admin.call<{ tickets: TicketView[] }>(
-      'GET',
-      '/v1/tickets?state=open&source=gh-infra',
-    );
+    const listed = await admin.call<TicketList>('GET', '/v1/tickets?state=open&source=gh-infra');
     expect(listed.tickets.map((t) => t.ref)).toEqual([REF]);
     expect((await admin.call<{ tickets: unknown[] }>('GET', '/v1/tickets?state=closed')).tickets).toEqual([]);
   });

@@ -1,5 +1,5 @@
 import type { SessionReceipt } from '@tether-broker/protocol';
-import type { ActivationView, RequestView } from '@tether-broker/protocol/api';
+import type { ActivationView, RequestView, TokenResponse } from '@tether-broker/protocol/api';
 import { decodeJwt } from 'jose/jwt/decode';
 import { type BrokerClient, BrokerError } from './broker-client.js';
 import { createDpopProof } from './dpop-proof.js';
@@ -53,13 +53,6 @@ function statedSessionExpiry(accessToken: string): number | undefined {
 
 /** Refresh this long before the access token expires. */
 const REFRESH_MARGIN_MS = 30_000;
-
-/** What `/oauth/token` answers a refresh (its schema is the OAuth route's own). */
-interface RefreshAnswer {
-  access_token: string;
-  expires_in: number;
-  refresh_token: string;
-}
 
 /**
  * A live session held by this process: its DPoP key never leaves it, every call it makes is
@@ -147,12 +140,21 @@ export class BoundSession {
         ...brokerNonce(client),
         now: client.now(),
       });
-      return client.postForm<RefreshAnswer>(
+      return client.postForm<TokenResponse>(
         '/oauth/token',
         { grant_type: 'refresh_token', refresh_token: this.#tokens.refreshToken },
         { dpop: proof },
       );
     });
+    // The broker rotates refresh tokens: the one just sent is spent, so an answer without its
+    // successor would strand the session.
+    if (answer.refresh_token === undefined)
+      throw new BrokerError(
+        502,
+        'invalid_token_response',
+        'the broker answered a refresh without a new refresh token',
+        undefined,
+      );
     this.#tokens = {
       accessToken: answer.access_token,
       refreshToken: answer.refresh_token,

@@ -6,17 +6,12 @@ import {
   appendAuditRecord,
   appendAuditRecords,
   insertAuditHeadRow,
-  listAuditCheckpoints,
   listAuditHeads,
   lockAuditHead,
-  readAuditHead,
-  readChainPage,
   readStoreAuditKeyId,
 } from '../store/repositories/audit.js';
 import { type AuditEntry, type AuditRecord, chainNext } from './chain.js';
-import { isAuthentic, writeCheckpoint } from './checkpoints.js';
-import { type AuditKeys, auditKeysById } from './keys.js';
-import { type ChainVerification, ChainVerifier } from './verify.js';
+import { auditKeysById } from './keys.js';
 
 /**
  * The key to append to a chain with: the one its head names, which this process must hold.
@@ -91,80 +86,4 @@ export async function recordAuditBatch(
  */
 export async function recordAuditInEveryTenant(tx: TxHandle, at: number, entry: AuditEntry): Promise<void> {
   for (const head of await listAuditHeads(tx)) await recordAudit(tx, head.tenantId, at, entry);
-}
-
-const PAGE = 1000;
-
-/** The audit keys to verify a chain with: those its head names, else the store's. */
-async function verificationKeys(h: StoreHandle, head: AuditHead | undefined): Promise<AuditKeys | undefined> {
-  const id = head?.macKey ?? (await readStoreAuditKeyId(h));
-  return id === undefined ? undefined : auditKeysById(id);
-}
-
-/**
- * Verifies a tenant's whole chain, page by page, in one read-only snapshot: records appended
- * while it runs are neither half-seen nor mistaken for a truncated or extended chain.
- */
-export async function verifyAuditChain(store: StoreHandle, tenantId: string): Promise<ChainVerification> {
-  return (await verifyInSnapshot(store, tenantId)).verification;
-}
-
-/**
- * Verifies a tenant's chain and, when it is intact, checkpoints the end it verified: every
- * verification narrows the tail that could be truncated unseen to what is written after it.
- */
-export async function verifyAndCheckpoint(
-  store: StoreHandle,
-  tenantId: string,
-  now: number,
-): Promise<ChainVerification> {
-  const { verification, last, keys } = await verifyInSnapshot(store, tenantId);
-  if (verification.ok && last && keys)
-    await writeCheckpoint(store, keys, { tenantId, seq: last.seq, hash: last.hash, at: now, kind: 'verify' });
-  return verification;
-}
-
-async function verifyInSnapshot(
-  store: StoreHandle,
-  tenantId: string,
-): Promise<{
-  verification: ChainVerification;
-  last?: { seq: number; hash: string } | undefined;
-  keys?: AuditKeys | undefined;
-}> {
-  return store.db
-    .transaction()
-    .setIsolationLevel('repeatable read')
-    .execute(async (trx) => {
-      const snapshot: StoreHandle = { db: trx, dialect: store.dialect };
-      const head = await readAuditHead(snapshot, tenantId);
-      const keys = await verificationKeys(snapshot, head);
-      const checkpoints = await listAuditCheckpoints(snapshot, tenantId);
-      // A checkpoint nobody holding the KEK made is itself evidence of tampering.
-      const forged = checkpoints.find((cp) => !keys || !isAuthentic(keys, cp));
-      if (forged)
-        return {
-          verification: {
-            ok: false,
-            checked: 0,
-            firstBad: {
-              seq: forged.seq,
-              id: '',
-              fault: 'checkpoint_forged',
-              message: `the checkpoint at record ${forged.seq} was not made by the broker`,
-            },
-          },
-        };
-      const seal = checkpoints.filter((cp) => cp.kind === 'legacy_seal').at(-1);
-      const verifier = new ChainVerifier(head, {
-        key: keys?.chain,
-        unkeyedUntil: seal?.seq ?? 0,
-        checkpoints,
-      });
-      for (let offset = 0; ; offset += PAGE) {
-        const page = await readChainPage(snapshot, tenantId, offset, PAGE);
-        if (!verifier.feed(page) || page.length < PAGE) break;
-      }
-      return { verification: verifier.finish(), last: verifier.lastVerified(), keys };
-    });
 }

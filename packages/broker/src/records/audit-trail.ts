@@ -1,5 +1,5 @@
 import type { AuditRecord } from '../audit/chain.js';
-import { verifyAndCheckpoint } from '../audit/record.js';
+import { verifyAndCheckpoint } from '../audit/verify-chain.js';
 import type { ChainVerification } from '../audit/verify.js';
 import { requireRole } from '../core/access-control.js';
 import type { BrokerContext, Caller } from '../core/context.js';

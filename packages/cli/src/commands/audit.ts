@@ -1,4 +1,4 @@
-import type { AuditRecordView, AuditVerificationView } from '@tether-broker/protocol/api';
+import type { AuditRecordList, AuditVerificationView } from '@tether-broker/protocol/api';
 import type { Command } from 'commander';
 import { query } from '../api.js';
 import { CliError, EXIT } from '../errors.js';
@@ -50,7 +50,7 @@ async function listRecords(flags: AuditFlags, command: Command): Promise<void> {
     until: flags.until === undefined ? undefined : isoTime(flags.until),
     limit: flags.limit,
   })}`;
-  const answer = await session.call<{ records: AuditRecordView[] }>('GET', path);
+  const answer = await session.call<AuditRecordList>('GET', path);
   if (session.json) return printJson(answer);
   const names = await lookUpNames(session, ['principals', 'privileges', 'groups']);
   say(

@@ -1,4 +1,4 @@
-import type { GroupView } from '@tether-broker/protocol/api';
+import type { GroupList, GroupView } from '@tether-broker/protocol/api';
 import type { Command } from 'commander';
 import { seg } from '../api.js';
 import { lookUpNames } from '../names.js';
@@ -13,7 +13,7 @@ export function registerGroup(program: Command): void {
     .description('list the groups of the tenant')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ groups: GroupView[] }>('GET', '/v1/groups');
+      const answer = await session.call<GroupList>('GET', '/v1/groups');
       session.emit(answer, ({ groups }) =>
         say(
           renderTable(

@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import { createKeyProof, tetherHome, writeIdentity } from '@tether-broker/client';
 import { PRINCIPAL_KINDS, ROLES } from '@tether-broker/protocol';
-import type { KeyView, PrincipalView } from '@tether-broker/protocol/api';
+import type { KeyView, PrincipalList, PrincipalView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { JWK } from 'jose';
 import { seg } from '../api.js';
@@ -46,7 +46,7 @@ export function registerPrincipal(program: Command): void {
     .description('list the principals of the tenant')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ principals: PrincipalView[] }>('GET', '/v1/principals');
+      const answer = await session.call<PrincipalList>('GET', '/v1/principals');
       session.emit(answer, ({ principals }) =>
         say(
           renderTable(

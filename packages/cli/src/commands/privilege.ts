@@ -1,4 +1,4 @@
-import type { PrivilegeView } from '@tether-broker/protocol/api';
+import type { PrivilegeList, PrivilegeView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError } from 'commander';
 import { seg } from '../api.js';
 import { collectAttribute, collectList } from '../attributes.js';
@@ -115,7 +115,7 @@ export function registerPrivilege(program: Command): void {
     .description('list the privileges of the tenant')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ privileges: PrivilegeView[] }>('GET', '/v1/privileges');
+      const answer = await session.call<PrivilegeList>('GET', '/v1/privileges');
       session.emit(answer, ({ privileges }) =>
         say(
           renderTable(

@@ -1,5 +1,5 @@
 import { REQUEST_STATES } from '@tether-broker/protocol';
-import type { RequestView } from '@tether-broker/protocol/api';
+import type { RequestList } from '@tether-broker/protocol/api';
 import { type Command, Option } from 'commander';
 import { query } from '../api.js';
 import { lookUpNames } from '../names.js';
@@ -31,7 +31,7 @@ export function registerRequests(program: Command): void {
       const session = new Session(command);
       // The identity names its principal by id, which the API takes as a reference too.
       const principal = flags.mine ? session.identity.principal : flags.principal;
-      const answer = await session.call<{ requests: RequestView[] }>(
+      const answer = await session.call<RequestList>(
         'GET',
         `/v1/requests${query({ state: flags.state, principal, privilege: flags.privilege, ticket: flags.ticket, limit: flags.limit })}`,
       );

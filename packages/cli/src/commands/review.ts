@@ -1,4 +1,4 @@
-import type { RequestView } from '@tether-broker/protocol/api';
+import type { RequestList, RequestView } from '@tether-broker/protocol/api';
 import type { Command } from 'commander';
 import { query } from '../api.js';
 import { CliError, EXIT } from '../errors.js';
@@ -30,7 +30,7 @@ async function targetRequest(
   if (!flags.ticket)
     throw new CliError('invalid_argument', 'give a request id, or --ticket <ref>', EXIT.usage);
   const principal = own ? session.identity.principal : undefined;
-  const { requests } = await session.lookup<{ requests: RequestView[] }>(
+  const { requests } = await session.lookup<RequestList>(
     'GET',
     `/v1/requests${query({ state: 'pending', ticket: flags.ticket, principal })}`,
   );

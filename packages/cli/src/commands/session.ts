@@ -1,6 +1,6 @@
 import { BoundSession, BrokerError, exportSessionKey, generateSessionKey } from '@tether-broker/client';
 import type { SessionReceipt } from '@tether-broker/protocol';
-import type { RequestView, SessionView } from '@tether-broker/protocol/api';
+import type { RequestList, RequestView, SessionList, SessionView } from '@tether-broker/protocol/api';
 import { type Command, Option } from 'commander';
 import { query, seg } from '../api.js';
 import { formatDuration, parseDuration } from '../duration.js';
@@ -114,11 +114,8 @@ async function requestToActivate(
   if (!ticket) throw new CliError('invalid_argument', 'give a request id, or --ticket <ref>', EXIT.usage);
   const me = session.identity.principal;
   const [{ requests }, { sessions }] = await Promise.all([
-    session.lookup<{ requests: RequestView[] }>(
-      'GET',
-      `/v1/requests${query({ state: 'approved', ticket, principal: me })}`,
-    ),
-    session.lookup<{ sessions: SessionView[] }>('GET', `/v1/sessions${query({ ticket, principal: me })}`),
+    session.lookup<RequestList>('GET', `/v1/requests${query({ state: 'approved', ticket, principal: me })}`),
+    session.lookup<SessionList>('GET', `/v1/sessions${query({ ticket, principal: me })}`),
   ]);
   const activated = new Set(sessions.map((s) => s.request));
   const now = io().now();
@@ -241,7 +238,7 @@ async function listSessions(flags: ListFlags, command: Command): Promise<void> {
     throw new CliError('invalid_argument', 'give --all or --principal, not both', EXIT.usage);
   // The broker shows admins and auditors everyone's sessions; the default is one's own.
   const principal = flags.all ? undefined : (flags.principal ?? session.identity.principal);
-  const answer = await session.call<{ sessions: SessionView[] }>(
+  const answer = await session.call<SessionList>(
     'GET',
     `/v1/sessions${query({ state: flags.state, principal, ticket: flags.ticket, limit: flags.limit })}`,
   );

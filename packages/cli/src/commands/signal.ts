@@ -1,4 +1,4 @@
-import type { TransmitterView } from '@tether-broker/protocol/api';
+import type { TransmitterList, TransmitterView } from '@tether-broker/protocol/api';
 import type { Command } from 'commander';
 import { seg } from '../api.js';
 import { CliError, EXIT } from '../errors.js';
@@ -78,10 +78,7 @@ export function registerSignal(program: Command): void {
     .description('list the transmitters of the tenant')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ transmitters: TransmitterView[] }>(
-        'GET',
-        '/v1/signal-transmitters',
-      );
+      const answer = await session.call<TransmitterList>('GET', '/v1/signal-transmitters');
       if (session.json) return printJson(answer);
       if (answer.transmitters.length === 0) return say('no signal transmitters');
       say(

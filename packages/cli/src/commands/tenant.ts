@@ -1,17 +1,10 @@
+import type { TenantCutoffBody, TenantCutoffView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError } from 'commander';
 import { renderFields, say } from '../output.js';
 import { Session } from '../session.js';
 
 /** As the broker takes it (`POST /v1/tenant/cutoff`): 1 to 200 characters, not only blanks. */
 const REASON_MAX = 200;
-
-/** What `POST /v1/tenant/cutoff` answers. */
-export interface CutoffAnswer {
-  seq: number;
-  /** Epoch seconds: tokens of the tenant issued before it are refused. */
-  before: number;
-  ended_sessions: string[];
-}
 
 /** Reads `--reason`: refused here, before any call, when the broker would refuse it. */
 export function parseReason(text: string): string {
@@ -21,15 +14,12 @@ export function parseReason(text: string): string {
 }
 
 /** The request body from the flags. */
-export function cutoffBody(flags: { reason: string; endSessions?: boolean }): {
-  reason: string;
-  end_sessions: boolean;
-} {
+export function cutoffBody(flags: { reason: string; endSessions?: boolean }): TenantCutoffBody {
   return { reason: flags.reason, end_sessions: flags.endSessions === true };
 }
 
 /** The human answer: when the cut-off falls, its place in the log, the sessions it ended. */
-export function describeCutoff(answer: CutoffAnswer): string {
+export function describeCutoff(answer: TenantCutoffView): string {
   const ended = answer.ended_sessions;
   return [
     renderFields([
@@ -60,7 +50,7 @@ export function registerTenant(program: Command): void {
     .option('--end-sessions', 'also end every live session of the tenant (reason: tenant_cutoff)')
     .action(async (flags: { reason: string; endSessions?: boolean }, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<CutoffAnswer>('POST', '/v1/tenant/cutoff', cutoffBody(flags));
+      const answer = await session.call<TenantCutoffView>('POST', '/v1/tenant/cutoff', cutoffBody(flags));
       session.emit(answer, (a) => say(describeCutoff(a)));
     });
 }

@@ -1,4 +1,4 @@
-import type { ClosedTicketView, TicketView } from '@tether-broker/protocol/api';
+import type { ClosedTicketView, TicketList, TicketView } from '@tether-broker/protocol/api';
 import { type Command, Option } from 'commander';
 import { query, seg } from '../api.js';
 import { list, printJson, renderFields, renderTable, say, shortTime } from '../output.js';
@@ -42,7 +42,7 @@ export function registerTicket(program: Command): void {
     .option('--limit <n>', 'at most this many (default 100)', (v) => Number.parseInt(v, 10))
     .action(async (flags: { state?: string; source?: string; limit?: number }, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ tickets: TicketView[] }>(
+      const answer = await session.call<TicketList>(
         'GET',
         `/v1/tickets${query({ state: flags.state, source: flags.source, limit: flags.limit })}`,
       );

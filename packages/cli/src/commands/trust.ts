@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { FederationView } from '@tether-broker/protocol/api';
+import type { FederationList, FederationView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError } from 'commander';
 import { seg } from '../api.js';
 import { collectList } from '../attributes.js';
@@ -210,7 +210,7 @@ export function registerTrust(program: Command): void {
     .description('list the trusted issuers of the tenant')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ federations: FederationView[] }>('GET', '/v1/federations');
+      const answer = await session.call<FederationList>('GET', '/v1/federations');
       if (session.json) return printJson(answer);
       if (answer.federations.length === 0) return say('no trusted issuers');
       say(

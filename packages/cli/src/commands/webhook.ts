@@ -1,4 +1,4 @@
-import type { CreatedWebhookView, WebhookView } from '@tether-broker/protocol/api';
+import type { CreatedWebhookView, WebhookList } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError } from 'commander';
 import { seg } from '../api.js';
 import { printJson, renderFields, renderTable, say, shortTime } from '../output.js';
@@ -88,7 +88,7 @@ export function registerWebhook(program: Command): void {
     .description('list the ticket sources (never their secrets)')
     .action(async (_f: unknown, command: Command) => {
       const session = new Session(command);
-      const answer = await session.call<{ webhooks: WebhookView[] }>('GET', '/v1/webhooks');
+      const answer = await session.call<WebhookList>('GET', '/v1/webhooks');
       if (session.json) return printJson(answer);
       if (answer.webhooks.length === 0) return say('no webhooks');
       say(

@@ -27,6 +27,36 @@ export const TenantView = Type.Object({
   created_at: Timestamp,
 });
 export type TenantView = Static<typeof TenantView>;
+export const TenantList = Type.Object({ tenants: Type.Array(TenantView) });
+export type TenantList = Static<typeof TenantList>;
+
+/** `POST /v1/tenant/cutoff`: revoke every token of the caller's tenant issued until now. */
+export const TenantCutoffBody = Type.Object(
+  {
+    reason: Type.String({
+      minLength: 1,
+      maxLength: 200,
+      // Something to read in the audit trail, not only blanks.
+      pattern: '\\S',
+      description: 'why, for the audit trail',
+    }),
+    end_sessions: Type.Optional(
+      Type.Boolean({ description: 'also end every live session of the tenant (default false)' }),
+    ),
+  },
+  Strict,
+);
+export type TenantCutoffBody = Static<typeof TenantCutoffBody>;
+
+export const TenantCutoffView = Type.Object(
+  {
+    seq: Type.Integer({ description: "the tenant_cutoff event's position in the revocation log" }),
+    before: Type.Integer({ description: 'epoch seconds: tokens issued (iat) before it are refused' }),
+    ended_sessions: Type.Array(Type.String(), { description: 'the sessions the cut-off ended' }),
+  },
+  Strict,
+);
+export type TenantCutoffView = Static<typeof TenantCutoffView>;
 
 /** One of a principal's public keys (`POST /v1/principals/:ref/keys`). */
 export const KeyView = Type.Object({ kid: Type.String(), jwk: PublicJwk, created_at: Timestamp });
@@ -45,6 +75,11 @@ export const PrincipalView = Type.Object({
   keys: Type.Optional(Type.Array(KeyView)),
 });
 export type PrincipalView = Static<typeof PrincipalView>;
+export const PrincipalList = Type.Object({ principals: Type.Array(PrincipalView) });
+export type PrincipalList = Static<typeof PrincipalList>;
+/** `GET /v1/me`: who the caller is, and in which tenant. */
+export const MeView = Type.Object({ principal: PrincipalView, tenant: TenantView });
+export type MeView = Static<typeof MeView>;
 
 /** The body of `POST /v1/principals`. */
 export const NewPrincipalBody = Type.Object(
@@ -104,6 +139,8 @@ export const GroupView = Type.Object({
   members: Type.Optional(Type.Array(Type.String())),
 });
 export type GroupView = Static<typeof GroupView>;
+export const GroupList = Type.Object({ groups: Type.Array(GroupView) });
+export type GroupList = Static<typeof GroupList>;
 /** The body of `POST /v1/groups`. */
 export const NewGroupBody = Type.Object(
   { name: Name, description: Type.Optional(Type.String({ maxLength: 1024 })) },
@@ -197,6 +234,8 @@ export const PrivilegeView = Type.Object({
   updated_at: Timestamp,
 });
 export type PrivilegeView = Static<typeof PrivilegeView>;
+export const PrivilegeList = Type.Object({ privileges: Type.Array(PrivilegeView) });
+export type PrivilegeList = Static<typeof PrivilegeList>;
 
 const PrivilegeFields = {
   description: Type.Optional(Type.String({ maxLength: 2048 })),
@@ -305,6 +344,8 @@ export const RequestView = Type.Object({
   reviews: Type.Optional(Type.Array(ReviewView)),
 });
 export type RequestView = Static<typeof RequestView>;
+export const RequestList = Type.Object({ requests: Type.Array(RequestView) });
+export type RequestList = Static<typeof RequestList>;
 
 /** The body of `POST /v1/requests`. */
 export const NewRequestBody = Type.Object(
@@ -360,6 +401,8 @@ export const AuditRecordView = Type.Object({
   hash: Type.String(),
 });
 export type AuditRecordView = Static<typeof AuditRecordView>;
+export const AuditRecordList = Type.Object({ records: Type.Array(AuditRecordView) });
+export type AuditRecordList = Static<typeof AuditRecordList>;
 /** The query of `GET /v1/audit`. */
 export const AuditQuery = Type.Object(
   {

@@ -33,6 +33,8 @@ export const SessionView = Type.Object({
   status: Type.Object({ status_list: Type.Object({ idx: Type.Integer(), uri: Type.String() }) }),
 });
 export type SessionView = Static<typeof SessionView>;
+export const SessionList = Type.Object({ sessions: Type.Array(SessionView) });
+export type SessionList = Static<typeof SessionList>;
 
 /** The answer of `POST /v1/requests/:id/activate`: the session and its first DPoP-bound tokens. */
 export const ActivationView = Type.Object({

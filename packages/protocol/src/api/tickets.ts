@@ -31,6 +31,8 @@ export const TicketView = Type.Object({
   updated_at: Timestamp,
 });
 export type TicketView = Static<typeof TicketView>;
+export const TicketList = Type.Object({ tickets: Type.Array(TicketView) });
+export type TicketList = Static<typeof TicketList>;
 
 /** The query of `GET /v1/tickets`. */
 export const TicketQuery = Type.Object(
@@ -89,6 +91,8 @@ export const WebhookView = Type.Object({
   created_at: Timestamp,
 });
 export type WebhookView = Static<typeof WebhookView>;
+export const WebhookList = Type.Object({ webhooks: Type.Array(WebhookView) });
+export type WebhookList = Static<typeof WebhookList>;
 /** The answer of `POST /v1/webhooks`: the webhook and, once, its secret. */
 export const CreatedWebhookView = Type.Object({
   ...WebhookView.properties,

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
-import { AuditQuery, AuditRecordView, AuditVerificationView } from '@tether-broker/protocol/api';
+import { AuditQuery, AuditRecordList, AuditVerificationView } from '@tether-broker/protocol/api';
 import type { BrokerContext } from '../../core/context.js';
 import { queryAudit, verifyAudit } from '../../records/audit-trail.js';
 import { withProblems } from '../schemas/common.js';
@@ -16,7 +15,7 @@ export function auditRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['audit'],
           querystring: AuditQuery,
-          response: withProblems({ 200: Type.Object({ records: Type.Array(AuditRecordView) }) }),
+          response: withProblems({ 200: AuditRecordList }),
         },
       },
       async (request) => {

@@ -1,36 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { DPOP_DEFAULTS } from '@tether-broker/pep';
+import { AuthorizationServerMetadata, JwkSet } from '@tether-broker/protocol/api';
 import { CLIENT_ASSERTION_ALGS } from '../../auth/client-assertion.js';
 import type { BrokerContext } from '../../core/context.js';
 import { GRANT_TYPES } from '../../oauth/issue-token.js';
 import { PRIVILEGE_DETAIL_TYPE } from '../../tokens/access-token.js';
-
-const Metadata = Type.Object({
-  issuer: Type.String(),
-  token_endpoint: Type.String(),
-  jwks_uri: Type.String(),
-  introspection_endpoint: Type.String(),
-  revocation_endpoint: Type.String(),
-  grant_types_supported: Type.Array(Type.String()),
-  dpop_signing_alg_values_supported: Type.Array(Type.String()),
-  introspection_endpoint_auth_methods_supported: Type.Array(Type.String()),
-  revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
-  authorization_details_types_supported: Type.Array(Type.String()),
-  token_endpoint_auth_methods_supported: Type.Array(Type.String()),
-  token_endpoint_auth_signing_alg_values_supported: Type.Array(Type.String()),
-  response_types_supported: Type.Array(Type.String()),
-  service_documentation: Type.String(),
-});
-
-const Jwks = Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown())) });
 
 /** RFC 8414 metadata and the JWKS. */
 export function discoveryRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
       '/.well-known/oauth-authorization-server',
-      { schema: { tags: ['discovery'], response: { 200: Metadata } } },
+      { schema: { tags: ['discovery'], response: { 200: AuthorizationServerMetadata } } },
       async () => {
         const issuer = ctx.config.publicUrl;
         return {
@@ -54,7 +35,7 @@ export function discoveryRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
     );
     app.get(
       '/.well-known/jwks.json',
-      { schema: { tags: ['discovery'], response: { 200: Jwks } } },
+      { schema: { tags: ['discovery'], response: { 200: JwkSet } } },
       async (_request, reply) => {
         reply.header('cache-control', 'public, max-age=300');
         return ctx.keys.jwks() as { keys: Record<string, unknown>[] };

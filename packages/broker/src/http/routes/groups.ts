@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import {
   Changed,
   Deleted,
+  GroupList,
   GroupView,
   MemberParams,
   NewGroupBody,
@@ -20,7 +20,7 @@ export function groupRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['groups'],
-          response: withProblems({ 200: Type.Object({ groups: Type.Array(GroupView) }) }),
+          response: withProblems({ 200: GroupList }),
         },
       },
       async (request) => ({ groups: (await findGroups(ctx, request.caller)).map((g) => groupView(g)) }),

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { DPOP_DEFAULTS } from '@tether-broker/pep';
 import { TetherError } from '@tether-broker/protocol';
+import { IntrospectionResponse, TokenResponse } from '@tether-broker/protocol/api';
 import type { FastifyRequest } from 'fastify';
 import { authenticateCaller } from '../../auth/authenticate-caller.js';
 import { OAuthError } from '../../auth/oauth-error.js';
@@ -33,16 +34,6 @@ const TokenForm = Type.Object(
   { additionalProperties: true },
 );
 
-const TokenResponse = Type.Object({
-  access_token: Type.String(),
-  token_type: Type.String(),
-  expires_in: Type.Integer(),
-  scope: Type.Optional(Type.String()),
-  refresh_token: Type.Optional(Type.String()),
-  issued_token_type: Type.Optional(Type.String()),
-  session_id: Type.Optional(Type.String()),
-});
-
 const TokenOnlyForm = Type.Object(
   {
     token: Type.String({ minLength: 1, maxLength: 8192 }),
@@ -51,8 +42,6 @@ const TokenOnlyForm = Type.Object(
   // RFC 7662 §2.1 / RFC 7009 §2.1 allow extension parameters: ignore, do not refuse.
   { additionalProperties: true },
 );
-
-const IntrospectionResponse = Type.Object({ active: Type.Boolean() }, { additionalProperties: true });
 
 /** The protected-resource caller of introspection and revocation: a principal's broker-API token. */
 async function authenticateOAuthCaller(ctx: BrokerContext, request: FastifyRequest) {

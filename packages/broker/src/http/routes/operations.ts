@@ -1,19 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { TetherError } from '@tether-broker/protocol';
+import { HealthView, ReadinessView } from '@tether-broker/protocol/api';
 import type { FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { BrokerContext } from '../../core/context.js';
 import { storeReadiness } from '../../store/database.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../error-handler.js';
-
-const ReadinessAnswer = Type.Object({
-  status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
-  store: Type.String(),
-  /** Why not ready: `unreachable`, `not_writable`, `schema_not_current` or `timed_out`. */
-  readiness: Type.String(),
-});
 
 /**
  * Health, readiness and metrics: they reveal nothing about tenants. Health and readiness are
@@ -22,19 +15,17 @@ const ReadinessAnswer = Type.Object({
  */
 export function operationsRoutes(ctx: BrokerContext, metrics: Registry): FastifyPluginAsyncTypebox {
   return async (app) => {
-    app.get(
-      '/healthz',
-      { schema: { tags: ['operations'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
-      async () => ({ status: 'ok' as const }),
-    );
+    app.get('/healthz', { schema: { tags: ['operations'], response: { 200: HealthView } } }, async () => ({
+      status: 'ok' as const,
+    }));
     app.get(
       '/readyz',
       {
         schema: {
           tags: ['operations'],
           response: {
-            200: ReadinessAnswer,
-            503: ReadinessAnswer,
+            200: ReadinessView,
+            503: ReadinessView,
           },
         },
       },

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import {
   Deleted,
   KeyParams,
@@ -7,6 +6,7 @@ import {
   NewKeyBody,
   NewPrincipalBody,
   PrincipalChangesBody,
+  PrincipalList,
   PrincipalView,
   RefParams,
 } from '@tether-broker/protocol/api';
@@ -29,7 +29,7 @@ export function principalRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['principals'],
-          response: withProblems({ 200: Type.Object({ principals: Type.Array(PrincipalView) }) }),
+          response: withProblems({ 200: PrincipalList }),
         },
       },
       async (request) => ({

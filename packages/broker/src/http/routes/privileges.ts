@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import {
   Deleted,
   NewPrivilegeBody,
   PrivilegeChangesBody,
+  PrivilegeList,
   PrivilegeView,
   RefParams,
 } from '@tether-broker/protocol/api';
@@ -44,7 +44,7 @@ export function privilegeRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['privileges'],
-          response: withProblems({ 200: Type.Object({ privileges: Type.Array(PrivilegeView) }) }),
+          response: withProblems({ 200: PrivilegeList }),
         },
       },
       async (request) => ({ privileges: (await findPrivileges(ctx, request.caller)).map(privilegeView) }),

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import {
   CancelBody,
   IdParams,
   NewRequestBody,
+  RequestList,
   RequestQuery,
   RequestView,
   ReviewBody,
@@ -33,7 +33,7 @@ export function requestRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['requests'],
           querystring: RequestQuery,
-          response: withProblems({ 200: Type.Object({ requests: Type.Array(RequestView) }) }),
+          response: withProblems({ 200: RequestList }),
         },
       },
       async (request) => ({

@@ -10,6 +10,7 @@ import {
   RequestView,
   RevokedView,
   RevokeSessionsBody,
+  SessionList,
   SessionParams,
   SessionQuery,
   SessionView,
@@ -67,7 +68,7 @@ export function sessionRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['sessions'],
           querystring: SessionQuery,
-          response: withProblems({ 200: Type.Object({ sessions: Type.Array(SessionView) }) }),
+          response: withProblems({ 200: SessionList }),
         },
       },
       async (request) => ({

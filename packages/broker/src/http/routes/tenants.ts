@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { TetherError } from '@tether-broker/protocol';
-import { IdParams, PrincipalView, TenantView } from '@tether-broker/protocol/api';
+import { IdParams, MeView, TenantList, TenantView } from '@tether-broker/protocol/api';
 import { withProblems } from '../schemas/common.js';
 import { principalView, tenantView } from '../views.js';
 
@@ -16,7 +15,7 @@ export function tenantRoutes(): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['tenants'],
-          response: withProblems({ 200: Type.Object({ tenants: Type.Array(TenantView) }) }),
+          response: withProblems({ 200: TenantList }),
         },
       },
       async (request) => ({ tenants: [tenantView(request.caller.tenant)] }),
@@ -35,7 +34,7 @@ export function tenantRoutes(): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['tenants'],
-          response: withProblems({ 200: Type.Object({ principal: PrincipalView, tenant: TenantView }) }),
+          response: withProblems({ 200: MeView }),
         },
       },
       async (request) => ({

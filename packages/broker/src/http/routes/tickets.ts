@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import {
   ClosedTicketView,
   CloseTicketBody,
+  TicketList,
   TicketParams,
   TicketQuery,
   TicketView,
@@ -41,7 +41,7 @@ export function ticketRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['tickets'],
           querystring: TicketQuery,
-          response: withProblems({ 200: Type.Object({ tickets: Type.Array(TicketView) }) }),
+          response: withProblems({ 200: TicketList }),
         },
       },
       async (request) => ({

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { TetherError } from '@tether-broker/protocol';
 import {
   CreatedWebhookView,
@@ -7,6 +6,7 @@ import {
   DeliveryParams,
   DeliveryView,
   NewWebhookBody,
+  WebhookList,
   WebhookRefParams,
   WebhookView,
 } from '@tether-broker/protocol/api';
@@ -48,7 +48,7 @@ export function webhookRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['tickets'],
-          response: withProblems({ 200: Type.Object({ webhooks: Type.Array(WebhookView) }) }),
+          response: withProblems({ 200: WebhookList }),
         },
       },
       async (request) => ({
