@@ -24,7 +24,7 @@ export function seedEndedSessions(file, { templateSessionId, count, endedFrom, e
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     const session = db.prepare('select * from sessions where id = ?').get(templateSessionId);
-    if (!session || session.state !== 'ended') throw new Error('the template must be an ended session');
+    if (session?.state !== 'ended') throw new Error('the template must be an ended session');
     const request = db.prepare('select * from access_requests where id = ?').get(session.request_id);
     const tenantId = session.tenant_id;
     const insert = (table, row) => {

@@ -1,6 +1,6 @@
 import type { AuditRecord } from '../audit/chain.js';
-import { verifyAndCheckpoint } from '../audit/verify-chain.js';
 import type { ChainVerification } from '../audit/verify.js';
+import { verifyAndCheckpoint } from '../audit/verify-chain.js';
 import { requireRole } from '../core/access-control.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import { resolvePrincipal } from '../core/resolve.js';
