@@ -1,5 +1,5 @@
 /**
- * Malformed-input generators for the API fuzz test (test/api/fuzz.test.ts).
+ * Malformed-input generators for the API fuzz test (test/api/fuzz-suite.ts, run by fuzz.sqlite.test.ts and fuzz.postgres.test.ts).
  *
  * Routes are read from the running app (its route tree and its OpenAPI document), so a route
  * added later is fuzzed without touching this file. Every generated case carries one

@@ -97,6 +97,14 @@ export function describeEachStore(name: string, suite: (fixture: StoreFixture) =
 }
 
 /**
+ * The SQLite half of {@link describeEachStore} alone: for a long suite split into one file per
+ * store (the other file calls {@link describeOnPostgres}), so the halves can run in parallel.
+ */
+export function describeOnSqlite(name: string, suite: (fixture: StoreFixture) => void): void {
+  describe(`${name} [sqlite]`, () => suite(sqliteFixture()));
+}
+
+/**
  * A suite about PostgreSQL alone (several broker processes on one database), skipped like the
  * PostgreSQL half of {@link describeEachStore}: reported in the summary, an error with
  * TETHER_REQUIRE_PG=1.
