@@ -170,6 +170,50 @@ describeEachStore('revocation feed under attack', (fixture) => {
     expect((await call(p, victim)).code).toBe('revocation_state_stale');
   });
 
+  it('a late heartbeat is skipped, not fatal; a stream of only late ones is dropped after a budget', async () => {
+    // A loaded broker or PEP host delivers authentic heartbeats late. Dropping the stream for
+    // one would make the PEP start over (connection, snapshot) and add to the load.
+    let streams = 0;
+    let hold = false;
+    let held: SseMessage | undefined;
+    let beats = 0;
+    const p = await throughRelay(() => {
+      streams++;
+      return (m) => {
+        if (m.event !== 'heartbeat') return m;
+        beats++;
+        if (!hold) held = m;
+        return hold ? held : m;
+      };
+    });
+    /** Lets a few more heartbeats reach the PEP (one every 30 ms) at the clock's current time. */
+    const someBeats = async () => {
+      const from = beats;
+      await eventually(() => beats >= from + 3);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    };
+    expect(streams).toBe(1);
+    hold = true;
+    // 6 s on, the held heartbeat is old but within the budget: accepted.
+    b.clock.advance(6000);
+    await someBeats();
+    // 11 s on, it is past the budget: skipped (the PEP goes stale), the stream stays.
+    b.clock.advance(5000);
+    await eventually(() => !p.state().fresh);
+    await someBeats();
+    expect(p.state().connected).toBe(true);
+    expect(streams).toBe(1);
+    // Timely heartbeats again: fresh on the same stream.
+    hold = false;
+    await eventually(() => p.state().fresh);
+    expect(streams).toBe(1);
+    // Only late heartbeats for longer than a whole budget: the stream is dropped and reopened.
+    hold = true;
+    b.clock.advance(BUDGET_MS + 1000);
+    await eventually(() => streams > 1);
+    expect(p.state().lastError).toMatch(/older than/);
+  });
+
   it('a relay that replays an old heartbeat forever cannot keep the PEP fresh', async () => {
     let frozen: SseMessage | undefined;
     const p = await throughRelay(() => (m) => {

@@ -7,7 +7,12 @@ import {
   SSE_SNAPSHOT_EVENT,
 } from '@tether-broker/protocol';
 import { BrokerCallFailed, type BrokerLink } from './broker-link.js';
-import { REVOCATION_FEED_DEFAULTS, RevocationFeedVerifier, RevocationMessageRefused } from './events.js';
+import {
+  REVOCATION_FEED_DEFAULTS,
+  RevocationFeedVerifier,
+  RevocationMessageRefused,
+  type VerifiedHeartbeat,
+} from './events.js';
 import type { KeySource } from './jwks.js';
 import type { PepLogger } from './logger.js';
 import type { RevocationMirror } from './revocation-mirror.js';
@@ -63,6 +68,8 @@ export class RevocationFollower {
   #ackTimer: NodeJS.Timeout | undefined;
   #lastError: string | undefined;
   #left = false;
+  /** When this connection last brought an accepted heartbeat (or opened). */
+  #lastBeatAcceptedAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: RevocationFollowerOptions) {
     this.#o = options;
@@ -183,6 +190,7 @@ export class RevocationFollower {
     this.#o.link.observe(Array.isArray(nonce) ? nonce[0] : nonce);
     if (response.statusCode !== 200) throw await refusal(response);
     this.#connected = true;
+    this.#lastBeatAcceptedAt = this.#o.now();
     this.#o.log.debug({ position }, 'revocation stream open');
     return this.#consume(response);
   }
@@ -224,7 +232,9 @@ export class RevocationFollower {
         this.#o.onApplied?.(snapshot.seq);
         this.#ackSoon();
       } else if (message.event === SSE_HEARTBEAT_EVENT) {
-        const beat = await this.#verifier.verifyHeartbeat(message.data);
+        const beat = await this.#lateBeatTolerated(this.#verifier.verifyHeartbeat(message.data));
+        if (beat === undefined) return;
+        this.#lastBeatAcceptedAt = this.#o.now();
         if (beat.caughtUp) this.#o.mirror.confirmFresh(beat.issuedAt);
         const every = this.#o.livenessAckIntervalMs ?? 5000;
         if (this.#o.now() - this.#lastAckAt >= every) this.#ack(true);
@@ -236,6 +246,26 @@ export class RevocationFollower {
         this.#o.log.warn({ code: err.code, reason: err.message }, 'revocation message refused');
       }
       throw err;
+    }
+  }
+
+  /**
+   * The verified heartbeat; undefined for an authentic one that arrived too late to confirm
+   * anything (a broker or a PEP host under load: a thousand PEPs starting together). Such a
+   * heartbeat is skipped, not fatal: dropping the stream would make the PEP start over — a new
+   * connection and snapshot — and add to the load that made it late. Its staleness budget runs
+   * on meanwhile (nothing confirms freshness), and a connection that brings no acceptable
+   * heartbeat for a whole budget is dropped all the same: a relay replaying old heartbeats keeps
+   * the PEP stale and then loses the stream. Forged, replayed or malformed ones end it at once.
+   */
+  async #lateBeatTolerated(verifying: Promise<VerifiedHeartbeat>): Promise<VerifiedHeartbeat | undefined> {
+    try {
+      return await verifying;
+    } catch (err) {
+      const late = err instanceof RevocationMessageRefused && err.code === 'stale';
+      if (!late || this.#o.now() - this.#lastBeatAcceptedAt > this.#o.stalenessBudgetMs) throw err;
+      this.#o.log.debug({ reason: err.message }, 'late heartbeat skipped');
+      return undefined;
     }
   }
 
