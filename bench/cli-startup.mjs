@@ -14,7 +14,10 @@ import { ms, percentile, times } from './lib/stats.mjs';
 
 export const title = 'CLI start-up: client verbs vs a server verb vs bare Node';
 
-const MAIN = fileURLToPath(new URL('../packages/cli/dist/main.js', import.meta.url));
+/** What `tether` runs: the bundle (packages/cli/scripts/bundle.mjs). */
+const MAIN = fileURLToPath(new URL('../packages/cli/bundle/tether.js', import.meta.url));
+/** The same program unbundled, as tsc builds it: about sixty modules for a client verb. */
+const UNBUNDLED = fileURLToPath(new URL('../packages/cli/dist/main.js', import.meta.url));
 const RUNS = Number(process.env.TETHER_BENCH_CLI_RUNS ?? 30);
 /** The target for a client verb's median start-up on the benchmark machine. */
 const TARGET_MS = 150;
@@ -89,6 +92,7 @@ export async function run({ log = console.log } = {}) {
       ['node -e 0 (baseline)', ['-e', '0']],
       ['tether --help', [MAIN, '--help']],
       ['tether requests (client verb)', [MAIN, 'requests']],
+      ['tether requests, unbundled (dist/main.js)', [UNBUNDLED, 'requests']],
       ['tether session list (client verb)', [MAIN, 'session', 'list']],
       [
         'tether keys list (server verb: loads the broker)',
@@ -97,7 +101,7 @@ export async function run({ log = console.log } = {}) {
     ];
     log(`${commands.length} commands × ${RUNS} runs, interleaved`);
     const results = await timeCommands(commands, env);
-    const [baseline, help, requests, sessions, server] = commands.map(([name]) => results[name]);
+    const [baseline, help, requests, unbundled, sessions, server] = commands.map(([name]) => results[name]);
     const clientHeavy = await heavyLoaded([MAIN, 'requests'], env, dir);
     const serverHeavy = await heavyLoaded([MAIN, 'keys', 'list', '--data', join(dir, 'data')], env, dir);
     return {
@@ -113,6 +117,10 @@ export async function run({ log = console.log } = {}) {
           met: requests.p50 <= TARGET_MS,
         },
         { figure: '`tether requests` ÷ `node -e 0` (median)', value: times(requests.p50 / baseline.p50) },
+        {
+          figure: 'unbundled ÷ bundled `tether requests` (median)',
+          value: times(unbundled.p50 / requests.p50),
+        },
         { figure: '`tether --help` ÷ `node -e 0` (median)', value: times(help.p50 / baseline.p50) },
         { figure: '`tether session list` ÷ `node -e 0` (median)', value: times(sessions.p50 / baseline.p50) },
         { figure: 'server verb ÷ client verb (median)', value: times(server.p50 / requests.p50) },

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 /** End-to-end tests run real processes: the built CLI, the demo broker, shell lines. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const MAIN = join(ROOT, 'packages/cli/dist/main.js');
+export const MAIN = join(ROOT, 'packages/cli/bundle/tether.js');
 
 export interface Finished {
   code: number | null;

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // Checked in so that npm links the `tether` command at install time, before the first build.
-import '../dist/main.js';
+import '../bundle/tether.js';

@@ -7,6 +7,7 @@ import {
   ERROR_CODES,
   type ErrorCode,
   isErrorCode,
+  isTetherError,
   statusOf,
   TetherError,
 } from './errors.js';
@@ -245,5 +246,28 @@ describe('codes thrown in the source', () => {
       if (producedIn === null) expect(mentions, code).toEqual([]);
       else expect(mentions, code).toContain(producedIn);
     }
+  });
+});
+
+describe('isTetherError', () => {
+  it("recognises another copy of the package's errors, and nothing that only looks like one", async () => {
+    // A second instance of this module, as a bundled CLI holds beside the broker it loads.
+    const other = (await import(
+      /* @vite-ignore */ `./errors.js?copy=${Date.now()}`
+    )) as typeof import('./errors.js');
+    expect(other.TetherError).not.toBe(TetherError);
+    const foreign = new other.TetherError('store_unavailable', 'down');
+    expect(foreign instanceof TetherError).toBe(false);
+    expect(isTetherError(foreign)).toBe(true);
+    expect(other.isTetherError(new TetherError('store_unavailable'))).toBe(true);
+    // The same fields, or the same name, make no TetherError.
+    const lookalike = Object.assign(new Error('x'), {
+      name: 'TetherError',
+      code: 'store_unavailable',
+      status: 503,
+    });
+    expect(isTetherError(lookalike)).toBe(false);
+    expect(isTetherError({ code: 'store_unavailable' })).toBe(false);
+    expect(isTetherError(undefined)).toBe(false);
   });
 });

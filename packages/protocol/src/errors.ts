@@ -110,6 +110,13 @@ export function statusOf(code: ErrorCode): number {
  * throw new TetherError('duplicate_review', 'alice has already approved this request');
  * ```
  */
+/**
+ * Marks every TetherError, under a registry symbol: a program that holds two copies of this
+ * package (the CLI's bundle beside the broker it loads) still recognises the other's errors,
+ * which `instanceof` alone would not.
+ */
+const TETHER_ERROR_BRAND = Symbol.for('@tether-broker/protocol/TetherError');
+
 export class TetherError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
@@ -131,9 +138,14 @@ export class TetherError extends Error {
     this.status = ERROR_CATALOGUE[code].status;
     this.detail = detail ?? ERROR_CATALOGUE[code].title;
     this.extra = options?.extra;
+    Object.defineProperty(this, TETHER_ERROR_BRAND, { value: true });
   }
 }
 
+/** Whether `err` is a TetherError, from this copy of the package or from another one. */
 export function isTetherError(err: unknown): err is TetherError {
-  return err instanceof TetherError;
+  return (
+    err instanceof TetherError ||
+    (err instanceof Error && (err as unknown as Record<symbol, unknown>)[TETHER_ERROR_BRAND] === true)
+  );
 }
