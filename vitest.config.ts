@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import LongestFirstSequencer from './test/support/sequencer.js';
 
 const src = (path: string) => fileURLToPath(new URL(`./packages/${path}`, import.meta.url));
 const pkg = (name: string) => src(`${name}/src/index.ts`);
@@ -28,6 +29,7 @@ export default defineConfig({
     // a time. Two forks there took the run from 931 s to 618 s, with the same results.
     maxWorkers: Math.max(2, availableParallelism() - 1),
     minWorkers: Math.max(2, availableParallelism() - 1),
+    sequence: { sequencer: LongestFirstSequencer },
     globalSetup: ['./test/support/global-setup.ts'],
     reporters: ['default', './test/support/summary-reporter.ts'],
   },
