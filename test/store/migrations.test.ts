@@ -17,7 +17,7 @@ import {
 } from '../../packages/broker/src/store/database.js';
 import { KNOWN_MIGRATIONS } from '../../packages/broker/src/store/migrations/index.js';
 import { insertTenant } from '../../packages/broker/src/store/repositories/tenants.js';
-import { describeEachStore, type StoreFixture } from '../support/stores.js';
+import { describeEachStore, type StoreFixture, storeTableColumns } from '../support/stores.js';
 
 /**
  * The tables and columns that store/schema.ts declares, read from its source: the row types are
@@ -49,13 +49,8 @@ function declaredSchema(): Map<string, string[]> {
 
 const DECLARED = declaredSchema();
 
-async function tablesIn(store: StoreHandle): Promise<Map<string, string[]>> {
-  const tables = await store.db.introspection.getTables({ withInternalKyselyTables: true });
-  return new Map(
-    tables
-      .filter((t) => store.dialect === 'sqlite' || t.schema === store.pgSchema)
-      .map((t) => [t.name, t.columns.map((c) => c.name).sort()]),
-  );
+function tablesIn(store: StoreHandle): Promise<Map<string, string[]>> {
+  return storeTableColumns(store);
 }
 
 async function refusal(p: Promise<unknown>): Promise<TetherError> {

@@ -134,3 +134,29 @@ export async function storeTableNames(
         );
   return rows.map((r) => r.name).sort();
 }
+
+/**
+ * A store's own tables with their column names, sorted: the catalog of its own schema alone,
+ * like {@link storeTableNames} (Kysely's introspection reads every schema on the server, and
+ * fails when another test process drops one meanwhile).
+ */
+export async function storeTableColumns(
+  store: Pick<Store, 'db' | 'dialect'> & { pgSchema?: string },
+): Promise<Map<string, string[]>> {
+  const { rows } =
+    store.dialect === 'sqlite'
+      ? await sql<{ table: string; column: string }>`select m.name as "table", p.name as "column"
+          from sqlite_master m join pragma_table_info(m.name) p
+          where m.type = 'table' and m.name not like 'sqlite_%'`.execute(store.db)
+      : await sql<{ table: string; column: string }>`select c.table_name as "table", c.column_name as "column"
+          from information_schema.columns c
+          join pg_catalog.pg_class k on k.relname = c.table_name
+          join pg_catalog.pg_namespace n on n.oid = k.relnamespace and n.nspname = c.table_schema
+          where c.table_schema = ${store.pgSchema ?? sql`current_schema()`} and k.relkind in ('r', 'p')`.execute(
+          store.db,
+        );
+  const tables = new Map<string, string[]>();
+  for (const { table, column } of rows) tables.set(table, [...(tables.get(table) ?? []), column]);
+  for (const columns of tables.values()) columns.sort();
+  return tables;
+}
