@@ -1,15 +1,27 @@
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { randomBase64url, sha256Base64url, utf8LongerThan } from './web.js';
+import { randomBase64url, sha256Base64url, utf8LongerThan, webSha256Base64url } from './web.js';
 
 // The WebCrypto helpers give what node:crypto and Buffer gave before them.
 describe('web helpers', () => {
   it.each(['', 'abc', 'eyJhbGciOiJFZERTQSJ9.e30.sig', 'é€😀', 'x'.repeat(9000)])(
     'hashes %j as node:crypto does',
     async (text) => {
-      expect(await sha256Base64url(text)).toBe(createHash('sha256').update(text, 'utf8').digest('base64url'));
+      const expected = createHash('sha256').update(text, 'utf8').digest('base64url');
+      expect(await sha256Base64url(text)).toBe(expected);
+      expect(await webSha256Base64url(text)).toBe(expected);
     },
   );
+
+  it('hashes any text alike on the Node path and the WebCrypto path (lone surrogates included)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ unit: 'binary', maxLength: 300 }), async (text) => {
+        expect(await sha256Base64url(text)).toBe(await webSha256Base64url(text));
+      }),
+      { numRuns: 500 },
+    );
+  });
 
   it.each([
     ['', 0],

@@ -14,6 +14,7 @@ import * as m0013 from './0013-pep-audiences-and-instances.js';
 import * as m0015 from './0015-subject-token-uses.js';
 import * as m0017 from './0017-store-probe.js';
 import * as m0018 from './0018-status-list-version.js';
+import * as m0019 from './0019-sweeper-indexes.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -35,6 +36,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0015-subject-token-uses': m0015,
   '0017-store-probe': m0017,
   '0018-status-list-version': m0018,
+  '0019-sweeper-indexes': m0019,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);
