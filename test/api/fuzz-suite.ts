@@ -5,7 +5,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, importJWK, SignJWT } from 'jose';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
-import { issueApiToken } from '../../packages/broker/src/auth/api-token.js';
+import { CLIENT_KEY_CLAIM, issueApiToken } from '../../packages/broker/src/auth/api-token.js';
 import type { Dialect, StoreHandle } from '../../packages/broker/src/store/database.js';
 import {
   createClientAssertion,
@@ -385,8 +385,10 @@ export function fuzzSuite(fixture: StoreFixture): void {
 
     // Tokens an attacker holds: expired, wrong issuer, foreign-signed, unsigned, tampered,
     // and one for a principal that does not exist.
+    // Each names the admin's real client key, so that it is refused for its own fault alone.
+    const clientKid = String(decodeJwt(adminToken)[CLIENT_KEY_CLAIM]);
     const signed = (now: number, issuer = PUBLIC_URL, principal = b.admin.principal) =>
-      issueApiToken(b.ctx.keys, principal, { issuer, ttlSeconds: 60, now }).then((t) => t.token);
+      issueApiToken(b.ctx.keys, principal, { issuer, ttlSeconds: 60, now, clientKid }).then((t) => t.token);
     const foreign = await newKeyPair();
     const foreignKey = await importJWK(foreign.privateJwk, 'EdDSA');
     const header = decodeProtectedHeader(adminToken);

@@ -33,7 +33,13 @@ describe('sealSecret / openSecret with a binding', () => {
   it('opens only with exactly the facts it was sealed with', async () => {
     const sealed = await sealSecret(kek, 'secret', { a: '1', b: '2' });
     expect(await openSecret(kek, sealed, { a: '1', b: '2' })).toBe('secret');
-    for (const other of [{ a: '1', b: '3' }, { a: '1' }, { a: '1', b: '2', c: '3' }, undefined])
+    const others: (Record<string, string> | undefined)[] = [
+      { a: '1', b: '3' },
+      { a: '1' },
+      { a: '1', b: '2', c: '3' },
+      undefined,
+    ];
+    for (const other of others)
       await expect(openSecret(kek, sealed, other)).rejects.toMatchObject({ code: 'store_unavailable' });
   });
 
