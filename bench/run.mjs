@@ -15,6 +15,7 @@ const BENCHMARKS = {
   p2: './p2-local-vs-introspection.mjs',
   p3: './p3-revocation-propagation.mjs',
   p6: './p6-gateway-latency.mjs',
+  c1: './c1-connector-cut.mjs',
   cli: './cli-startup.mjs',
 };
 const REPORT = new URL('./RESULTS.md', import.meta.url);

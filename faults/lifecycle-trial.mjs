@@ -57,7 +57,11 @@ async function worker(pipeline, ledger, state, deadline) {
 /**
  * @param {{ dialect: 'sqlite'|'postgres', lifecycles: number, workers?: number,
  *   chaos: (broker: FaultBroker, stop: () => boolean) => Promise<{ faults: number, notes?: string }>,
- *   name: string, timeLimitMs?: number, brokerOptions?: object }} options
+ *   name: string, timeLimitMs?: number, brokerOptions?: object,
+ *   setup?: (tenant: BenchTenant, broker: FaultBroker) => Promise<void>,
+ *   afterwards?: (broker: FaultBroker, ledger: Ledger, admin: BrokerClient) => Promise<object> }} options
+ *   `setup` runs once the tenant's privilege exists; `afterwards` once the lifecycles are done
+ *   and the broker has swept, adding its fields to the row.
  */
 export async function lifecycleTrial({
   dialect,
@@ -67,6 +71,8 @@ export async function lifecycleTrial({
   name,
   timeLimitMs = 600_000,
   brokerOptions = {},
+  setup,
+  afterwards,
 }) {
   const broker = await FaultBroker.create({ dialect, ...brokerOptions });
   const started = Date.now();
@@ -77,6 +83,7 @@ export async function lifecycleTrial({
       tenant: broker.tenant,
     });
     await tenant.grant('https://faults.example');
+    await setup?.(tenant, broker);
     const ledger = new Ledger();
     const state = { completed: 0, target: lifecycles };
     const deadline = started + timeLimitMs;
@@ -92,6 +99,7 @@ export async function lifecycleTrial({
     await sleep(1500);
     const losses = await audit(broker, ledger);
     const admin = new BrokerClient({ identity: broker.adminIdentity });
+    const extra = (await afterwards?.(broker, ledger, admin)) ?? {};
     const verify = await admin.call('GET', '/v1/audit/verify');
     return {
       name,
@@ -107,6 +115,7 @@ export async function lifecycleTrial({
       auditVerified: verify.ok === true,
       seconds: Math.round((Date.now() - started) / 100) / 10,
       ...(notes ? { notes } : {}),
+      ...extra,
     };
   } finally {
     await broker.destroy();

@@ -5,6 +5,7 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { catchUpTrial } from './catch-up-trial.mjs';
+import { connectorCrashTrial } from './connector-trial.mjs';
 import { diskFullTrial } from './disk-full-trial.mjs';
 import { TcpProxy } from './lib/tcp-proxy.mjs';
 import { crashes, hungDatabase, lifecycleTrial, terminatedConnections } from './lifecycle-trial.mjs';
@@ -50,6 +51,19 @@ export const TRIALS = {
       await proxy.close();
     }
   },
+  // Sessions with a PostgreSQL connector, the broker killed at random: no role left behind.
+  'connector-crash': (quick) =>
+    connectorCrashTrial({
+      dialect: 'sqlite',
+      lifecycles: quick ? 20 : 200,
+      ...(quick ? { maxFaults: 2 } : {}),
+    }),
+  'connector-crash-postgres': (quick) =>
+    connectorCrashTrial({
+      dialect: 'postgres',
+      lifecycles: quick ? 20 : 200,
+      ...(quick ? { maxFaults: 2 } : {}),
+    }),
   // The SQLite store's filesystem (a small tmpfs) filled to the last byte, then freed, `episodes` times.
   // 1,000 PEPs starting together from position 0 against 100,000 ended sessions (full size).
   'catch-up': (quick) =>
@@ -141,6 +155,13 @@ const COLUMNS = [
     (r) => (r.diskFull === undefined ? '—' : r.diskFull === 'ok' ? '503 → 200' : r.diskFull),
   ],
   ['integrity_check', (r) => r.integrity ?? '—'],
+  // Connector rows only: credentials minted / destroyed, jobs resumed after a kill, roles left.
+  [
+    'credentials minted / destroyed',
+    (r) => (r.rolesLeft === undefined ? '—' : `${r.credentialsMinted} / ${r.credentialsDestroyed}`),
+  ],
+  ['jobs resumed after kill', (r) => r.jobsResumed ?? '—'],
+  ['roles left behind', (r) => r.rolesLeft ?? '—'],
   ['seconds', (r) => r.seconds],
 ];
 
@@ -178,6 +199,8 @@ export function failing(row) {
     );
   // A disk-full row also fails on a disk never seen full, /readyz not back, or a damaged database.
   if ('diskFull' in row && (row.diskFull !== 'ok' || row.integrity !== 'ok')) return true;
+  // A connector row also fails on a downstream role left behind or a job never finished.
+  if ('rolesLeft' in row && (row.rolesLeft > 0 || row.pendingJobs > 0)) return true;
   return row.losses > 0 || row.serverErrors > 0 || row.brokerDeaths > 0 || !row.auditVerified;
 }
 

@@ -41,6 +41,8 @@ serveParent(
           },
           ...(options.heartbeatIntervalMs ? { heartbeatIntervalMs: options.heartbeatIntervalMs } : {}),
           ...(options.sweepIntervalMs ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
+          // Hosts on loopback the broker may connect to (a connector's downstream database).
+          ...(options.outboundAllowHosts ? { outboundAllowHosts: options.outboundAllowHosts } : {}),
         },
         store,
       });

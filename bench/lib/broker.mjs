@@ -48,7 +48,12 @@ export async function postgresProblem() {
  * interrupted run left behind) — and bootstraps a tenant on the first. Every replica has the
  * same public URL (the first one's address, as if it were the load balancer's) and key-encryption key.
  */
-export async function startBrokers({ replicas = 1, postgres = false, heartbeatIntervalMs } = {}) {
+export async function startBrokers({
+  replicas = 1,
+  postgres = false,
+  heartbeatIntervalMs,
+  outboundAllowHosts,
+} = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'tether-bench-'));
   const kek = randomBytes(32).toString('base64url');
   const pgSchema = postgres
@@ -81,6 +86,7 @@ export async function startBrokers({ replicas = 1, postgres = false, heartbeatIn
         dataDir,
         kek,
         heartbeatIntervalMs,
+        outboundAllowHosts,
         bootstrap: i === 0,
       });
       // Migrations on PostgreSQL take a database-wide lock: parallel test suites can hold it a while.

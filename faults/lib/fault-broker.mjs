@@ -74,6 +74,7 @@ export class FaultBroker {
     statementTimeoutMs,
     connectTimeoutMs,
     heartbeatIntervalMs,
+    outboundAllowHosts,
     // A directory of the caller's for the store (e.g. on a small filesystem it can fill), which
     // it keeps and removes itself; by default a fresh temporary one, removed by `destroy`.
     dataDir: givenDataDir,
@@ -94,6 +95,7 @@ export class FaultBroker {
       ...(statementTimeoutMs ? { statementTimeoutMs } : {}),
       ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
       ...(heartbeatIntervalMs ? { heartbeatIntervalMs } : {}),
+      ...(outboundAllowHosts ? { outboundAllowHosts } : {}),
       port,
       publicUrl: `http://127.0.0.1:${port}`,
       kek: randomBytes(32).toString('base64url'),

@@ -41,6 +41,7 @@ const USE_CASES = [
   'signals',
   'enforcement',
   'ssf-streams',
+  'connectors',
 ] as const;
 const ENTRY = ['http', 'oauth', 'operations', 'demo', ROOT_FILES] as const;
 

@@ -148,6 +148,8 @@ describeEachStore('PEP acks and session receipts', (fixture) => {
         expect.objectContaining({ name: 'edge-pep', applied: 0, live: true, enforced_at: null }),
       ],
       pending: [],
+      // The privilege names no connector: nothing was minted downstream.
+      credentials: [],
     });
 
     b.clock.advance(5000);

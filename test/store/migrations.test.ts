@@ -36,8 +36,10 @@ function declaredSchema(): Map<string, string[]> {
     );
   }
   const tables = new Map<string, string[]>();
+  // Read within `Tables` alone: a table may share its name with another table's column.
+  const tablesBody = /export interface Tables \{([^}]*)\}/.exec(source)?.[1] ?? '';
   for (const [table, rowType] of (interfaces.get('Tables') ?? []).map((t) => {
-    const line = new RegExp(`^\\s*${t}: (\\w+);`, 'm').exec(source);
+    const line = new RegExp(`^\\s*${t}: (\\w+);`, 'm').exec(tablesBody);
     return [t, line?.[1] ?? ''] as const;
   })) {
     const columns = interfaces.get(rowType);

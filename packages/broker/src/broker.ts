@@ -6,6 +6,7 @@ import { recordSettingsChange } from './audit/settings.js';
 import type { ConfigInput } from './config/config.js';
 import { type BrokerConfig, resolveConfig } from './config/config.js';
 import { type Kek, loadKek } from './config/key-encryption.js';
+import { ConnectorWorker } from './connectors/worker.js';
 import type { BrokerContext } from './core/context.js';
 import { BrokerHealth } from './core/health.js';
 import { type Clock, systemClock } from './domain/clock.js';
@@ -89,6 +90,7 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
   await keys.load();
   const policy = new PolicyEngine();
   const revocations = new RevocationFanout();
+  const connectors = new ConnectorWorker({ store, clock, kek, config, logger, keys });
   return {
     store,
     clock,
@@ -98,7 +100,8 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
     logger,
     kek,
     revocations,
-    reevaluation: new ReevaluationWorker({ store, clock, policy, logger, revocations }),
+    reevaluation: new ReevaluationWorker({ store, clock, policy, logger, revocations, connectors }),
+    connectors,
     health,
     ...(config.dpopNonce === 'required' ? { nonces: brokerDpopNonces(kek, clock) } : {}),
   };
@@ -177,6 +180,7 @@ export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
       await closing;
       // The batch under way finishes; pending jobs stay queued for the next start.
       await ctx.reevaluation.stop();
+      await ctx.connectors.stop();
       await ssfDelivery.stop();
       await revocationListener?.close();
       await ctx.store.close();

@@ -113,6 +113,7 @@ export function privilegeDetails(p: PrivilegeView, names: Names): string {
     ],
     ['binding', p.binding.method],
     ['attributes', attributes(p.attributes)],
+    ['connectors', p.connectors.length > 0 ? p.connectors.join(', ') : 'none'],
     ['updated', shortTime(p.updated_at)],
   ]);
 }

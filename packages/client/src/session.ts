@@ -1,5 +1,11 @@
 import type { SessionReceipt } from '@tether-broker/protocol';
-import type { ActivationView, RequestView, TokenResponse } from '@tether-broker/protocol/api';
+import type {
+  ActivationView,
+  CollectedCredentialsView,
+  CredentialView,
+  RequestView,
+  TokenResponse,
+} from '@tether-broker/protocol/api';
 import { decodeJwt } from 'jose/jwt/decode';
 import { type BrokerClient, BrokerError } from './broker-client.js';
 import { createDpopProof } from './dpop-proof.js';
@@ -18,6 +24,13 @@ export interface SessionInfo {
   /** Epoch ms. Moves later when an extension of the session is approved (learnt at the next refresh). */
   hardExpiresAt: number;
   audiences: string[];
+  /**
+   * Downstream credentials (connectors) handed over with the activation: their values exist
+   * nowhere else; the broker never answers them again. Empty if the privilege names none.
+   */
+  credentials: CredentialView[];
+  /** Connectors still minting when the activation answered: collect them with {@link BoundSession.collectCredentials}. */
+  credentialsPending: string[];
 }
 
 /** The broker's latest DPoP nonce, as proof options. */
@@ -91,6 +104,21 @@ export class BoundSession {
     this.#resourceFetch = options.resourceFetch ?? fetch;
   }
 
+  /**
+   * Collects the session's downstream credentials minted since the activation answered (each
+   * value is answered once); adds them to `info.credentials`.
+   */
+  async collectCredentials(): Promise<CollectedCredentialsView> {
+    const collected = await this.#client.call<CollectedCredentialsView>(
+      'POST',
+      `/v1/sessions/${this.info.id}/credentials`,
+      {},
+    );
+    this.info.credentials.push(...collected.credentials);
+    this.info.credentialsPending = collected.pending;
+    return collected;
+  }
+
   /** Activates an approved request into a session bound to `key` (a fresh non-extractable one by default). */
   static async activate(
     client: BrokerClient,
@@ -116,6 +144,8 @@ export class BoundSession {
         id: answer.session.id,
         hardExpiresAt: Date.parse(answer.session.hard_expires_at),
         audiences: answer.session.audiences,
+        credentials: answer.credentials ?? [],
+        credentialsPending: answer.credentials_pending ?? [],
       },
       {
         accessToken: answer.access_token,

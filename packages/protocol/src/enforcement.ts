@@ -157,4 +157,22 @@ export interface SessionReceipt {
   peps: PepReceipt[];
   /** Names of the live PEPs that have not yet applied the end. */
   pending: string[];
+  /** The downstream credentials minted for the session (evidence: never their values). */
+  credentials: CredentialReceipt[];
+}
+
+/** A downstream credential in a session receipt: minted when, destroyed when, connections cut. */
+export interface CredentialReceipt {
+  /** The connector's name. */
+  connector: string;
+  kind: string;
+  username: string;
+  /** SHA-256 (hex) of the credential's value. */
+  fingerprint: string;
+  minted_at: string;
+  valid_until: string;
+  /** Null while it exists. */
+  destroyed_at: string | null;
+  /** Live connections it had that were terminated when it was destroyed. */
+  connections_terminated: number | null;
 }

@@ -1,5 +1,6 @@
 export { backoffDelay } from './backoff.js';
 export type {
+  CredentialReceipt,
   DecisionRecord,
   DecisionReport,
   DecisionReportAnswer,

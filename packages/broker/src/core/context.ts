@@ -1,5 +1,6 @@
 import type { PepDpopNonces, VerifiedDpopProof } from '@tether-broker/pep';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { BrokerConfig } from '../config/config.js';
 import type { Kek } from '../config/key-encryption.js';
 import type { Clock } from '../domain/clock.js';
@@ -23,6 +24,21 @@ export interface ReevaluationQueue {
   stop(): Promise<void>;
 }
 
+/**
+ * The connector job queue as use cases see it (`connectors/worker.ts`'s `ConnectorWorker`):
+ * declared here so the core does not import the connectors layer above it.
+ */
+export interface ConnectorQueue {
+  /** Runs due jobs soon; jobs written in a transaction are picked up after it commits. */
+  wake(): void;
+  /** Resolves once no run is under way. */
+  idle(): Promise<void>;
+  /** Finishes the job under way and takes no more; for shutdown. */
+  stop(): Promise<void>;
+  /** Adds the queue's metrics (failing jobs) to an app's registry. */
+  expose?(registry: Registry): void;
+}
+
 /** Everything a use case needs, passed explicitly. */
 export interface BrokerContext {
   /** Present when the broker requires server-issued DPoP nonces (`dpopNonce: required`). */
@@ -39,6 +55,8 @@ export interface BrokerContext {
   revocations: RevocationFanout;
   /** Drains the queue of live-session re-evaluations (continuous evaluation) in this process. */
   reevaluation: ReevaluationQueue;
+  /** Runs connector jobs (downstream credentials minted and destroyed) in this process. */
+  connectors: ConnectorQueue;
   /** Faults survived (store connections, after-commit effects, readiness, sweeper steps): logged and counted. */
   health: BrokerHealth;
 }

@@ -12,6 +12,7 @@ import {
   writeSessionEnd,
 } from '../store/repositories/sessions.js';
 import { assertSessionVisible } from './access-control.js';
+import { enqueueDestroys } from './connector-jobs.js';
 import type { BrokerContext, Caller } from './context.js';
 import { resolvePrincipal, resolvePrivilege } from './resolve.js';
 import { invalidateStatusSlot } from './status-slots.js';
@@ -22,7 +23,7 @@ import { invalidateStatusSlot } from './status-slots.js';
  * streams are woken once it commits. Returns the ended session, or null if it had already ended.
  */
 export async function endSessionIn(
-  ctx: Pick<BrokerContext, 'revocations'>,
+  ctx: Pick<BrokerContext, 'revocations' | 'connectors'>,
   tx: TxHandle,
   session: Session,
   at: number,
@@ -49,6 +50,8 @@ export async function endSessionIn(
     data: { sid: session.id, reason, session_exp: Math.floor(session.hardExpiresAt / 1000) },
   });
   announceOnCommit(tx, ctx.revocations, [event]);
+  // Downstream credentials die with the session, whatever ended it.
+  await enqueueDestroys(ctx, tx, session, at);
   return next;
 }
 

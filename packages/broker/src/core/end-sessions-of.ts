@@ -11,7 +11,7 @@ import { endSessionIn } from './end-session.js';
  * session's audit record.
  */
 export async function endLiveSessionsOf(
-  ctx: Pick<BrokerContext, 'revocations'>,
+  ctx: Pick<BrokerContext, 'revocations' | 'connectors'>,
   tx: TxHandle,
   tenantId: string,
   selector: { principalId?: string; privilegeId?: string },

@@ -1,4 +1,5 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { createConnector } from '../connectors/connectors.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import type { Principal, Tenant } from '../domain/principal.js';
 import { bootstrapTenant } from '../records/bootstrap.js';
@@ -7,7 +8,9 @@ import { getPepAudiences, setPepAudiences } from '../records/pep-audiences.js';
 import { replacePolicySet } from '../records/policies.js';
 import { addPrincipalKey, createPrincipal } from '../records/principals.js';
 import { createPrivilege } from '../records/privileges.js';
+import { findConnectorByName } from '../store/repositories/connectors.js';
 import { findPrincipalByName, listPrincipalKeys } from '../store/repositories/principals.js';
+import { findPrivilegeByName } from '../store/repositories/privileges.js';
 import { findTenantByName } from '../store/repositories/tenants.js';
 import { DEMO_POLICIES } from './policies.js';
 
@@ -62,6 +65,7 @@ async function freshKey(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
 export async function seedDemo(
   ctx: BrokerContext,
   knownKeys: Record<string, JWK | undefined>,
+  options: { databaseUrl?: string | undefined } = {},
 ): Promise<DemoSeed> {
   const existing = await findTenantByName(ctx.store, DEMO_TENANT);
   const { tenant, admin, adminKey, created } = existing
@@ -88,7 +92,31 @@ export async function seedDemo(
       await setPepAudiences(ctx, caller, principal.id, cast.audiences);
     identities.push({ name: cast.name, role: cast.role, principal, key });
   }
+  if (options.databaseUrl) await seedDemoDatabase(ctx, caller, options.databaseUrl);
   return { tenant, identities, created };
+}
+
+/**
+ * With a demo database (`TETHER_DEMO_DATABASE_URL`): a PostgreSQL connector `demo-db` on it and
+ * a privilege `db-maintenance` whose sessions each get a login role there, dropped (and its
+ * connections cut) when the session ends. Created once; a later start leaves them as they are.
+ */
+async function seedDemoDatabase(ctx: BrokerContext, caller: Caller, url: string): Promise<void> {
+  if (!(await findConnectorByName(ctx.store, caller.tenant.id, 'demo-db')))
+    await createConnector(ctx, caller, { name: 'demo-db', kind: 'postgres', url, grantRoles: [] });
+  if (await findPrivilegeByName(ctx.store, caller.tenant.id, 'db-maintenance')) return;
+  await createPrivilege(ctx, caller, {
+    name: 'db-maintenance',
+    description: 'Maintain the demo database: a login role of its own per session',
+    actions: ['db:maintain'],
+    resources: ['db/demo'],
+    audiences: ['https://db.demo.example'],
+    maxDurationSeconds: 3600,
+    tokenTtlSeconds: 300,
+    approval: { approvals: 1, approvers: { groups: ['approvers'] } },
+    ticket: { required: true, pattern: 'CHG-[0-9]+' },
+    connectors: ['demo-db'],
+  });
 }
 
 /** A cast member added to the demo after a tenant was seeded is created on the next start. */

@@ -16,6 +16,8 @@ export const ID_PREFIX = {
   signalTransmitter: 'stx',
   reevaluationJob: 'rej',
   stream: 'stm',
+  connector: 'cnr',
+  connectorJob: 'cnj',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 

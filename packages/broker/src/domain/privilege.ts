@@ -50,6 +50,8 @@ export interface Privilege {
   ticket: TicketRule;
   binding: BindingRule;
   attributes: Record<string, string>;
+  /** Names of the tenant's connectors: each session gets a credential from each, destroyed at its end. */
+  connectors: string[];
   createdAt: number;
   updatedAt: number;
 }

@@ -101,7 +101,7 @@ export function verdictDetails(
  * the reason itself). Answers the ended session, or null if it had already ended.
  */
 export function endByVerdict(
-  ctx: Pick<BrokerContext, 'revocations'>,
+  ctx: Pick<BrokerContext, 'revocations' | 'connectors'>,
   tx: TxHandle,
   session: Session,
   verdict: Extract<Verdict, { outcome: 'end' }>,

@@ -18,7 +18,10 @@ import { judgeSession } from './evaluate.js';
 import { EvaluationFacts } from './facts.js';
 
 /** What a re-evaluation batch needs of the broker. */
-export type EvaluationContext = Pick<BrokerContext, 'store' | 'clock' | 'policy' | 'logger' | 'revocations'>;
+export type EvaluationContext = Pick<
+  BrokerContext,
+  'store' | 'clock' | 'policy' | 'logger' | 'revocations' | 'connectors'
+>;
 
 /**
  * Sessions per transaction. Each batch holds its sessions' row locks (and, on SQLite, the one

@@ -11,6 +11,7 @@ import { requireAuthentication } from './plugins/authenticate.js';
 import { enforcementMetrics, installMetrics } from './plugins/metrics.js';
 import { installLimits, serverTimeouts } from './plugins/rate-limit.js';
 import { auditRoutes } from './routes/audit.js';
+import { connectorRoutes } from './routes/connectors.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
 import { federationRoutes } from './routes/federations.js';
@@ -86,6 +87,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
   const metrics = installMetrics(app);
   exposeSigningKeyMetrics(metrics, ctx.keys);
   ctx.health.expose(metrics);
+  ctx.connectors.expose?.(metrics);
   // Rate limits per source (unauthenticated routes) and per principal (the /v1 API).
   const limits = await installLimits(app, ctx);
 
@@ -119,6 +121,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(auditRoutes(ctx));
       await v1.register(eventRoutes(ctx));
       await v1.register(webhookRoutes(ctx));
+      await v1.register(connectorRoutes(ctx));
       await v1.register(ticketRoutes(ctx));
       await v1.register(pepRoutes(ctx, enforcementMetrics(metrics)));
       await v1.register(receiptRoutes(ctx));

@@ -78,6 +78,7 @@ export function privilegeView(p: Privilege): Static<typeof PrivilegeView> {
     ticket: p.ticket,
     binding: p.binding,
     attributes: p.attributes,
+    connectors: p.connectors,
     created_at: iso(p.createdAt),
     updated_at: iso(p.updatedAt),
   };

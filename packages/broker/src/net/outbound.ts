@@ -135,6 +135,34 @@ export class OutboundClient {
     return this.#exchange(url, target, init, maxBytes, signal);
   }
 
+  /**
+   * Why the broker would not open a connection of another protocol (a database's) to `hostname`,
+   * told without network traffic; undefined when it may. The rule is the HTTP one: loopback,
+   * private, link-local and reserved addresses only for hosts the operator allows.
+   */
+  hostRefusal(hostname: string): string | undefined {
+    const host = bareHost(hostname);
+    if (host === '') return 'names no host';
+    if (this.#allowed.has(host)) return undefined;
+    if (isLocalName(host) || (isIP(host) !== 0 && isNonPublicAddress(host)))
+      return 'names a loopback, private, link-local or reserved address; the broker connects there only when the operator allows the host (outboundAllowHosts)';
+    return undefined;
+  }
+
+  /**
+   * The address a connection of another protocol to `hostname` goes to: resolved once and every
+   * answer checked, as for HTTP; connect to it (not to the name) so a changed DNS answer cannot
+   * redirect the connection. Throws {@link Unreachable}.
+   */
+  async checkedAddress(hostname: string): Promise<{ address: string; family: number }> {
+    const refusal = this.hostRefusal(hostname);
+    if (refusal !== undefined) throw new Unreachable(`destination refused: ${refusal}`);
+    return this.#destination(
+      new URL(`https://${hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname}/`),
+      AbortSignal.timeout(this.settings.timeoutMs),
+    );
+  }
+
   /** The one address to connect to: resolved, every answer checked, unless the host is allowed. */
   async #destination(url: URL, signal: AbortSignal): Promise<{ address: string; family: number }> {
     const host = bareHost(url.hostname);

@@ -33,6 +33,8 @@ export function sweepSteps(ctx: BrokerContext): SweepStep[] {
     ['prune_dpop_proofs', () => pruneSpentProofs(ctx, now())],
     ['prune_subject_tokens', () => pruneSubjectTokenUses(ctx.store, now())],
     ['continuous_evaluation', () => sweepContinuousEvaluation(ctx, now())],
+    // Picks up connector jobs a crash, a failed attempt or another replica left.
+    ['connector_jobs', async () => ctx.connectors.wake()],
     ['retire_keys', () => retireExpiredKeys(ctx.store, now(), ctx.revocations)],
     [
       'compact_revocation_log',

@@ -14,6 +14,7 @@ import {
 } from '../domain/privilege.js';
 import { enqueueReevaluation } from '../evaluation/jobs.js';
 import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
+import { findConnectorByName } from '../store/repositories/connectors.js';
 import {
   deletePrivilege,
   insertPrivilege,
@@ -38,6 +39,17 @@ export interface PrivilegeInput {
     | undefined;
   ticket?: TicketRule | undefined;
   attributes?: Record<string, string> | undefined;
+  /** Names of the tenant's connectors (each must exist). */
+  connectors?: string[] | undefined;
+}
+
+/** Connector names must name the tenant's connectors; kept as given, without repeats. */
+async function resolveConnectorNames(tx: TxHandle, tenantId: string, names: string[]): Promise<string[]> {
+  const unique = [...new Set(names)];
+  for (const name of unique)
+    if (!(await findConnectorByName(tx, tenantId, name)))
+      throw new TetherError('not_found', `no connector named ${JSON.stringify(name)} in this tenant`);
+  return unique;
 }
 
 /** Approver references (names or ids) become ids, and must exist in the tenant. */
@@ -93,6 +105,7 @@ export async function createPrivilege(
       ticket: input.ticket ?? PRIVILEGE_DEFAULTS.ticket,
       binding: PRIVILEGE_DEFAULTS.binding,
       attributes: input.attributes ?? {},
+      connectors: await resolveConnectorNames(tx, caller.tenant.id, input.connectors ?? []),
       createdAt: now,
       updatedAt: now,
     };
@@ -142,6 +155,10 @@ export async function changePrivilege(
       ...(changes.idleTimeoutSeconds === undefined ? {} : { idleTimeoutSeconds: changes.idleTimeoutSeconds }),
       ...(changes.ticket === undefined ? {} : { ticket: changes.ticket }),
       ...(changes.attributes === undefined ? {} : { attributes: changes.attributes }),
+      // Sessions already running keep the credentials they got; new ones get these.
+      ...(changes.connectors === undefined
+        ? {}
+        : { connectors: await resolveConnectorNames(tx, caller.tenant.id, changes.connectors) }),
       approval: await resolveApprovalRule(tx, caller.tenant.id, changes.approval, current.approval),
       updatedAt: now,
     };

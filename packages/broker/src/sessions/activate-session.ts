@@ -2,6 +2,7 @@ import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import { assertApprovalStillHolds } from '../core/approval-recheck.js';
 import { verifyBrokerProof } from '../core/broker-dpop.js';
+import { enqueueMints } from '../core/connector-jobs.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import { allocateStatusSlot, SLOT_REUSE_MARGIN_MS } from '../core/status-slots.js';
 import { assertTicketStillOpen } from '../core/ticket-facts.js';
@@ -158,9 +159,12 @@ export async function startSession(
       ...(verdict.outcome === 'narrow'
         ? { narrowed: { reason: verdict.reason, why: verdict.why, actions: created.grant.actions } }
         : {}),
+      ...(privilege.connectors.length === 0 ? {} : { connectors: privilege.connectors }),
       ...start.details,
     },
   });
+  // Its downstream credentials are minted once this commits; its end destroys them.
+  await enqueueMints(ctx, tx, created, privilege.connectors, now);
   return { session: created, refreshToken: refresh.token };
 }
 

@@ -1,5 +1,7 @@
 import type { BrokerContext, Caller } from '../core/context.js';
+import type { SessionCredential } from '../domain/connector.js';
 import type { EndReason } from '../domain/session.js';
+import { findConnector, listSessionCredentials } from '../store/repositories/connectors.js';
 import { listLivePepInstances, type PepInstanceEnforcement } from '../store/repositories/pep-instances.js';
 import { findSessionEndSeq, listPepEnforcement } from '../store/repositories/peps.js';
 import { getSession } from './query-sessions.js';
@@ -41,6 +43,8 @@ export interface SessionReceipt {
   peps: PepReceiptEntry[];
   /** Names of the live PEPs that have not applied the end. */
   pending: string[];
+  /** What was minted for the session downstream, with the connector's name and kind. */
+  credentials: (SessionCredential & { connector: string; kind: string })[];
 }
 
 /**
@@ -88,7 +92,18 @@ export async function sessionReceipt(
     enforced: seq !== null && pending.length === 0,
     peps,
     pending,
+    credentials: await credentialsOf(ctx, tenantId, session.id),
   };
+}
+
+async function credentialsOf(ctx: BrokerContext, tenantId: string, sessionId: string) {
+  const credentials = await listSessionCredentials(ctx.store, sessionId);
+  return Promise.all(
+    credentials.map(async (c) => {
+      const connector = await findConnector(ctx.store, tenantId, c.connectorId);
+      return { ...c, connector: connector?.name ?? c.connectorId, kind: connector?.kind ?? 'unknown' };
+    }),
+  );
 }
 
 /**

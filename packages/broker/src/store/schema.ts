@@ -59,6 +59,7 @@ export interface PrivilegeRow {
   ticket: string; // JSON TicketRule
   binding: string; // JSON BindingRule
   attributes: string; // JSON Record<string,string>
+  connectors: string; // JSON string[]: names of the tenant's connectors its sessions get credentials from
   created_at: number;
   updated_at: number;
 }
@@ -431,6 +432,46 @@ export interface ReevaluationJobRow {
   finished_at: number | null;
 }
 
+export interface ConnectorRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  kind: string; // 'postgres'
+  settings: string; // JSON: the kind's non-secret settings (grant roles, …)
+  sealed_secret: string; // the kind's secret (an admin connection URL), sealed with the KEK, bound to id and kind
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ConnectorJobRow {
+  id: string;
+  tenant_id: string;
+  session_id: string;
+  connector_id: string;
+  action: string; // 'mint' | 'destroy'
+  state: string; // 'pending' | 'done'
+  attempts: number;
+  next_attempt_at: number;
+  lease_until: number | null; // a runner holds the job until then
+  last_error: string | null; // why the last attempt failed (never a secret)
+  created_at: number;
+  done_at: number | null;
+}
+
+export interface SessionCredentialRow {
+  session_id: string;
+  connector_id: string;
+  tenant_id: string;
+  username: string;
+  fingerprint: string; // SHA-256 of the secret, for evidence; never the secret
+  sealed_secret: string | null; // sealed until the holder collects it (or the session ends)
+  valid_until: number;
+  minted_at: number;
+  collected_at: number | null;
+  destroyed_at: number | null;
+  connections_terminated: number | null;
+}
+
 /** Written and emptied by `/readyz`'s write probe; always empty between probes. */
 export interface StoreProbeRow {
   id: string;
@@ -480,4 +521,7 @@ export interface Tables {
   subject_token_uses: SubjectTokenUseRow;
   trust_contexts: TrustContextRow;
   reevaluation_jobs: ReevaluationJobRow;
+  connectors: ConnectorRow;
+  connector_jobs: ConnectorJobRow;
+  session_credentials: SessionCredentialRow;
 }

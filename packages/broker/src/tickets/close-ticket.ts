@@ -29,7 +29,7 @@ export interface TicketEnd {
  * each change.
  */
 export async function endWorkOfClosedTicket(
-  ctx: Pick<BrokerContext, 'revocations'>,
+  ctx: Pick<BrokerContext, 'revocations' | 'connectors'>,
   tx: TxHandle,
   ticket: Ticket,
   at: number,

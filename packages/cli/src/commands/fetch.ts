@@ -254,6 +254,9 @@ function rebuild(record: StoredSession, key: SessionKey): BoundSession {
       id: record.session,
       hardExpiresAt: Date.parse(record.hard_expires_at),
       audiences: record.audiences,
+      // Credentials are handed over once, at activation; a session file never holds them.
+      credentials: [],
+      credentialsPending: [],
     },
     {
       accessToken: record.access_token,

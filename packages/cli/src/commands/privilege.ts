@@ -26,6 +26,9 @@ interface PrivilegeFlags {
   ticketOpen?: boolean;
   ticketAssigned?: boolean;
   attr?: Record<string, string>;
+  connector?: string[];
+  /** False with `--no-connectors` (commander's negation). */
+  connectors?: boolean;
 }
 
 function parseCount(text: string): number {
@@ -67,7 +70,13 @@ function withPrivilegeFlags(command: Command): Command {
       '--ticket-assigned',
       'the ticket must be in the register and assigned to the requester (implies --ticket-required)',
     )
-    .option('--attr <key=value>', 'an attribute policies can see (repeatable)', collectAttribute);
+    .option('--attr <key=value>', 'an attribute policies can see (repeatable)', collectAttribute)
+    .option(
+      '--connector <name>',
+      'a connector each session gets a downstream credential from, destroyed at its end (repeatable; replaces the list)',
+      collectList,
+    )
+    .option('--no-connectors', 'sessions get no downstream credentials (update)');
 }
 
 /** Flags → the API's body; only what was given, so `update` changes nothing else. */
@@ -99,6 +108,8 @@ export function privilegeBody(flags: PrivilegeFlags): Record<string, unknown> {
     };
   }
   if (flags.attr) body.attributes = flags.attr;
+  if (flags.connector) body.connectors = flags.connector;
+  else if (flags.connectors === false) body.connectors = [];
   return body;
 }
 

@@ -63,7 +63,10 @@ async function serve(flags: ServerFlags, env: NodeJS.ProcessEnv): Promise<void> 
   try {
     if (flags.demo) {
       // Seeded before listening: once /healthz answers, the identity files are in place.
-      const seed = await broker.seedDemo(ctx, knownDemoKeys(env));
+      // With TETHER_DEMO_DATABASE_URL, the demo adds a PostgreSQL connector on that database.
+      const seed = await broker.seedDemo(ctx, knownDemoKeys(env), {
+        databaseUrl: env.TETHER_DEMO_DATABASE_URL,
+      });
       const written = writeDemoIdentities(seed, config.publicUrl, env);
       demo = { written, tenant: `${seed.tenant.name} (${seed.tenant.id})`, cast: seed.identities };
     }

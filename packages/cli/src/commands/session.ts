@@ -1,8 +1,9 @@
 import { BoundSession, BrokerError, exportSessionKey, generateSessionKey } from '@tether-broker/client';
 import type { SessionReceipt } from '@tether-broker/protocol';
-import type { RequestList, RequestView, SessionList, SessionView } from '@tether-broker/protocol/api';
+import type { RequestView, SessionList, SessionView } from '@tether-broker/protocol/api';
 import { type Command, Option } from 'commander';
 import { query, seg } from '../api.js';
+import { approvedRequestForTicket } from '../approved-requests.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { CliError, EXIT } from '../errors.js';
 import { io } from '../io.js';
@@ -112,37 +113,7 @@ async function requestToActivate(
     throw new CliError('invalid_argument', 'give a request id or --ticket, not both', EXIT.usage);
   if (id) return session.call<RequestView>('GET', `/v1/requests/${seg(id)}`);
   if (!ticket) throw new CliError('invalid_argument', 'give a request id, or --ticket <ref>', EXIT.usage);
-  const me = session.identity.principal;
-  const [{ requests }, { sessions }] = await Promise.all([
-    session.lookup<RequestList>('GET', `/v1/requests${query({ state: 'approved', ticket, principal: me })}`),
-    session.lookup<SessionList>('GET', `/v1/sessions${query({ ticket, principal: me })}`),
-  ]);
-  const activated = new Set(sessions.map((s) => s.request));
-  const now = io().now();
-  const candidates = requests.filter(
-    (r) =>
-      r.kind !== 'extension' &&
-      !activated.has(r.id) &&
-      (r.activation_expires_at === null || Date.parse(r.activation_expires_at) > now),
-  );
-  const [only, ...others] = candidates;
-  if (!only) {
-    throw new CliError(
-      'not_found',
-      `no approved request of yours for ticket ${ticket} is waiting to be activated`,
-      EXIT.refused,
-      '`tether requests --mine` shows your requests and their states',
-    );
-  }
-  if (others.length > 0) {
-    throw new CliError(
-      'ambiguous_ticket',
-      `${candidates.length} approved requests for ticket ${ticket}: ${candidates.map((r) => r.id).join(', ')}`,
-      EXIT.usage,
-      'name one by its id',
-    );
-  }
-  return only;
+  return approvedRequestForTicket(session, ticket, { ambiguousHint: 'name one by its id' });
 }
 
 async function start(id: string | undefined, flags: StartFlags, command: Command): Promise<void> {
@@ -171,10 +142,25 @@ async function start(id: string | undefined, flags: StartFlags, command: Command
   store.save(record);
   store.setCurrent(record.session);
   const view = await session.call<SessionView>('GET', `/v1/sessions/${seg(record.session)}`);
-  if (session.json) return printJson(view);
+  // Downstream credentials are answered once, at activation: shown now or never (not stored).
+  const { credentials, credentialsPending } = bound.info;
+  if (session.json) return printJson({ ...view, credentials, credentials_pending: credentialsPending });
   const names = await lookUpNames(session, ['principals', 'privileges']);
   say(`session ${view.id} started\n`);
   say(sessionDetails(view, names, store));
+  if (credentials.length > 0) {
+    say('\ncredentials (shown once; the broker keeps no copy):');
+    say(
+      renderTable(
+        ['CONNECTOR', 'USERNAME', 'PASSWORD', 'VALID UNTIL'],
+        credentials.map((c) => [c.connector, c.username, c.secret, shortTime(c.valid_until)]),
+      ),
+    );
+  }
+  if (credentialsPending.length > 0)
+    warn(
+      `still minting: ${credentialsPending.join(', ')} (tether exec collects them; or POST /v1/sessions/${view.id}/credentials)`,
+    );
   const [audience] = view.audiences;
   say('\nnext:');
   say(`  tether fetch ${audience ?? '<url>'}/…   # a DPoP-signed call with this session`);

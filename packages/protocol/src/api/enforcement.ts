@@ -122,6 +122,18 @@ export const SessionReceiptView = Type.Object({
     }),
   ),
   pending: Type.Array(Type.String()),
+  credentials: Type.Array(
+    Type.Object({
+      connector: Type.String(),
+      kind: Type.String(),
+      username: Type.String(),
+      fingerprint: Type.String(),
+      minted_at: Timestamp,
+      valid_until: Timestamp,
+      destroyed_at: Type.Union([Timestamp, Type.Null()]),
+      connections_terminated: Type.Union([Type.Integer(), Type.Null()]),
+    }),
+  ),
 });
 export type SessionReceiptView = Static<typeof SessionReceiptView>;
 

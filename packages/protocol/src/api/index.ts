@@ -10,6 +10,12 @@ export {
   Strict,
 } from './common.js';
 export {
+  ConnectorList,
+  ConnectorRefParams,
+  ConnectorView,
+  NewConnectorBody,
+} from './connectors.js';
+export {
   DecisionReportBody,
   DecisionReportView,
   PepAckBody,
@@ -75,6 +81,8 @@ export {
 } from './records.js';
 export {
   ActivationView,
+  CollectedCredentialsView,
+  CredentialView,
   EndSessionBody,
   ExtendSessionBody,
   RevokedView,

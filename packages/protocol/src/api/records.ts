@@ -230,6 +230,9 @@ export const PrivilegeView = Type.Object({
   }),
   binding: Type.Object({ method: Type.String() }),
   attributes: Type.Record(Type.String(), Type.String()),
+  connectors: Type.Array(Type.String(), {
+    description: "the tenant's connectors each session gets a downstream credential from",
+  }),
   created_at: Timestamp,
   updated_at: Timestamp,
 });
@@ -257,6 +260,13 @@ const PrivilegeFields = {
   approval: Type.Optional(ApprovalRuleBody),
   ticket: Type.Optional(TicketRuleBody),
   attributes: Type.Optional(Attributes),
+  connectors: Type.Optional(
+    Type.Array(Name, {
+      maxItems: 4,
+      description:
+        "names of the tenant's connectors: each session gets a credential from each, destroyed when it ends",
+    }),
+  ),
 };
 /** The body of `POST /v1/privileges`. */
 export const NewPrivilegeBody = Type.Object({ name: Name, ...PrivilegeFields }, Strict);

@@ -37,12 +37,40 @@ export const SessionList = Type.Object({ sessions: Type.Array(SessionView) });
 export type SessionList = Static<typeof SessionList>;
 
 /** The answer of `POST /v1/requests/:id/activate`: the session and its first DPoP-bound tokens. */
+/**
+ * A downstream credential handed to the session's holder, once: its value is not kept in clear
+ * anywhere and is never answered again.
+ */
+export const CredentialView = Type.Object({
+  connector: Type.String(),
+  kind: Type.String(),
+  username: Type.String(),
+  secret: Type.String({ description: 'the password (or token): answered once, to the holder' }),
+  valid_until: Type.String({ format: 'date-time' }),
+});
+export type CredentialView = Static<typeof CredentialView>;
+
+/** The answer of `POST /v1/sessions/:id/credentials`: what had not been collected yet. */
+export const CollectedCredentialsView = Type.Object({
+  credentials: Type.Array(CredentialView),
+  /** Connectors still minting (collect again shortly). */
+  pending: Type.Array(Type.String()),
+});
+export type CollectedCredentialsView = Static<typeof CollectedCredentialsView>;
+
 export const ActivationView = Type.Object({
   session: SessionView,
   access_token: Type.String(),
   token_type: Type.Literal('DPoP'),
   expires_in: Type.Integer(),
   refresh_token: Type.String(),
+  credentials: Type.Optional(
+    Type.Array(CredentialView, {
+      description:
+        "the session's downstream credentials minted by the time of the answer (the rest: POST /v1/sessions/:id/credentials)",
+    }),
+  ),
+  credentials_pending: Type.Optional(Type.Array(Type.String())),
 });
 export type ActivationView = Static<typeof ActivationView>;
 

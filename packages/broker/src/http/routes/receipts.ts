@@ -29,6 +29,16 @@ function receiptView(r: SessionReceipt): SessionReceiptView {
       })),
     })),
     pending: r.pending,
+    credentials: r.credentials.map((c) => ({
+      connector: c.connector,
+      kind: c.kind,
+      username: c.username,
+      fingerprint: c.fingerprint,
+      minted_at: iso(c.mintedAt),
+      valid_until: iso(c.validUntil),
+      destroyed_at: c.destroyedAt === null ? null : iso(c.destroyedAt),
+      connections_terminated: c.connectionsTerminated,
+    })),
   };
 }
 

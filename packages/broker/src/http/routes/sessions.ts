@@ -15,18 +15,41 @@ import {
   SessionQuery,
   SessionView,
 } from '@tether-broker/protocol/api';
-import type { BrokerContext } from '../../core/context.js';
+import { awaitMinted, collectCredentials, pendingMints } from '../../connectors/credentials.js';
+import type { BrokerContext, Caller } from '../../core/context.js';
 import { endSession, revokeSessions } from '../../core/end-session.js';
+import type { Session } from '../../domain/session.js';
 import { activateSession } from '../../sessions/activate-session.js';
 import { requestExtension } from '../../sessions/extend-session.js';
 import { findSessions, getSession } from '../../sessions/query-sessions.js';
 import { emptyBodyAsObject, withProblems } from '../schemas/common.js';
 import { requestView, sessionView } from '../views.js';
+import { credentialView } from './connectors.js';
 
 /** A refused DPoP proof at the broker API: 401 with the RFC 9449 code in our problem format. */
 function asProblem(err: unknown): never {
   if (err instanceof DpopError) throw new TetherError(err.code, err.message);
   throw err;
+}
+
+/** How long an activation waits for its downstream credentials before answering without them. */
+const ACTIVATION_CREDENTIAL_WAIT_MS = 5000;
+
+/**
+ * The credentials of a session just activated, if its privilege names connectors: minted after
+ * the activation committed, waited for briefly, handed over in the answer (and so collected).
+ * What is not minted in time is collected later; the activation stands either way.
+ */
+async function credentialsForActivation(ctx: BrokerContext, caller: Caller, session: Session) {
+  if ((await pendingMints(ctx, session.tenantId, session.id)).length === 0) {
+    const collected = await collectCredentials(ctx, caller, session.id).catch(() => undefined);
+    return collected && collected.credentials.length > 0
+      ? { credentials: collected.credentials.map(credentialView), credentials_pending: [] }
+      : {};
+  }
+  await awaitMinted(ctx, session.id, ACTIVATION_CREDENTIAL_WAIT_MS);
+  const collected = await collectCredentials(ctx, caller, session.id);
+  return { credentials: collected.credentials.map(credentialView), credentials_pending: collected.pending };
 }
 
 export function sessionRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
@@ -50,6 +73,7 @@ export function sessionRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
           request.params.id,
           request.headers.dpop,
         ).catch(asProblem);
+        const credentials = await credentialsForActivation(ctx, request.caller, tokens.session);
         return reply
           .code(201)
           .header('cache-control', 'no-store')
@@ -59,6 +83,7 @@ export function sessionRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
             token_type: 'DPoP' as const,
             expires_in: tokens.expiresIn,
             refresh_token: tokens.refreshToken,
+            ...credentials,
           });
       },
     );

@@ -20,6 +20,7 @@ function toPrivilege(row: PrivilegeRow): Privilege {
     ticket: fromJson<TicketRule>(row.ticket),
     binding: fromJson<BindingRule>(row.binding),
     attributes: fromJson<Record<string, string>>(row.attributes),
+    connectors: fromJson<string[]>(row.connectors),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -41,6 +42,7 @@ function toRow(p: Privilege): PrivilegeRow {
     ticket: toJson(p.ticket),
     binding: toJson(p.binding),
     attributes: toJson(p.attributes),
+    connectors: toJson(p.connectors),
     created_at: p.createdAt,
     updated_at: p.updatedAt,
   };
