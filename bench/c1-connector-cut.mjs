@@ -151,7 +151,7 @@ export async function run({ log }) {
   } finally {
     await brokers.stop();
     for (const role of await admin(
-      'select rolname from pg_roles r join pg_auth_members m on m.member = r.oid join pg_roles g on g.oid = m.roleid where g.rolname = $1',
+      'select r.rolname from pg_roles r join pg_auth_members m on m.member = r.oid join pg_roles g on g.oid = m.roleid where g.rolname = $1',
       [group],
     ))
       await admin(`drop role if exists ${role.rolname}`).catch(() => undefined);

@@ -35,8 +35,14 @@ export class Child {
 
   constructor(script, name, args = []) {
     this.#name = name;
-    // e.g. TETHER_BENCH_CHILD_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the children.
-    const execArgv = (process.env.TETHER_BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    // e.g. TETHER_BENCH_CHILD_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the children;
+    // TETHER_BENCH_CHILD_NODE_ARGS_FOR=broker to give them only to the children whose name says so
+    // (profiling every process of a loaded run distorts each profile).
+    const only = process.env.TETHER_BENCH_CHILD_NODE_ARGS_FOR;
+    const execArgv =
+      only && !name.includes(only)
+        ? []
+        : (process.env.TETHER_BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
     this.#child = fork(script, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv });
     const keep = (chunk) => {
       this.#output = (this.#output + chunk.toString()).slice(-8192);

@@ -44,8 +44,11 @@ interface FastifyLike {
  * app.get('/rules/:id', { tether: { action: 'firewall:rules.read', resource: (r) => `firewall/${r.params.id}` } }, handler);
  * ```
  */
-export function tetherFastify(enforcer: Enforcer): (app: FastifyLike) => Promise<void> {
-  const plugin = async (app: FastifyLike) => {
+export function tetherFastify(enforcer: Enforcer): (app: unknown) => Promise<void> {
+  // `unknown`, checked here: a real FastifyInstance (whose many addHook overloads no structural
+  // type of ours matches) is accepted by `app.register(...)` without a cast.
+  const plugin = async (instance: unknown) => {
+    const app = asFastifyLike(instance);
     app.decorateRequest('tether', undefined);
     app.addHook('onRoute', (route) => {
       const option = route.tether;
@@ -80,6 +83,16 @@ export function tetherFastify(enforcer: Enforcer): (app: FastifyLike) => Promise
     });
   };
   // What fastify-plugin does: the hooks apply to the routes of the registering scope too.
+  // (Set on the function that is returned, which register() looks at.)
   (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
   return plugin;
+}
+
+function asFastifyLike(instance: unknown): FastifyLike {
+  const app = instance as Partial<FastifyLike> | null;
+  if (typeof app?.addHook !== 'function' || typeof app.decorateRequest !== 'function')
+    throw new TypeError(
+      'tetherFastify: register it on a Fastify instance (app.register(tetherFastify(enforcer)))',
+    );
+  return app as FastifyLike;
 }
