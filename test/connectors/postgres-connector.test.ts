@@ -183,7 +183,17 @@ describeEachStore('PostgreSQL connector', (fixture) => {
 
   it('refuses a connector aimed at a non-public host the operator did not allow, storing nothing', async () => {
     const before = await s.admin.call<{ connectors: unknown[] }>('GET', '/v1/connectors');
-    for (const url of ['postgres://postgres@10.0.0.7:5432/test', 'postgres://postgres@localhost/test']) {
+    for (const url of [
+      'postgres://postgres@10.0.0.7:5432/test',
+      'postgres://postgres@localhost/test',
+      // pg lets a query parameter replace the host, the port, or name a Unix socket or key file.
+      'postgres://postgres@db.example.com/test?host=127.0.0.1',
+      'postgres://postgres@db.example.com/test?host=/var/run/postgresql',
+      'postgres://postgres@db.example.com/test?port=5433',
+      'postgres://postgres@db.example.com/test?sslrootcert=/etc/tether/kek',
+      'postgres://postgres@%2Fvar%2Frun%2Fpostgresql/test',
+      'postgres://postgres@[::1]/test',
+    ]) {
       await expect(
         s.admin.call('POST', '/v1/connectors', { name: 'inside', kind: 'postgres', url, grant_roles: [] }),
       ).rejects.toMatchObject({ status: 400, code: 'destination_refused' });

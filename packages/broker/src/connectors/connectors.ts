@@ -16,7 +16,7 @@ import {
   listConnectors,
 } from '../store/repositories/connectors.js';
 import { listPrivileges } from '../store/repositories/privileges.js';
-import { connectorSealBinding } from './drivers.js';
+import { connectorSealBinding, postgresUrlRefusal } from './drivers.js';
 import { assertPostgresTarget, PostgresTargetInvalid } from './postgres-roles.js';
 
 export interface ConnectorInput {
@@ -74,6 +74,8 @@ function assertTarget(ctx: BrokerContext, input: ConnectorInput): URL {
     throw err;
   }
   const url = new URL(input.url);
+  const shape = postgresUrlRefusal(url);
+  if (shape !== undefined) throw new TetherError('destination_refused', `url ${shape}`);
   const refusal = outboundOf(ctx).hostRefusal(url.hostname);
   if (refusal !== undefined) throw new TetherError('destination_refused', `url ${refusal}`);
   return url;

@@ -55,6 +55,9 @@ export function credentialKey(sessionId: string, connector: Pick<Connector, 'id'
  */
 async function postgresTarget(ctx: DriverContext, connector: Connector, sealedSecret: string) {
   const url = new URL(await openSecret(ctx.kek, sealedSecret, connectorSealBinding(connector)));
+  // Checked again at each use: a URL sealed before this rule existed must not slip past it.
+  const refusal = postgresUrlRefusal(url);
+  if (refusal !== undefined) throw new Error(`the connector's URL ${refusal}`);
   const { address, family } = await outboundOf(ctx).checkedAddress(url.hostname);
   url.hostname = family === 6 ? `[${address}]` : address;
   return { url: url.toString(), grantRoles: connector.settings.grantRoles };
@@ -134,4 +137,26 @@ export async function destroyCredential(
   const target = await postgresTarget(ctx, connector, sealedSecret);
   const destroyed = await destroyRole(target, credentialKey(session.id, connector));
   return { existed: destroyed.existed, connectionsTerminated: destroyed.connectionsTerminated };
+}
+
+/** Query parameters a connector URL may carry: TLS mode alone. */
+const POSTGRES_URL_PARAMETERS = new Set(['sslmode']);
+const SSL_MODES = new Set(['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify']);
+
+/**
+ * Why the broker would not connect with a PostgreSQL URL, or undefined. The driver (pg) lets a
+ * query parameter override the URL's host and port (`?host=127.0.0.1`, `?host=/var/run/postgresql`)
+ * and read files named in it (`sslrootcert`, `sslkey`): each of those would walk around the host
+ * check. A host must be a plain name or an IP literal; an encoded path (a Unix socket) is not one.
+ */
+export function postgresUrlRefusal(url: URL): string | undefined {
+  for (const [name, value] of url.searchParams) {
+    if (!POSTGRES_URL_PARAMETERS.has(name)) return `may not carry the parameter ${JSON.stringify(name)}`;
+    if (name === 'sslmode' && !SSL_MODES.has(value)) return `has an unknown sslmode ${JSON.stringify(value)}`;
+  }
+  if (url.hash) return 'may not carry a fragment';
+  const host = url.hostname;
+  if (!/^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)$/i.test(host))
+    return 'must name its host by a plain name or an IP address (no socket path)';
+  return undefined;
 }
