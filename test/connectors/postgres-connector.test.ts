@@ -193,6 +193,12 @@ describeEachStore('PostgreSQL connector', (fixture) => {
       'postgres://postgres@db.example.com/test?sslrootcert=/etc/tether/kek',
       'postgres://postgres@%2Fvar%2Frun%2Fpostgresql/test',
       'postgres://postgres@[::1]/test',
+      // 127.0.0.1 by other spellings, which the postgres: scheme leaves as written.
+      'postgres://postgres@2130706433/test',
+      'postgres://postgres@0x7f.1/test',
+      'postgres://postgres@127.1/test',
+      'postgres://postgres@%31%32%37.0.0.1/test',
+      'postgres://postgres@[::ffff:7f00:1]/test',
     ]) {
       await expect(
         s.admin.call('POST', '/v1/connectors', { name: 'inside', kind: 'postgres', url, grant_roles: [] }),
@@ -242,6 +248,30 @@ describeEachStore('PostgreSQL connector', (fixture) => {
       await admin("select 1 from pg_roles where rolname like 'tether_ses_%' and rolname like $1", [
         `%${session.info.id}%`,
       ]),
+    ).toEqual([]);
+    await session.end();
+  });
+
+  it("a connector's grant roles edited in SQL make its sealed URL refuse to open: nothing is minted", async () => {
+    await withConnector();
+    // A DB writer (no KEK) hands every session a shell on the database server.
+    await store.db
+      .updateTable('connectors')
+      .set({ settings: JSON.stringify({ grantRoles: ['pg_execute_server_program'], target: 'x' }) })
+      .execute();
+    const created = await s.pipeline.client.call<{ id: string }>('POST', '/v1/requests', {
+      privilege: 'deploy',
+      ticket: 'CHG-3',
+      justification: 'x',
+      duration: 900,
+    });
+    const session = await BoundSession.activate(s.pipeline.client, created.id);
+    await b.ctx.connectors.idle();
+    expect(session.info.credentials).toEqual([]);
+    const jobs = await store.db.selectFrom('connector_jobs').selectAll().execute();
+    expect(jobs).toEqual([expect.objectContaining({ action: 'mint', state: 'pending', attempts: 1 })]);
+    expect(
+      await admin('select 1 from pg_roles where rolname like $1', [`tether_${session.info.id}%`]),
     ).toEqual([]);
     await session.end();
   });

@@ -22,6 +22,8 @@ interface Target {
   live: Map<string, string>;
   /** Answer 503 to every call while true (the target is down). */
   down: boolean;
+  /** The audience the target was set up with: its connector (`<issuer>/v1/connectors/<id>`). */
+  audience: string;
 }
 
 async function startTarget(b: TestBroker): Promise<Target> {
@@ -35,6 +37,7 @@ async function startTarget(b: TestBroker): Promise<Target> {
     refused: [],
     live: new Map(),
     down: false,
+    audience: '',
   };
   const seen = new Set<string>();
   target.server.on('request', async (req, res) => {
@@ -45,7 +48,7 @@ async function startTarget(b: TestBroker): Promise<Target> {
       if (req.headers['content-type'] !== 'application/jwt') throw new Error('not a JWT body');
       const { payload } = await jwtVerify(Buffer.concat(chunks).toString('utf8'), jwks, {
         issuer: PUBLIC_URL,
-        audience: target.url,
+        audience: target.audience,
         typ: CONNECTOR_CALL_JWT_TYPE,
         currentDate: new Date(b.clock.now()),
       });
@@ -87,7 +90,12 @@ describeEachStore('webhook connector', (fixture) => {
     });
     s = await setUpScenario(b);
     target = await startTarget(b);
-    await s.admin.call('POST', '/v1/connectors', { name: 'appliance', kind: 'webhook', url: target.url });
+    const connector = await s.admin.call<{ id: string }>('POST', '/v1/connectors', {
+      name: 'appliance',
+      kind: 'webhook',
+      url: target.url,
+    });
+    target.audience = `${PUBLIC_URL}/v1/connectors/${connector.id}`;
     await s.admin.call('PATCH', '/v1/privileges/deploy', { connectors: ['appliance'] });
   });
   afterEach(async () => {
@@ -155,6 +163,26 @@ describeEachStore('webhook connector', (fixture) => {
     b.ctx.connectors.wake();
     await b.ctx.connectors.idle();
     expect(target.live.size).toBe(0);
+  });
+
+  it("another tenant naming this target's URL gets nothing: its calls are for its own connector, refused there", async () => {
+    const other = await startTestBroker(store, { reuse: b, tenantName: 'rival' });
+    const rival = await setUpScenario(other);
+    await rival.admin.call('POST', '/v1/connectors', { name: 'stolen', kind: 'webhook', url: target.url });
+    await rival.admin.call('PATCH', '/v1/privileges/deploy', { connectors: ['stolen'] });
+    const created = await rival.pipeline.client.call<{ id: string }>('POST', '/v1/requests', {
+      privilege: 'deploy',
+      ticket: 'CHG-66',
+      justification: 'borrow the appliance',
+      duration: 900,
+    });
+    const session = await BoundSession.activate(rival.pipeline.client, created.id);
+    await b.ctx.connectors.idle();
+    expect(session.info.credentials).toEqual([]);
+    expect(target.live.size).toBe(0);
+    expect(target.refused).toEqual([expect.stringMatching(/aud/)]);
+    await session.end();
+    await b.ctx.connectors.idle();
   });
 
   it('refuses a webhook URL that is not https to a host the operator did not allow', async () => {

@@ -114,5 +114,5 @@ export async function awaitMinted(
       (j) => j.action === 'mint' && j.state === 'pending' && j.attempts === 0,
     );
   while ((await firstAttemptsPending()) && performance.now() < deadline)
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 50));
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { openSecret, type SealBinding } from '../config/key-encryption.js';
 import type { BrokerContext } from '../core/context.js';
 import type { Connector } from '../domain/connector.js';
@@ -5,9 +6,23 @@ import { outboundOf } from '../net/client.js';
 import { destroyRole, mintRole } from './postgres-roles.js';
 import { callWebhookTarget, type WebhookCreated, type WebhookDestroyed } from './webhook-target.js';
 
-/** A connector's sealed URL opens only in its own row: copied to another connector, it does not. */
-export function connectorSealBinding(c: Pick<Connector, 'id' | 'kind' | 'tenantId'>): SealBinding {
-  return { connector: c.id, kind: c.kind, tenant: c.tenantId };
+/**
+ * A connector's sealed URL opens only in its own row, with its own settings: copied to another
+ * connector, or with its grant roles or kind edited in SQL, it does not open, and nothing is
+ * minted.
+ */
+export function connectorSealBinding(
+  c: Pick<Connector, 'id' | 'kind' | 'tenantId' | 'settings'>,
+): SealBinding {
+  const settings = createHash('sha256')
+    .update(JSON.stringify([c.settings.grantRoles, c.settings.target]))
+    .digest('base64url');
+  return { connector: c.id, kind: c.kind, tenant: c.tenantId, settings };
+}
+
+/** The audience of a webhook connector's calls: the connector itself, tenant-specific. */
+export function connectorAudience(issuer: string, connectorId: string): string {
+  return `${issuer}/v1/connectors/${connectorId}`;
 }
 
 /** A session's credential value opens only for that session and connector. */
@@ -76,6 +91,7 @@ async function webhookCall(
     action,
     issuer: ctx.config.publicUrl,
     url,
+    audience: connectorAudience(ctx.config.publicUrl, connector.id),
     credentialId: credentialKey(session.id, connector),
     tenant: session.tenantId,
     session: session.id,

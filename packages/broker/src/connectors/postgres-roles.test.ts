@@ -6,6 +6,7 @@ import {
   assertPostgresTarget,
   destroyRole,
   mintRole,
+  ORPHAN_ROLE,
   type PostgresTarget,
   PostgresTargetInvalid,
   roleNameFor,
@@ -252,7 +253,7 @@ describe.skipIf(!PG_REACHABLE)('postgres session roles [postgres]', () => {
     await expectLoginRefused(role);
   });
 
-  it('destroy drops a role that owns a table, keeping the table under the admin', async () => {
+  it('destroy drops a role that owns a table, keeping the table under the privilege-less orphan role, never the admin', async () => {
     const group = await groupRole();
     const schema = `tether_test_s_${suffix()}`;
     schemasToDrop.add(schema);
@@ -278,7 +279,62 @@ describe.skipIf(!PG_REACHABLE)('postgres session roles [postgres]', () => {
       );
       return rows[0];
     });
-    expect(owner?.owner).toBe(owner?.me);
+    // Never the admin: a SECURITY DEFINER function or view the holder left would run as it.
+    expect(owner?.owner).toBe(ORPHAN_ROLE);
+    expect(owner?.owner).not.toBe(owner?.me);
+  });
+
+  it('refuses to grant a role that leads to a superuser or to the server (checked on the server, at every mint)', async () => {
+    // A harmless-looking group that is a member of a server-reaching built-in role.
+    const sneaky = await groupRole();
+    await admin((c) => c.query(`GRANT pg_read_server_files TO ${pg.escapeIdentifier(sneaky)}`));
+    for (const grant of ['postgres', sneaky]) {
+      const { id, role } = session();
+      await expect(mintRole({ url: PG_URL, grantRoles: [grant] }, id, Date.now() + HOUR)).rejects.toThrow(
+        /checking grant roles/,
+      );
+      expect(await roleRow(role)).toBeUndefined();
+    }
+  });
+
+  it('destroy revokes the role from a login the holder granted it to, so the grants do not outlive it', async () => {
+    const group = await groupRole();
+    const alice = `tether_test_alice_${suffix()}`;
+    rolesToDrop.add(alice);
+    await admin((c) => c.query(`CREATE ROLE ${alice} LOGIN`));
+    const { id, role } = session();
+    const target = { url: PG_URL, grantRoles: [group] };
+    await mintRole(target, id, Date.now() + HOUR);
+    // The holder's move: keep the session role's grants through a login of its own.
+    await admin((c) => c.query(`GRANT ${pg.escapeIdentifier(role)} TO ${alice}`));
+    await destroyRole(target, id);
+    const { rows } = await admin((c) =>
+      c.query<{ m: boolean }>("SELECT pg_has_role($1, $2, 'MEMBER') AS m", [alice, group]),
+    );
+    expect(rows[0]?.m).toBe(false);
+  });
+
+  it('destroy leaves no SECURITY DEFINER function of the holder running as the admin', async () => {
+    const group = await groupRole();
+    const schema = `tether_test_s_${suffix()}`;
+    schemasToDrop.add(schema);
+    await admin((c) =>
+      c.query(`CREATE SCHEMA ${schema}; GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${group}`),
+    );
+    const { id, role } = session();
+    const target = { url: PG_URL, grantRoles: [group] };
+    const minted = await mintRole(target, id, Date.now() + HOUR);
+    const asRole = await connectAs(role, minted.password);
+    await asRole.query(
+      `CREATE FUNCTION ${schema}.whoami() RETURNS text LANGUAGE sql SECURITY DEFINER AS 'SELECT current_user::text'`,
+    );
+    await asRole.end();
+    await destroyRole(target, id);
+    const { rows } = await admin((c) =>
+      c.query<{ who: string; me: string }>(`SELECT ${schema}.whoami() AS who, current_user AS me`),
+    );
+    expect(rows[0]?.who).toBe(ORPHAN_ROLE);
+    expect(rows[0]?.who).not.toBe(rows[0]?.me);
   });
 
   it('destroy is idempotent: a second call (and a call for a never-minted session) answers existed:false', async () => {

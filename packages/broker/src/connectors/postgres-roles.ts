@@ -172,6 +172,7 @@ export async function mintRole(
         await run(client, role, 'resetting role', `ALTER ROLE ${id} WITH ${attributes}`, { secret: true });
         await revokeOtherMemberships(client, role, target.grantRoles);
       }
+      await assertGrantable(client, role, target.grantRoles);
       for (const group of new Set(target.grantRoles)) {
         await run(client, role, 'granting roles', `GRANT ${pg.escapeIdentifier(group)} TO ${id}`);
       }
@@ -194,11 +195,22 @@ export async function destroyRole(target: PostgresTarget, sessionId: string): Pr
     const existing = await lookUpRole(client, role);
     if (existing === undefined) return { username: role, existed: false, connectionsTerminated: 0 };
     await run(client, role, 'revoking login', `ALTER ROLE ${id} WITH NOLOGIN`);
+    // The holder may have granted the role to a login of its own (GRANT tether_x TO alice):
+    // that membership would keep the grants alive however long the drop takes.
+    await revokeFromMembers(client, role);
     let connectionsTerminated = await terminateBackends(client, role, existing.oid);
+    await ensureOrphanRole(client, role);
     await inTransaction(client, role, async () => {
-      // REASSIGN keeps what the session built (it may be someone's data); DROP OWNED then
-      // removes the privileges granted to the role, which would otherwise block DROP ROLE.
-      await run(client, role, 'reassigning owned objects', `REASSIGN OWNED BY ${id} TO CURRENT_USER`);
+      // REASSIGN keeps what the session built (it may be someone's data), but never to the admin:
+      // a SECURITY DEFINER function or a view the holder left would then run with the admin's
+      // rights. The orphan role has no login and no privileges. DROP OWNED then removes the
+      // privileges granted to the role, which would otherwise block DROP ROLE.
+      await run(
+        client,
+        role,
+        'reassigning owned objects',
+        `REASSIGN OWNED BY ${id} TO ${pg.escapeIdentifier(ORPHAN_ROLE)}`,
+      );
       await run(client, role, 'dropping owned objects', `DROP OWNED BY ${id}`);
       await run(client, role, 'dropping role', `DROP ROLE ${id}`);
     });
@@ -225,6 +237,90 @@ async function lookUpRole(client: pg.Client, role: string): Promise<RoleRow | un
     { params: [role] },
   );
   return rows[0];
+}
+
+/** Owns what ended sessions left behind: no login, no privileges, member of nothing. */
+export const ORPHAN_ROLE = 'tether_orphaned';
+
+/** Built-in roles whose members reach the server's files, programs or other sessions. */
+const SERVER_REACHING_ROLES = [
+  'pg_execute_server_program',
+  'pg_read_server_files',
+  'pg_write_server_files',
+  'pg_signal_backend',
+];
+
+/**
+ * Refuses grant roles that are (or lead to) a superuser or a server-reaching built-in role:
+ * checked at every mint, on the server itself, since membership can change after the connector
+ * was registered and a name alone says nothing of it.
+ */
+async function assertGrantable(client: pg.Client, role: string, grants: readonly string[]): Promise<void> {
+  if (grants.length === 0) return;
+  const { rows } = await run<{ rolname: string }>(
+    client,
+    role,
+    'checking grant roles',
+    `SELECT g.rolname FROM pg_roles g
+      WHERE g.rolname = ANY($1::text[])
+        AND (g.rolsuper OR g.rolcreaterole OR g.rolbypassrls OR g.rolreplication
+             OR EXISTS (SELECT 1 FROM pg_roles s
+                         WHERE (s.rolsuper OR s.rolname = ANY($2::text[]))
+                           AND pg_has_role(g.oid, s.oid, 'MEMBER')))`,
+    { params: [grants, SERVER_REACHING_ROLES] },
+  );
+  if (rows.length > 0)
+    throw new PostgresRoleError(
+      role,
+      'checking grant roles',
+      undefined,
+      `${rows.map((r) => r.rolname).join(', ')} would give a superuser's or the server's reach`,
+    );
+}
+
+/** The orphan role, created once (concurrent destroys may race to create it: either wins). */
+async function ensureOrphanRole(client: pg.Client, role: string): Promise<void> {
+  const { rows } = await run(
+    client,
+    role,
+    'looking up the orphan role',
+    'SELECT 1 FROM pg_roles WHERE rolname = $1',
+    {
+      params: [ORPHAN_ROLE],
+    },
+  );
+  if (rows.length > 0) return;
+  try {
+    await run(
+      client,
+      role,
+      'creating the orphan role',
+      `CREATE ROLE ${pg.escapeIdentifier(ORPHAN_ROLE)} NOLOGIN`,
+    );
+  } catch (err) {
+    if (!(err instanceof PostgresRoleError && err.code === '42710')) throw err;
+  }
+}
+
+/** Revokes the role from every role it was granted to (by the holder, during the session). */
+async function revokeFromMembers(client: pg.Client, role: string): Promise<void> {
+  const { rows } = await run<{ rolname: string }>(
+    client,
+    role,
+    'revoking its members',
+    `SELECT r.rolname FROM pg_auth_members m
+       JOIN pg_roles g ON g.oid = m.roleid
+       JOIN pg_roles r ON r.oid = m.member
+      WHERE g.rolname = $1`,
+    { params: [role] },
+  );
+  for (const { rolname } of rows)
+    await run(
+      client,
+      role,
+      'revoking its members',
+      `REVOKE ${pg.escapeIdentifier(role)} FROM ${pg.escapeIdentifier(rolname)}`,
+    );
 }
 
 /** A reset must leave the memberships the target asks for now, not those an earlier attempt was given. */

@@ -13,8 +13,14 @@ export interface WebhookCall {
   action: 'create' | 'destroy';
   /** The broker's issuer (public URL): the target verifies the call with its JWKS. */
   issuer: string;
-  /** The connector's URL: the call's audience, so a call to one target is refused by another. */
+  /** Where the call goes. */
   url: string;
+  /**
+   * The call's audience: the connector itself (`<issuer>/v1/connectors/<id>`), which its target
+   * is configured with. Not the URL: another tenant may register the same URL, and its calls
+   * must be refused there.
+   */
+  audience: string;
   /** Same on every attempt of one credential: the target makes create and destroy idempotent with it. */
   credentialId: string;
   tenant: string;
@@ -52,7 +58,7 @@ async function signCall(key: ActiveSigningKey, call: WebhookCall): Promise<strin
   })
     .setProtectedHeader({ alg: SIGNING_ALG, typ: CONNECTOR_CALL_JWT_TYPE, kid: key.kid })
     .setIssuer(call.issuer)
-    .setAudience(call.url)
+    .setAudience(call.audience)
     .setIssuedAt(iat)
     .setExpirationTime(iat + CALL_LIFETIME_SECONDS)
     .setJti(globalThis.crypto.randomUUID())
@@ -63,7 +69,8 @@ async function signCall(key: ActiveSigningKey, call: WebhookCall): Promise<strin
  * One signed call to a webhook connector's target, through the broker's guarded outbound client
  * (https, checked destination, size and time caps, no redirects). The body is a JWS signed by
  * the broker's current signing key (`application/jwt`): the target verifies it with the broker's
- * JWKS, checks `aud` is its own URL, `typ`, `exp`, and that it has not seen the `jti`.
+ * JWKS, checks `aud` is the connector it was set up for, `typ`, `exp`, and that it has not seen
+ * the `jti`.
  * A 2xx answer is success; a `create` answer must be `{ "username": "…", "secret": "…" }`.
  */
 export async function callWebhookTarget(
@@ -86,8 +93,9 @@ export async function callWebhookTarget(
   }
   const answer = parseJson(response.body);
   const { username, secret } = answer ?? {};
-  if (typeof username !== 'string' || username === '' || username.length > 256)
-    throw new WebhookTargetRefused('the target answered create without a username');
+  // Shown in receipts and terminals: printable ASCII without spaces, as user names are.
+  if (typeof username !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(username))
+    throw new WebhookTargetRefused('the target answered create without a usable username');
   if (typeof secret !== 'string' || secret.length > 4096)
     throw new WebhookTargetRefused('the target answered create without a secret');
   return { username, secret };

@@ -20,6 +20,8 @@ import {
 } from '../store/repositories/connectors.js';
 import { findSessionById } from '../store/repositories/sessions.js';
 import { credentialSealBinding, destroyCredential, mintCredential } from './drivers.js';
+import { PostgresRoleError } from './postgres-roles.js';
+import { WebhookTargetRefused } from './webhook-target.js';
 
 export type ConnectorWorkerContext = Pick<
   BrokerContext,
@@ -34,15 +36,25 @@ const MAX_SLEEP_MS = 60_000;
 const WAIT_FOR_MINT_MS = 250;
 
 /**
- * Why an attempt failed, fit for the audit trail and logs: the error's class and message and
- * code, cut short. Drivers never put a credential in an error; the URL's password never reaches
- * one (the driver connects with the parsed URL, and pg's errors do not repeat it).
+ * Why an attempt failed, as the tenant's audit trail says it: the step and PostgreSQL's error
+ * code, or the target's refusal, else "unreachable". No more: the tenant's admin chose where the
+ * connector points, and texts such as ECONNREFUSED, a timeout or a file name would make the
+ * broker a scanner of the networks and files it can reach (as the outbound client's "unreachable"
+ * rule says). The full error goes to the operator's log.
  */
-function reasonOf(err: unknown): string {
-  if (!(err instanceof Error)) return 'failed';
-  const code = (err as { code?: unknown }).code;
-  const text = `${err.message}${typeof code === 'string' ? ` (${code})` : ''}`;
-  return text.replace(/postgres(ql)?:\/\/[^\s]*/gi, 'postgres://…').slice(0, 300);
+function auditReasonOf(err: unknown): string {
+  if (err instanceof PostgresRoleError)
+    return err.step === 'connecting'
+      ? 'unreachable'
+      : `${err.step} failed${err.code ? ` (SQLSTATE ${err.code})` : ''}`;
+  if (err instanceof WebhookTargetRefused) return err.message;
+  if (err instanceof ConnectorJobInconsistent) return err.message;
+  return 'unreachable';
+}
+
+/** A job whose session, connector and tenant do not belong together (a row edited in SQL). */
+class ConnectorJobInconsistent extends Error {
+  override readonly name = 'ConnectorJobInconsistent';
 }
 
 /**
@@ -152,6 +164,7 @@ export class ConnectorWorker implements ConnectorQueue {
     const { store, clock } = this.#ctx;
     const session = await findSessionById(store, job.sessionId);
     const found = await findConnectorSecret(store, job.connectorId);
+    assertBelongTogether(job, session, found?.connector);
     if (!session || !found) throw new Error('the session or connector of this job is gone');
     // Ended before its credential was minted: nothing to mint (its destroy job cleans up any
     // attempt a crash left half done).
@@ -225,6 +238,7 @@ export class ConnectorWorker implements ConnectorQueue {
     }
     const found = await findConnectorSecret(store, job.connectorId);
     const session = await findSessionById(store, job.sessionId);
+    assertBelongTogether(job, session, found?.connector);
     if (!found || !session) throw new Error('the session or connector of this job is gone');
     const destroyed = await destroyCredential(this.#ctx, found.connector, found.sealedSecret, session);
     await inTransaction(store, async (tx) => {
@@ -255,11 +269,14 @@ export class ConnectorWorker implements ConnectorQueue {
   async #failed(job: ConnectorJob, err: unknown): Promise<void> {
     const { store, clock } = this.#ctx;
     const attempts = job.attempts + 1;
-    const reason = reasonOf(err);
+    const reason = auditReasonOf(err);
     const now = clock.now();
     const retryAt = nextAttemptAfter(now, attempts);
     this.#failures.inc({ action: job.action });
-    this.#log.warn({ job: job.id, action: job.action, attempts, reason }, 'connector job failed; will retry');
+    this.#log.warn(
+      { job: job.id, action: job.action, attempts, reason, err },
+      'connector job failed; will retry',
+    );
     await inTransaction(store, async (tx) => {
       await markJobFailed(tx, job.id, { attempts, retryAt, reason });
       await recordAudit(tx, job.tenantId, now, {
@@ -288,4 +305,19 @@ export class ConnectorWorker implements ConnectorQueue {
     const timer = setTimeout(() => this.wake(), ms);
     timer.unref();
   }
+}
+
+/**
+ * The job, its session and its connector are one tenant's: a job row pointed in SQL at another
+ * tenant's connector (to mint in its database for one's own session) is refused before any call.
+ */
+function assertBelongTogether(
+  job: ConnectorJob,
+  session: { tenantId: string } | undefined,
+  connector: { tenantId: string } | undefined,
+): void {
+  if (session && session.tenantId !== job.tenantId)
+    throw new ConnectorJobInconsistent('the job and its session belong to different tenants');
+  if (connector && connector.tenantId !== job.tenantId)
+    throw new ConnectorJobInconsistent('the job and its connector belong to different tenants');
 }

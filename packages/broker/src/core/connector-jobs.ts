@@ -6,6 +6,7 @@ import {
   findConnectorByName,
   insertConnectorJob,
   listSessionJobs,
+  makeMintsDue,
 } from '../store/repositories/connectors.js';
 import type { ConnectorQueue } from './context.js';
 
@@ -63,6 +64,9 @@ export async function enqueueDestroys(
   const jobs = await listSessionJobs(tx, session.id);
   const minted = new Set(jobs.filter((j) => j.action === 'mint').map((j) => j.connectorId));
   const destroying = new Set(jobs.filter((j) => j.action === 'destroy').map((j) => j.connectorId));
+  // A mint still pending (waiting out a backoff) is made due now: it will find the session ended
+  // and stand down, and the destroy, which waits for it, need not wait out the backoff.
+  await makeMintsDue(tx, session.id, now);
   let queued = 0;
   for (const connectorId of minted) {
     if (destroying.has(connectorId)) continue;

@@ -40,16 +40,21 @@ const NON_PUBLIC_V6: [string, number][] = [
   ['ff00::', 8], // multicast
 ];
 
-const NON_PUBLIC = new BlockList();
-for (const [net, prefix] of NON_PUBLIC_V4) NON_PUBLIC.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of NON_PUBLIC_V6) NON_PUBLIC.addSubnet(net, prefix, 'ipv6');
+// Two lists, each checked with its own family only: a BlockList also matches an IPv4 address
+// against IPv6 rules through its mapped form (::ffff:a.b.c.d), so one list holding the
+// `::ffff:0:0/96` rule refused every IPv4 address, public ones included (Node 20).
+const NON_PUBLIC_IPV4 = new BlockList();
+for (const [net, prefix] of NON_PUBLIC_V4) NON_PUBLIC_IPV4.addSubnet(net, prefix, 'ipv4');
+const NON_PUBLIC_IPV6 = new BlockList();
+for (const [net, prefix] of NON_PUBLIC_V6) NON_PUBLIC_IPV6.addSubnet(net, prefix, 'ipv6');
 
 /** Whether `address` (an IP literal, no brackets) is outside the public unicast space. Not an IP: true. */
 export function isNonPublicAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
-  // BlockList matches an IPv4-mapped IPv6 address against the IPv4 rules too.
-  return NON_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  // IPv6 forms embedding an IPv4 address (mapped, NAT64, 6to4, Teredo) are non-public as a
+  // whole: each is one of the IPv6 ranges listed.
+  return family === 4 ? NON_PUBLIC_IPV4.check(address, 'ipv4') : NON_PUBLIC_IPV6.check(address, 'ipv6');
 }
 
 /** A URL's hostname as compared with the allow-list: lower case, IPv6 without brackets. */

@@ -143,6 +143,10 @@ export class OutboundClient {
   hostRefusal(hostname: string): string | undefined {
     const host = bareHost(hostname);
     if (host === '') return 'names no host';
+    // As an https URL would read it: `2130706433`, `0x7f.1`, `127.1` are all 127.0.0.1 there (and
+    // to the resolver), while a non-special scheme such as postgres: leaves them as written.
+    if (canonicalHost(hostname) !== hostname.toLowerCase())
+      return 'must name its host plainly (a name, a dotted IPv4 address or a bracketed IPv6 address)';
     if (this.#allowed.has(host)) return undefined;
     if (isLocalName(host) || (isIP(host) !== 0 && isNonPublicAddress(host)))
       return 'names a loopback, private, link-local or reserved address; the broker connects there only when the operator allows the host (outboundAllowHosts)';
@@ -157,17 +161,19 @@ export class OutboundClient {
   async checkedAddress(hostname: string): Promise<{ address: string; family: number }> {
     const refusal = this.hostRefusal(hostname);
     if (refusal !== undefined) throw new Unreachable(`destination refused: ${refusal}`);
-    return this.#destination(
-      new URL(`https://${hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname}/`),
-      AbortSignal.timeout(this.settings.timeoutMs),
-    );
+    return this.#destination(new URL(`https://${hostname}/`), AbortSignal.timeout(this.settings.timeoutMs));
   }
 
   /** The one address to connect to: resolved, every answer checked, unless the host is allowed. */
   async #destination(url: URL, signal: AbortSignal): Promise<{ address: string; family: number }> {
     const host = bareHost(url.hostname);
     const literal = isIP(host);
-    if (literal !== 0) return { address: host, family: literal };
+    if (literal !== 0) {
+      // Checked again here, whatever the caller checked: a literal is its own destination.
+      if (!this.#allowed.has(host) && isNonPublicAddress(host))
+        throw new Unreachable('destination refused: a non-public address');
+      return { address: host, family: literal };
+    }
     let addresses: { address: string; family: number }[];
     try {
       addresses = await Promise.race([
@@ -255,5 +261,14 @@ export class OutboundClient {
       });
       request.end(body);
     });
+  }
+}
+
+/** A host as an https URL reads it (numeric IPv4 forms normalised), or '' if it is not one. */
+function canonicalHost(hostname: string): string {
+  try {
+    return new URL(`https://${hostname}/`).hostname;
+  } catch {
+    return '';
   }
 }

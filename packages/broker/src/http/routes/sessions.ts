@@ -48,7 +48,10 @@ async function credentialsForActivation(ctx: BrokerContext, caller: Caller, sess
       : {};
   }
   await awaitMinted(ctx, session.id, ACTIVATION_CREDENTIAL_WAIT_MS);
-  const collected = await collectCredentials(ctx, caller, session.id);
+  // The activation has committed: its tokens are answered whatever happens here (the session
+  // ended meanwhile, say); the credentials are the only thing that may be missing.
+  const collected = await collectCredentials(ctx, caller, session.id).catch(() => undefined);
+  if (!collected) return { credentials: [], credentials_pending: [] };
   return { credentials: collected.credentials.map(credentialView), credentials_pending: collected.pending };
 }
 

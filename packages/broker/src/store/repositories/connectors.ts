@@ -327,3 +327,15 @@ export async function markCollected(
     .where('connector_id', '=', connectorId)
     .execute();
 }
+
+/** Makes a session's pending mint jobs due at `now` (its end: they stand down at once). */
+export async function makeMintsDue(tx: TxHandle, sessionId: string, now: number): Promise<void> {
+  await tx.db
+    .updateTable('connector_jobs')
+    .set({ next_attempt_at: now })
+    .where('session_id', '=', sessionId)
+    .where('action', '=', 'mint')
+    .where('state', '=', 'pending')
+    .where('next_attempt_at', '>', now)
+    .execute();
+}
