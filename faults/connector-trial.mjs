@@ -42,7 +42,9 @@ export async function connectorCrashTrial({ dialect, lifecycles, maxFaults }) {
       name: 'kill -9 with a PostgreSQL connector',
       dialect,
       lifecycles,
-      chaos: crashes(maxFaults === undefined ? {} : { maxFaults }),
+      // A kill every 1–4 s: a restarted broker needs about a second before it serves, so the
+      // crash trial's 0.2–1.2 s would leave it down most of the time and few lifecycles done.
+      chaos: crashes({ everyMs: [1000, 4000], ...(maxFaults === undefined ? {} : { maxFaults }) }),
       brokerOptions: { outboundAllowHosts: [DOWNSTREAM.hostname] },
       setup: async (tenant) => {
         await tenant.admin.call('POST', '/v1/connectors', {
