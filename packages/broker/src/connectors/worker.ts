@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { recordAudit } from '../audit/record.js';
@@ -51,6 +52,9 @@ function auditReasonOf(err: unknown): string {
   if (err instanceof ConnectorJobInconsistent) return err.message;
   return 'unreachable';
 }
+
+/** A job as its runner holds it: with the token of its lease. */
+type HeldJob = ConnectorJob & { leaseToken: string };
 
 /** A job whose session, connector and tenant do not belong together (a row edited in SQL). */
 class ConnectorJobInconsistent extends Error {
@@ -147,11 +151,14 @@ export class ConnectorWorker implements ConnectorQueue {
     }
   }
 
-  async #runJob(job: ConnectorJob): Promise<void> {
+  async #runJob(listed: ConnectorJob): Promise<void> {
     const now = this.#ctx.clock.now();
-    if (!(await leaseJob(this.#ctx.store, job.id, now, now + CONNECTOR_LIMITS.leaseMs))) return;
+    const token = randomUUID();
+    const lease = { until: now + CONNECTOR_LIMITS.leaseMs, token };
+    if (!(await leaseJob(this.#ctx.store, listed.id, now, lease))) return;
+    const job: HeldJob = { ...listed, leaseToken: token };
     // A lease found expired: a runner took this job before and died (a crash, a kill -9).
-    const resumed = job.leaseUntil !== null;
+    const resumed = listed.leaseUntil !== null;
     try {
       if (job.action === 'mint') await this.#mint(job, resumed);
       else await this.#destroy(job, resumed);
@@ -160,7 +167,7 @@ export class ConnectorWorker implements ConnectorQueue {
     }
   }
 
-  async #mint(job: ConnectorJob, resumed: boolean): Promise<void> {
+  async #mint(job: HeldJob, resumed: boolean): Promise<void> {
     const { store, clock } = this.#ctx;
     const session = await findSessionById(store, job.sessionId);
     const found = await findConnectorSecret(store, job.connectorId);
@@ -169,7 +176,7 @@ export class ConnectorWorker implements ConnectorQueue {
     // Ended before its credential was minted: nothing to mint (its destroy job cleans up any
     // attempt a crash left half done).
     if (!isLive(session, clock.now())) {
-      await inTransaction(store, (tx) => markJobDone(tx, job.id, clock.now()));
+      await inTransaction(store, (tx) => markJobDone(tx, job.id, clock.now(), job.leaseToken));
       return;
     }
     const minted = await mintCredential(this.#ctx, found.connector, found.sealedSecret, session);
@@ -180,7 +187,7 @@ export class ConnectorWorker implements ConnectorQueue {
     );
     await inTransaction(store, async (tx) => {
       const at = clock.now();
-      if (!(await markJobDone(tx, job.id, at))) return;
+      if (!(await markJobDone(tx, job.id, at, job.leaseToken))) return;
       await writeMintedCredential(
         tx,
         {
@@ -218,7 +225,7 @@ export class ConnectorWorker implements ConnectorQueue {
     });
   }
 
-  async #destroy(job: ConnectorJob, resumed: boolean): Promise<void> {
+  async #destroy(job: HeldJob, resumed: boolean): Promise<void> {
     const { store, clock } = this.#ctx;
     // The mint must be settled first, or a mint still under way could create the role after
     // it was dropped.
@@ -227,7 +234,7 @@ export class ConnectorWorker implements ConnectorQueue {
     );
     if (mint?.state === 'pending') {
       await inTransaction(store, (tx) =>
-        markJobFailed(tx, job.id, {
+        markJobFailed(tx, job.id, job.leaseToken, {
           attempts: job.attempts,
           retryAt: clock.now() + WAIT_FOR_MINT_MS,
           reason: 'waiting for the credential being minted',
@@ -243,7 +250,7 @@ export class ConnectorWorker implements ConnectorQueue {
     const destroyed = await destroyCredential(this.#ctx, found.connector, found.sealedSecret, session);
     await inTransaction(store, async (tx) => {
       const at = clock.now();
-      if (!(await markJobDone(tx, job.id, at))) return;
+      if (!(await markJobDone(tx, job.id, at, job.leaseToken))) return;
       await writeDestroyedCredential(tx, session.id, found.connector.id, at, destroyed.connectionsTerminated);
       await recordAudit(tx, session.tenantId, at, {
         actor: 'system',
@@ -266,7 +273,7 @@ export class ConnectorWorker implements ConnectorQueue {
   }
 
   /** Records a failed attempt (audited), schedules the next with backoff; never drops the job. */
-  async #failed(job: ConnectorJob, err: unknown): Promise<void> {
+  async #failed(job: HeldJob, err: unknown): Promise<void> {
     const { store, clock } = this.#ctx;
     const attempts = job.attempts + 1;
     const reason = auditReasonOf(err);
@@ -278,7 +285,8 @@ export class ConnectorWorker implements ConnectorQueue {
       'connector job failed; will retry',
     );
     await inTransaction(store, async (tx) => {
-      await markJobFailed(tx, job.id, { attempts, retryAt, reason });
+      // Another runner holds the job now (this one stalled past its lease): its record stands.
+      if (!(await markJobFailed(tx, job.id, job.leaseToken, { attempts, retryAt, reason }))) return;
       await recordAudit(tx, job.tenantId, now, {
         actor: 'system',
         action:

@@ -37,6 +37,8 @@ export interface ConnectorJob {
   attempts: number;
   nextAttemptAt: number;
   leaseUntil: number | null;
+  /** The token of the runner holding the lease (random per lease); only it may complete the job. */
+  leaseToken: string | null;
   lastError: string | null;
   createdAt: number;
   doneAt: number | null;

@@ -453,6 +453,7 @@ export interface ConnectorJobRow {
   attempts: number;
   next_attempt_at: number;
   lease_until: number | null; // a runner holds the job until then
+  lease_token: string | null; // the holding runner's random token: only it may complete the job
   last_error: string | null; // why the last attempt failed (never a secret)
   created_at: number;
   done_at: number | null;

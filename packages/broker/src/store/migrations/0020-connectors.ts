@@ -7,7 +7,8 @@ import type { Kysely } from 'kysely';
  * - `privileges.connectors`: the connector names a privilege's sessions get credentials from.
  * - `connector_jobs`: minting at activation and destroying at the end, written in the same
  *   transaction as the session change and run after it commits, retried until done; a lease
- *   makes one runner take a job at a time across replicas.
+ *   (until when, and a token only its holder knows) makes one runner take a job at a time
+ *   across replicas, and only that runner may complete it.
  * - `session_credentials`: what was minted for a session (user name and a fingerprint, never
  *   the value), until the holder has collected it the value sealed, and when it was destroyed.
  */
@@ -42,6 +43,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('attempts', 'integer', (c) => c.notNull())
     .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
     .addColumn('lease_until', 'bigint')
+    .addColumn('lease_token', 'text')
     .addColumn('last_error', 'text')
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('done_at', 'bigint')

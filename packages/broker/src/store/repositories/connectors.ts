@@ -111,6 +111,7 @@ function toJob(row: ConnectorJobRow): ConnectorJob {
     attempts: Number(row.attempts),
     nextAttemptAt: Number(row.next_attempt_at),
     leaseUntil: row.lease_until === null ? null : Number(row.lease_until),
+    leaseToken: row.lease_token,
     lastError: row.last_error,
     createdAt: Number(row.created_at),
     doneAt: row.done_at === null ? null : Number(row.done_at),
@@ -130,6 +131,7 @@ export async function insertConnectorJob(tx: TxHandle, job: ConnectorJob): Promi
       attempts: job.attempts,
       next_attempt_at: job.nextAttemptAt,
       lease_until: job.leaseUntil,
+      lease_token: job.leaseToken,
       last_error: job.lastError,
       created_at: job.createdAt,
       done_at: job.doneAt,
@@ -173,13 +175,18 @@ export async function nextDueAt(h: StoreHandle): Promise<number | undefined> {
 }
 
 /**
- * Takes a job for `until` if no live lease holds it: one runner at a time across replicas
- * (the conditional update is atomic on both stores). True when this caller holds it now.
+ * Takes a job for `until` under `token` if no live lease holds it: one runner at a time across
+ * replicas (the conditional update is atomic on both stores). True when this caller holds it now.
  */
-export async function leaseJob(h: StoreHandle, id: string, now: number, until: number): Promise<boolean> {
+export async function leaseJob(
+  h: StoreHandle,
+  id: string,
+  now: number,
+  lease: { until: number; token: string },
+): Promise<boolean> {
   const result = await h.db
     .updateTable('connector_jobs')
-    .set({ lease_until: until })
+    .set({ lease_until: lease.until, lease_token: lease.token })
     .where('id', '=', id)
     .where('state', '=', 'pending')
     .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
@@ -187,33 +194,45 @@ export async function leaseJob(h: StoreHandle, id: string, now: number, until: n
   return Number(result.numUpdatedRows) === 1;
 }
 
-export async function markJobDone(tx: TxHandle, id: string, now: number): Promise<boolean> {
+/**
+ * Completes a job, if `token` still holds its lease: a runner that stalled past its lease, while
+ * another took the job, cannot complete (or fail) it on top of that one. True when completed.
+ */
+export async function markJobDone(tx: TxHandle, id: string, now: number, token: string): Promise<boolean> {
   const result = await tx.db
     .updateTable('connector_jobs')
-    .set({ state: 'done', done_at: now, lease_until: null, last_error: null })
+    .set({ state: 'done', done_at: now, lease_until: null, lease_token: null, last_error: null })
     .where('id', '=', id)
     .where('state', '=', 'pending')
+    .where('lease_token', '=', token)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
 
-/** Records a failed attempt: counted, the reason kept, the lease released, tried again at `retryAt`. */
+/**
+ * Records a failed attempt, if `token` still holds the lease: counted, the reason kept, the
+ * lease released, tried again at `retryAt`. True when recorded.
+ */
 export async function markJobFailed(
   tx: TxHandle,
   id: string,
+  token: string,
   failure: { attempts: number; retryAt: number; reason: string },
-): Promise<void> {
-  await tx.db
+): Promise<boolean> {
+  const result = await tx.db
     .updateTable('connector_jobs')
     .set({
       attempts: failure.attempts,
       next_attempt_at: failure.retryAt,
       last_error: failure.reason,
       lease_until: null,
+      lease_token: null,
     })
     .where('id', '=', id)
     .where('state', '=', 'pending')
-    .execute();
+    .where('lease_token', '=', token)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
 }
 
 /** Pending jobs that have failed at least `attempts` times: what the alert metric counts. */
