@@ -15,13 +15,14 @@ import {
   SessionQuery,
   SessionView,
 } from '@tether-broker/protocol/api';
-import { awaitMinted, collectCredentials, pendingMints } from '../../connectors/credentials.js';
+import { awaitMinted, collectCredentials } from '../../connectors/credentials.js';
 import type { BrokerContext, Caller } from '../../core/context.js';
 import { endSession, revokeSessions } from '../../core/end-session.js';
 import type { Session } from '../../domain/session.js';
 import { activateSession } from '../../sessions/activate-session.js';
 import { requestExtension } from '../../sessions/extend-session.js';
 import { findSessions, getSession } from '../../sessions/query-sessions.js';
+import { listSessionJobs } from '../../store/repositories/connectors.js';
 import { emptyBodyAsObject, withProblems } from '../schemas/common.js';
 import { requestView, sessionView } from '../views.js';
 import { credentialView } from './connectors.js';
@@ -38,15 +39,11 @@ const ACTIVATION_CREDENTIAL_WAIT_MS = 5000;
 /**
  * The credentials of a session just activated, if its privilege names connectors: minted after
  * the activation committed, waited for briefly, handed over in the answer (and so collected).
- * What is not minted in time is collected later; the activation stands either way.
+ * What is not minted in time is collected later; the activation stands either way. Without
+ * connectors, one indexed read and nothing more (no transaction on the activation path).
  */
 async function credentialsForActivation(ctx: BrokerContext, caller: Caller, session: Session) {
-  if ((await pendingMints(ctx, session.tenantId, session.id)).length === 0) {
-    const collected = await collectCredentials(ctx, caller, session.id).catch(() => undefined);
-    return collected && collected.credentials.length > 0
-      ? { credentials: collected.credentials.map(credentialView), credentials_pending: [] }
-      : {};
-  }
+  if (!(await listSessionJobs(ctx.store, session.id)).some((j) => j.action === 'mint')) return {};
   await awaitMinted(ctx, session.id, ACTIVATION_CREDENTIAL_WAIT_MS);
   // The activation has committed: its tokens are answered whatever happens here (the session
   // ended meanwhile, say); the credentials are the only thing that may be missing.
