@@ -42,6 +42,7 @@ const USE_CASES = [
   'enforcement',
   'ssf-streams',
   'connectors',
+  'recordings',
 ] as const;
 const ENTRY = ['http', 'oauth', 'operations', 'demo', ROOT_FILES] as const;
 

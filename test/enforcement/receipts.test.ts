@@ -148,8 +148,9 @@ describeEachStore('PEP acks and session receipts', (fixture) => {
         expect.objectContaining({ name: 'edge-pep', applied: 0, live: true, enforced_at: null }),
       ],
       pending: [],
-      // The privilege names no connector: nothing was minted downstream.
+      // The privilege names no connector: nothing was minted downstream; nor requires recording.
       credentials: [],
+      recording: null,
     });
 
     b.clock.advance(5000);

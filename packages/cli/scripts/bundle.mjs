@@ -21,6 +21,8 @@ const EXTERNAL = [
   'prom-client',
   'yaml',
   'ora',
+  // A native addon (optional): loaded from the user's install by recorded `tether exec` only.
+  'node-pty',
 ];
 
 rmSync(outdir, { recursive: true, force: true });

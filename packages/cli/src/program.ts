@@ -38,6 +38,7 @@ const VERBS: readonly [verb: string, load: () => Promise<Register>][] = [
   ['connector', async () => (await import('./commands/connector.js')).registerConnector],
   ['pep', async () => (await import('./commands/pep.js')).registerPep],
   ['audit', async () => (await import('./commands/audit.js')).registerAudit],
+  ['recording', async () => (await import('./commands/recording.js')).registerRecording],
   ['ssf', async () => (await import('./commands/ssf.js')).registerSsf],
   ['gateway', async () => (await import('./commands/gateway.js')).registerGateway],
   ['demo', async () => (await import('./commands/demo.js')).registerDemo],

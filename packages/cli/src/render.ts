@@ -114,6 +114,7 @@ export function privilegeDetails(p: PrivilegeView, names: Names): string {
     ['binding', p.binding.method],
     ['attributes', attributes(p.attributes)],
     ['connectors', p.connectors.length > 0 ? p.connectors.join(', ') : 'none'],
+    ['recording', p.recording === 'none' ? 'not required' : p.recording],
     ['updated', shortTime(p.updated_at)],
   ]);
 }

@@ -5,9 +5,11 @@ export { IdentityError, loadIdentity, tetherHome, writeIdentity } from './identi
 export { createKeyProof, KEY_PROOF_JWT_TYPE } from './key-proof.js';
 export {
   BoundSession,
+  type RecordingPlan,
   type SessionInfo,
   type SessionTokenSet,
   type TaskRequest,
   withSession,
 } from './session.js';
 export { exportSessionKey, generateSessionKey, type SessionKey, sessionKeyFromJwk } from './session-key.js';
+export { RECORDING_PROOF_TYP, type RecorderOptions, SessionRecorder } from './session-recorder.js';

@@ -3,6 +3,7 @@ import type {
   ActivationView,
   CollectedCredentialsView,
   CredentialView,
+  RecordingSummary,
   RequestView,
   TokenResponse,
 } from '@tether-broker/protocol/api';
@@ -31,7 +32,15 @@ export interface SessionInfo {
   credentials: CredentialView[];
   /** Connectors still minting when the activation answered: collect them with {@link BoundSession.collectCredentials}. */
   credentialsPending: string[];
+  /**
+   * Set when the privilege requires recording: the session must stream its recording (see
+   * {@link SessionRecorder}) or the broker ends it once `lapse_seconds` pass without a chunk.
+   */
+  recording?: RecordingPlan | undefined;
 }
+
+/** How a recorded session streams its recording, as the activation answered it. */
+export type RecordingPlan = NonNullable<ActivationView['recording']>;
 
 /** The broker's latest DPoP nonce, as proof options. */
 function brokerNonce(client: BrokerClient): { nonce?: string } {
@@ -119,6 +128,22 @@ export class BoundSession {
     return collected;
   }
 
+  /**
+   * Sends one chunk of the session's recording: `proof` is a JWS by the session key over the
+   * chunk's position and hash (see {@link SessionRecorder}, which makes it).
+   */
+  async sendRecordingChunk(body: { proof: string; data: string }): Promise<RecordingSummary> {
+    const upload = this.info.recording?.upload;
+    if (upload === undefined)
+      throw new BrokerError(
+        400,
+        'invalid_request',
+        `session ${this.info.id} does not run recorded`,
+        undefined,
+      );
+    return this.#client.call<RecordingSummary>('POST', upload, body);
+  }
+
   /** Activates an approved request into a session bound to `key` (a fresh non-extractable one by default). */
   static async activate(
     client: BrokerClient,
@@ -146,6 +171,7 @@ export class BoundSession {
         audiences: answer.session.audiences,
         credentials: answer.credentials ?? [],
         credentialsPending: answer.credentials_pending ?? [],
+        ...(answer.recording === undefined ? {} : { recording: answer.recording }),
       },
       {
         accessToken: answer.access_token,
@@ -154,6 +180,11 @@ export class BoundSession {
       },
       options,
     );
+  }
+
+  /** The client's clock (epoch ms), which its proofs are dated by. */
+  now(): number {
+    return this.#client.now();
   }
 
   get tokens(): Readonly<SessionTokenSet> {

@@ -159,6 +159,8 @@ export interface SessionReceipt {
   pending: string[];
   /** The downstream credentials minted for the session (evidence: never their values). */
   credentials: CredentialReceipt[];
+  /** The recording the privilege required; null: none was required. */
+  recording: RecordingReceipt | null;
 }
 
 /** A downstream credential in a session receipt: minted when, destroyed when, connections cut. */
@@ -175,4 +177,15 @@ export interface CredentialReceipt {
   destroyed_at: string | null;
   /** Live connections it had that were terminated when it was destroyed. */
   connections_terminated: number | null;
+}
+
+/** A session's recording in its receipt: evidence of what ran, named by one digest. */
+export interface RecordingReceipt {
+  mode: string;
+  chunks: number;
+  bytes: number;
+  /** Hex SHA-256 chained over every chunk's SHA-256, in order. */
+  digest: string;
+  /** The final chunk has arrived. */
+  complete: boolean;
 }

@@ -71,7 +71,8 @@ const NOT_THROWN: Record<string, { producedIn: string | null; reason: string; ma
   },
   payload_too_large: {
     producedIn: 'packages/broker/src/http/error-handler.ts',
-    reason: "Fastify's body-limit error is mapped onto it",
+    reason: "Fastify's body-limit error is mapped onto it (and a recording chunk over its limit throws it)",
+    mayAlsoBeThrown: true,
   },
   route_not_found: {
     producedIn: 'packages/broker/src/http/error-handler.ts',

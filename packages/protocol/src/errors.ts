@@ -62,6 +62,12 @@ export const ERROR_CATALOGUE = {
   already_activated: { status: 409, title: 'The request has already been activated' },
   session_not_live: { status: 409, title: 'The session has ended or expired' },
   extension_pending: { status: 409, title: 'The session already has a pending extension request' },
+  recording_out_of_order: {
+    status: 409,
+    title: 'The recording chunk is not the one the session expects next',
+  },
+  recording_complete: { status: 409, title: "The session's recording is complete" },
+  recording_too_large: { status: 413, title: "The session's recording would exceed its size limit" },
   invalid_dpop_proof: { status: 401, title: 'The DPoP proof is missing or invalid' },
   use_dpop_nonce: { status: 401, title: 'The server requires a DPoP nonce' },
   // Enforcement points (PEP denials)

@@ -1,3 +1,4 @@
+export * from './asciicast.js';
 export { backoffDelay } from './backoff.js';
 export type {
   CredentialReceipt,

@@ -8,6 +8,7 @@ import {
 } from '../store/repositories/audit.js';
 import { isAuthentic, writeCheckpoint } from './checkpoints.js';
 import { type AuditKeys, auditKeysById } from './keys.js';
+import { chunkRecordOf, RecordedChunks } from './recorded-chunks.js';
 import { type ChainVerification, ChainVerifier } from './verify.js';
 
 /**
@@ -84,10 +85,38 @@ async function verifyInSnapshot(
         unkeyedUntil: seal?.seq ?? 0,
         checkpoints,
       });
+      const chunks = new RecordedChunks();
       for (let offset = 0; ; offset += PAGE) {
         const page = await readChainPage(snapshot, tenantId, offset, PAGE);
-        if (!verifier.feed(page) || page.length < PAGE) break;
+        const intact = verifier.feed(page);
+        if (intact) chunks.note(page);
+        if (!intact || page.length < PAGE) break;
       }
-      return { verification: verifier.finish(), last: verifier.lastVerified(), keys };
+      const verification = verifier.finish();
+      // The recordings are checked against a chain that verified: only then is it evidence.
+      const badChunk = verification.ok
+        ? await chunks.compare(snapshot, tenantId, (sessionId) =>
+            chunkRecordsOf(snapshot, tenantId, sessionId),
+          )
+        : undefined;
+      if (badChunk) return { verification: { ok: false, checked: verification.checked, firstBad: badChunk } };
+      return { verification, last: verifier.lastVerified(), keys };
     });
+}
+
+/** The chain's chunk records of one session (read again when its recording does not match). */
+async function chunkRecordsOf(
+  h: StoreHandle,
+  tenantId: string,
+  sessionId: string,
+): Promise<Map<number, { sha256: string; seq: number; id: string }>> {
+  const out = new Map<number, { sha256: string; seq: number; id: string }>();
+  for (let offset = 0; ; offset += PAGE) {
+    const page = await readChainPage(h, tenantId, offset, PAGE);
+    for (const record of page) {
+      const chunk = record.target === sessionId ? chunkRecordOf(record) : undefined;
+      if (chunk) out.set(chunk.seq, { sha256: chunk.sha256, seq: record.seq, id: record.id });
+    }
+    if (page.length < PAGE) return out;
+  }
 }

@@ -9,7 +9,10 @@ export type ChainFault =
   | 'truncated' // records after the last one are gone (the head or a checkpoint says the chain is longer)
   | 'unkeyed' // a record without a MAC where the chain is keyed (rewritten with the old algorithm)
   | 'checkpoint_mismatch' // the record at a checkpoint's position is not the one checkpointed
-  | 'checkpoint_forged'; // a checkpoint whose tag does not verify under the checkpoint key
+  | 'checkpoint_forged' // a checkpoint whose tag does not verify under the checkpoint key
+  | 'recording_edited' // a stored recording chunk no longer has the hash its audit record states
+  | 'recording_missing' // a recording chunk the audit chain records is gone from the store
+  | 'recording_unrecorded'; // a stored recording chunk the audit chain has no record of
 
 export interface ChainVerification {
   ok: boolean;

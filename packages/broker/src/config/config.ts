@@ -49,6 +49,12 @@ export const ConfigInput = Type.Object(
           requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 3_600_000 })),
           keepAliveTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
           idleTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 3_600_000 })),
+          recordingLapseSeconds: Type.Optional(Type.Integer({ minimum: 2, maximum: 3600 })),
+          recordingChunkBytes: Type.Optional(Type.Integer({ minimum: 4096, maximum: 1024 * 1024 })),
+          recordingChunksPerSession: Type.Optional(Type.Integer({ minimum: 100, maximum: 10_000_000 })),
+          recordingBytesPerSession: Type.Optional(
+            Type.Integer({ minimum: 64 * 1024, maximum: 1024 * 1024 * 1024 }),
+          ),
         },
         { additionalProperties: false },
       ),

@@ -89,6 +89,21 @@ export const DEFAULTS = {
     keepAliveTimeoutMs: 72_000,
     /** A connection with no traffic either way for this long is closed; above the heartbeat interval, or streams would be cut. */
     idleTimeoutMs: 120_000,
+    /**
+     * A session whose privilege requires recording ends (`recording_lapsed`) when no chunk of its
+     * recording has arrived for this long: `tether exec` sends one at least every few seconds,
+     * so silence means the recorder is gone and the session would run unrecorded.
+     */
+    recordingLapseSeconds: 30,
+    /** Largest recording chunk (its asciicast text) accepted in one upload. */
+    recordingChunkBytes: 64 * 1024,
+    /** Largest recording one session may store; past it the upload is refused and the recorder ends the session. */
+    recordingBytesPerSession: 64 * 1024 * 1024,
+    /**
+     * Most chunks one session's recording may have (each is an audit record): a recorder that
+     * sends a byte per chunk would otherwise fill the audit chain. The CLI sends one a second.
+     */
+    recordingChunksPerSession: 100_000,
   },
   /**
    * When set, `GET /metrics` requires `Authorization: Bearer <metricsToken>` (compared in constant

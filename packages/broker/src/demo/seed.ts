@@ -189,6 +189,20 @@ async function createDemoTenant(ctx: BrokerContext) {
     ticket: { required: true, pattern: 'CHG-[0-9]+' },
     attributes: { risk: 'medium' },
   });
+  await createPrivilege(ctx, caller, {
+    name: 'support-shell',
+    description: 'Read logs and restart services on the support host, in a recorded shell session',
+    actions: ['host:logs.read', 'host:service.restart'],
+    resources: ['host/support-*'],
+    audiences: ['http://127.0.0.1:8703'],
+    maxDurationSeconds: 3600,
+    tokenTtlSeconds: 300,
+    approval: { approvals: 1, approvers: { groups: ['approvers'] } },
+    ticket: { required: true, pattern: '(INC|CHG)-[0-9]+' },
+    attributes: { risk: 'high' },
+    // Only while recorded: `tether exec` runs the shell on a PTY and streams it to the broker.
+    recording: 'output',
+  });
   await replacePolicySet(ctx, caller, DEMO_POLICIES);
   return { tenant: boot.tenant, admin: boot.admin, adminKey: boot.adminPrivateJwk, created: true };
 }

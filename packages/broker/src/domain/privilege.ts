@@ -1,5 +1,6 @@
 import { TetherError } from '@tether-broker/protocol';
 import { RE2JS } from 're2js';
+import type { RecordingMode } from './recording.js';
 
 /** How many distinct approvers a request needs, and who they may be. */
 export interface ApprovalRule {
@@ -52,6 +53,8 @@ export interface Privilege {
   attributes: Record<string, string>;
   /** Names of the tenant's connectors: each session gets a credential from each, destroyed at its end. */
   connectors: string[];
+  /** Whether its sessions must run recorded (`tether exec` on a PTY, streamed to the broker), and what. */
+  recording: RecordingMode;
   createdAt: number;
   updatedAt: number;
 }

@@ -16,6 +16,7 @@ export const END_REASONS = [
   'trust_changed',
   'idle',
   'tenant_cutoff',
+  'recording_lapsed',
 ] as const;
 export type EndReason = (typeof END_REASONS)[number];
 

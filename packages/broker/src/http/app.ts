@@ -23,6 +23,7 @@ import { policyRoutes } from './routes/policies.js';
 import { principalRoutes } from './routes/principals.js';
 import { privilegeRoutes } from './routes/privileges.js';
 import { receiptRoutes } from './routes/receipts.js';
+import { recordingRoutes } from './routes/recordings.js';
 import { requestRoutes } from './routes/requests.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { signalDeliveryRoutes, signalTransmitterRoutes } from './routes/signals.js';
@@ -122,6 +123,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(eventRoutes(ctx));
       await v1.register(webhookRoutes(ctx));
       await v1.register(connectorRoutes(ctx));
+      await v1.register(recordingRoutes(ctx));
       await v1.register(ticketRoutes(ctx));
       await v1.register(pepRoutes(ctx, enforcementMetrics(metrics)));
       await v1.register(receiptRoutes(ctx));

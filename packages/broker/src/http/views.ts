@@ -79,6 +79,7 @@ export function privilegeView(p: Privilege): Static<typeof PrivilegeView> {
     binding: p.binding,
     attributes: p.attributes,
     connectors: p.connectors,
+    recording: p.recording,
     created_at: iso(p.createdAt),
     updated_at: iso(p.updatedAt),
   };

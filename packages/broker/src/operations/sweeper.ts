@@ -7,6 +7,7 @@ import { expireOverdueRequests } from '../core/expire-requests.js';
 import { runSteps } from '../core/health.js';
 import { pruneAckHistory } from '../enforcement/pep-ack.js';
 import { sweepContinuousEvaluation } from '../evaluation/sweep.js';
+import { endLapsedRecordings } from '../recordings/end-lapsed-recordings.js';
 import { compactRevocationLog } from '../revocation/snapshot.js';
 import { endIdleSessions } from '../sessions/end-idle-sessions.js';
 import { pruneSubjectTokenUses } from '../store/repositories/subject-tokens.js';
@@ -29,6 +30,7 @@ export function sweepSteps(ctx: BrokerContext): SweepStep[] {
     ['expire_requests', async () => counted('expired_requests', await expireOverdueRequests(ctx))],
     ['end_expired_sessions', async () => counted('ended_at_hard_expiry', await endExpiredSessions(ctx))],
     ['end_idle_sessions', async () => counted('ended_idle', await endIdleSessions(ctx))],
+    ['end_lapsed_recordings', async () => counted('ended_recording_lapsed', await endLapsedRecordings(ctx))],
     ['prune_assertion_ids', () => pruneSpentJtis(ctx.store, now())],
     ['prune_dpop_proofs', () => pruneSpentProofs(ctx, now())],
     ['prune_subject_tokens', () => pruneSubjectTokenUses(ctx.store, now())],

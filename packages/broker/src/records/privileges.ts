@@ -12,6 +12,7 @@ import {
   type Privilege,
   type TicketRule,
 } from '../domain/privilege.js';
+import type { RecordingMode } from '../domain/recording.js';
 import { enqueueReevaluation } from '../evaluation/jobs.js';
 import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
 import { findConnectorByName } from '../store/repositories/connectors.js';
@@ -41,6 +42,8 @@ export interface PrivilegeInput {
   attributes?: Record<string, string> | undefined;
   /** Names of the tenant's connectors (each must exist). */
   connectors?: string[] | undefined;
+  /** Whether its sessions must run recorded, and what. */
+  recording?: RecordingMode | undefined;
 }
 
 /** Connector names must name the tenant's connectors; kept as given, without repeats. */
@@ -106,6 +109,7 @@ export async function createPrivilege(
       binding: PRIVILEGE_DEFAULTS.binding,
       attributes: input.attributes ?? {},
       connectors: await resolveConnectorNames(tx, caller.tenant.id, input.connectors ?? []),
+      recording: input.recording ?? 'none',
       createdAt: now,
       updatedAt: now,
     };
@@ -159,6 +163,8 @@ export async function changePrivilege(
       ...(changes.connectors === undefined
         ? {}
         : { connectors: await resolveConnectorNames(tx, caller.tenant.id, changes.connectors) }),
+      // Sessions already running keep the mode they were activated with.
+      ...(changes.recording === undefined ? {} : { recording: changes.recording }),
       approval: await resolveApprovalRule(tx, caller.tenant.id, changes.approval, current.approval),
       updatedAt: now,
     };

@@ -4,9 +4,11 @@ import { assertApprovalStillHolds } from '../core/approval-recheck.js';
 import { verifyBrokerProof } from '../core/broker-dpop.js';
 import { enqueueMints } from '../core/connector-jobs.js';
 import type { BrokerContext, Caller } from '../core/context.js';
+import { startRecording } from '../core/recording-start.js';
 import { allocateStatusSlot, SLOT_REUSE_MARGIN_MS } from '../core/status-slots.js';
 import { assertTicketStillOpen } from '../core/ticket-facts.js';
 import { newId } from '../domain/ids.js';
+import type { RecordedMode } from '../domain/recording.js';
 import type { Verdict } from '../domain/reevaluation.js';
 import type { AccessRequest } from '../domain/request.js';
 import { assertActivatable, grantOf, hardExpiry, type Session } from '../domain/session.js';
@@ -27,6 +29,8 @@ export interface SessionTokens {
   accessToken: string;
   expiresIn: number;
   refreshToken: string;
+  /** Set when the privilege requires recording: the session must stream it, or it ends. */
+  recording?: RecordedMode | undefined;
 }
 
 /**
@@ -68,6 +72,8 @@ export async function activateSession(
 export interface StartedSession {
   session: Session;
   refreshToken: string;
+  /** Set when the privilege requires recording. */
+  recording?: RecordedMode | undefined;
 }
 
 /**
@@ -160,12 +166,16 @@ export async function startSession(
         ? { narrowed: { reason: verdict.reason, why: verdict.why, actions: created.grant.actions } }
         : {}),
       ...(privilege.connectors.length === 0 ? {} : { connectors: privilege.connectors }),
+      ...(privilege.recording === 'none' ? {} : { recording: privilege.recording }),
       ...start.details,
     },
   });
   // Its downstream credentials are minted once this commits; its end destroys them.
   await enqueueMints(ctx, tx, created, privilege.connectors, now);
-  return { session: created, refreshToken: refresh.token };
+  // A recorded session must start streaming its recording within the lapse, or it ends.
+  if (privilege.recording === 'none') return { session: created, refreshToken: refresh.token };
+  await startRecording(ctx, tx, created, privilege.recording, now);
+  return { session: created, refreshToken: refresh.token, recording: privilege.recording };
 }
 
 /** Why continuous evaluation would not let a session start, as the activation's refusal. */
@@ -197,5 +207,6 @@ export async function sessionTokens(
     accessToken: access.token,
     expiresIn: Math.max(0, Math.floor((access.expiresAt - now) / 1000)),
     refreshToken: started.refreshToken,
+    recording: started.recording,
   };
 }

@@ -1,9 +1,11 @@
 import type { BrokerContext, Caller } from '../core/context.js';
 import type { SessionCredential } from '../domain/connector.js';
+import type { Recording } from '../domain/recording.js';
 import type { EndReason } from '../domain/session.js';
 import { findConnector, listSessionCredentials } from '../store/repositories/connectors.js';
 import { listLivePepInstances, type PepInstanceEnforcement } from '../store/repositories/pep-instances.js';
 import { findSessionEndSeq, listPepEnforcement } from '../store/repositories/peps.js';
+import { findRecording } from '../store/repositories/recordings.js';
 import { getSession } from './query-sessions.js';
 
 /** One PEP in a receipt. */
@@ -45,6 +47,8 @@ export interface SessionReceipt {
   pending: string[];
   /** What was minted for the session downstream, with the connector's name and kind. */
   credentials: (SessionCredential & { connector: string; kind: string })[];
+  /** The session's recording, when its privilege required one: how much arrived, and its digest. */
+  recording: Recording | null;
 }
 
 /**
@@ -93,6 +97,7 @@ export async function sessionReceipt(
     peps,
     pending,
     credentials: await credentialsOf(ctx, tenantId, session.id),
+    recording: (await findRecording(ctx.store, tenantId, session.id)) ?? null,
   };
 }
 

@@ -60,6 +60,7 @@ export interface PrivilegeRow {
   binding: string; // JSON BindingRule
   attributes: string; // JSON Record<string,string>
   connectors: string; // JSON string[]: names of the tenant's connectors its sessions get credentials from
+  recording: string; // 'none' | 'output' | 'input_and_output': whether its sessions must run recorded
   created_at: number;
   updated_at: number;
 }
@@ -473,6 +474,28 @@ export interface SessionCredentialRow {
   connections_terminated: number | null;
 }
 
+export interface RecordingRow {
+  session_id: string;
+  tenant_id: string;
+  mode: string; // 'output' | 'input_and_output', from the privilege at activation
+  chunks: number;
+  bytes: number;
+  last_time_us: number; // time of the last event, microseconds from the recording's start
+  digest: string; // hex SHA-256 chained over every chunk's hash, in order
+  complete: number; // 1 once the final chunk arrived
+  due_at: number | null; // the next chunk must arrive by then, or the session ends; null: complete or ended
+  updated_at: number;
+}
+
+export interface RecordingChunkRow {
+  session_id: string;
+  seq: number;
+  tenant_id: string;
+  data: string; // asciicast v2 lines
+  sha256: string; // hex SHA-256 of data, also in the audit chain
+  received_at: number;
+}
+
 /** Written and emptied by `/readyz`'s write probe; always empty between probes. */
 export interface StoreProbeRow {
   id: string;
@@ -525,4 +548,6 @@ export interface Tables {
   connectors: ConnectorRow;
   connector_jobs: ConnectorJobRow;
   session_credentials: SessionCredentialRow;
+  recordings: RecordingRow;
+  recording_chunks: RecordingChunkRow;
 }

@@ -27,7 +27,7 @@ export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): 
  */
 export class SignalRelay {
   received: NodeJS.Signals | undefined;
-  #child: ChildProcess | undefined;
+  #child: CommandProcess | undefined;
   readonly #onSignal = (signal: NodeJS.Signals) => {
     // A second one before the command started: the broker is not answering; leave at once.
     if (!this.#child && this.received) process.exit(exitCodeOf(null, signal));
@@ -39,7 +39,7 @@ export class SignalRelay {
     for (const signal of RELAYED_SIGNALS) process.on(signal, this.#onSignal);
   }
 
-  attach(child: ChildProcess): void {
+  attach(child: CommandProcess): void {
     this.#child = child;
     // A signal that came between the last check and the spawn.
     if (this.received) child.kill(this.received);
@@ -61,10 +61,26 @@ export function assertNotInterrupted(relay: SignalRelay, sessionId: string): voi
   );
 }
 
+/** The running command, as supervision sees it: on a pipe-less spawn or on a PTY alike. */
+export interface CommandProcess {
+  kill(signal: NodeJS.Signals): void;
+  /** Until it has exited. */
+  readonly running: boolean;
+}
+
 export interface Child {
-  process: ChildProcess;
+  process: CommandProcess;
   /** Its exit code as a shell reports it; 127 / 126 when it could not be started. */
   exited: Promise<number>;
+}
+
+function commandProcess(child: ChildProcess): CommandProcess {
+  return {
+    kill: (signal) => void child.kill(signal),
+    get running() {
+      return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
+    },
+  };
 }
 
 /** Starts the command without a shell: its arguments reach it as given, never re-parsed. */
@@ -79,15 +95,16 @@ export function startChild(name: string, args: string[], env: Record<string, str
       resolve(err.code === 'ENOENT' ? 127 : 126);
     });
   });
-  return { process: child, exited };
+  return { process: commandProcess(child), exited };
 }
 
 /** SIGTERM, then SIGKILL if the command is still there 3 s later. */
-export function stopChild(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
+export function stopChild(child: Child): void {
+  const running = child.process;
+  if (!running.running) return;
+  running.kill('SIGTERM');
   const timer = setTimeout(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (running.running) running.kill('SIGKILL');
   }, KILL_GRACE_MS);
-  child.once('exit', () => clearTimeout(timer));
+  void child.exited.then(() => clearTimeout(timer));
 }

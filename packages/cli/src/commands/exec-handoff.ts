@@ -130,4 +130,9 @@ export function announce(bound: BoundSession, request: RequestView, name: string
         : `$TETHER_${connectorVariable(c.connector)}_USERNAME / _PASSWORD`;
     warn(`tether: credentials for ${c.connector} (user ${c.username}) in ${where}`);
   }
+  const recording = bound.info.recording;
+  if (recording)
+    warn(
+      `tether: this session is recorded (${recording.mode === 'input_and_output' ? 'output and keystrokes' : 'output'}); auditors can replay it`,
+    );
 }

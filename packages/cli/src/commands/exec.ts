@@ -1,4 +1,4 @@
-import { BoundSession, BrokerError, generateSessionKey } from '@tether-broker/client';
+import { BoundSession, BrokerError, generateSessionKey, SessionRecorder } from '@tether-broker/client';
 import type { RequestView } from '@tether-broker/protocol/api';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { seg } from '../api.js';
@@ -9,6 +9,7 @@ import { warn } from '../output.js';
 import { Session } from '../session.js';
 import { SignalRelay, startChild, stopChild } from './exec-child.js';
 import { announce, awaitCredentials, type CredentialsHow, type Handoff, handOver } from './exec-handoff.js';
+import { type RecordedChild, startRecordedChild } from './exec-pty.js';
 import { endQuietly, guard, type Stop, UNREACHABLE_LIMIT_MS } from './exec-watch.js';
 
 interface ExecFlags {
@@ -36,9 +37,16 @@ upper-cased, other characters than A-Z and 0-9 as _), plus PGUSER and PGPASSWORD
 exactly one postgres credential. --credentials file: TETHER_SESSION_ID and
 TETHER_CREDENTIALS_FILE, a JSON file (0600, in a 0700 directory) removed when the command exits.
 
+Recorded sessions: when the privilege requires recording, the command runs on a
+pseudo-terminal (node-pty) and what it writes (and, if the privilege says so, what is typed)
+is streamed to the broker as it happens, in chunks signed by the session key. If the broker
+cannot take the recording for half its lapse (15s by default), the command is stopped and the
+session ended: it never runs on unrecorded. Auditors replay it: tether recording play <session>.
+
 Exit codes:
   the command's own, or 128+N when signal N killed it (the session then ends, completed)
-  1    the session ended while the command ran (revoked, expired, ticket closed…): the command
+  1    the session ended while the command ran (revoked, expired, ticket closed…), or its
+       recording could not be delivered: the command
        was stopped (SIGTERM, SIGKILL 3s later) and stderr says "tether: session <id> ended
        (<reason>)"; or, before anything ran, the request is pending approval, not approved, or
        refused by the broker
@@ -172,6 +180,9 @@ function assertApproved(request: RequestView): void {
   );
 }
 
+/** Why the command stopped: it exited, the session ended, or its recording could not be kept. */
+type Outcome = Stop | { kind: 'exited' } | { kind: 'recording_lost'; why: string };
+
 /** Runs the command while the session is live; answers the exit code of `tether exec`. */
 async function supervise(
   session: Session,
@@ -180,30 +191,72 @@ async function supervise(
   pollMs: number,
   relay: SignalRelay,
 ): Promise<number> {
-  const child = startChild(command.name, command.args, command.env);
+  const recorded = bound.info.recording === undefined ? undefined : await startRecorded(bound, command);
+  const child = recorded?.child ?? startChild(command.name, command.args, command.env);
   relay.attach(child.process);
-  const watching = guard(session.client(), bound, pollMs);
-  let outcome: Stop | { kind: 'exited' };
+  let outcome: Outcome;
+  let code: number;
   try {
-    outcome = await Promise.race([child.exited.then(() => ({ kind: 'exited' }) as const), watching.stopped]);
+    const watching = guard(session.client(), bound, pollMs);
+    try {
+      outcome = await Promise.race([
+        child.exited.then(() => ({ kind: 'exited' }) as const),
+        watching.stopped,
+        ...(recorded ? [recorded.lost] : []),
+      ]);
+    } finally {
+      watching.dispose();
+      // Whatever happened, the command does not outlive its session's supervision.
+      stopChild(child);
+    }
+    code = await child.exited;
   } finally {
-    watching.dispose();
-    // Whatever happened, the command does not outlive its session's supervision.
-    stopChild(child.process);
+    // This terminal back as it was (raw mode off), whatever happened.
+    recorded?.child.dispose();
   }
-  const code = await child.exited;
+  // The tail: what the command wrote until it stopped, as the final chunk.
+  if (recorded && !(await recorded.recorder.close()) && outcome.kind !== 'recording_lost')
+    outcome = { kind: 'recording_lost', why: recorded.why() };
   return conclude(bound, outcome, code);
 }
 
-/** After the command: the session ends (or has ended), and the exit code says which way. */
-async function conclude(
+/** The recorder and the command on a PTY, for a session that must run recorded. */
+async function startRecorded(
   bound: BoundSession,
-  outcome: Stop | { kind: 'exited' },
-  code: number,
-): Promise<number> {
+  command: { name: string; args: string[]; env: Record<string, string> },
+) {
+  let lostWhy = '';
+  let onLost: (outcome: { kind: 'recording_lost'; why: string }) => void = () => undefined;
+  const lost = new Promise<{ kind: 'recording_lost'; why: string }>((resolve) => {
+    onLost = resolve;
+  });
+  let child: RecordedChild | undefined;
+  const recorder = new SessionRecorder(bound, {
+    onLost: (why) => {
+      lostWhy = why;
+      onLost({ kind: 'recording_lost', why });
+    },
+    onSent: () => child?.relieve(),
+  });
+  child = await startRecordedChild(command.name, command.args, command.env, recorder);
+  return { recorder, child, lost, why: () => lostWhy };
+}
+
+/** After the command: the session ends (or has ended), and the exit code says which way. */
+async function conclude(bound: BoundSession, outcome: Outcome, code: number): Promise<number> {
   const { id } = bound.info;
   if (outcome.kind === 'ended') {
     warn(`tether: session ${id} ended (${outcome.reason}); the command was stopped`);
+    return EXIT.refused;
+  }
+  if (outcome.kind === 'recording_lost') {
+    // A session that must run recorded does not run on unrecorded: ended here if the broker
+    // answers, else by the broker itself once the recording lapses.
+    const ended = await endQuietly(bound);
+    warn(
+      `tether: the recording of session ${id} could not be delivered: ${outcome.why}; the command was stopped` +
+        (ended ? ' and the session ended' : ' (the broker ends the session when its recording lapses)'),
+    );
     return EXIT.refused;
   }
   if (outcome.kind === 'unreachable') {

@@ -1,5 +1,5 @@
 import type { PrivilegeList, PrivilegeView } from '@tether-broker/protocol/api';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { seg } from '../api.js';
 import { collectAttribute, collectList } from '../attributes.js';
 import { formatDuration, parseDuration } from '../duration.js';
@@ -29,6 +29,7 @@ interface PrivilegeFlags {
   connector?: string[];
   /** False with `--no-connectors` (commander's negation). */
   connectors?: boolean;
+  recording?: 'none' | 'output' | 'input_and_output';
 }
 
 function parseCount(text: string): number {
@@ -76,7 +77,13 @@ function withPrivilegeFlags(command: Command): Command {
       'a connector each session gets a downstream credential from, destroyed at its end (repeatable; replaces the list)',
       collectList,
     )
-    .option('--no-connectors', 'sessions get no downstream credentials (update)');
+    .option('--no-connectors', 'sessions get no downstream credentials (update)')
+    .addOption(
+      new Option(
+        '--recording <what>',
+        'sessions must run recorded (tether exec on a pseudo-terminal, streamed to the broker): output, input_and_output (keystrokes too), or none',
+      ).choices(['none', 'output', 'input_and_output']),
+    );
 }
 
 /** Flags → the API's body; only what was given, so `update` changes nothing else. */
@@ -110,6 +117,7 @@ export function privilegeBody(flags: PrivilegeFlags): Record<string, unknown> {
   if (flags.attr) body.attributes = flags.attr;
   if (flags.connector) body.connectors = flags.connector;
   else if (flags.connectors === false) body.connectors = [];
+  if (flags.recording !== undefined) body.recording = flags.recording;
   return body;
 }
 

@@ -134,6 +134,19 @@ export const SessionReceiptView = Type.Object({
       connections_terminated: Type.Union([Type.Integer(), Type.Null()]),
     }),
   ),
+  recording: Type.Union(
+    [
+      Type.Object({
+        mode: Type.String(),
+        chunks: Type.Integer(),
+        bytes: Type.Integer(),
+        digest: Type.String({ description: "hex SHA-256 chained over every chunk's SHA-256, in order" }),
+        complete: Type.Boolean(),
+      }),
+      Type.Null(),
+    ],
+    { description: 'the recording the privilege required, or null: none was required' },
+  ),
 });
 export type SessionReceiptView = Static<typeof SessionReceiptView>;
 

@@ -208,6 +208,16 @@ export const TicketRuleBody = Type.Object(
 export type TicketRuleBody = Static<typeof TicketRuleBody>;
 
 /** A privilege (`/v1/privileges`): what it grants, for how long, under which rules. Durations in seconds. */
+/** Whether a privilege's sessions must run recorded, and what is recorded. */
+export const RecordingMode = Type.Union(
+  [Type.Literal('none'), Type.Literal('output'), Type.Literal('input_and_output')],
+  {
+    description:
+      'none; output: the session must run recorded (terminal output and resizes) or it ends; input_and_output: keystrokes too',
+  },
+);
+export type RecordingMode = Static<typeof RecordingMode>;
+
 export const PrivilegeView = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -233,6 +243,7 @@ export const PrivilegeView = Type.Object({
   connectors: Type.Array(Type.String(), {
     description: "the tenant's connectors each session gets a downstream credential from",
   }),
+  recording: RecordingMode,
   created_at: Timestamp,
   updated_at: Timestamp,
 });
@@ -267,6 +278,7 @@ const PrivilegeFields = {
         "names of the tenant's connectors: each session gets a credential from each, destroyed when it ends",
     }),
   ),
+  recording: Type.Optional(RecordingMode),
 };
 /** The body of `POST /v1/privileges`. */
 export const NewPrivilegeBody = Type.Object({ name: Name, ...PrivilegeFields }, Strict);

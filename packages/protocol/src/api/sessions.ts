@@ -71,6 +71,23 @@ export const ActivationView = Type.Object({
     }),
   ),
   credentials_pending: Type.Optional(Type.Array(Type.String())),
+  recording: Type.Optional(
+    Type.Object(
+      {
+        mode: Type.Union([Type.Literal('output'), Type.Literal('input_and_output')]),
+        upload: Type.String({ description: 'where the holder sends each signed chunk (POST)' }),
+        lapse_seconds: Type.Integer({
+          description:
+            'the session ends when no chunk has arrived for this long (send empty chunks while idle)',
+        }),
+        max_chunk_bytes: Type.Integer(),
+      },
+      {
+        description:
+          'present when the privilege requires recording: the session must stream its recording, or it ends',
+      },
+    ),
+  ),
 });
 export type ActivationView = Static<typeof ActivationView>;
 
@@ -130,3 +147,40 @@ export type ExtendSessionBody = Static<typeof ExtendSessionBody>;
 /** A status list number in a path (`GET /v1/status-lists/:n`). */
 export const StatusListParams = Type.Object({ n: Type.Integer({ minimum: 1, maximum: 2147483647 }) }, Strict);
 export type StatusListParams = Static<typeof StatusListParams>;
+
+/**
+ * The body of `POST /v1/sessions/:id/recording`: one chunk of the session's asciicast v2
+ * recording, `data` (complete lines), and `proof`, a compact JWS by the session key (its public
+ * JWK in the header; `typ` `tether-recording+jwt`) whose payload names the session, the chunk's
+ * position and the SHA-256 of `data`: only the key the session is bound to can add to it.
+ */
+export const RecordingChunkBody = Type.Object(
+  {
+    proof: Type.String({ minLength: 1, maxLength: 4096 }),
+    data: Type.String({ maxLength: 1024 * 1024 }),
+  },
+  Strict,
+);
+export type RecordingChunkBody = Static<typeof RecordingChunkBody>;
+
+/** What the broker holds of a recording after a chunk (or for an auditor). */
+export const RecordingSummary = Type.Object({
+  session_id: Type.String(),
+  mode: Type.Union([Type.Literal('output'), Type.Literal('input_and_output')]),
+  chunks: Type.Integer(),
+  bytes: Type.Integer(),
+  digest: Type.String({ description: "hex SHA-256 chained over every chunk's SHA-256, in order" }),
+  complete: Type.Boolean({ description: 'the final chunk has arrived' }),
+});
+export type RecordingSummary = Static<typeof RecordingSummary>;
+
+/** The answer of `GET /v1/sessions/:id/recording` (auditors and admins). */
+export const RecordingView = Type.Object({
+  ...RecordingSummary.properties,
+  intact: Type.Boolean({
+    description:
+      'the chunks served chain to the digest recorded as they arrived; false: the store was altered (see audit verify)',
+  }),
+  cast: Type.String({ description: 'the whole recording, asciicast v2' }),
+});
+export type RecordingView = Static<typeof RecordingView>;

@@ -39,6 +39,16 @@ function receiptView(r: SessionReceipt): SessionReceiptView {
       destroyed_at: c.destroyedAt === null ? null : iso(c.destroyedAt),
       connections_terminated: c.connectionsTerminated,
     })),
+    recording:
+      r.recording === null
+        ? null
+        : {
+            mode: r.recording.mode,
+            chunks: r.recording.chunks,
+            bytes: r.recording.bytes,
+            digest: r.recording.digest,
+            complete: r.recording.complete,
+          },
   };
 }
 

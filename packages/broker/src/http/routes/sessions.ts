@@ -84,6 +84,16 @@ export function sessionRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
             expires_in: tokens.expiresIn,
             refresh_token: tokens.refreshToken,
             ...credentials,
+            ...(tokens.recording === undefined
+              ? {}
+              : {
+                  recording: {
+                    mode: tokens.recording,
+                    upload: `/v1/sessions/${tokens.session.id}/recording`,
+                    lapse_seconds: ctx.config.limits.recordingLapseSeconds,
+                    max_chunk_bytes: ctx.config.limits.recordingChunkBytes,
+                  },
+                }),
           });
       },
     );

@@ -16,6 +16,7 @@ import * as m0017 from './0017-store-probe.js';
 import * as m0018 from './0018-status-list-version.js';
 import * as m0019 from './0019-sweeper-indexes.js';
 import * as m0020 from './0020-connectors.js';
+import * as m0021 from './0021-recordings.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -39,6 +40,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0018-status-list-version': m0018,
   '0019-sweeper-indexes': m0019,
   '0020-connectors': m0020,
+  '0021-recordings': m0021,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);

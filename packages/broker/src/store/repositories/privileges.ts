@@ -1,4 +1,5 @@
 import type { ApprovalRule, BindingRule, Privilege, TicketRule } from '../../domain/privilege.js';
+import type { RecordingMode } from '../../domain/recording.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
 import type { PrivilegeRow } from '../schema.js';
@@ -21,6 +22,7 @@ function toPrivilege(row: PrivilegeRow): Privilege {
     binding: fromJson<BindingRule>(row.binding),
     attributes: fromJson<Record<string, string>>(row.attributes),
     connectors: fromJson<string[]>(row.connectors),
+    recording: row.recording as RecordingMode,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -43,6 +45,7 @@ function toRow(p: Privilege): PrivilegeRow {
     binding: toJson(p.binding),
     attributes: toJson(p.attributes),
     connectors: toJson(p.connectors),
+    recording: p.recording,
     created_at: p.createdAt,
     updated_at: p.updatedAt,
   };
