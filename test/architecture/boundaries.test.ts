@@ -43,6 +43,7 @@ const USE_CASES = [
   'ssf-streams',
   'connectors',
   'recordings',
+  'authzen',
 ] as const;
 const ENTRY = ['http', 'oauth', 'operations', 'demo', ROOT_FILES] as const;
 

@@ -11,6 +11,7 @@ import { requireAuthentication } from './plugins/authenticate.js';
 import { enforcementMetrics, installMetrics } from './plugins/metrics.js';
 import { installLimits, serverTimeouts } from './plugins/rate-limit.js';
 import { auditRoutes } from './routes/audit.js';
+import { authzenMetadataRoutes, authzenRoutes } from './routes/authzen.js';
 import { connectorRoutes } from './routes/connectors.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
@@ -93,7 +94,13 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
   const limits = await installLimits(app, ctx);
 
   await app.register(
-    limits.scope('public', operationsRoutes(ctx, metrics), discoveryRoutes(ctx), ssfDiscoveryRoutes(ctx)),
+    limits.scope(
+      'public',
+      operationsRoutes(ctx, metrics),
+      discoveryRoutes(ctx),
+      ssfDiscoveryRoutes(ctx),
+      authzenMetadataRoutes(ctx),
+    ),
   );
   await app.register(limits.scope('oauth', oauthRoutes(ctx)));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -131,6 +138,16 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(ssfRoutes(ctx));
     },
     { prefix: '/v1' },
+  );
+  // OpenID AuthZEN 1.0 (PDP): authenticated PEPs, the same hooks and limits as /v1.
+  await app.register(
+    async (authzen) => {
+      limits.beforeAuthentication(authzen);
+      requireAuthentication(authzen, ctx);
+      limits.afterAuthentication(authzen);
+      await authzen.register(authzenRoutes(ctx));
+    },
+    { prefix: '/access/v1' },
   );
   await app.ready();
   return app;

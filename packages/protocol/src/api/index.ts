@@ -1,4 +1,16 @@
 // The broker API's wire schemas (TypeBox) and, under the same names, their types.
+
+export {
+  AUTHZEN_MAX_EVALUATIONS,
+  AuthzenAction,
+  AuthzenDecision,
+  AuthzenEvaluationRequest,
+  AuthzenEvaluationsRequest,
+  AuthzenEvaluationsResponse,
+  AuthzenMetadata,
+  AuthzenResource,
+  AuthzenSubject,
+} from './authzen.js';
 export {
   Changed,
   Deleted,

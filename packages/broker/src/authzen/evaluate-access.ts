@@ -1,0 +1,166 @@
+import { findEntitlement } from '@tether-broker/pep';
+import { TetherError } from '@tether-broker/protocol';
+import type {
+  AuthzenDecision,
+  AuthzenEvaluationRequest,
+  AuthzenEvaluationsRequest,
+  AuthzenEvaluationsResponse,
+} from '@tether-broker/protocol/api';
+import { requireRole } from '../core/access-control.js';
+import type { BrokerContext, Caller } from '../core/context.js';
+import { isLive, type Session, type SessionGrant } from '../domain/session.js';
+import { judgeSession } from '../evaluation/evaluate.js';
+import { EvaluationFacts } from '../evaluation/facts.js';
+import { listPepAudiences } from '../store/repositories/peps.js';
+import { findPrincipal, findPrincipalByName } from '../store/repositories/principals.js';
+import { findSession, listSessions } from '../store/repositories/sessions.js';
+import { PRIVILEGE_DETAIL_TYPE } from '../tokens/access-token.js';
+
+/** The most live sessions of one principal an evaluation looks through. */
+const SESSIONS_PER_SUBJECT = 50;
+
+/** A deny, with why for the PEP's operator (`reason_admin`) and for its user (`reason_user`). */
+function deny(why: string, code: string): AuthzenDecision {
+  return {
+    decision: false,
+    context: {
+      reason_admin: { '403': why },
+      reason_user: { '403': 'No live Tether session grants this; request the privilege, then try again' },
+      tether_code: code,
+    },
+  };
+}
+
+/** The subject's live sessions, in the caller's tenant only (another tenant's are never found). */
+async function subjectSessions(
+  ctx: BrokerContext,
+  caller: Caller,
+  subject: AuthzenEvaluationRequest['subject'],
+) {
+  const tenantId = caller.tenant.id;
+  if (subject.type === 'session') {
+    const session = await findSession(ctx.store, tenantId, subject.id);
+    return session ? [session] : [];
+  }
+  if (subject.type === 'principal' || subject.type === 'user') {
+    const principal =
+      (await findPrincipalByName(ctx.store, tenantId, subject.id)) ??
+      (await findPrincipal(ctx.store, tenantId, subject.id));
+    if (!principal) return [];
+    return listSessions(ctx.store, tenantId, {
+      state: 'active',
+      principalId: principal.id,
+      limit: SESSIONS_PER_SUBJECT,
+    });
+  }
+  return undefined;
+}
+
+function covers(grant: SessionGrant, action: string, resource: string): boolean {
+  const detail = {
+    type: PRIVILEGE_DETAIL_TYPE,
+    privilege: grant.privilege,
+    actions: grant.actions,
+    resources: grant.resources,
+  } as const;
+  return findEntitlement([detail], action, resource) !== undefined;
+}
+
+/**
+ * One AuthZEN access evaluation (§6) decided by Tether: permitted when the subject holds a live
+ * session, honoured by this PEP (an audience in common), whose grant covers the action on the
+ * resource, and which continuous evaluation keeps as it stands now (principal enabled,
+ * privilege still granting it, Cedar's `request` and `continue` permitting it, trust signals
+ * heard). The session of another tenant, an ended one and an unknown one are denied alike.
+ * Only enforcement points (`pep` role) may ask.
+ */
+export async function evaluateAccess(
+  ctx: BrokerContext,
+  caller: Caller,
+  request: AuthzenEvaluationRequest,
+): Promise<AuthzenDecision> {
+  requireRole(caller, 'pep');
+  return decide(ctx, caller, await listPepAudiences(ctx.store, caller.principal.id), request);
+}
+
+async function decide(
+  ctx: BrokerContext,
+  caller: Caller,
+  audiences: readonly string[],
+  request: AuthzenEvaluationRequest,
+): Promise<AuthzenDecision> {
+  const sessions = await subjectSessions(ctx, caller, request.subject);
+  if (sessions === undefined)
+    return deny(
+      `subject type ${JSON.stringify(request.subject.type)} is not one Tether knows (session, principal)`,
+      'unsupported_subject',
+    );
+  const now = ctx.clock.now();
+  const action = request.action.name;
+  const resource = request.resource.id;
+  const candidates = sessions.filter(
+    (s: Session) =>
+      isLive(s, now) &&
+      s.grant.audiences.some((a) => audiences.includes(a)) &&
+      covers(s.grant, action, resource),
+  );
+  if (candidates.length === 0)
+    return deny(
+      `no live session of the subject that this PEP honours covers ${action} on ${resource}`,
+      'no_session',
+    );
+  // Continuous evaluation as it would judge the session now: what it would cut is not granted.
+  const facts = new EvaluationFacts(ctx.store);
+  let refusedBy: string | undefined;
+  for (const session of candidates) {
+    const verdict = await judgeSession(ctx, facts, session, now);
+    if (verdict.outcome === 'end') {
+      refusedBy = verdict.why;
+      continue;
+    }
+    const grant = verdict.outcome === 'narrow' ? verdict.grant : session.grant;
+    if (covers(grant, action, resource))
+      return { decision: true, context: { session: session.id, privilege: session.grant.privilege } };
+    refusedBy = 'policy no longer lets the session hold this action';
+  }
+  return deny(refusedBy ?? 'refused by policy', 'policy');
+}
+
+/**
+ * The Access Evaluations API (§7): each evaluation is the request's defaults overridden key by
+ * key by its own members (§7.1.1), decided in order; `deny_on_first_deny` and
+ * `permit_on_first_permit` stop at the first deny or permit and answer the decisions made so
+ * far (§7.1.2.1). Without evaluations it is one evaluation, answered as one decision (§7.1).
+ * An evaluation left without a subject, action or resource makes the whole request a 400.
+ */
+export async function evaluateAccessMany(
+  ctx: BrokerContext,
+  caller: Caller,
+  request: AuthzenEvaluationsRequest,
+): Promise<AuthzenEvaluationsResponse> {
+  requireRole(caller, 'pep');
+  const { evaluations, options, ...defaults } = request;
+  const items = (evaluations ?? []).length === 0 ? [{}] : (evaluations ?? []);
+  const complete = items.map((item, i) => {
+    const merged = { ...defaults, ...item };
+    const { subject, action, resource } = merged;
+    if (!subject || !action || !resource)
+      throw new TetherError(
+        'invalid_request',
+        `evaluation ${i} has no ${!subject ? 'subject' : !action ? 'action' : 'resource'}, nor does the request as a default (AuthZEN §7.1.1)`,
+      );
+    return { ...merged, subject, action, resource };
+  });
+  const audiences = await listPepAudiences(ctx.store, caller.principal.id);
+  if (evaluations === undefined || evaluations.length === 0)
+    return decide(ctx, caller, audiences, complete[0] as AuthzenEvaluationRequest);
+  const semantic = options?.evaluations_semantic ?? 'execute_all';
+  const decisions: AuthzenDecision[] = [];
+  for (const evaluation of complete) {
+    const decision = await decide(ctx, caller, audiences, evaluation);
+    decisions.push(decision);
+    if (semantic === 'deny_on_first_deny' && !decision.decision) break;
+    if (semantic === 'permit_on_first_permit' && decision.decision) break;
+  }
+  return { evaluations: decisions };
+}
