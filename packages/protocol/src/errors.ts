@@ -62,6 +62,10 @@ export const ERROR_CATALOGUE = {
   already_activated: { status: 409, title: 'The request has already been activated' },
   session_not_live: { status: 409, title: 'The session has ended or expired' },
   extension_pending: { status: 409, title: 'The session already has a pending extension request' },
+  expired_denial: { status: 410, title: 'The denial has expired' },
+  invalid_denial_binding: { status: 400, title: 'The submission does not match the denial it cites' },
+  duplicate_request: { status: 409, title: 'This denial, or this idempotency key, was already submitted' },
+  unknown_task: { status: 404, title: 'No such access request task' },
   recording_out_of_order: {
     status: 409,
     title: 'The recording chunk is not the one the session expects next',

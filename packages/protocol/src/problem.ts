@@ -15,8 +15,20 @@ export interface Problem {
 
 export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
 
+/**
+ * The codes of the OpenID AuthZEN Access Request and Approval Profile (§14): their problems
+ * carry the profile's URN as `type`, so that any client of the profile understands them.
+ */
+export const ACCESS_REQUEST_PROFILE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'expired_denial',
+  'invalid_denial_binding',
+  'duplicate_request',
+  'unknown_task',
+]);
+
 /** Where each code is documented; the `type` URI of a problem. */
 export function problemType(code: ErrorCode): string {
+  if (ACCESS_REQUEST_PROFILE_CODES.has(code)) return `urn:openid:authzen:access-request:error:${code}`;
   return `https://tether.dev/errors#${code}`;
 }
 

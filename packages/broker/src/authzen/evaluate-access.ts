@@ -8,13 +8,16 @@ import type {
 } from '@tether-broker/protocol/api';
 import { requireRole } from '../core/access-control.js';
 import type { BrokerContext, Caller } from '../core/context.js';
+import type { Principal } from '../domain/principal.js';
 import { isLive, type Session, type SessionGrant } from '../domain/session.js';
 import { judgeSession } from '../evaluation/evaluate.js';
 import { EvaluationFacts } from '../evaluation/facts.js';
 import { listPepAudiences } from '../store/repositories/peps.js';
 import { findPrincipal, findPrincipalByName } from '../store/repositories/principals.js';
+import { findRequest } from '../store/repositories/requests.js';
 import { findSession, listSessions } from '../store/repositories/sessions.js';
 import { PRIVILEGE_DETAIL_TYPE } from '../tokens/access-token.js';
+import { requestableContext, requestablePrivilege } from './requestable.js';
 
 /** The most live sessions of one principal an evaluation looks through. */
 const SESSIONS_PER_SUBJECT = 50;
@@ -31,27 +34,32 @@ function deny(why: string, code: string): AuthzenDecision {
   };
 }
 
-/** The subject's live sessions, in the caller's tenant only (another tenant's are never found). */
-async function subjectSessions(
+/**
+ * The subject's principal and sessions, in the caller's tenant only (another tenant's are never
+ * found); undefined for a subject type Tether does not know.
+ */
+async function subjectOf(
   ctx: BrokerContext,
   caller: Caller,
   subject: AuthzenEvaluationRequest['subject'],
-) {
+): Promise<{ principal: Principal | undefined; sessions: Session[] } | undefined> {
   const tenantId = caller.tenant.id;
   if (subject.type === 'session') {
     const session = await findSession(ctx.store, tenantId, subject.id);
-    return session ? [session] : [];
+    if (!session) return { principal: undefined, sessions: [] };
+    return { principal: await findPrincipal(ctx.store, tenantId, session.principalId), sessions: [session] };
   }
   if (subject.type === 'principal' || subject.type === 'user') {
     const principal =
       (await findPrincipalByName(ctx.store, tenantId, subject.id)) ??
       (await findPrincipal(ctx.store, tenantId, subject.id));
-    if (!principal) return [];
-    return listSessions(ctx.store, tenantId, {
+    if (!principal) return { principal: undefined, sessions: [] };
+    const sessions = await listSessions(ctx.store, tenantId, {
       state: 'active',
       principalId: principal.id,
       limit: SESSIONS_PER_SUBJECT,
     });
+    return { principal, sessions };
   }
   return undefined;
 }
@@ -89,8 +97,8 @@ async function decide(
   audiences: readonly string[],
   request: AuthzenEvaluationRequest,
 ): Promise<AuthzenDecision> {
-  const sessions = await subjectSessions(ctx, caller, request.subject);
-  if (sessions === undefined)
+  const subject = await subjectOf(ctx, caller, request.subject);
+  if (subject === undefined)
     return deny(
       `subject type ${JSON.stringify(request.subject.type)} is not one Tether knows (session, principal)`,
       'unsupported_subject',
@@ -98,17 +106,13 @@ async function decide(
   const now = ctx.clock.now();
   const action = request.action.name;
   const resource = request.resource.id;
-  const candidates = sessions.filter(
+  const candidates = subject.sessions.filter(
     (s: Session) =>
       isLive(s, now) &&
       s.grant.audiences.some((a) => audiences.includes(a)) &&
       covers(s.grant, action, resource),
   );
-  if (candidates.length === 0)
-    return deny(
-      `no live session of the subject that this PEP honours covers ${action} on ${resource}`,
-      'no_session',
-    );
+  if (candidates.length === 0) return notCovered(ctx, caller, audiences, request, subject.principal);
   // Continuous evaluation as it would judge the session now: what it would cut is not granted.
   const facts = new EvaluationFacts(ctx.store);
   let refusedBy: string | undefined;
@@ -124,6 +128,42 @@ async function decide(
     refusedBy = 'policy no longer lets the session hold this action';
   }
   return deny(refusedBy ?? 'refused by policy', 'policy');
+}
+
+/**
+ * No live session covers it. When the subject could ask for a privilege that would, the denial
+ * is requestable (Access Request profile §7); when it cites an approval (`context.approval`,
+ * §12) whose request is approved but not yet activated into a session, the answer is to retry
+ * once it is (`grant_pending`): the PDP stays authoritative, and only a live session permits.
+ */
+async function notCovered(
+  ctx: BrokerContext,
+  caller: Caller,
+  audiences: readonly string[],
+  request: AuthzenEvaluationRequest,
+  principal: Principal | undefined,
+): Promise<AuthzenDecision> {
+  const why = `no live session of the subject that this PEP honours covers ${request.action.name} on ${request.resource.id}`;
+  const denied = deny(why, 'no_session');
+  if (!principal?.enabled) return denied;
+  const approval = (request.context?.approval as { id?: unknown } | undefined)?.id;
+  if (typeof approval === 'string') {
+    const cited = await findRequest(ctx.store, caller.tenant.id, approval);
+    if (cited?.principalId === principal.id && cited.state === 'approved' && cited.kind === 'access')
+      return {
+        ...denied,
+        context: { ...denied.context, reason: 'grant_pending', next_action: 'retry', retry_after: 1 },
+      };
+  }
+  const privilege = await requestablePrivilege(ctx, principal, audiences, request, caller.tenant.timeZone);
+  if (!privilege) return denied;
+  return {
+    ...denied,
+    context: {
+      ...denied.context,
+      ...(await requestableContext(ctx, caller.principal.id, caller.tenant.id, privilege, request)),
+    },
+  };
 }
 
 /**

@@ -18,6 +18,7 @@ export const ID_PREFIX = {
   stream: 'stm',
   connector: 'cnr',
   connectorJob: 'cnj',
+  evaluation: 'evl',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 

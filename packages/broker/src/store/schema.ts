@@ -496,6 +496,16 @@ export interface RecordingChunkRow {
   received_at: number;
 }
 
+export interface AccessRequestTaskRow {
+  jti: string; // the binding token's id: each requestable denial is submitted once
+  tenant_id: string;
+  principal_id: string; // who submitted (the denied subject)
+  request_id: string; // the Tether request the submission created: the task
+  idempotency_key: string | null;
+  body_hash: string; // SHA-256 of the canonical submission
+  created_at: number;
+}
+
 /** Written and emptied by `/readyz`'s write probe; always empty between probes. */
 export interface StoreProbeRow {
   id: string;
@@ -550,4 +560,5 @@ export interface Tables {
   session_credentials: SessionCredentialRow;
   recordings: RecordingRow;
   recording_chunks: RecordingChunkRow;
+  access_request_tasks: AccessRequestTaskRow;
 }

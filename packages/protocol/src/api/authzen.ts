@@ -87,10 +87,69 @@ export const AuthzenEvaluationsResponse = Type.Union([
 ]);
 export type AuthzenEvaluationsResponse = Static<typeof AuthzenEvaluationsResponse>;
 
-/** §9.1: `GET /.well-known/authzen-configuration`. */
+/** §9.1 (and the Access Request profile §6): `GET /.well-known/authzen-configuration`. */
 export const AuthzenMetadata = Type.Object({
   policy_decision_point: Type.String(),
   access_evaluation_endpoint: Type.String(),
   access_evaluations_endpoint: Type.String(),
+  access_request_endpoint: Type.String(),
+  jwks_uri: Type.String(),
+  capabilities: Type.Array(Type.String()),
 });
+
+/**
+ * Access Request and Approval Profile §10.1: the body of `POST /access/v1/requests`, a request
+ * for the access a requestable denial named. Tether takes single submissions (no `items`).
+ */
+export const AccessRequestSubmission = Type.Object({
+  subject: AuthzenSubject,
+  resource: AuthzenResource,
+  action: AuthzenAction,
+  context: Type.Optional(
+    Type.Object({
+      ticket: Type.Optional(Type.String({ maxLength: 256 })),
+      business_justification: Type.Optional(Type.String({ maxLength: 2048 })),
+    }),
+  ),
+  requested_access: Type.Optional(
+    Type.Object({ requested_until: Type.Optional(Type.String({ format: 'date-time' })) }),
+  ),
+  denial: Type.Object({
+    binding_token: Type.String({ minLength: 1, maxLength: 8192 }),
+    evaluation_id: Type.Optional(Type.String({ maxLength: 128 })),
+    expires_at: Type.String({ format: 'date-time' }),
+    evaluated_at: Type.Optional(Type.String({ maxLength: 64 })),
+    reason: Type.Optional(Type.String({ maxLength: 128 })),
+    template: Type.Optional(Type.String({ maxLength: 128 })),
+  }),
+  items: Type.Optional(
+    Type.Array(Type.Unknown(), { maxItems: 0, description: 'bulk submissions are not taken' }),
+  ),
+});
+export type AccessRequestSubmission = Static<typeof AccessRequestSubmission>;
+
+/** §10.2, §11: a task handle, and once approved its result (§12: re-evaluate). */
+export const AccessRequestTask = Type.Object({
+  task: Type.Object({
+    id: Type.String(),
+    status: Type.Union([
+      Type.Literal('pending'),
+      Type.Literal('approved'),
+      Type.Literal('denied'),
+      Type.Literal('expired'),
+      Type.Literal('cancelled'),
+      Type.Literal('failed'),
+    ]),
+    status_endpoint: Type.String(),
+    expires_at: Type.Optional(Type.String()),
+    display: Type.Optional(Type.Object({ title: Type.String(), description: Type.String() })),
+  }),
+  result: Type.Optional(
+    Type.Object({
+      mode: Type.Literal('reevaluate'),
+      approval: Type.Object({ id: Type.String(), approved_at: Type.String(), approved_until: Type.String() }),
+    }),
+  ),
+});
+export type AccessRequestTask = Static<typeof AccessRequestTask>;
 export type AuthzenMetadata = Static<typeof AuthzenMetadata>;

@@ -1,6 +1,8 @@
 // The broker API's wire schemas (TypeBox) and, under the same names, their types.
 
 export {
+  AccessRequestSubmission,
+  AccessRequestTask,
   AUTHZEN_MAX_EVALUATIONS,
   AuthzenAction,
   AuthzenDecision,

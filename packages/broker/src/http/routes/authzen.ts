@@ -1,12 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { NAME_PATTERN, TetherError } from '@tether-broker/protocol';
 import {
+  AccessRequestSubmission,
+  AccessRequestTask,
   AuthzenDecision,
   AuthzenEvaluationRequest,
   AuthzenEvaluationsRequest,
   AuthzenEvaluationsResponse,
   AuthzenMetadata,
 } from '@tether-broker/protocol/api';
+import { accessRequestTask, requestSchema, submitAccessRequest } from '../../authzen/access-requests.js';
 import { evaluateAccess, evaluateAccessMany } from '../../authzen/evaluate-access.js';
+import { accessRequestsPath } from '../../authzen/requestable.js';
 import type { BrokerContext } from '../../core/context.js';
 import { withProblems } from '../schemas/common.js';
 
@@ -16,6 +22,7 @@ export const AUTHZEN_EVALUATIONS_PATH = '/access/v1/evaluations';
 
 /** A request identifier (`X-Request-ID`, AuthZEN §10.1.3) sent by the PEP comes back unchanged. */
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
 
 /**
  * OpenID AuthZEN 1.0 evaluation API (PDP): gateways and services in any language ask whether a
@@ -52,6 +59,55 @@ export function authzenRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       },
       async (request) => evaluateAccessMany(ctx, request.caller, request.body),
     );
+    app.post(
+      '/requests',
+      {
+        schema: {
+          tags: ['authzen'],
+          summary: 'Access Request profile §10: ask for what a requestable denial named; answers a task',
+          body: AccessRequestSubmission,
+          response: withProblems({ 201: AccessRequestTask, 202: AccessRequestTask, 200: AccessRequestTask }),
+        },
+      },
+      async (request, reply) => {
+        const key = request.headers['idempotency-key'];
+        const idempotencyKey = typeof key === 'string' && IDEMPOTENCY_KEY.test(key) ? key : undefined;
+        if (key !== undefined && idempotencyKey === undefined)
+          throw new TetherError('invalid_request', 'Idempotency-Key must be 1-255 printable characters');
+        const { created, task } = await submitAccessRequest(
+          ctx,
+          request.caller,
+          request.body,
+          idempotencyKey,
+        );
+        // §10.2: 201 when the task is already decided (auto-approved), 202 while it waits.
+        const status = !created ? 200 : task.task.status === 'pending' ? 202 : 201;
+        return reply.code(status).header('location', task.task.status_endpoint).send(task);
+      },
+    );
+    app.get(
+      '/requests/:id',
+      {
+        schema: {
+          tags: ['authzen'],
+          summary: 'Access Request profile §11: the status of a task',
+          params: Type.Object({ id: Type.String({ pattern: '^req_[0-9a-z]{26}$' }) }),
+          response: withProblems({ 200: AccessRequestTask }),
+        },
+      },
+      async (request) => accessRequestTask(ctx, request.caller, request.params.id),
+    );
+    app.get(
+      '/requests/schema/:template',
+      {
+        schema: {
+          tags: ['authzen'],
+          summary: 'Access Request profile §7: what a request for this template needs (JSON Schema)',
+          params: Type.Object({ template: Type.String({ pattern: NAME_PATTERN, maxLength: 128 }) }),
+        },
+      },
+      async (request) => requestSchema(ctx, request.caller, request.params.template),
+    );
   };
 }
 
@@ -62,6 +118,9 @@ export function authzenMetadataRoutes(ctx: BrokerContext): FastifyPluginAsyncTyp
     policy_decision_point: issuer,
     access_evaluation_endpoint: `${issuer}${AUTHZEN_EVALUATION_PATH}`,
     access_evaluations_endpoint: `${issuer}${AUTHZEN_EVALUATIONS_PATH}`,
+    access_request_endpoint: `${issuer}${accessRequestsPath}`,
+    jwks_uri: `${issuer}/.well-known/jwks.json`,
+    capabilities: ['urn:openid:authzen:capability:access-request'],
   };
   return async (app) => {
     app.get(

@@ -17,6 +17,7 @@ import * as m0018 from './0018-status-list-version.js';
 import * as m0019 from './0019-sweeper-indexes.js';
 import * as m0020 from './0020-connectors.js';
 import * as m0021 from './0021-recordings.js';
+import * as m0022 from './0022-access-request-tasks.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -41,6 +42,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0019-sweeper-indexes': m0019,
   '0020-connectors': m0020,
   '0021-recordings': m0021,
+  '0022-access-request-tasks': m0022,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);
