@@ -16,6 +16,7 @@ const BENCHMARKS = {
   p3: './p3-revocation-propagation.mjs',
   p6: './p6-gateway-latency.mjs',
   c1: './c1-connector-cut.mjs',
+  a1: './a1-authzen.mjs',
   cli: './cli-startup.mjs',
 };
 const REPORT = new URL('./RESULTS.md', import.meta.url);

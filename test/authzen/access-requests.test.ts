@@ -16,6 +16,7 @@ import { describeEachStore } from '../support/stores.js';
 interface Answer {
   status: number;
   headers: Record<string, unknown>;
+  // biome-ignore lint/suspicious/noExplicitAny: the test reads the profile's JSON answers freely
   body: Record<string, any>;
 }
 
@@ -259,5 +260,82 @@ describeEachStore('AuthZEN access requests (requestable denials)', (fixture) => 
       404,
       'unknown_task',
     );
+  });
+
+  it('answers grant_pending only for an approval that covers this call, in its window, not yet activated', async () => {
+    const { submission } = await deniedAndSubmission();
+    const { task } = (
+      await post(b, s.operator.client, '/access/v1/requests', submission, { 'idempotency-key': 'k-9' })
+    ).body;
+    await s.approvers[0]!.client.call('POST', `/v1/requests/${task.id}/approve`);
+    const approval = { id: task.id };
+    expect((await evaluate({ approval })).body.context.reason).toBe('grant_pending');
+    // Cited for what the privilege does not grant: no pending grant, a plain denial.
+    const elsewhere = await post(b, pep.client, '/access/v1/evaluation', {
+      ...question,
+      action: { name: 'firewall:rules.delete' },
+      context: { approval },
+    });
+    expect(elsewhere.body.context.reason).toBeUndefined();
+    // Someone else citing Olivia's approval for himself.
+    const oscar = await post(b, pep.client, '/access/v1/evaluation', {
+      ...question,
+      subject: { type: 'principal', id: 'oscar' },
+      context: { approval },
+    });
+    expect(oscar.body.context.reason).not.toBe('grant_pending');
+    // Past its activation window: expired, and the denial is requestable again.
+    b.clock.advance(2 * 3_600_000);
+    const lapsed = await evaluate({ approval });
+    expect(lapsed.body.context.reason).toBe('approval_required');
+    expect((await get(b, s.operator.client, path(task.status_endpoint))).body.task.status).toBe('expired');
+    // The idempotent retry still answers the task, though its denial has long expired.
+    const retried = await post(b, s.operator.client, '/access/v1/requests', submission, {
+      'idempotency-key': 'k-9',
+    });
+    expect(retried.status).toBe(200);
+    expect(retried.body.task.id).toBe(task.id);
+  });
+
+  it('offers no requestable denial to a subject Cedar would not let ask, and bounds what a caller may send', async () => {
+    // Oscar is no operator: the policy would refuse his request, so none is offered.
+    const oscar = await post(b, pep.client, '/access/v1/evaluation', {
+      ...question,
+      subject: { type: 'principal', id: 'oscar' },
+    });
+    expect(oscar.body.decision).toBe(false);
+    expect(oscar.body.context.access_request).toBeUndefined();
+    // A body nested past 16 levels is refused, not walked (nor signed).
+    const depth = 20_000;
+    const deep = `${'{"d":'.repeat(depth)}{}${'}'.repeat(depth)}`;
+    const nested = await b.app.inject({
+      method: 'POST',
+      url: '/access/v1/evaluation',
+      headers: {
+        authorization: `Bearer ${await pep.client.bearerToken()}`,
+        'content-type': 'application/json',
+      },
+      payload: `{"subject":{"type":"principal","id":"olivia","properties":${deep}},"resource":{"type":"f","id":"firewall/edge-1"},"action":{"name":"firewall:rules.write"}}`,
+    });
+    expect(nested.statusCode).toBe(400);
+    // The actor in the subject's properties does not bind: a PEP may move it elsewhere.
+    const withActor = await post(b, pep.client, '/access/v1/evaluation', {
+      ...question,
+      subject: { ...question.subject, properties: { act: { sub: 'agent-7' } } },
+    });
+    const ar = withActor.body.context.access_request;
+    const submitted = await post(b, s.operator.client, '/access/v1/requests', {
+      ...question,
+      context: { ticket: 'NET-3', business_justification: 'moved actor' },
+      denial: { binding_token: ar.binding_token, expires_at: ar.expires_at },
+    });
+    expect(submitted.status).toBe(202);
+    // A session wanted until a time already past.
+    const { submission } = await deniedAndSubmission();
+    const past = await post(b, s.operator.client, '/access/v1/requests', {
+      ...submission,
+      requested_access: { requested_until: new Date(b.clock.now() - 1000).toISOString() },
+    });
+    expect(past.status).toBe(400);
   });
 });

@@ -15,31 +15,34 @@ import {
 import { findPrincipal, findPrincipalByName } from '../store/repositories/principals.js';
 import { findPrivilegeByName } from '../store/repositories/privileges.js';
 import { findRequest } from '../store/repositories/requests.js';
-import { findSession } from '../store/repositories/sessions.js';
-import {
-  accessRequestsPath,
-  BindingRefused,
-  boundParts,
-  sameQuestion,
-  verifyBindingToken,
-} from './requestable.js';
+import { findSession, findSessionByRequest } from '../store/repositories/sessions.js';
+import { accessRequestsPath, BindingRefused, bindingHash, verifyBindingToken } from './requestable.js';
 
 const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** The task of a Tether request, as the Access Request profile reports it (§10.2, §11, §12). */
-export function taskOf(ctx: BrokerContext, request: AccessRequest): AccessRequestTask {
-  const seen = expire(request, ctx.clock.now()) ?? request;
+/**
+ * The task of a Tether request, as the Access Request profile reports it (§10.2, §11, §12): an
+ * approval not activated within its window has expired.
+ */
+export async function taskOf(ctx: BrokerContext, request: AccessRequest): Promise<AccessRequestTask> {
+  const now = ctx.clock.now();
+  const seen = expire(request, now) ?? request;
   const statusEndpoint = `${ctx.config.publicUrl}${accessRequestsPath}/${seen.id}`;
+  const lapsed =
+    seen.state === 'approved' &&
+    seen.activationExpiresAt !== null &&
+    now >= seen.activationExpiresAt &&
+    !(await findSessionByRequest(ctx.store, seen.id));
   const task: AccessRequestTask['task'] = {
     id: seen.id,
-    status: seen.state,
+    status: lapsed ? 'expired' : seen.state,
     status_endpoint: statusEndpoint,
     expires_at: iso(
       seen.state === 'approved' && seen.activationExpiresAt ? seen.activationExpiresAt : seen.expiresAt,
     ),
   };
-  if (seen.state !== 'approved' || seen.activationExpiresAt === null) return { task };
+  if (task.status !== 'approved' || seen.activationExpiresAt === null) return { task };
   // §12: re-evaluate, citing the approval; the PDP permits once the request is a live session.
   return {
     task,
@@ -83,35 +86,23 @@ function bodyHash(submission: AccessRequestSubmission): string {
     .digest('hex');
 }
 
-/** The same submission sent again (a lost answer) gets the same task; anything else is refused. */
-async function replayed(
+/**
+ * §10.1: the same submission sent again under its Idempotency-Key (an answer lost) gets its
+ * task, even after the denial has expired; the key with another submission is refused.
+ */
+async function earlierTask(
   ctx: BrokerContext,
   caller: Caller,
-  jti: string,
   idempotencyKey: string | undefined,
   hash: string,
 ): Promise<AccessRequestTask | undefined> {
-  const byKey = idempotencyKey
-    ? await findTaskByIdempotencyKey(ctx.store, caller.principal.id, idempotencyKey)
-    : undefined;
-  const byJti = await findTaskByJti(ctx.store, jti);
-  const earlier = byKey ?? byJti;
+  if (idempotencyKey === undefined) return undefined;
+  const earlier = await findTaskByIdempotencyKey(ctx.store, caller.principal.id, idempotencyKey);
   if (!earlier) return undefined;
-  if (
-    earlier.principal_id === caller.principal.id &&
-    earlier.body_hash === hash &&
-    earlier.jti === jti &&
-    byKey
-  ) {
-    const request = await findRequest(ctx.store, caller.tenant.id, earlier.request_id);
-    if (request) return taskOf(ctx, request);
-  }
-  throw new TetherError(
-    'duplicate_request',
-    byKey
-      ? 'this Idempotency-Key was used for a different submission'
-      : 'this denial was already submitted (send the same Idempotency-Key to retry a submission)',
-  );
+  if (earlier.body_hash !== hash)
+    throw new TetherError('duplicate_request', 'this Idempotency-Key was used for a different submission');
+  const request = await findRequest(ctx.store, caller.tenant.id, earlier.request_id);
+  return request && (await taskOf(ctx, request));
 }
 
 /**
@@ -127,6 +118,9 @@ export async function submitAccessRequest(
   submission: AccessRequestSubmission,
   idempotencyKey: string | undefined,
 ): Promise<{ created: boolean; task: AccessRequestTask }> {
+  const hash = bodyHash(submission);
+  const again = await earlierTask(ctx, caller, idempotencyKey, hash);
+  if (again) return { created: false, task: again };
   let denial: Awaited<ReturnType<typeof verifyBindingToken>>;
   try {
     denial = await verifyBindingToken(ctx, submission.denial.binding_token);
@@ -137,13 +131,7 @@ export async function submitAccessRequest(
   }
   if (denial.tenant !== caller.tenant.id)
     throw new TetherError('invalid_denial_binding', 'the denial was not made in this tenant');
-  if (
-    !sameQuestion(boundParts(submission), {
-      subject: denial.subject,
-      resource: denial.resource,
-      action: denial.action,
-    })
-  )
+  if (bindingHash(submission) !== denial.bindingHash)
     throw new TetherError('invalid_denial_binding', 'the subject, resource or action differ from the denial');
   if (Date.parse(submission.denial.expires_at) !== denial.expiresAt)
     throw new TetherError('invalid_denial_binding', 'denial.expires_at is not the one the denial stated');
@@ -156,12 +144,16 @@ export async function submitAccessRequest(
     throw new TetherError('invalid_denial_binding', 'denial.template is not the one the denial named');
   await assertSubjectIsCaller(ctx, caller, submission.subject);
 
-  const hash = bodyHash(submission);
-  const again = await replayed(ctx, caller, denial.jti, idempotencyKey, hash);
-  if (again) return { created: false, task: again };
+  if (await findTaskByJti(ctx.store, denial.jti))
+    throw new TetherError(
+      'duplicate_request',
+      'this denial was already submitted (send the same Idempotency-Key to retry a submission)',
+    );
 
   const now = ctx.clock.now();
   const until = submission.requested_access?.requested_until;
+  if (until !== undefined && Date.parse(until) <= now)
+    throw new TetherError('invalid_request', 'requested_access.requested_until lies in the past');
   const decided = await decideRequest(ctx, caller, {
     privilege: denial.template,
     ticket: submission.context?.ticket,
@@ -191,7 +183,7 @@ export async function submitAccessRequest(
       throw new TetherError('duplicate_request', 'this denial was already submitted');
     throw err;
   }
-  return { created: true, task: taskOf(ctx, decided.request) };
+  return { created: true, task: await taskOf(ctx, decided.request) };
 }
 
 /** A task's status (§11), for the requester who submitted it (and admins, auditors). */

@@ -14,8 +14,9 @@ import { judgeSession } from '../evaluation/evaluate.js';
 import { EvaluationFacts } from '../evaluation/facts.js';
 import { listPepAudiences } from '../store/repositories/peps.js';
 import { findPrincipal, findPrincipalByName } from '../store/repositories/principals.js';
+import { findPrivilege } from '../store/repositories/privileges.js';
 import { findRequest } from '../store/repositories/requests.js';
-import { findSession, listSessions } from '../store/repositories/sessions.js';
+import { findSession, findSessionByRequest, listSessions } from '../store/repositories/sessions.js';
 import { PRIVILEGE_DETAIL_TYPE } from '../tokens/access-token.js';
 import { requestableContext, requestablePrivilege } from './requestable.js';
 
@@ -146,15 +147,11 @@ async function notCovered(
   const why = `no live session of the subject that this PEP honours covers ${request.action.name} on ${request.resource.id}`;
   const denied = deny(why, 'no_session');
   if (!principal?.enabled) return denied;
-  const approval = (request.context?.approval as { id?: unknown } | undefined)?.id;
-  if (typeof approval === 'string') {
-    const cited = await findRequest(ctx.store, caller.tenant.id, approval);
-    if (cited?.principalId === principal.id && cited.state === 'approved' && cited.kind === 'access')
-      return {
-        ...denied,
-        context: { ...denied.context, reason: 'grant_pending', next_action: 'retry', retry_after: 1 },
-      };
-  }
+  if (await approvalPending(ctx, caller, principal, audiences, request))
+    return {
+      ...denied,
+      context: { ...denied.context, reason: 'grant_pending', next_action: 'retry', retry_after: 1 },
+    };
   const privilege = await requestablePrivilege(ctx, principal, audiences, request, caller.tenant.timeZone);
   if (!privilege) return denied;
   return {
@@ -164,6 +161,43 @@ async function notCovered(
       ...(await requestableContext(ctx, caller.principal.id, caller.tenant.id, privilege, request)),
     },
   };
+}
+
+/**
+ * Whether the evaluation cites (`context.approval.id`) the subject's approved request for a
+ * privilege that covers this call at this PEP, still inside its activation window and not yet
+ * activated: the grant is pending, not refused. Any other citation counts for nothing (the
+ * denial is then requestable again, or plain).
+ */
+async function approvalPending(
+  ctx: BrokerContext,
+  caller: Caller,
+  principal: Principal,
+  audiences: readonly string[],
+  request: AuthzenEvaluationRequest,
+): Promise<boolean> {
+  const id = (request.context?.approval as { id?: unknown } | undefined)?.id;
+  if (typeof id !== 'string' || id.length > 64) return false;
+  const cited = await findRequest(ctx.store, caller.tenant.id, id);
+  if (!cited || cited.principalId !== principal.id || cited.kind !== 'access' || cited.state !== 'approved')
+    return false;
+  if (cited.activationExpiresAt === null || ctx.clock.now() >= cited.activationExpiresAt) return false;
+  if (await findSessionByRequest(ctx.store, cited.id)) return false;
+  const privilege = await findPrivilege(ctx.store, caller.tenant.id, cited.privilegeId);
+  return (
+    privilege?.audiences.some((a) => audiences.includes(a)) === true &&
+    covers(
+      {
+        privilege: privilege.name,
+        actions: privilege.actions,
+        resources: privilege.resources,
+        audiences: privilege.audiences,
+        tokenTtlSeconds: 0,
+      },
+      request.action.name,
+      request.resource.id,
+    )
+  );
 }
 
 /**
@@ -196,8 +230,12 @@ export async function evaluateAccessMany(
     return decide(ctx, caller, audiences, complete[0] as AuthzenEvaluationRequest);
   const semantic = options?.evaluations_semantic ?? 'execute_all';
   const decisions: AuthzenDecision[] = [];
+  // The same question twice in one boxcar is decided once (each costs store reads and Cedar).
+  const decided = new Map<string, AuthzenDecision>();
   for (const evaluation of complete) {
-    const decision = await decide(ctx, caller, audiences, evaluation);
+    const key = JSON.stringify(evaluation);
+    const decision = decided.get(key) ?? (await decide(ctx, caller, audiences, evaluation));
+    decided.set(key, decision);
     decisions.push(decision);
     if (semantic === 'deny_on_first_deny' && !decision.decision) break;
     if (semantic === 'permit_on_first_permit' && decision.decision) break;

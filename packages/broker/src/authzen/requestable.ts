@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { findEntitlement } from '@tether-broker/pep';
 import type { AuthzenEvaluationRequest } from '@tether-broker/protocol/api';
 import canonicalizeModule from 'canonicalize';
@@ -15,6 +16,8 @@ const canonicalize = canonicalizeModule as unknown as (input: unknown) => string
 
 /** The `typ` of a binding token: it is no access token, assertion or proof. */
 export const BINDING_TOKEN_TYP = 'authzen-binding+jwt';
+/** The ticket Cedar is asked with, to learn whether a request with a ticket could be permitted. */
+const TICKET_PLACEHOLDER = 'TICKET-0';
 /** How long a requestable denial can be submitted. */
 export const DENIAL_LIFETIME_SECONDS = 600;
 
@@ -26,21 +29,31 @@ export interface BoundDenial {
   tenant: string;
   pep: string;
   template: string;
-  subject: unknown;
-  resource: unknown;
-  action: unknown;
+  bindingHash: string;
   expiresAt: number;
   jti: string;
 }
 
-/** The submission's part that must equal what was denied, compared as canonical JSON (RFC 8785). */
-export function sameQuestion(a: unknown, b: unknown): boolean {
-  return canonicalize(a) === canonicalize(b);
+/**
+ * The denied question as it binds (Access Request profile §18): subject, resource and action,
+ * without the subject's `properties.act` (a PEP may move the actor to `client.actor`).
+ */
+export function boundParts(q: Pick<AuthzenEvaluationRequest, 'subject' | 'resource' | 'action'>) {
+  const { act: _act, ...properties } = (q.subject.properties ?? {}) as Record<string, unknown>;
+  const { properties: _all, ...bare } = q.subject;
+  const subject = Object.keys(properties).length > 0 ? { ...bare, properties } : bare;
+  return { subject, resource: q.resource, action: q.action };
 }
 
-/** subject/resource/action without `properties` of the subject's actor (§18: `act` never binds). */
-export function boundParts(q: Pick<AuthzenEvaluationRequest, 'subject' | 'resource' | 'action'>) {
-  return { subject: q.subject, resource: q.resource, action: q.action };
+/**
+ * The question's `binding_hash` (§18, hashed form): base64url SHA-256 of its JCS (RFC 8785)
+ * form. A hash rather than the members inline keeps the token small whatever the caller's
+ * `properties` hold.
+ */
+export function bindingHash(q: Pick<AuthzenEvaluationRequest, 'subject' | 'resource' | 'action'>): string {
+  return createHash('sha256')
+    .update(canonicalize(boundParts(q)) ?? '', 'utf8')
+    .digest('base64url');
 }
 
 /**
@@ -64,19 +77,21 @@ export async function requestablePrivilege(
       resources: privilege.resources,
     } as const;
     if (!findEntitlement([detail], request.action.name, request.resource.id)) continue;
-    const asked = await askPolicy(ctx, ctx.store, {
-      action: 'request',
-      actor: principal,
-      requester: principal,
-      privilege,
-      ticket: null,
-      durationSeconds: privilege.maxDurationSeconds,
-      reason: '',
-      timeZone,
-    });
-    // Not permitted without a ticket is still requestable (the ticket comes with the request);
-    // a forbid that decided, or a policy error, is not.
-    if (asked.allowed || (asked.policies.length === 0 && asked.errors.length === 0)) return privilege;
+    // Offered only when Cedar would let the principal ask: without a ticket, or, where the
+    // privilege takes one, with one (its value is checked when the request is made).
+    const ask = (ticket: string | null) =>
+      askPolicy(ctx, ctx.store, {
+        action: 'request',
+        actor: principal,
+        requester: principal,
+        privilege,
+        ticket,
+        durationSeconds: privilege.maxDurationSeconds,
+        reason: '',
+        timeZone,
+      });
+    if ((await ask(null)).allowed || (privilege.ticket.required && (await ask(TICKET_PLACEHOLDER)).allowed))
+      return privilege;
   }
   return undefined;
 }
@@ -107,7 +122,7 @@ export async function requestableContext(
     template: privilege.name,
     denial_expires_at: exp,
     binding_context_members: [],
-    ...boundParts(request),
+    binding_hash: bindingHash(request),
   })
     .setProtectedHeader({ alg: SIGNING_ALG, typ: BINDING_TOKEN_TYP, kid: key.kid })
     .setIssuer(issuer)
@@ -172,16 +187,19 @@ export async function verifyBindingToken(ctx: BrokerContext, token: string): Pro
     throw new BindingRefused(false, 'the binding token is not one this broker issued');
   }
   const p = payload as Record<string, unknown>;
-  if (typeof p.evaluation_id !== 'string' || typeof p.tenant !== 'string' || typeof p.template !== 'string')
+  if (
+    typeof p.evaluation_id !== 'string' ||
+    typeof p.tenant !== 'string' ||
+    typeof p.template !== 'string' ||
+    typeof p.binding_hash !== 'string'
+  )
     throw new BindingRefused(false, 'the binding token does not describe a denial');
   return {
     evaluationId: p.evaluation_id,
     tenant: p.tenant,
     pep: String(p.pep),
     template: p.template,
-    subject: p.subject,
-    resource: p.resource,
-    action: p.action,
+    bindingHash: p.binding_hash,
     expiresAt: Number(p.denial_expires_at) * 1000,
     jti: String(p.jti),
   };

@@ -23,6 +23,22 @@ export const AUTHZEN_EVALUATIONS_PATH = '/access/v1/evaluations';
 /** A request identifier (`X-Request-ID`, AuthZEN §10.1.3) sent by the PEP comes back unchanged. */
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+/** Deepest nesting a body may have: `properties` and `context` are free-form, not unbounded. */
+const MAX_DEPTH = 16;
+
+/** The nesting depth of a parsed body, walked iteratively (a hostile body may nest deeply). */
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length > 0) {
+    const [v, depth] = pending.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > MAX_DEPTH) return deepest;
+    for (const member of Object.values(v)) pending.push([member, depth + 1]);
+  }
+  return deepest;
+}
 
 /**
  * OpenID AuthZEN 1.0 evaluation API (PDP): gateways and services in any language ask whether a
@@ -31,6 +47,10 @@ const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
  */
 export function authzenRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
   return async (app) => {
+    app.addHook('preValidation', async (request) => {
+      if (depthOf(request.body) > MAX_DEPTH)
+        throw new TetherError('invalid_request', `the body nests deeper than ${MAX_DEPTH} levels`);
+    });
     app.addHook('onSend', async (request, reply) => {
       const id = request.headers['x-request-id'];
       if (typeof id === 'string' && REQUEST_ID.test(id)) reply.header('x-request-id', id);

@@ -20,6 +20,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema
     .createIndex('access_request_tasks_idempotency')
+    .unique()
     .on('access_request_tasks')
     .columns(['principal_id', 'idempotency_key'])
     .execute();
