@@ -3,8 +3,8 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { TcpProxy } from '../../faults/lib/tcp-proxy.mjs';
 import type { Store } from '../../packages/broker/src/store/database.js';
-import { BoundSession } from '../../packages/client/src/index.js';
-import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { BoundSession, createDpopProof, generateSessionKey } from '../../packages/client/src/index.js';
+import { PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore, storeTableNames } from '../support/stores.js';
 
@@ -176,6 +176,21 @@ describeEachStore('PostgreSQL connector', (fixture) => {
     await expect(
       s.operator.client.call('POST', `/v1/sessions/${session.info.id}/credentials`, {}),
     ).rejects.toMatchObject({ status: 404 });
+    // Nor the holder's principal without the session key (its API token stolen, say): its own
+    // proof, or a proof by any other key, is refused.
+    await expect(
+      s.pipeline.client.call('POST', `/v1/sessions/${session.info.id}/credentials`, {}),
+    ).rejects.toMatchObject({ status: 401, code: 'invalid_dpop_proof' });
+    const otherKey = await generateSessionKey();
+    const path = `/v1/sessions/${session.info.id}/credentials`;
+    const forged = await createDpopProof(otherKey, {
+      method: 'POST',
+      url: `${PUBLIC_URL}${path}`,
+      now: b.clock.now(),
+    });
+    await expect(
+      s.pipeline.client.call('POST', path, {}, { headers: { dpop: forged } }),
+    ).rejects.toMatchObject({ status: 401, code: 'invalid_dpop_proof' });
     await expectNowhere(secret);
     await session.end();
     await b.ctx.connectors.idle();

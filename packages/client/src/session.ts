@@ -118,11 +118,18 @@ export class BoundSession {
    * value is answered once); adds them to `info.credentials`.
    */
   async collectCredentials(): Promise<CollectedCredentialsView> {
-    const collected = await this.#client.call<CollectedCredentialsView>(
-      'POST',
-      `/v1/sessions/${this.info.id}/credentials`,
-      {},
-    );
+    const client = this.#client;
+    const path = `/v1/sessions/${this.info.id}/credentials`;
+    // Signed by the session key: the principal's API token alone does not collect them.
+    const collected = await withBrokerNonce(client, async () => {
+      const proof = await createDpopProof(this.key, {
+        method: 'POST',
+        url: `${client.baseUrl}${path}`,
+        ...brokerNonce(client),
+        now: client.now(),
+      });
+      return client.call<CollectedCredentialsView>('POST', path, {}, { headers: { dpop: proof } });
+    });
     this.info.credentials.push(...collected.credentials);
     this.info.credentialsPending = collected.pending;
     return collected;

@@ -111,6 +111,10 @@ const DYNAMIC_SITES: Record<string, { codes: ErrorCode[]; reason: string }> = {
     codes: ['invalid_dpop_proof', 'use_dpop_nonce'],
     reason: "re-throws a @tether-broker/pep DpopError, whose code is typed as the pep's DpopErrorCode",
   },
+  'packages/broker/src/http/routes/connectors.ts': {
+    codes: ['invalid_dpop_proof', 'use_dpop_nonce'],
+    reason: "re-throws the DpopError of the session key's proof when credentials are collected",
+  },
   'packages/broker/src/auth/authenticate-caller.ts': {
     codes: ['invalid_dpop_proof', 'use_dpop_nonce'],
     reason: "re-throws the DpopError of a DPoP-bound API token's proof with its own code",

@@ -31,17 +31,25 @@ export interface Collected {
 /**
  * The session's holder collects its downstream credentials: each value is opened, answered and
  * forgotten in one transaction, so it is handed out once (a second call answers only what was
- * minted since). Nobody else may collect them, admins included: they never see a value.
+ * minted since). Nobody else may collect them, admins included: they never see a value; and the
+ * holder proves possession of the session key (`possession`: a verified proof's thumbprint).
  */
 export async function collectCredentials(
   ctx: BrokerContext,
   caller: Caller,
   sessionId: string,
+  possession: { jkt: string },
 ): Promise<Collected> {
   const session = await findSession(ctx.store, caller.tenant.id, sessionId);
   assertSessionVisible(session, caller, sessionId);
   if (session.principalId !== caller.principal.id)
     throw new TetherError('forbidden', "only the session's holder may collect its credentials");
+  // The principal's API token alone (stolen, say) is not enough: the session's key must sign.
+  if (possession.jkt !== session.jkt)
+    throw new TetherError(
+      'invalid_dpop_proof',
+      "credentials are collected with a DPoP proof signed by the session's key",
+    );
   if (!isLive(session, ctx.clock.now()))
     throw new TetherError(
       'session_not_live',

@@ -33,6 +33,31 @@ export type ConnectorWorkerContext = Pick<
 const PAGE = 50;
 /** Longest sleep between looks when nothing is due sooner (the sweeper also wakes the worker). */
 const MAX_SLEEP_MS = 60_000;
+/** Tenants whose jobs run at once (each tenant's in order, one at a time). */
+const TENANT_LANES = 4;
+/**
+ * Longest a mint or destroy may take before it counts as failed (and is retried with backoff):
+ * well inside the lease, so that no other runner takes the job while this one still works it.
+ */
+const JOB_RUN_CAP_MS = CONNECTOR_LIMITS.leaseMs / 2;
+
+/** A mint or destroy that ran past its cap. */
+class JobTimedOut extends Error {
+  override readonly name = 'JobTimedOut';
+}
+
+/** `work`, or a failure once it has run `ms` (its own time caps then end it in the background). */
+async function capped<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const cut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new JobTimedOut(`${what} took longer than ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([work, cut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 /** A destroy waiting for its mint to finish looks again this soon (not counted as a failure). */
 const WAIT_FOR_MINT_MS = 250;
 
@@ -49,7 +74,7 @@ function auditReasonOf(err: unknown): string {
       ? 'unreachable'
       : `${err.step} failed${err.code ? ` (SQLSTATE ${err.code})` : ''}`;
   if (err instanceof WebhookTargetRefused) return err.message;
-  if (err instanceof ConnectorJobInconsistent) return err.message;
+  if (err instanceof ConnectorJobInconsistent || err instanceof JobTimedOut) return err.message;
   return 'unreachable';
 }
 
@@ -142,13 +167,29 @@ export class ConnectorWorker implements ConnectorQueue {
     for (;;) {
       if (this.#stopping) return;
       const due = await listDueJobs(this.#ctx.store, this.#ctx.clock.now(), PAGE);
-      for (const job of due) {
-        if (this.#stopping) return;
-        await this.#runJob(job);
-      }
+      await this.#runFairly(due);
       this.#failing.set(await countFailingJobs(this.#ctx.store, CONNECTOR_LIMITS.alertAfterAttempts));
       if (due.length < PAGE) return;
     }
+  }
+
+  /**
+   * Runs a page of due jobs one tenant lane at a time per slot, up to {@link TENANT_LANES} lanes at
+   * once: a tenant whose downstream system hangs holds one lane (each job capped at
+   * {@link JOB_RUN_CAP_MS}), and every other tenant's jobs go on beside it.
+   */
+  async #runFairly(due: readonly ConnectorJob[]): Promise<void> {
+    const lanes = new Map<string, ConnectorJob[]>();
+    for (const job of due) lanes.set(job.tenantId, [...(lanes.get(job.tenantId) ?? []), job]);
+    const queue = [...lanes.values()];
+    const worker = async () => {
+      for (let lane = queue.shift(); lane; lane = queue.shift())
+        for (const job of lane) {
+          if (this.#stopping) return;
+          await this.#runJob(job);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(TENANT_LANES, queue.length) }, worker));
   }
 
   async #runJob(listed: ConnectorJob): Promise<void> {
@@ -179,7 +220,11 @@ export class ConnectorWorker implements ConnectorQueue {
       await inTransaction(store, (tx) => markJobDone(tx, job.id, clock.now(), job.leaseToken));
       return;
     }
-    const minted = await mintCredential(this.#ctx, found.connector, found.sealedSecret, session);
+    const minted = await capped(
+      mintCredential(this.#ctx, found.connector, found.sealedSecret, session),
+      JOB_RUN_CAP_MS,
+      'minting',
+    );
     const sealed = await sealSecret(
       this.#ctx.kek,
       minted.secret,
@@ -247,7 +292,11 @@ export class ConnectorWorker implements ConnectorQueue {
     const session = await findSessionById(store, job.sessionId);
     assertBelongTogether(job, session, found?.connector);
     if (!found || !session) throw new Error('the session or connector of this job is gone');
-    const destroyed = await destroyCredential(this.#ctx, found.connector, found.sealedSecret, session);
+    const destroyed = await capped(
+      destroyCredential(this.#ctx, found.connector, found.sealedSecret, session),
+      JOB_RUN_CAP_MS,
+      'destroying',
+    );
     await inTransaction(store, async (tx) => {
       const at = clock.now();
       if (!(await markJobDone(tx, job.id, at, job.leaseToken))) return;

@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { DpopError } from '@tether-broker/pep';
+import { TetherError } from '@tether-broker/protocol';
 import {
   CollectedCredentialsView,
   ConnectorList,
@@ -16,6 +18,7 @@ import {
   removeConnector,
 } from '../../connectors/connectors.js';
 import { type CollectedCredential, collectCredentials } from '../../connectors/credentials.js';
+import { verifyBrokerProof } from '../../core/broker-dpop.js';
 import type { BrokerContext } from '../../core/context.js';
 import type { Connector } from '../../domain/connector.js';
 import { emptyBodyAsObject, withProblems } from '../schemas/common.js';
@@ -113,7 +116,17 @@ export function connectorRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
-        const collected = await collectCredentials(ctx, request.caller, request.params.id);
+        // A DPoP-bound API token's proof was spent authenticating; otherwise the header's own.
+        const proof =
+          request.caller.proof ??
+          (await verifyBrokerProof(ctx, request.headers.dpop, {
+            method: 'POST',
+            path: `/v1/sessions/${request.params.id}/credentials`,
+          }).catch((err: unknown) => {
+            if (err instanceof DpopError) throw new TetherError(err.code, err.message);
+            throw err;
+          }));
+        const collected = await collectCredentials(ctx, request.caller, request.params.id, proof);
         return reply
           .header('cache-control', 'no-store')
           .send({ credentials: collected.credentials.map(credentialView), pending: collected.pending });

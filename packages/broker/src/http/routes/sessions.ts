@@ -47,7 +47,10 @@ async function credentialsForActivation(ctx: BrokerContext, caller: Caller, sess
   await awaitMinted(ctx, session.id, ACTIVATION_CREDENTIAL_WAIT_MS);
   // The activation has committed: its tokens are answered whatever happens here (the session
   // ended meanwhile, say); the credentials are the only thing that may be missing.
-  const collected = await collectCredentials(ctx, caller, session.id).catch(() => undefined);
+  // The activation's own proof was signed by the session key.
+  const collected = await collectCredentials(ctx, caller, session.id, { jkt: session.jkt }).catch(
+    () => undefined,
+  );
   if (!collected) return { credentials: [], credentials_pending: [] };
   return { credentials: collected.credentials.map(credentialView), credentials_pending: collected.pending };
 }
