@@ -1,3 +1,11 @@
+export {
+  type AccessAsk,
+  AccessNotGranted,
+  type DeniedQuestion,
+  requestAccessAfterDenial,
+  requestableDenial,
+  withRequestedAccess,
+} from './access-requests.js';
 export { BrokerClient, type BrokerClientOptions, BrokerError } from './broker-client.js';
 export { createClientAssertion } from './client-assertion.js';
 export { accessTokenHash, createDpopProof, type ProofTarget } from './dpop-proof.js';

@@ -186,21 +186,42 @@ export async function submitAccessRequest(
   return { created: true, task: await taskOf(ctx, decided.request) };
 }
 
-/** A task's status (§11), for the requester who submitted it (and admins, auditors). */
+/** Longest a status read may wait for a change (`wait`). */
+export const TASK_WAIT_MAX_SECONDS = 25;
+const TASK_WAIT_STEP_MS = 250;
+
+/**
+ * A task's status (§11), for the requester who submitted it (and admins, auditors). With
+ * `wait`, the answer is held until the status is no longer `unless` (default: as it is now), the
+ * wait is over, or the caller goes away: a waiting client learns of the decision as it is made,
+ * with one request instead of a polling loop.
+ */
 export async function accessRequestTask(
   ctx: BrokerContext,
   caller: Caller,
   id: string,
+  wait?: { seconds: number; unless?: string | undefined; gone: () => boolean },
 ): Promise<AccessRequestTask> {
-  const request = await findRequest(ctx.store, caller.tenant.id, id);
-  const mayRead =
-    request !== undefined &&
-    (request.principalId === caller.principal.id ||
-      caller.principal.roles.includes('admin') ||
-      caller.principal.roles.includes('auditor'));
-  if (!mayRead || !(await isTaskRequest(ctx.store, request.id)))
-    throw new TetherError('unknown_task', `no task ${JSON.stringify(id)}`);
-  return taskOf(ctx, request);
+  const read = async () => {
+    const request = await findRequest(ctx.store, caller.tenant.id, id);
+    const mayRead =
+      request !== undefined &&
+      (request.principalId === caller.principal.id ||
+        caller.principal.roles.includes('admin') ||
+        caller.principal.roles.includes('auditor'));
+    if (!mayRead || !(await isTaskRequest(ctx.store, request.id)))
+      throw new TetherError('unknown_task', `no task ${JSON.stringify(id)}`);
+    return taskOf(ctx, request);
+  };
+  let task = await read();
+  if (!wait) return task;
+  const unless = wait.unless ?? task.task.status;
+  const until = performance.now() + Math.min(wait.seconds, TASK_WAIT_MAX_SECONDS) * 1000;
+  while (task.task.status === unless && performance.now() < until && !wait.gone()) {
+    await new Promise((resolve) => setTimeout(resolve, TASK_WAIT_STEP_MS));
+    task = await read();
+  }
+  return task;
 }
 
 /**

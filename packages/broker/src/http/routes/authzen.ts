@@ -10,7 +10,12 @@ import {
   AuthzenEvaluationsResponse,
   AuthzenMetadata,
 } from '@tether-broker/protocol/api';
-import { accessRequestTask, requestSchema, submitAccessRequest } from '../../authzen/access-requests.js';
+import {
+  accessRequestTask,
+  requestSchema,
+  submitAccessRequest,
+  TASK_WAIT_MAX_SECONDS,
+} from '../../authzen/access-requests.js';
 import { evaluateAccess, evaluateAccessMany } from '../../authzen/evaluate-access.js';
 import { accessRequestsPath } from '../../authzen/requestable.js';
 import type { BrokerContext } from '../../core/context.js';
@@ -112,10 +117,34 @@ export function authzenRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
           tags: ['authzen'],
           summary: 'Access Request profile §11: the status of a task',
           params: Type.Object({ id: Type.String({ pattern: '^req_[0-9a-z]{26}$' }) }),
+          querystring: Type.Object(
+            {
+              wait: Type.Optional(
+                Type.Integer({
+                  minimum: 1,
+                  maximum: TASK_WAIT_MAX_SECONDS,
+                  description: 'hold the answer up to this many seconds until the status changes',
+                }),
+              ),
+              unless: Type.Optional(
+                Type.String({ maxLength: 16, description: 'with wait: the status to wait past (default: the current one)' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           response: withProblems({ 200: AccessRequestTask }),
         },
       },
-      async (request) => accessRequestTask(ctx, request.caller, request.params.id),
+      async (request) => {
+        const { wait, unless } = request.query;
+        const socket = request.raw.socket;
+        return accessRequestTask(
+          ctx,
+          request.caller,
+          request.params.id,
+          wait === undefined ? undefined : { seconds: wait, unless, gone: () => socket.destroyed },
+        );
+      },
     );
     app.get(
       '/requests/schema/:template',
