@@ -75,6 +75,15 @@ describeOnPostgres('connector cleanup across kill -9', () => {
     await broker.restart();
     for (let i = 0; i < 200 && (await roleExists()); i++) await sleep(100);
     expect(await roleExists()).toBe(false);
+    // The role is dropped first, then the job's completion and its record commit together.
+    const destroyedRecorded = async () =>
+      (
+        await queryStore(
+          broker,
+          "select 1 from audit_records where action = 'connector.credential_destroyed'",
+        )
+      ).length > 0;
+    for (let i = 0; i < 100 && !(await destroyedRecorded()); i++) await sleep(50);
 
     const records = await queryStore(
       broker,
