@@ -127,7 +127,10 @@ export function authzenRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
                 }),
               ),
               unless: Type.Optional(
-                Type.String({ maxLength: 16, description: 'with wait: the status to wait past (default: the current one)' }),
+                Type.String({
+                  maxLength: 16,
+                  description: 'with wait: the status to wait past (default: the current one)',
+                }),
               ),
             },
             { additionalProperties: false },
