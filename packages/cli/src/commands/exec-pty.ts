@@ -97,6 +97,8 @@ export async function startRecordedChild(
   const exited = new Promise<number>((resolve) => {
     child.onExit(({ exitCode, signal }) => {
       running = false;
+      // Keystrokes stop going to a terminal that is closing (a write there fails with EBADF).
+      stdin.off('data', onInput);
       resolve(signal ? 128 + signal : exitCode);
     });
   });
@@ -109,6 +111,8 @@ export async function startRecordedChild(
     }
   });
   const onInput = (data: Buffer) => {
+    // Typed after the command exited (its terminal closed): nowhere to go, nothing to record.
+    if (!running) return;
     const text = data.toString('utf8');
     child.write(text);
     recorder.input(text);
