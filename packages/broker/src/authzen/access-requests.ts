@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { TetherError } from '@tether-broker/protocol';
 import type { AccessRequestSubmission, AccessRequestTask } from '@tether-broker/protocol/api';
-import canonicalizeModule from 'canonicalize';
+import { seesAllSessions } from '../core/access-control.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import { decideRequest, recordRequest } from '../core/decide-request.js';
 import { type AccessRequest, expire } from '../domain/request.js';
@@ -12,13 +12,18 @@ import {
   insertTask,
   isTaskRequest,
 } from '../store/repositories/access-request-tasks.js';
-import { findPrincipal, findPrincipalByName } from '../store/repositories/principals.js';
 import { findPrivilegeByName } from '../store/repositories/privileges.js';
 import { findRequest } from '../store/repositories/requests.js';
-import { findSession, findSessionByRequest } from '../store/repositories/sessions.js';
-import { accessRequestsPath, BindingRefused, bindingHash, verifyBindingToken } from './requestable.js';
+import { findSessionByRequest } from '../store/repositories/sessions.js';
+import {
+  accessRequestsPath,
+  BindingRefused,
+  bindingHash,
+  canonicalize,
+  verifyBindingToken,
+} from './requestable.js';
+import { resolveSubject } from './subjects.js';
 
-const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
@@ -63,16 +68,8 @@ async function assertSubjectIsCaller(
   caller: Caller,
   subject: AccessRequestSubmission['subject'],
 ) {
-  const tenantId = caller.tenant.id;
-  let principalId: string | undefined;
-  if (subject.type === 'session')
-    principalId = (await findSession(ctx.store, tenantId, subject.id))?.principalId;
-  else if (subject.type === 'principal' || subject.type === 'user')
-    principalId = (
-      (await findPrincipalByName(ctx.store, tenantId, subject.id)) ??
-      (await findPrincipal(ctx.store, tenantId, subject.id))
-    )?.id;
-  if (principalId !== caller.principal.id)
+  const resolved = await resolveSubject(ctx, caller.tenant.id, subject);
+  if (resolved?.principal?.id !== caller.principal.id)
     throw new TetherError(
       'forbidden',
       'an access request is submitted by the subject that was denied, for itself',
@@ -205,10 +202,7 @@ export async function accessRequestTask(
   const read = async () => {
     const request = await findRequest(ctx.store, caller.tenant.id, id);
     const mayRead =
-      request !== undefined &&
-      (request.principalId === caller.principal.id ||
-        caller.principal.roles.includes('admin') ||
-        caller.principal.roles.includes('auditor'));
+      request !== undefined && (request.principalId === caller.principal.id || seesAllSessions(caller));
     if (!mayRead || !(await isTaskRequest(ctx.store, request.id)))
       throw new TetherError('unknown_task', `no task ${JSON.stringify(id)}`);
     return taskOf(ctx, request);

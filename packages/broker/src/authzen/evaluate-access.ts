@@ -1,4 +1,3 @@
-import { findEntitlement } from '@tether-broker/pep';
 import { TetherError } from '@tether-broker/protocol';
 import type {
   AuthzenDecision,
@@ -9,16 +8,15 @@ import type {
 import { requireRole } from '../core/access-control.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import type { Principal } from '../domain/principal.js';
-import { isLive, type Session, type SessionGrant } from '../domain/session.js';
+import { isLive, type Session } from '../domain/session.js';
 import { judgeSession } from '../evaluation/evaluate.js';
 import { EvaluationFacts } from '../evaluation/facts.js';
 import { listPepAudiences } from '../store/repositories/peps.js';
-import { findPrincipal, findPrincipalByName } from '../store/repositories/principals.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import { findRequest } from '../store/repositories/requests.js';
-import { findSession, findSessionByRequest, listSessions } from '../store/repositories/sessions.js';
-import { PRIVILEGE_DETAIL_TYPE } from '../tokens/access-token.js';
+import { findSessionByRequest, listSessions } from '../store/repositories/sessions.js';
 import { requestableContext, requestablePrivilege } from './requestable.js';
+import { grantCovers, resolveSubject } from './subjects.js';
 
 /** The most live sessions of one principal an evaluation looks through. */
 const SESSIONS_PER_SUBJECT = 50;
@@ -35,44 +33,21 @@ function deny(why: string, code: string): AuthzenDecision {
   };
 }
 
-/**
- * The subject's principal and sessions, in the caller's tenant only (another tenant's are never
- * found); undefined for a subject type Tether does not know.
- */
+/** The subject's principal and live-session candidates; undefined for an unknown subject type. */
 async function subjectOf(
   ctx: BrokerContext,
   caller: Caller,
   subject: AuthzenEvaluationRequest['subject'],
 ): Promise<{ principal: Principal | undefined; sessions: Session[] } | undefined> {
-  const tenantId = caller.tenant.id;
-  if (subject.type === 'session') {
-    const session = await findSession(ctx.store, tenantId, subject.id);
-    if (!session) return { principal: undefined, sessions: [] };
-    return { principal: await findPrincipal(ctx.store, tenantId, session.principalId), sessions: [session] };
-  }
-  if (subject.type === 'principal' || subject.type === 'user') {
-    const principal =
-      (await findPrincipalByName(ctx.store, tenantId, subject.id)) ??
-      (await findPrincipal(ctx.store, tenantId, subject.id));
-    if (!principal) return { principal: undefined, sessions: [] };
-    const sessions = await listSessions(ctx.store, tenantId, {
-      state: 'active',
-      principalId: principal.id,
-      limit: SESSIONS_PER_SUBJECT,
-    });
-    return { principal, sessions };
-  }
-  return undefined;
-}
-
-function covers(grant: SessionGrant, action: string, resource: string): boolean {
-  const detail = {
-    type: PRIVILEGE_DETAIL_TYPE,
-    privilege: grant.privilege,
-    actions: grant.actions,
-    resources: grant.resources,
-  } as const;
-  return findEntitlement([detail], action, resource) !== undefined;
+  const resolved = await resolveSubject(ctx, caller.tenant.id, subject);
+  if (!resolved?.principal) return resolved && { principal: undefined, sessions: [] };
+  if (resolved.session) return { principal: resolved.principal, sessions: [resolved.session] };
+  const sessions = await listSessions(ctx.store, caller.tenant.id, {
+    state: 'active',
+    principalId: resolved.principal.id,
+    limit: SESSIONS_PER_SUBJECT,
+  });
+  return { principal: resolved.principal, sessions };
 }
 
 /**
@@ -111,7 +86,7 @@ async function decide(
     (s: Session) =>
       isLive(s, now) &&
       s.grant.audiences.some((a) => audiences.includes(a)) &&
-      covers(s.grant, action, resource),
+      grantCovers(s.grant, action, resource),
   );
   if (candidates.length === 0) return notCovered(ctx, caller, audiences, request, subject.principal);
   // Continuous evaluation as it would judge the session now: what it would cut is not granted.
@@ -124,7 +99,7 @@ async function decide(
       continue;
     }
     const grant = verdict.outcome === 'narrow' ? verdict.grant : session.grant;
-    if (covers(grant, action, resource))
+    if (grantCovers(grant, action, resource))
       return { decision: true, context: { session: session.id, privilege: session.grant.privilege } };
     refusedBy = 'policy no longer lets the session hold this action';
   }
@@ -186,14 +161,8 @@ async function approvalPending(
   const privilege = await findPrivilege(ctx.store, caller.tenant.id, cited.privilegeId);
   return (
     privilege?.audiences.some((a) => audiences.includes(a)) === true &&
-    covers(
-      {
-        privilege: privilege.name,
-        actions: privilege.actions,
-        resources: privilege.resources,
-        audiences: privilege.audiences,
-        tokenTtlSeconds: 0,
-      },
+    grantCovers(
+      { privilege: privilege.name, actions: privilege.actions, resources: privilege.resources },
       request.action.name,
       request.resource.id,
     )

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { findEntitlement } from '@tether-broker/pep';
 import type { AuthzenEvaluationRequest } from '@tether-broker/protocol/api';
 import canonicalizeModule from 'canonicalize';
 import { type JWTPayload, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
@@ -9,10 +8,11 @@ import { newId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';
 import { listPrivileges } from '../store/repositories/privileges.js';
-import { PRIVILEGE_DETAIL_TYPE } from '../tokens/access-token.js';
 import { SIGNING_ALG } from '../tokens/keys.js';
+import { grantCovers } from './subjects.js';
 
-const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
+/** RFC 8785 (JCS) canonical JSON. The package is CommonJS with a typed default export. */
+export const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 
 /** The `typ` of a binding token: it is no access token, assertion or proof. */
 export const BINDING_TOKEN_TYP = 'authzen-binding+jwt';
@@ -70,13 +70,8 @@ export async function requestablePrivilege(
 ): Promise<Privilege | undefined> {
   for (const privilege of await listPrivileges(ctx.store, principal.tenantId)) {
     if (!privilege.audiences.some((a) => audiences.includes(a))) continue;
-    const detail = {
-      type: PRIVILEGE_DETAIL_TYPE,
-      privilege: privilege.name,
-      actions: privilege.actions,
-      resources: privilege.resources,
-    } as const;
-    if (!findEntitlement([detail], request.action.name, request.resource.id)) continue;
+    const grant = { privilege: privilege.name, actions: privilege.actions, resources: privilege.resources };
+    if (!grantCovers(grant, request.action.name, request.resource.id)) continue;
     // Offered only when Cedar would let the principal ask: without a ticket, or, where the
     // privilege takes one, with one (its value is checked when the request is made).
     const ask = (ticket: string | null) =>
