@@ -20,7 +20,7 @@ import { resolveGatewayConfig, validateGatewayConfig } from '../../packages/cli/
 import { createGateway, type Gateway } from '../../packages/cli/src/gateway/server.js';
 import { BoundSession, createDpopProof } from '../../packages/client/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
-import { eventually } from '../support/eventually.js';
+import { eventually, within } from '../support/eventually.js';
 import { freePort } from '../support/processes.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
@@ -512,13 +512,13 @@ describeEachStore('tether gateway (in process)', (fixture) => {
 
   it('fails closed (503 on /healthz and on requests) once its budget passes with the broker gone, and recovers', async () => {
     const port = Number(new URL(brokerUrl).port);
-    await brokerApp.close();
-    await eventually(() => !gateway.enforcer.state().connected);
+    await within('closing the broker', brokerApp.close());
+    await eventually(() => !gateway.enforcer.state().connected, 5000, 'the gateway seeing the broker gone');
     b.clock.advance(BUDGET_MS - 1000);
-    expect((await session.fetch(`${origin}/rules/edge-1`)).status).toBe(200);
+    expect((await within('a call inside the budget', session.fetch(`${origin}/rules/edge-1`))).status).toBe(200);
     b.clock.advance(2000);
 
-    const health = await fetch(`${origin}/healthz`);
+    const health = await within('/healthz once stale', fetch(`${origin}/healthz`));
     expect(health.status).toBe(503);
     expect(await health.json()).toMatchObject({
       status: 'stale',
@@ -526,16 +526,17 @@ describeEachStore('tether gateway (in process)', (fixture) => {
       connected: false,
     });
     const before = upstream.seen.length;
-    const stale = await session.fetch(`${origin}/rules/edge-1`);
+    const stale = await within('a call once stale', session.fetch(`${origin}/rules/edge-1`));
     expect(stale.status).toBe(503);
     expect(stale.headers.get('retry-after')).toBe('1');
     expect((await problem(stale)).code).toBe('revocation_state_stale');
     expect(upstream.seen.length).toBe(before);
-    expect(await (await fetch(`${origin}/metrics`)).text()).toMatch(/^tether_gateway_mirror_fresh 0$/m);
+    const metrics = await within('/metrics', fetch(`${origin}/metrics`));
+    expect(await metrics.text()).toMatch(/^tether_gateway_mirror_fresh 0$/m);
 
     brokerApp = await buildApp(b.ctx);
-    await brokerApp.listen({ port, host: '127.0.0.1' });
-    await eventually(() => gateway.enforcer.state().fresh, 10_000);
+    await within('the broker listening again', brokerApp.listen({ port, host: '127.0.0.1' }));
+    await eventually(() => gateway.enforcer.state().fresh, 10_000, 'the gateway fresh again');
     expect((await fetch(`${origin}/healthz`)).status).toBe(200);
     expect((await session.fetch(`${origin}/rules/edge-1`)).status).toBe(200);
   });

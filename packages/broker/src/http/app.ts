@@ -37,6 +37,9 @@ import { webhookDeliveryRoutes, webhookRoutes } from './routes/webhooks.js';
 import { EmptyObject } from './schemas/common.js';
 import { AJV_CUSTOM_OPTIONS } from './validation.js';
 
+/** How long closing the app waits for requests under way before it cuts their connections. */
+const CLOSE_GRACE_MS = 3000;
+
 /**
  * The broker's HTTP API. Public routes (discovery, health, token) sit at the root; everything
  * under `/v1` is behind one authentication hook.
@@ -61,6 +64,14 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
+  // Closing waits for the requests under way, never for a client that keeps one open (a long
+  // poll, a stream, a request arriving as the app closes): after a grace, what is left is cut.
+  let drain: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    drain = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+    drain.unref();
+  });
+  app.addHook('onClose', async () => clearTimeout(drain));
   // A route that declares no query string takes none: an unknown key is refused like an
   // unknown body field. The token endpoint is the exception, as RFC 6749 §3.2 requires.
   app.addHook('onRoute', (route) => {
