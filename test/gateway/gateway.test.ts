@@ -515,7 +515,9 @@ describeEachStore('tether gateway (in process)', (fixture) => {
     await within('closing the broker', brokerApp.close());
     await eventually(() => !gateway.enforcer.state().connected, 5000, 'the gateway seeing the broker gone');
     b.clock.advance(BUDGET_MS - 1000);
-    expect((await within('a call inside the budget', session.fetch(`${origin}/rules/edge-1`))).status).toBe(200);
+    expect((await within('a call inside the budget', session.fetch(`${origin}/rules/edge-1`))).status).toBe(
+      200,
+    );
     b.clock.advance(2000);
 
     const health = await within('/healthz once stale', fetch(`${origin}/healthz`));
