@@ -35,7 +35,7 @@ export async function approvedRequestForTicket(
   const now = io().now();
   const candidates = requests.filter(
     (r) =>
-      r.kind !== 'extension' &&
+      r.kind === 'access' &&
       !activated.has(r.id) &&
       (r.activation_expires_at === null || Date.parse(r.activation_expires_at) > now),
   );

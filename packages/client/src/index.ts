@@ -21,3 +21,10 @@ export {
 } from './session.js';
 export { exportSessionKey, generateSessionKey, type SessionKey, sessionKeyFromJwk } from './session-key.js';
 export { RECORDING_PROOF_TYP, type RecorderOptions, SessionRecorder } from './session-recorder.js';
+export {
+  ACTOR_TOKEN_TYP,
+  createActorToken,
+  delegateSubSession,
+  type SubSessionAsk,
+  withSubSession,
+} from './sub-session.js';

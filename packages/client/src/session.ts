@@ -289,6 +289,16 @@ export class BoundSession {
     return this.#client.call<SessionReceipt>('GET', `/v1/sessions/${this.info.id}/receipt`);
   }
 
+  /** The broker client this session talks through (a sub-session minted from it uses the same). */
+  get brokerClient(): BrokerClient {
+    return this.#client;
+  }
+
+  /** The fetch resource calls go through. */
+  get resourceFetch(): typeof fetch {
+    return this.#resourceFetch;
+  }
+
   /** Ends the session at the broker. Ending an already-ended session is not an error here. */
   async end(reason: 'completed' | 'revoked' = 'completed'): Promise<void> {
     try {

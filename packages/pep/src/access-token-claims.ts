@@ -26,6 +26,17 @@ export interface TetherAccessClaims {
   session_exp: number;
   status: { status_list: { idx: number; uri: string } };
   authorization_details: TetherPrivilegeDetail[];
+  /**
+   * RFC 8693 §4.1, on a delegated sub-session's tokens: who acts for `sub` (outermost the
+   * current actor, nested inside the ones it acts for). Absent on a session of its own.
+   */
+  act?: ActorClaim;
+}
+
+/** One link of an `act` chain. */
+export interface ActorClaim {
+  sub: string;
+  act?: ActorClaim;
 }
 
 // RFC 7638 SHA-256 thumbprint, base64url without padding.
@@ -86,8 +97,21 @@ export function readClaims(payload: Record<string, unknown>): TetherAccessClaims
     if (typeof payload.ticket !== 'string') throw refused('claim ticket is not a string');
     claims.ticket = payload.ticket;
   }
+  if (payload.act !== undefined) claims.act = readAct(payload.act, 0);
   return deepFreeze(claims);
 }
+
+/** An `act` chain: each link an object with a string `sub`; no deeper than any broker delegates. */
+function readAct(value: unknown, depth: number): ActorClaim {
+  if (depth >= MAX_ACT_DEPTH) throw refused('claim act is nested too deep');
+  if (!isObject(value) || typeof value['sub'] !== 'string' || value['sub'] === '')
+    throw refused('claim act is not an actor with a sub');
+  return value['act'] === undefined
+    ? { sub: value['sub'] }
+    : { sub: value['sub'], act: readAct(value['act'], depth + 1) };
+}
+
+const MAX_ACT_DEPTH = 16;
 
 function requiredString(payload: Record<string, unknown>, name: string): string {
   const value = payload[name];

@@ -28,7 +28,7 @@ export {
   proofKeyIsNot,
   type VerifiedAccess,
 } from './access-token.js';
-export type { TetherAccessClaims, TetherPrivilegeDetail } from './access-token-claims.js';
+export type { ActorClaim, TetherAccessClaims, TetherPrivilegeDetail } from './access-token-claims.js';
 export { denialResponse } from './adapters/denial.js';
 export type { Decision, DecisionCode } from './decision.js';
 export {

@@ -61,7 +61,10 @@ export type OAuthErrorCode =
   // RFC 6750 §3.1: the caller of introspection or revocation (a protected resource) presented a
   // broker-API token that is invalid, or one without the role the endpoint needs.
   | 'invalid_token'
-  | 'insufficient_scope';
+  | 'insufficient_scope'
+  // RFC 9396 §5: the authorization details asked for are not acceptable (a sub-session wider
+  // than its parent).
+  | 'invalid_authorization_details';
 
 export interface OAuthErrorBody {
   error: OAuthErrorCode;

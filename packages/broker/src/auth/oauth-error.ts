@@ -13,6 +13,7 @@ const STATUS: Record<OAuthErrorCode, number> = {
   invalid_token: 401,
   // RFC 7662 §2.3: a token without the privileges to introspect is answered 401 (not RFC 6750's 403).
   insufficient_scope: 401,
+  invalid_authorization_details: 400,
 };
 
 /** An error of the OAuth endpoints, answered as RFC 6749 §5.2 JSON rather than problem+json. */

@@ -30,7 +30,8 @@ export async function endLiveSessionsOf(
   // Every session is locked before the first end writes the audit and log heads: a refresh
   // takes a session, then the heads, so taking heads before the next session could deadlock.
   const locked: Session[] = [];
-  for (const { id } of await query.orderBy('id').execute()) {
+  // Parents before their sub-sessions (ending a parent locks its children): by depth, then id.
+  for (const { id } of await query.orderBy('delegation_depth').orderBy('id').execute()) {
     const session = await lockSession(tx, id);
     if (session) locked.push(session);
   }

@@ -28,6 +28,7 @@ function session(overrides: Partial<Session> = {}): Session {
     lastActivityAt: T0,
     idleTimeoutSeconds: null,
     narrowedBefore: null,
+    delegation: null,
     ...overrides,
   };
 }

@@ -18,6 +18,12 @@ export function assertMayExtend(session: Session, principalId: string, now: numb
   if (session.principalId !== principalId) {
     throw new TetherError('forbidden', 'only the holder of a session may ask to extend it');
   }
+  if (session.delegation !== null) {
+    throw new TetherError(
+      'invalid_request',
+      `session ${session.id} is a sub-session: it lasts no longer than it was delegated for; delegate a new one`,
+    );
+  }
   if (!isLive(session, now)) {
     throw new TetherError(
       'session_not_live',

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import {
   assertFederationIsCoherent,
   assertTenantAudience,
+  claimAt,
+  claimPathProblem,
   claimTags,
   claimText,
   FEDERATION_DEFAULTS,
@@ -152,6 +154,146 @@ describe('claimTags', () => {
   });
 });
 
+/** Claims shaped as Kubernetes issues a projected service-account token. */
+const K8S = {
+  aud: ['https://tether.example/tenants/acme'],
+  exp: 1_700_003_600,
+  iat: 1_700_000_000,
+  nbf: 1_700_000_000,
+  iss: 'https://kubernetes.default.svc.cluster.local',
+  jti: '7d1f0c5e-0b1a-4c1e-9a57-3f3b2b8f0a11',
+  sub: 'system:serviceaccount:team-a:deployer',
+  'kubernetes.io': {
+    namespace: 'team-a',
+    node: { name: 'n1', uid: 'c0a8f6e4-node' },
+    pod: { name: 'deployer-7c9f', uid: '5b6e0f7a-pod' },
+    serviceaccount: { name: 'deployer', uid: '9e1d2c3b-sa' },
+    warnafter: 1_700_003_000,
+  },
+};
+
+describe('claim paths', () => {
+  describe('claimAt reads own members of plain objects only', () => {
+    const cases: [name: string, claims: Record<string, unknown>, path: string, expected: unknown][] = [
+      ['a top-level claim', K8S, 'sub', 'system:serviceaccount:team-a:deployer'],
+      ['one level down', K8S, 'kubernetes.io/namespace', 'team-a'],
+      ['two levels down', K8S, 'kubernetes.io/pod/uid', '5b6e0f7a-pod'],
+      ['a nested object itself', K8S, 'kubernetes.io/pod', { name: 'deployer-7c9f', uid: '5b6e0f7a-pod' }],
+      ['a missing member', K8S, 'kubernetes.io/pod/ip', undefined],
+      ['below a scalar', K8S, 'kubernetes.io/namespace/x', undefined],
+      [
+        'the nested object replaced by a string',
+        { 'kubernetes.io': 'team-a' },
+        'kubernetes.io/namespace',
+        undefined,
+      ],
+      [
+        'through an array',
+        { 'kubernetes.io': [{ namespace: 'team-a' }] },
+        'kubernetes.io/0/namespace',
+        undefined,
+      ],
+      ['an array index at the top', { groups: ['a'] }, 'groups/0', undefined],
+      ['array length', { groups: ['a'] }, 'groups/length', undefined],
+      [
+        'a flat key that holds the slash is never read',
+        { 'kubernetes.io/namespace': 'team-a' },
+        'kubernetes.io/namespace',
+        undefined,
+      ],
+      [
+        'an inherited member',
+        { 'kubernetes.io': Object.create({ namespace: 'team-a' }) },
+        'kubernetes.io/namespace',
+        undefined,
+      ],
+      [
+        'an instance of a class',
+        {
+          'kubernetes.io': new (class {
+            namespace = 'team-a';
+          })(),
+        },
+        'kubernetes.io/namespace',
+        undefined,
+      ],
+      ['constructor on a plain object', { a: {} }, 'a/constructor', undefined],
+      ['constructor at the top', {}, 'constructor', undefined],
+      ['toString at the top', {}, 'toString', undefined],
+      [
+        'an own __proto__ member, as JSON.parse makes it',
+        JSON.parse('{"a": {"__proto__": {"namespace": "team-a"}}}'),
+        'a/__proto__/namespace',
+        undefined,
+      ],
+      ['an own constructor member', JSON.parse('{"constructor": "x"}'), 'constructor', undefined],
+      ['a null-prototype object is plain', { a: Object.assign(Object.create(null), { b: 'x' }) }, 'a/b', 'x'],
+    ];
+    it.each(cases)('%s', (_name, claims, path, expected) => {
+      expect(claimAt(claims, path)).toEqual(expected);
+    });
+  });
+
+  it('maps, tags and references through nested claims', () => {
+    const rules: MappingRule[] = [
+      { match: { 'kubernetes.io/serviceaccount/name': 'deployer', iss: '*' }, principal: 'prn_k8s' },
+    ];
+    expect(mapToPrincipal(rules, K8S)).toEqual({ principal: 'prn_k8s', rule: 0 });
+    expect(mapToPrincipal(rules, { ...K8S, 'kubernetes.io': 'deployer' })).toBeNull();
+    expect(
+      claimTags(['kubernetes.io/namespace', 'kubernetes.io/pod/name', 'kubernetes.io/node', 'sub'], K8S),
+    ).toEqual({
+      'claim:kubernetes.io/namespace': 'team-a',
+      'claim:kubernetes.io/pod/name': 'deployer-7c9f',
+      'claim:sub': 'system:serviceaccount:team-a:deployer',
+    });
+    // A top-level `namespace` beside the nested one is another claim: it never stands in for it.
+    expect(claimTags(['kubernetes.io/namespace'], { ...K8S, namespace: '*', 'kubernetes.io': 'x' })).toEqual(
+      {},
+    );
+    expect(taskReference('kubernetes.io/pod/uid', K8S)).toEqual({ reference: '5b6e0f7a-pod' });
+    expect(taskReference('kubernetes.io/pod/uid', { 'kubernetes.io': { pod: {} } })).toEqual({
+      reference: null,
+    });
+    expect(taskReference('kubernetes.io/pod', K8S)).toEqual({
+      invalid: 'the kubernetes.io/pod claim is not a usable task reference',
+    });
+  });
+
+  describe('claimPathProblem', () => {
+    const cases: [path: string, problem: string | undefined][] = [
+      ['ref', undefined],
+      ['kubernetes.io/namespace', undefined],
+      ['kubernetes.io/pod/uid', undefined],
+      ['a/b/c/d', undefined],
+      [`${'a'.repeat(63)}/${'b'.repeat(63)}`, undefined],
+      ['a/b/c/d/e', 'a claim path has at most 4 segments'],
+      [`${'a'.repeat(64)}/${'b'.repeat(64)}`, 'a claim path has at most 128 characters'],
+      [
+        'a'.repeat(65),
+        '"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" is not an identifier (a letter or _, then letters, digits, _ . -; at most 64)',
+      ],
+      ['', 'a segment is empty'],
+      ['a/', 'a segment is empty'],
+      ['/a', 'a segment is empty'],
+      ['a//b', 'a segment is empty'],
+      ['__proto__', '"__proto__" may not be a segment'],
+      ['kubernetes.io/__proto__/x', '"__proto__" may not be a segment'],
+      ['a/constructor', '"constructor" may not be a segment'],
+      ['a/prototype', '"prototype" may not be a segment'],
+      ['a/0', '"0" is not an identifier (a letter or _, then letters, digits, _ . -; at most 64)'],
+      ['a/b c', '"b c" is not an identifier (a letter or _, then letters, digits, _ . -; at most 64)'],
+      [
+        'claim:ref',
+        '"claim:ref" is not an identifier (a letter or _, then letters, digits, _ . -; at most 64)',
+      ],
+    ];
+    it.each(cases)('%j → %j', (path, problem) => {
+      expect(claimPathProblem(path)).toBe(problem);
+    });
+  });
+});
+
 describe('taskReference', () => {
   const cases: [claims: Record<string, unknown>, expected: ReturnType<typeof taskReference>][] = [
     [{ run_id: '123456' }, { reference: '123456' }],
@@ -232,6 +374,16 @@ describe('assertFederationIsCoherent', () => {
 
   it('accepts a coherent record, with either kind of key source', () => {
     expect(() => assertFederationIsCoherent(base)).not.toThrow();
+    expect(() =>
+      assertFederationIsCoherent({
+        ...base,
+        principalMapping: [
+          { match: { 'kubernetes.io/serviceaccount/name': 'deployer' }, principal: 'prn_x' },
+        ],
+        contextClaims: ['kubernetes.io/namespace', 'kubernetes.io/pod/name'],
+        taskClaim: 'kubernetes.io/pod/uid',
+      }),
+    ).not.toThrow();
     expect(() => assertFederationIsCoherent({ ...base, jwksUri: null, jwks: { keys: [] } })).not.toThrow();
   });
 
@@ -261,6 +413,26 @@ describe('assertFederationIsCoherent', () => {
     ],
     ['a bad context claim', { contextClaims: ['ok', 'claim:ref'] }, /"claim:ref" is not a claim name/],
     ['a bad task claim', { taskClaim: '' }, /"" is not a claim name/],
+    [
+      'a rule condition through a prototype key',
+      { principalMapping: [{ match: { 'kubernetes.io/__proto__/x': 'y' }, principal: 'prn_x' }] },
+      /^principal_mapping\[0\]\.match: "kubernetes\.io\/__proto__\/x" is not a claim name: "__proto__" may not be a segment$/,
+    ],
+    [
+      'a context claim deeper than four segments',
+      { contextClaims: ['kubernetes.io/a/b/c/d'] },
+      /^context_claims: "kubernetes\.io\/a\/b\/c\/d" is not a claim name: a claim path has at most 4 segments$/,
+    ],
+    [
+      'an over-long task claim path',
+      { taskClaim: ['a'.repeat(60), 'b'.repeat(60), 'c'.repeat(60)].join('/') },
+      /^task_claim: "a+\/b+\/c+" is not a claim name: a claim path has at most 128 characters$/,
+    ],
+    [
+      'a context claim reaching constructor',
+      { contextClaims: ['ok', 'kubernetes.io/constructor'] },
+      /"constructor" may not be a segment/,
+    ],
     ['token age too short', { maxTokenAgeSeconds: 5 }, /max_token_age/],
     ['token age too long', { maxTokenAgeSeconds: 86400 }, /max_token_age/],
   ];

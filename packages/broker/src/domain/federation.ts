@@ -39,6 +39,10 @@ export const FEDERATION_LIMITS = {
   maxRules: 32,
   maxConditions: 16,
   maxContextClaims: 32,
+  /** A claim path names at most this many nested members: `kubernetes.io/pod/uid` is three. */
+  maxClaimPathSegments: 4,
+  /** Characters of a claim path, `/` included. */
+  maxClaimPathLength: 128,
 } as const;
 
 /**
@@ -76,16 +80,92 @@ export interface Federation {
   algorithms: FederationAlgorithm[];
   /** Ordered: the first rule that matches wins. */
   principalMapping: MappingRule[];
-  /** Claims exposed to Cedar as principal tags `claim:<name>`. */
+  /** Claim paths ({@link claimPathProblem}) exposed to Cedar as principal tags `claim:<path>`. */
   contextClaims: string[];
-  /** The claim whose value becomes the request's ticket (the task reference). */
+  /** The claim (a path) whose value becomes the request's ticket (the task reference). */
   taskClaim: string;
   maxTokenAgeSeconds: number;
+  /**
+   * Whether a session started by an exchange ends, at the latest, when the subject token
+   * expires (its `exp`): for tokens bound to a workload's life, such as Kubernetes' projected
+   * service-account tokens.
+   */
+  endsWithSubjectToken: boolean;
   createdAt: number;
 }
 
-/** Claim names we accept in rules and lists: plain identifiers, as CI providers use. */
-const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+/** One segment of a claim path: a plain identifier, as CI providers and Kubernetes name claims. */
+const CLAIM_SEGMENT = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+/** Member names that belong to JavaScript's object model, never to a token's claims. */
+const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Why `path` cannot name a claim, or undefined when it can. A claim path is a top-level claim
+ * name (`repository`) or up to {@link FEDERATION_LIMITS.maxClaimPathSegments} names separated by
+ * `/` that reach into nested objects (`kubernetes.io/namespace`, `kubernetes.io/pod/uid`); each
+ * segment is an identifier, and none may be `__proto__`, `constructor` or `prototype`.
+ *
+ * @example
+ * ```ts
+ * claimPathProblem('kubernetes.io/pod/uid') // undefined
+ * claimPathProblem('a/__proto__')           // '"__proto__" may not be a segment'
+ * ```
+ */
+export function claimPathProblem(path: string): string | undefined {
+  if (path.length > FEDERATION_LIMITS.maxClaimPathLength)
+    return `a claim path has at most ${FEDERATION_LIMITS.maxClaimPathLength} characters`;
+  const segments = path.split('/');
+  if (segments.length > FEDERATION_LIMITS.maxClaimPathSegments)
+    return `a claim path has at most ${FEDERATION_LIMITS.maxClaimPathSegments} segments`;
+  for (const segment of segments) {
+    if (segment === '') return 'a segment is empty';
+    if (PROTOTYPE_KEYS.has(segment)) return `${JSON.stringify(segment)} may not be a segment`;
+    if (!CLAIM_SEGMENT.test(segment))
+      return `${JSON.stringify(segment)} is not an identifier (a letter or _, then letters, digits, _ . -; at most 64)`;
+  }
+  return undefined;
+}
+
+/** The error naming the field whose claim path cannot name a claim, and why. */
+function claimPathError(field: string, path: string, problem: string): TetherError {
+  return new TetherError(
+    'invalid_request',
+    `${field}: ${JSON.stringify(path.slice(0, 160))} is not a claim name: ${problem}`,
+  );
+}
+
+/** A JSON object as `JSON.parse` makes it: neither an array nor an instance of a class. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * The value a claim path names, or undefined when the claims do not have it: each segment must
+ * be an own member of a plain object (never of an array, never inherited, never a prototype
+ * key), so a path reads only what the issuer put in the token. A top-level name reads the
+ * top-level claim, as it always did; a top-level claim whose name holds a `/` is never read.
+ *
+ * @example
+ * ```ts
+ * claimAt({ 'kubernetes.io': { namespace: 'team-a' } }, 'kubernetes.io/namespace') // 'team-a'
+ * claimAt({ 'kubernetes.io': 'team-a' }, 'kubernetes.io/namespace')                // undefined
+ * ```
+ */
+export function claimAt(claims: Record<string, unknown>, path: string): unknown {
+  let at: unknown = claims;
+  for (const [i, segment] of path.split('/').entries()) {
+    if (PROTOTYPE_KEYS.has(segment)) return undefined;
+    // The claims set itself is whatever the verifier answered; what is inside it must be JSON.
+    if (i > 0 && !isPlainObject(at)) return undefined;
+    const parent = at as Record<string, unknown>;
+    if (!Object.hasOwn(parent, segment)) return undefined;
+    at = parent[segment];
+  }
+  return at;
+}
 
 /**
  * A task reference has the shape of a ticket reference in the API, so sessions can be listed
@@ -122,12 +202,15 @@ export function globMatches(pattern: string, value: string): boolean {
   return true;
 }
 
-/** Whether every condition of the rule holds for these claims. A missing or non-scalar claim fails its condition. */
+/**
+ * Whether every condition of the rule holds for these claims. A condition names a claim path;
+ * a missing or non-scalar claim fails its condition.
+ */
 export function ruleMatches(rule: Pick<MappingRule, 'match'>, claims: Record<string, unknown>): boolean {
   const conditions = Object.entries(rule.match);
   if (conditions.length === 0) return false;
   return conditions.every(([claim, pattern]) => {
-    const text = Object.hasOwn(claims, claim) ? claimText(claims[claim]) : undefined;
+    const text = claimText(claimAt(claims, claim));
     return text !== undefined && globMatches(pattern, text);
   });
 }
@@ -146,18 +229,20 @@ export function mapToPrincipal(
 }
 
 /**
- * The claims policies see, as principal tags `claim:<name>`. Absent and non-scalar claims are
- * left out, so a policy tests `principal.hasTag("claim:ref")` before it reads one.
+ * The claims policies see, as principal tags `claim:<path as written>`. Absent and non-scalar
+ * claims are left out, so a policy tests `principal.hasTag("claim:ref")` before it reads one.
  *
  * @example
  * ```ts
  * claimTags(['ref'], { ref: 'refs/heads/main' }) // { 'claim:ref': 'refs/heads/main' }
+ * claimTags(['kubernetes.io/namespace'], { 'kubernetes.io': { namespace: 'team-a' } })
+ * // { 'claim:kubernetes.io/namespace': 'team-a' }
  * ```
  */
 export function claimTags(names: readonly string[], claims: Record<string, unknown>): Record<string, string> {
   const tags: Record<string, string> = {};
   for (const name of names) {
-    const text = Object.hasOwn(claims, name) ? claimText(claims[name]) : undefined;
+    const text = claimText(claimAt(claims, name));
     if (text !== undefined) tags[`claim:${name}`] = text;
   }
   return tags;
@@ -171,8 +256,9 @@ export function taskReference(
   taskClaim: string,
   claims: Record<string, unknown>,
 ): { reference: string | null } | { invalid: string } {
-  if (!Object.hasOwn(claims, taskClaim)) return { reference: null };
-  const text = claimText(claims[taskClaim]);
+  const value = claimAt(claims, taskClaim);
+  if (value === undefined) return { reference: null };
+  const text = claimText(value);
   if (text === undefined || !TASK_REFERENCE.test(text)) {
     return { invalid: `the ${taskClaim} claim is not a usable task reference` };
   }
@@ -266,15 +352,20 @@ export function assertFederationIsCoherent(
         `principal_mapping[${i}].match may have at most ${FEDERATION_LIMITS.maxConditions} conditions`,
       );
     }
-    const bad = claims.find((c) => !CLAIM_NAME.test(c));
-    if (bad !== undefined)
-      throw invalid(`principal_mapping[${i}].match: ${JSON.stringify(bad)} is not a claim name`);
+    for (const claim of claims) {
+      const problem = claimPathProblem(claim);
+      if (problem !== undefined) throw claimPathError(`principal_mapping[${i}].match`, claim, problem);
+    }
   });
   if (f.contextClaims.length > FEDERATION_LIMITS.maxContextClaims) {
     throw invalid(`context_claims may list at most ${FEDERATION_LIMITS.maxContextClaims} claims`);
   }
-  for (const name of [...f.contextClaims, f.taskClaim]) {
-    if (!CLAIM_NAME.test(name)) throw invalid(`${JSON.stringify(name)} is not a claim name`);
+  for (const [field, name] of [
+    ...f.contextClaims.map((c) => ['context_claims', c] as const),
+    ['task_claim', f.taskClaim] as const,
+  ]) {
+    const problem = claimPathProblem(name);
+    if (problem !== undefined) throw claimPathError(field, name, problem);
   }
   if (
     !Number.isInteger(f.maxTokenAgeSeconds) ||

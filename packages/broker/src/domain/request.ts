@@ -3,9 +3,11 @@ import { compileTicketPattern, type Privilege } from './privilege.js';
 
 /**
  * What a request asks for: `access`, a new session (activated once approved); `extension`,
- * more time for a live session the requester holds (applied to it once approved).
+ * more time for a live session the requester holds (applied to it once approved);
+ * `delegation`, a sub-session of a live session the requester holds, approved by its holder
+ * as it is made (the record of who delegated what to whom).
  */
-export const REQUEST_KINDS = ['access', 'extension'] as const;
+export const REQUEST_KINDS = ['access', 'extension', 'delegation'] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 /** The task: who asks for which privilege, for how long, under which ticket. */
@@ -13,7 +15,7 @@ export interface AccessRequest {
   id: string;
   tenantId: string;
   kind: RequestKind;
-  /** The session an `extension` extends; null for `access`. */
+  /** The session an `extension` extends, or a `delegation` delegates from; null for `access`. */
   sessionId: string | null;
   principalId: string;
   privilegeId: string;

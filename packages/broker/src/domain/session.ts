@@ -1,4 +1,5 @@
 import { TetherError } from '@tether-broker/protocol';
+import { actionWithin, resourceWithin } from './grant-patterns.js';
 import type { Privilege } from './privilege.js';
 import type { AccessRequest } from './request.js';
 
@@ -17,8 +18,29 @@ export const END_REASONS = [
   'idle',
   'tenant_cutoff',
   'recording_lapsed',
+  // A sub-session's own ends: its parent ended, or it used up its call budget.
+  'parent_ended',
+  'budget_exhausted',
 ] as const;
 export type EndReason = (typeof END_REASONS)[number];
+
+/** RFC 8693 §4.1: the current actor, and before it the actors it acts for, outermost first. */
+export interface ActClaim {
+  sub: string;
+  act?: ActClaim;
+}
+
+/** What a sub-session carries besides its grant. */
+export interface Delegation {
+  parentSessionId: string;
+  /** 1 for a child of a session of its own, 2 for a grandchild, … */
+  depth: number;
+  act: ActClaim;
+  /** Allowed calls per action (as requested: an action of the grant); null for no budget. */
+  callBudget: Record<string, number> | null;
+  /** Allowed calls the PEPs reported so far, per budgeted action. */
+  callsMade: Record<string, number>;
+}
 
 /** What the session holds: a snapshot of the privilege's grant at activation. */
 export interface SessionGrant {
@@ -59,6 +81,8 @@ export interface Session {
    * (`iat`) before it, and every later token carries an `iat` of at least it. Null if never narrowed.
    */
   narrowedBefore: number | null;
+  /** Set for a delegated sub-session: its parent, depth, actor and call budget. */
+  delegation: Delegation | null;
 }
 
 export function grantOf(privilege: Privilege): SessionGrant {
@@ -84,7 +108,9 @@ export function assertActivatable(request: AccessRequest, principalId: string, n
   if (request.kind !== 'access') {
     throw new TetherError(
       'invalid_request',
-      `request ${request.id} extends session ${request.sessionId}; there is no new session to activate`,
+      request.kind === 'extension'
+        ? `request ${request.id} extends session ${request.sessionId}; there is no new session to activate`
+        : `request ${request.id} delegated a sub-session of ${request.sessionId}; it started as it was made`,
     );
   }
   if (request.principalId !== principalId) {
@@ -122,20 +148,20 @@ export function accessTokenExpiry(session: Pick<Session, 'hardExpiresAt' | 'gran
 }
 
 /**
- * What a session may keep of its grant under the privilege as it stands now: the actions,
- * resources and audiences both hold (compared as written; a privilege whose `app/*` became
- * `app/web` no longer holds `app/*`, so that resource goes).
+ * What a session may keep of its grant under the privilege as it stands now: the actions and
+ * resources the privilege still covers (a sub-session holds narrower patterns than its
+ * privilege; a privilege whose `app/*` became `app/web` no longer covers `app/*`, so that
+ * resource goes), and the audiences it still names.
  */
 export function grantWithin(
   grant: SessionGrant,
   privilege: Pick<Privilege, 'actions' | 'resources' | 'audiences'>,
 ): SessionGrant {
-  const keep = (held: string[], granted: readonly string[]) => held.filter((h) => granted.includes(h));
   return {
     ...grant,
-    actions: keep(grant.actions, privilege.actions),
-    resources: keep(grant.resources, privilege.resources),
-    audiences: keep(grant.audiences, privilege.audiences),
+    actions: grant.actions.filter((a) => privilege.actions.some((held) => actionWithin(a, held))),
+    resources: grant.resources.filter((r) => privilege.resources.some((held) => resourceWithin(r, held))),
+    audiences: grant.audiences.filter((a) => privilege.audiences.includes(a)),
   };
 }
 

@@ -14,6 +14,7 @@ import {
 } from '../store/repositories/peps.js';
 import { listPrincipalKeys } from '../store/repositories/principals.js';
 import { recordSessionActivity } from '../store/repositories/sessions.js';
+import { countBudgetedCalls } from './call-budgets.js';
 import type { EnforcementMetrics } from './enforcement-metrics.js';
 
 /**
@@ -76,6 +77,7 @@ export async function recordDecisions(
     });
     // Session rows before the audit head, the order every other writer takes them in.
     if (signed) await recordActivity(tx, tenantId, report.decisions, links, now);
+    await countBudgetedCalls(ctx, tx, tenantId, pepId, report.decisions, new Set(links.keys()), now);
     const unlinkedDenials: DecisionRecord[] = [];
     for (const decision of report.decisions) {
       const link = decision.session === null ? undefined : links.get(decision.session);

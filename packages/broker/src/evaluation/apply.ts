@@ -1,9 +1,16 @@
 import type { AuditEntry } from '../audit/chain.js';
 import { recordAuditBatch } from '../audit/record.js';
 import type { BrokerContext } from '../core/context.js';
-import { endSessionIn } from '../core/end-session.js';
+import { endSessionIn, lockLiveDescendants } from '../core/end-session.js';
 import type { Verdict } from '../domain/reevaluation.js';
-import { narrowed, type Session, type SessionGrant } from '../domain/session.js';
+import {
+  grantWithin,
+  isEmptyGrant,
+  isNarrower,
+  narrowed,
+  type Session,
+  type SessionGrant,
+} from '../domain/session.js';
 import { announceOnCommit, appendRevocationEvents } from '../revocation/log.js';
 import type { TxHandle } from '../store/database.js';
 import { writeSessionNarrowings } from '../store/repositories/sessions.js';
@@ -47,13 +54,16 @@ function narrowedRecord(n: Narrowing, next: Session): AuditEntry {
  * at or past its cutoff. Answers the narrowed sessions.
  */
 export async function narrowSessionsIn(
-  ctx: Pick<BrokerContext, 'revocations'>,
+  ctx: Pick<BrokerContext, 'revocations' | 'connectors'>,
   tx: TxHandle,
   tenantId: string,
-  narrowings: readonly Narrowing[],
+  asked: readonly Narrowing[],
   at: number,
 ): Promise<Session[]> {
+  let narrowings = asked;
   if (narrowings.length === 0) return [];
+  const cascade = await narrowDescendants(tx, narrowings);
+  narrowings = [...narrowings, ...cascade.narrowings];
   const next = narrowings.map((n) => narrowed(n.session, n.grant, at));
   await writeSessionNarrowings(tx, next);
   await recordAuditBatch(
@@ -72,12 +82,47 @@ export async function narrowSessionsIn(
     })),
   );
   announceOnCommit(tx, ctx.revocations, entries);
+  for (const { session, parent } of cascade.emptied)
+    await endSessionIn(ctx, tx, session, at, 'parent_ended', null, {
+      parent,
+      why: 'the parent session no longer holds any of what the sub-session holds',
+    });
   return next;
+}
+
+/**
+ * A narrowed session's sub-sessions keep only what it still holds, at once (not at their next
+ * evaluation): each descendant, locked before anything is written, is narrowed to within its
+ * parent's new grant, or ended (`parent_ended`) when nothing is left.
+ */
+async function narrowDescendants(
+  tx: TxHandle,
+  narrowings: readonly Narrowing[],
+): Promise<{ narrowings: Narrowing[]; emptied: { session: Session; parent: string }[] }> {
+  const out: Narrowing[] = [];
+  const emptied: { session: Session; parent: string }[] = [];
+  for (const n of narrowings) {
+    const grants = new Map<string, SessionGrant | null>([[n.session.id, n.grant]]);
+    for (const child of await lockLiveDescendants(tx, n.session.id)) {
+      const parentId = child.delegation?.parentSessionId ?? '';
+      const parentGrant = grants.get(parentId);
+      const grant = parentGrant ? grantWithin(child.grant, parentGrant) : null;
+      if (grant === null || isEmptyGrant(grant)) {
+        grants.set(child.id, null);
+        emptied.push({ session: child, parent: parentId });
+      } else {
+        grants.set(child.id, grant);
+        if (isNarrower(grant, child.grant))
+          out.push({ session: child, grant, details: { ...n.details, parent: parentId } });
+      }
+    }
+  }
+  return { narrowings: out, emptied };
 }
 
 /** One session, as {@link narrowSessionsIn} does it (a refresh narrows the session it holds). */
 export async function narrowSessionIn(
-  ctx: Pick<BrokerContext, 'revocations'>,
+  ctx: Pick<BrokerContext, 'revocations' | 'connectors'>,
   tx: TxHandle,
   session: Session,
   grant: SessionGrant,

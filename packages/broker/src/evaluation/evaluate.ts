@@ -1,7 +1,14 @@
 import type { Logger } from 'pino';
 import type { ForbiddenBy, Verdict } from '../domain/reevaluation.js';
 import { reasonOf } from '../domain/reevaluation.js';
-import { grantWithin, isEmptyGrant, isNarrower, type Session, type SessionGrant } from '../domain/session.js';
+import {
+  grantWithin,
+  isEmptyGrant,
+  isLive,
+  isNarrower,
+  type Session,
+  type SessionGrant,
+} from '../domain/session.js';
 import {
   type DecisionInput,
   type PolicyDecision,
@@ -46,9 +53,17 @@ export async function judgeSession(
   if (!principal?.enabled) return end('principal_disabled', 'the principal is disabled');
   const privilege = await facts.privilege(session.tenantId, session.privilegeId);
   if (!privilege) return end('privilege_deleted', 'the privilege was deleted');
-  const within = grantWithin(session.grant, privilege);
+  let within = grantWithin(session.grant, privilege);
   if (isEmptyGrant(within))
     return end('privilege_changed', 'the privilege no longer grants any of what the session holds');
+  if (session.delegation !== null) {
+    // A sub-session holds no more than its parent holds now, and nothing once it has ended.
+    const parent = await facts.session(session.delegation.parentSessionId);
+    if (!parent || !isLive(parent, at)) return end('parent_ended', 'the parent session has ended');
+    within = grantWithin(within, parent.grant);
+    if (isEmptyGrant(within))
+      return end('parent_ended', 'the parent session no longer holds any of what the sub-session holds');
+  }
 
   const policySet = await facts.policySet(session.tenantId);
   const input = await facts.decisionInput(session, principal, privilege, at);
@@ -65,7 +80,10 @@ export async function judgeSession(
 
 /**
  * `continue` for each action the session may still hold: it keeps the permitted ones, and
- * ends without any. The privilege alone may already have cut the grant (`within`).
+ * ends without any. When some policy reads `context.entitlement_resource`, `continue` is then
+ * asked for each resource with each kept action, and a resource is kept only when every one of
+ * them is permitted with it: the grant is every kept action on every kept resource, so each
+ * pair it holds was permitted. The privilege alone may already have cut the grant (`within`).
  */
 function continueVerdict(
   ctx: JudgeContext,
@@ -75,32 +93,44 @@ function continueVerdict(
   session: Session,
   within: SessionGrant,
 ): Verdict {
-  const kept: string[] = [];
-  const forbidden: string[] = [];
+  const ask = (entitlement: Entitlement, withTrust: TrustFacts) =>
+    decideWith(ctx, policySet, { ...input, action: 'continue', trust: withTrust, ...entitlement }, true);
   const forbidding = new Set<string>();
+  const permitted = (entitlements: Entitlement[]) =>
+    entitlements.every((entitlement) => {
+      const d = ask(entitlement, trust);
+      if (!d.allowed) for (const p of d.policies) forbidding.add(p);
+      return d.allowed;
+    });
+  const kept: string[] = [];
+  const forbidden: Entitlement[][] = [];
   for (const action of within.actions) {
-    const d = decideWith(
-      ctx,
-      policySet,
-      { ...input, action: 'continue', trust, entitlementAction: action },
-      true,
-    );
-    if (d.allowed) kept.push(action);
-    else {
-      forbidden.push(action);
-      for (const p of d.policies) forbidding.add(p);
-    }
+    const asked = [{ entitlementAction: action }];
+    if (permitted(asked)) kept.push(action);
+    else forbidden.push(asked);
+  }
+  // Only a set that may read the resource can tell resources apart; with no action left, none is held anyway.
+  const asksResources = policySet.asksResources && kept.length > 0;
+  const resources = asksResources ? [] : within.resources;
+  for (const resource of asksResources ? within.resources : []) {
+    const asked = kept.map((action) => ({ entitlementAction: action, entitlementResource: resource }));
+    if (permitted(asked)) resources.push(resource);
+    else forbidden.push(asked);
   }
   // With nothing reported by any signal, trust cannot be what forbade: no need to ask.
   const signalled = JSON.stringify(trust) !== JSON.stringify(UNKNOWN_TRUST);
   const cause: ForbiddenBy =
-    signalled && forbidden.some((action) => permittedWithoutSignals(ctx, policySet, input, action))
+    signalled && forbidden.some((asked) => asked.every((e) => ask(e, UNKNOWN_TRUST).allowed))
       ? 'trust'
       : 'policy';
   const policies = [...forbidding];
-  if (kept.length === 0)
-    return end(reasonOf(cause), `${reasonText(cause)} forbids every action the session holds`, policies);
-  const grant = { ...within, actions: kept };
+  if (kept.length === 0 || resources.length === 0)
+    return end(
+      reasonOf(cause),
+      `${reasonText(cause)} forbids every ${kept.length === 0 ? 'action' : 'resource'} the session holds`,
+      policies,
+    );
+  const grant = { ...within, actions: kept, resources };
   if (!isNarrower(grant, session.grant)) return { outcome: 'keep' };
   if (forbidden.length === 0)
     return {
@@ -110,32 +140,24 @@ function continueVerdict(
       why: 'the privilege grants less',
       policies,
     };
+  const cut = [
+    ...within.actions.filter((a) => !kept.includes(a)),
+    ...within.resources.filter((r) => !resources.includes(r)),
+  ];
   return {
     outcome: 'narrow',
     grant,
     reason: reasonOf(cause),
-    why: `${reasonText(cause)} forbids ${forbidden.join(', ')}`,
+    why: `${reasonText(cause)} forbids ${cut.join(', ')}`,
     policies,
   };
 }
 
+/** What one `continue` decision asks about: an action of the grant, and perhaps one of its resources. */
+type Entitlement = Pick<DecisionInput, 'entitlementAction' | 'entitlementResource'>;
+
 function reasonText(cause: ForbiddenBy): string {
   return cause === 'trust' ? 'policy, given what signals reported,' : 'policy';
-}
-
-/** Whether `continue` would permit the action had no signal ever been reported. */
-function permittedWithoutSignals(
-  ctx: JudgeContext,
-  policySet: PolicySetFacts,
-  input: DecisionInput,
-  action: string,
-): boolean {
-  return decideWith(
-    ctx,
-    policySet,
-    { ...input, action: 'continue', trust: UNKNOWN_TRUST, entitlementAction: action },
-    true,
-  ).allowed;
 }
 
 /**

@@ -20,6 +20,7 @@ import { currentPolicyVersion } from '../store/repositories/policies.js';
 import { findPrincipal } from '../store/repositories/principals.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import { findRequest, findRequestsByIds } from '../store/repositories/requests.js';
+import { findSessionById } from '../store/repositories/sessions.js';
 import { findTenantById } from '../store/repositories/tenants.js';
 import { findSessionsTrust, findTrust } from '../store/repositories/trust.js';
 
@@ -29,6 +30,13 @@ export interface PolicySetFacts {
   policies: PolicyTexts;
   /** The set with Tether's baseline `continue` permit added (cached under `${cacheKey}+continue`). */
   continuePolicies: PolicyTexts;
+  /**
+   * Whether some policy may read `context.entitlement_resource`, so that `continue` must also be
+   * asked about each resource of a grant. No policy can read it without naming it, or spelling
+   * its name with a `\u` escape in an index (`context["…"]`); a set that does neither decides
+   * every resource as it decides the action alone, and is not asked again.
+   */
+  asksResources: boolean;
 }
 
 /**
@@ -88,6 +96,9 @@ export class EvaluationFacts {
         cacheKey: `${tenantId}:${current?.version ?? 0}`,
         policies,
         continuePolicies: { ...policies, ...CONTINUE_BASELINE },
+        asksResources: Object.values(policies).some(
+          (text) => text.includes('entitlement_resource') || text.includes('\\u'),
+        ),
       };
     });
   }
@@ -99,12 +110,13 @@ export class EvaluationFacts {
     privilege: Privilege,
     at: number,
   ): Promise<DecisionInput> {
+    // A sub-session is judged on what its root session was decided on (ticket, duration, reason,
+    // a workload's claims): only its grant, already within its parent's, is its own.
+    const requestId = await this.#rootRequestId(session);
     const [request, tenant, facts] = await Promise.all([
-      this.#once(`request:${session.requestId}`, () =>
-        findRequest(this.#h, session.tenantId, session.requestId),
-      ),
+      this.#once(`request:${requestId}`, () => findRequest(this.#h, session.tenantId, requestId)),
       this.#once(`tenant:${session.tenantId}`, () => findTenantById(this.#h, session.tenantId)),
-      this.#principalFacts(principal, session.requestId),
+      this.#principalFacts(principal, requestId),
     ]);
     if (!request || !tenant)
       throw new TetherError('internal_error', 'a session without its request or tenant');
@@ -121,6 +133,23 @@ export class EvaluationFacts {
       at,
       timeZone: tenant.timeZone,
     };
+  }
+
+  /** A session as this transaction sees it (a sub-session's parent). */
+  session(id: string): Promise<Session | undefined> {
+    return this.#once(`session:${id}`, () => findSessionById(this.#h, id));
+  }
+
+  /** The request a session stands on: its own, or for a sub-session its root session's. */
+  async #rootRequestId(session: Session): Promise<string> {
+    let current = session;
+    // Nesting is bounded by limits.delegationDepth (at most 8); the bound only guards the loop.
+    for (let i = 0; current.delegation !== null && i < 16; i++) {
+      const parent = await this.session(current.delegation.parentSessionId);
+      if (!parent) break;
+      current = parent;
+    }
+    return current.requestId;
   }
 
   /** The session's trust context: its principal's, with what signals said of the session on top. */

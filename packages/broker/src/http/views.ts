@@ -176,5 +176,16 @@ export function sessionView(s: Session, issuer: string): Static<typeof SessionVi
     ],
     audiences: s.grant.audiences,
     status: { status_list: { idx: s.statusIdx, uri: statusListUri(issuer, s.statusListId) } },
+    ...(s.delegation === null
+      ? {}
+      : {
+          delegation: {
+            parent: s.delegation.parentSessionId,
+            depth: s.delegation.depth,
+            act: s.delegation.act,
+            call_budget: s.delegation.callBudget,
+            calls_made: s.delegation.callsMade,
+          },
+        }),
   };
 }

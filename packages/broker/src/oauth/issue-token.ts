@@ -6,12 +6,13 @@ import { OAuthError } from '../auth/oauth-error.js';
 import { recordRefusal } from '../core/audit-refusal.js';
 import { verifyBrokerProof } from '../core/broker-dpop.js';
 import type { BrokerContext } from '../core/context.js';
+import { type DelegationForm, delegateSession, isDelegation } from '../sessions/delegate-session.js';
 import { type ExchangeForm, exchangeToken, TOKEN_EXCHANGE_GRANT } from '../sessions/exchange-token.js';
 import { refreshSession } from '../sessions/refresh-session.js';
 import { inTransaction } from '../store/database.js';
 
 /** Every parameter the token endpoint reads, across its grants. */
-export interface TokenRequest extends ExchangeForm {
+export interface TokenRequest extends ExchangeForm, DelegationForm {
   grant_type: string;
   refresh_token?: string | undefined;
   client_assertion_type?: string | undefined;
@@ -53,7 +54,8 @@ export async function issueToken(
       };
     }
     case TOKEN_EXCHANGE_GRANT:
-      return exchangeToken(ctx, form, dpop);
+      // With an actor token, RFC 8693 delegation: a sub-session of the subject token's session.
+      return isDelegation(form) ? delegateSession(ctx, form, dpop) : exchangeToken(ctx, form, dpop);
     default:
       throw new OAuthError(
         'unsupported_grant_type',

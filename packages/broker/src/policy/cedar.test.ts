@@ -7,6 +7,7 @@ import {
   PolicyEngine,
   type PolicyTexts,
   type PrincipalFacts,
+  resourceEntity,
   validatePolicySet,
 } from './cedar.js';
 import { CEDAR_SCHEMA } from './schema.js';
@@ -344,6 +345,35 @@ const decisionCases: DecisionCase[] = [
     determining: ['pipelines-continue'],
   },
   {
+    name: 'continue about a resource: its segments are tags by position, compared with a principal tag',
+    policies: {
+      'own-namespace': `permit(principal, action == ${action('continue')}, resource) when { context has entitlement_resource && context.entitlement_resource.name like "k8s/*" && context.entitlement_resource.hasTag("2") && principal.hasTag("claim:ns") && context.entitlement_resource.getTag("2") == principal.getTag("claim:ns") };`,
+    },
+    input: input({
+      action: 'continue',
+      principal: { ...deployBot, attributes: { 'claim:ns': 'team-a' } },
+      entitlementAction: 'k8s:deploy',
+      entitlementResource: 'k8s/team-a/*',
+    }),
+    allowed: true,
+    determining: ['own-namespace'],
+  },
+  {
+    name: "continue about another namespace's resource, or about none",
+    policies: {
+      'own-namespace': `permit(principal, action == ${action('continue')}, resource) when { context has entitlement_resource && context.entitlement_resource.hasTag("2") && principal.hasTag("claim:ns") && context.entitlement_resource.getTag("2") == principal.getTag("claim:ns") };`,
+      'no-third-segment': `forbid(principal, action == ${action('continue')}, resource) when { context has entitlement_resource && !context.entitlement_resource.hasTag("3") };`,
+    },
+    input: input({
+      action: 'continue',
+      principal: { ...deployBot, attributes: { 'claim:ns': 'team-a' } },
+      entitlementAction: 'k8s:deploy',
+      entitlementResource: 'k8s/team-b',
+    }),
+    allowed: false,
+    determining: ['no-third-segment'],
+  },
+  {
     // Cedar alone would skip the erroring forbid and allow; the engine fails closed.
     name: 'an evaluation error denies and names the erroring policy',
     policies: {
@@ -410,6 +440,18 @@ describe('PolicyEngine.decide', () => {
     const decision = engine.decide(`bad-input:${name}`, policies, decisionInput);
     expect(decision.allowed).toBe(false);
     expect(decision.errors.join('\n')).toMatch(error);
+  });
+});
+
+describe('resourceEntity', () => {
+  it('names the resource and tags its segments by position from 1', () => {
+    expect(resourceEntity('k8s/team-a/*')).toEqual({
+      uid: { type: 'Tether::Resource', id: 'k8s/team-a/*' },
+      attrs: { name: 'k8s/team-a/*' },
+      parents: [],
+      tags: { '1': 'k8s', '2': 'team-a', '3': '*' },
+    });
+    expect(resourceEntity('app/web').tags).toEqual({ '1': 'app', '2': 'web' });
   });
 });
 

@@ -99,6 +99,11 @@ export interface DecisionInput {
   trust?: TrustFacts | undefined;
   /** `continue` only: `context.entitlement_action`, the granted action asked about. */
   entitlementAction?: string | undefined;
+  /**
+   * `continue` only, when set: `context.entitlement_resource`, the granted resource asked about
+   * (a `Tether::Resource` whose tags are its `/`-separated segments by position, see {@link resourceEntity}).
+   */
+  entitlementResource?: string | undefined;
 }
 
 /** The outcome of {@link PolicyEngine.decide}. */
@@ -365,6 +370,10 @@ function buildRequest(input: DecisionInput): CedarRequest | { errors: string[] }
   // code") when continuous evaluation decided thousands of sessions in a row.
   if (input.ticketInfo) context.ticket_info = ticketInfoContext(input.ticketInfo);
   if (input.action === 'continue') addContinueContext(context, input);
+  if (input.action === 'continue' && input.entitlementResource !== undefined) {
+    context.entitlement_resource = { __entity: resourceUid(input.entitlementResource) };
+    entities.push(resourceEntity(input.entitlementResource));
+  }
   return {
     principal,
     action: { type: `${NAMESPACE}::Action`, id: input.action },
@@ -404,6 +413,26 @@ function principalEntity(facts: PrincipalFacts): cedar.EntityJson {
     parents: facts.groups.map(groupUid),
     tags: { ...facts.attributes },
   };
+}
+
+/**
+ * A resource of a grant as policies see it: its name, and each `/`-separated segment as a tag
+ * named by its position from 1, so that a policy can compare a part of the resource with a
+ * principal tag (Cedar has no string operations but `like` with a literal pattern).
+ *
+ * @example
+ * ```ts
+ * resourceEntity('k8s/team-a/*').tags // { '1': 'k8s', '2': 'team-a', '3': '*' }
+ * ```
+ */
+export function resourceEntity(resource: string): cedar.EntityJson {
+  const tags: Record<string, cedar.CedarValueJson> = {};
+  for (const [i, segment] of resource.split('/').entries()) tags[String(i + 1)] = segment;
+  return { uid: resourceUid(resource), attrs: { name: resource }, parents: [], tags };
+}
+
+function resourceUid(resource: string): cedar.TypeAndId {
+  return { type: `${NAMESPACE}::Resource`, id: resource };
 }
 
 function principalUid(id: string): cedar.TypeAndId {

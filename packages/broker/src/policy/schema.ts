@@ -35,6 +35,16 @@ namespace Tether {
     name: String,
   } tags String;
 
+  // One resource of a session's grant, as continue sees it (context.entitlement_resource):
+  // name is the resource as the privilege lists it, and each "/"-separated segment is a tag
+  // named by its position from 1 ("k8s/team-a/*" has tags "1" = "k8s", "2" = "team-a",
+  // "3" = "*"), so a policy can compare a part of it with a principal tag:
+  //     context.entitlement_resource.hasTag("2")
+  //       && context.entitlement_resource.getTag("2") == principal.getTag("claim:ns")
+  entity Resource {
+    name: String,
+  } tags String;
+
   // The request's ticket as the ticket register knows it (fed by signed webhooks). Absent
   // when the register does not know the ticket, so test for it first:
   //     context has ticket_info && context.ticket_info.state == "open"
@@ -102,6 +112,12 @@ namespace Tether {
   //       when { context.trust.risk_level == "high" && context.entitlement_action like "*:write*" };
   // The context is the request's (keep the fields below in step with RequestContext), the
   // trust context, and entitlement_action: the action of the grant being asked about.
+  // When some policy of the set names entitlement_resource, continue is also asked for each
+  // resource of the grant with each action the session keeps (entitlement_resource present):
+  // the session keeps the resources permitted with every one of them, and ends with none.
+  //     forbid(principal, action == Tether::Action::"continue", resource)
+  //       when { context has entitlement_resource
+  //         && context.entitlement_resource.name like "prod/*" && context.trust.risk_level != "low" };
   type ContinueContext = {
     ticket: String,
     has_ticket: Bool,
@@ -116,6 +132,7 @@ namespace Tether {
     requester: Principal,
     trust: Trust,
     entitlement_action: String,
+    entitlement_resource?: Resource,
   };
 
   action continue appliesTo {

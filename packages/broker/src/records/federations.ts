@@ -44,6 +44,8 @@ export interface FederationInput {
   contextClaims?: string[] | undefined;
   taskClaim?: string | undefined;
   maxTokenAgeSeconds?: number | undefined;
+  /** Sessions end, at the latest, when the subject token expires (default false). */
+  endsWithSubjectToken?: boolean | undefined;
 }
 
 /** The algorithm a key of each type is checked with when it is registered. */
@@ -129,6 +131,7 @@ export async function createFederation(
     contextClaims: [...new Set(input.contextClaims ?? [])],
     taskClaim: input.taskClaim ?? FEDERATION_DEFAULTS.taskClaim,
     maxTokenAgeSeconds: input.maxTokenAgeSeconds ?? FEDERATION_DEFAULTS.maxTokenAgeSeconds,
+    endsWithSubjectToken: input.endsWithSubjectToken ?? false,
   };
   assertFederationIsCoherent(draft);
   assertTenantAudience(draft.audience, ctx.config.publicUrl, caller.tenant.name);
@@ -169,6 +172,7 @@ export async function createFederation(
         keys: federation.jwksUri ?? 'inline',
         algorithms: federation.algorithms,
         principals: [...new Set(federation.principalMapping.map((r) => r.principal))],
+        ends_with_subject_token: federation.endsWithSubjectToken,
       },
     });
     return federation;

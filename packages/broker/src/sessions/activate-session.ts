@@ -91,7 +91,14 @@ export interface StartedSession {
 export async function startSession(
   tx: TxHandle,
   ctx: BrokerContext,
-  start: { request: AccessRequest; jkt: string; actor: string; details?: Record<string, unknown> },
+  start: {
+    request: AccessRequest;
+    jkt: string;
+    actor: string;
+    details?: Record<string, unknown>;
+    /** Epoch ms the session may not outlive (a subject token's expiry), if any. */
+    notAfter?: number | undefined;
+  },
 ): Promise<StartedSession> {
   const { request } = start;
   const now = ctx.clock.now();
@@ -104,7 +111,12 @@ export async function startSession(
   if (!privilege)
     throw new TetherError('request_not_approved', 'the privilege of this request no longer exists');
   const id = newId('session');
-  const hardExpiresAt = hardExpiry(request, privilege, now);
+  const hardExpiresAt = Math.min(
+    hardExpiry(request, privilege, now),
+    start.notAfter ?? Number.POSITIVE_INFINITY,
+  );
+  if (hardExpiresAt <= now)
+    throw new TetherError('invalid_request', 'the session would end before it starts: its bound has passed');
   const slot = await allocateStatusSlot(tx, request.tenantId, id, hardExpiresAt + SLOT_REUSE_MARGIN_MS, now);
   const created: Session = {
     id,
@@ -127,6 +139,7 @@ export async function startSession(
     // The session keeps the idle timeout it started with; a later privilege change is re-evaluation's matter.
     idleTimeoutSeconds: privilege.idleTimeoutSeconds,
     narrowedBefore: null,
+    delegation: null,
   };
   // Continuous evaluation from the first token on: the session starts with what policy and
   // the trust context let it hold now, or it does not start.

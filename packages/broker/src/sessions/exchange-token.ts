@@ -80,6 +80,11 @@ interface Workload {
   tokenKey: string;
   /** Epoch ms after which the subject token is refused as expired anyway. */
   tokenExpiresAt: number;
+  /**
+   * Epoch ms the session may not outlive: the subject token's `exp` when the trust record
+   * binds sessions to it (`ends_with_subject_token`), else undefined.
+   */
+  sessionNotAfter: number | undefined;
   caller: Caller;
   subject: string;
   run: string | null;
@@ -106,6 +111,9 @@ interface Workload {
  * transaction that starts the session, and any later exchange of it — sequential or
  * concurrent, on any replica — is refused with `invalid_grant` and changes nothing. A token
  * that only left a request pending is not spent: the same token may pick up the approval.
+ *
+ * A trust record with `ends_with_subject_token` caps the session's hard expiry at the subject
+ * token's `exp` (a Kubernetes projected token lives as long as its pod may use it).
  *
  * Errors (RFC 6749 JSON): `invalid_request` for missing or unusable parameters,
  * `invalid_dpop_proof`, `invalid_grant` for a token that is untrusted, fails a check, maps to
@@ -135,6 +143,7 @@ export async function exchangeToken(
     tokenKey: subjectTokenKey(claims, ask.subjectToken),
     // verifySubjectToken requires exp; the clock tolerance is what it still accepts past it.
     tokenExpiresAt: ((claims.exp as number) + ctx.config.clockToleranceSeconds) * 1000,
+    sessionNotAfter: trust.endsWithSubjectToken ? (claims.exp as number) * 1000 : undefined,
   };
   const decided = await decide(ctx, workload, ask);
   const outcome = await inTransaction(ctx.store, (tx) => settle(tx, ctx, workload, decided, jkt)).catch(
@@ -142,6 +151,18 @@ export async function exchangeToken(
       // Two exchanges for the same approved request: one session, the other is told so.
       if (isTetherError(err) && (err.code === 'already_activated' || err.code === 'approval_no_longer_valid'))
         throw new OAuthError('invalid_grant', err.detail);
+      const refused = activationRefusal(err);
+      if (refused) {
+        await recordRefusal(ctx, workload.trust.tenantId, {
+          actor: workload.caller.principal.id,
+          action: 'auth.token_exchange',
+          target: workload.trust.id,
+          ticket: workload.run,
+          principalId: workload.caller.principal.id,
+          details: { ...workload.audit, privilege: ask.privilege, reason: refused.message },
+        });
+        throw refused;
+      }
       if (err instanceof OAuthError && err.message === SUBJECT_TOKEN_REUSED) {
         await recordReuse(ctx, {
           tenantId: workload.trust.tenantId,
@@ -249,7 +270,7 @@ async function mappedWorkload(
   ctx: BrokerContext,
   trust: Federation,
   claims: JWTPayload,
-): Promise<Omit<Workload, 'tokenKey' | 'tokenExpiresAt'>> {
+): Promise<Omit<Workload, 'tokenKey' | 'tokenExpiresAt' | 'sessionNotAfter'>> {
   const subject = typeof claims.sub === 'string' ? claims.sub.slice(0, 512) : '';
   const run = taskReference(trust.taskClaim, claims);
   const audit = {
@@ -350,6 +371,16 @@ async function decide(ctx: BrokerContext, workload: Workload, ask: ExchangeAsk):
   return decided;
 }
 
+/**
+ * Activation's refusal in OAuth terms: policy's `continue` leaving the session nothing to hold
+ * (say, no resource of the privilege in the token's namespace) is a scope the workload may not have.
+ */
+function activationRefusal(err: unknown): OAuthError | undefined {
+  return isTetherError(err) && err.code === 'not_eligible'
+    ? new OAuthError('invalid_scope', err.detail)
+    : undefined;
+}
+
 type Settled = { started: StartedSession } | { pending: string } | { refuse: OAuthError };
 
 /**
@@ -368,6 +399,9 @@ async function settle(
     return { refuse: new OAuthError('invalid_grant', UNTRUSTED) };
   // A token that already started a session starts nothing else, not even a pending request.
   await refuseIfSpent(tx, workload.tokenKey);
+  // Accepted within the clock tolerance, a token past its exp cannot bound a session to it.
+  if (workload.sessionNotAfter !== undefined && workload.sessionNotAfter <= ctx.clock.now())
+    return { refuse: new OAuthError('invalid_grant', 'the subject token has expired') };
   // Recorded in this transaction, before the session starts: of concurrent exchanges of one
   // token, the key lets one through; the others roll back, leaving no row behind.
   const spend = (requestId: string) =>
@@ -384,6 +418,7 @@ async function settle(
     jkt,
     actor: principalId,
     details: { federation: workload.trust.name, subject: workload.subject },
+    notAfter: workload.sessionNotAfter,
   };
   const link = async (requestId: string) =>
     insertFederatedRequest(tx, {

@@ -12,7 +12,7 @@ import type { Privilege } from '../domain/privilege.js';
 import { type AccessRequest, approvedAt, expire } from '../domain/request.js';
 import type { Session } from '../domain/session.js';
 import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
-import { findFederatedRequest } from '../store/repositories/federations.js';
+import { findFederatedRequest, findFederation } from '../store/repositories/federations.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import { findPendingExtension, insertRequest, lockRequest } from '../store/repositories/requests.js';
 import { lockSession } from '../store/repositories/sessions.js';
@@ -48,6 +48,7 @@ export async function requestExtension(
     assertSessionVisible(session, caller, sessionId);
     const now = ctx.clock.now();
     assertMayExtend(session, caller.principal.id, now);
+    await assertNotBoundToSubjectToken(tx, session);
     const privilege = await findPrivilege(tx, session.tenantId, session.privilegeId);
     if (!privilege) throw new TetherError('not_found', 'the privilege of this session no longer exists');
     const bounds = extensionBounds(session, privilege, ask.bySeconds);
@@ -223,4 +224,16 @@ async function recordExtensionRequest(
     at: now,
   });
   return request;
+}
+
+/** A session that lasts no longer than the workload token it was exchanged for cannot be extended past it. */
+async function assertNotBoundToSubjectToken(tx: TxHandle, session: Session): Promise<void> {
+  const link = await findFederatedRequest(tx, session.requestId);
+  if (!link) return;
+  const trust = await findFederation(tx, session.tenantId, link.federationId);
+  if (trust?.endsWithSubjectToken)
+    throw new TetherError(
+      'invalid_request',
+      `session ${session.id} lasts no longer than the workload token it was exchanged for (trust ${trust.name}); exchange a new token`,
+    );
 }

@@ -41,6 +41,8 @@ export async function issueAccessToken(
     sid: session.id,
     cnf: { jkt: session.jkt },
     ...(session.ticket === null ? {} : { ticket: session.ticket }),
+    // RFC 8693 §4.1: a sub-session's tokens say who acts for the subject.
+    ...(session.delegation === null ? {} : { act: session.delegation.act }),
     session_exp: Math.floor(session.hardExpiresAt / 1000),
     status: { status_list: { idx: session.statusIdx, uri: statusListUri(s.issuer, session.statusListId) } },
     authorization_details: [

@@ -25,6 +25,17 @@ describe('trust add --map parsing', () => {
     });
   });
 
+  it('reads claim paths into nested claims (the Kubernetes rule of the README)', () => {
+    expect(
+      parseMapping(
+        'kubernetes.io/serviceaccount/name=deployer,sub=system:serviceaccount:*:deployer:k8s-deployer',
+      ),
+    ).toEqual({
+      match: { 'kubernetes.io/serviceaccount/name': 'deployer', sub: 'system:serviceaccount:*:deployer' },
+      principal: 'k8s-deployer',
+    });
+  });
+
   it('keeps a value with = in it', () => {
     expect(parseMapping('query=a=b:svc').match).toEqual({ query: 'a=b' });
   });
@@ -38,6 +49,8 @@ describe('trust add --map parsing', () => {
     ['an empty value', 'repository=:deploy-pipeline'],
     ['a claim that is not a name', 'repo sitory=x:deploy-pipeline'],
     ['a claim given twice', 'ref=a,ref=b:deploy-pipeline'],
+    ['a claim path of five segments', 'a/b/c/d/e=x:deploy-pipeline'],
+    ['a claim path with an empty segment', 'kubernetes.io//namespace=x:deploy-pipeline'],
   ])('refuses %s', (_why, text) => {
     expect(() => parseMapping(text)).toThrow(InvalidArgumentError);
   });
@@ -118,6 +131,19 @@ describe('trust add: the issuer keys and the body sent', () => {
       context_claims: ['ref', 'environment'],
       task_claim: 'run_id',
       max_token_age: 300,
+    });
+  });
+
+  it('binds sessions to the subject token only when asked', () => {
+    const base = {
+      issuer: 'https://kubernetes.default.svc.cluster.local',
+      audience: 'tether',
+      jwksUri: 'https://cluster.example/openid/v1/jwks',
+      map: [{ match: { 'kubernetes.io/namespace': 'team-a' }, principal: 'k8s-deployer' }],
+    };
+    expect(federationBody('cluster', base)).not.toHaveProperty('ends_with_subject_token');
+    expect(federationBody('cluster', { ...base, endsWithSubjectToken: true })).toMatchObject({
+      ends_with_subject_token: true,
     });
   });
 });

@@ -19,6 +19,7 @@ interface TrustFlags {
   claim?: string[];
   taskClaim?: string;
   maxTokenAge?: number;
+  endsWithSubjectToken?: boolean;
 }
 
 /** One `principal_mapping` rule as the API takes it: every condition must hold; `principal` is a name or id. */
@@ -27,11 +28,13 @@ export interface MappingRule {
   principal: string;
 }
 
-// As the broker accepts them: plain identifiers for claims, lower-case names (or ids) for principals.
-const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+// As the broker accepts them: claim paths of up to 4 identifiers separated by `/`
+// (`kubernetes.io/namespace`), lower-case names (or ids) for principals. The broker says why a
+// path it refuses breaks its rules (prototype keys, length).
+const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}(\/[A-Za-z_][A-Za-z0-9_.-]{0,63}){0,3}$/;
 const PRINCIPAL_REF = /^[a-z0-9][a-z0-9._@-]*$/;
 /** A `,` starts a new condition only where `claim=` follows, so values may hold commas. */
-const CONDITION_SEPARATOR = /,(?=[A-Za-z_][A-Za-z0-9_.-]{0,63}=)/;
+const CONDITION_SEPARATOR = /,(?=[A-Za-z_][A-Za-z0-9_./-]*=)/;
 /** JWK members that only a private or secret key has. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'];
 
@@ -132,6 +135,7 @@ export function federationBody(name: string, flags: TrustFlags): Record<string, 
     ...(flags.claim ? { context_claims: flags.claim } : {}),
     ...(flags.taskClaim === undefined ? {} : { task_claim: flags.taskClaim }),
     ...(flags.maxTokenAge === undefined ? {} : { max_token_age: flags.maxTokenAge }),
+    ...(flags.endsWithSubjectToken ? { ends_with_subject_token: true } : {}),
   };
 }
 
@@ -154,6 +158,7 @@ function federationDetails(f: FederationView, names: Names): string {
     ['task claim', f.task_claim],
     ['context claims', list(f.context_claims)],
     ['max token age', formatDuration(f.max_token_age)],
+    ['session ends', f.ends_with_subject_token ? 'with the subject token (its exp)' : 'at its own expiry'],
     ['created', shortTime(f.created_at)],
   ]);
   const rules = f.principal_mapping.map((r, i) => `  ${i + 1}. ${rule(r, names)}`);
@@ -185,7 +190,7 @@ export function registerTrust(program: Command): void {
     )
     .option(
       '--claim <name>',
-      'a claim policies see as the principal tag claim:<name> (repeatable)',
+      'a claim (or path into nested claims, e.g. kubernetes.io/namespace) policies see as the principal tag claim:<name> (repeatable)',
       (v: string, p: string[] | undefined) => collectList(parseClaimName(v), p),
     )
     .option(
@@ -197,6 +202,10 @@ export function registerTrust(program: Command): void {
       '--max-token-age <duration>',
       'oldest token (by iat) accepted, e.g. 10m (default 10m)',
       parseDuration,
+    )
+    .option(
+      '--ends-with-subject-token',
+      "sessions end, at the latest, when the workload's token expires (e.g. Kubernetes projected tokens)",
     )
     .action(async (name: string, flags: TrustFlags, command: Command) => {
       const body = federationBody(name, flags);

@@ -25,6 +25,9 @@ export const FederationView = Type.Object({
   context_claims: Type.Array(Type.String()),
   task_claim: Type.String(),
   max_token_age: Type.Integer({ description: 'seconds' }),
+  ends_with_subject_token: Type.Boolean({
+    description: 'sessions end, at the latest, when the subject token expires (its exp)',
+  }),
   created_at: Timestamp,
 });
 export type FederationView = Static<typeof FederationView>;

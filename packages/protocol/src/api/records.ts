@@ -346,7 +346,10 @@ export type ReviewView = Static<typeof ReviewView>;
 /** An access request, or an extension request for a live session (`/v1/requests`). */
 export const RequestView = Type.Object({
   id: Type.String(),
-  kind: Type.String({ description: 'access (a new session) | extension (more time for a live session)' }),
+  kind: Type.String({
+    description:
+      'access (a new session) | extension (more time for a live session) | delegation (a sub-session of a live session)',
+  }),
   session: Type.Union([Type.String(), Type.Null()], { description: 'extension: the session it extends' }),
   principal: Type.String(),
   privilege: Type.String(),

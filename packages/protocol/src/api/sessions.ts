@@ -31,6 +31,18 @@ export const SessionView = Type.Object({
   ),
   audiences: Type.Array(Type.String()),
   status: Type.Object({ status_list: Type.Object({ idx: Type.Integer(), uri: Type.String() }) }),
+  delegation: Type.Optional(
+    Type.Object(
+      {
+        parent: Type.String({ description: 'the session this sub-session was delegated from' }),
+        depth: Type.Integer(),
+        act: Type.Unknown({ description: 'RFC 8693 §4.1 act claim: who acts, and for whom before it' }),
+        call_budget: Type.Union([Type.Record(Type.String(), Type.Integer()), Type.Null()]),
+        calls_made: Type.Record(Type.String(), Type.Integer()),
+      },
+      { description: 'set on a delegated sub-session' },
+    ),
+  ),
 });
 export type SessionView = Static<typeof SessionView>;
 export const SessionList = Type.Object({ sessions: Type.Array(SessionView) });

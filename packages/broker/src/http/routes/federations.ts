@@ -25,6 +25,7 @@ export function federationView(f: Federation): FederationView {
     context_claims: f.contextClaims,
     task_claim: f.taskClaim,
     max_token_age: f.maxTokenAgeSeconds,
+    ends_with_subject_token: f.endsWithSubjectToken,
     created_at: new Date(f.createdAt).toISOString(),
   };
 }
@@ -59,6 +60,7 @@ export function federationRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox 
           contextClaims: b.context_claims,
           taskClaim: b.task_claim,
           maxTokenAgeSeconds: b.max_token_age,
+          endsWithSubjectToken: b.ends_with_subject_token,
         });
         return reply.code(201).send(federationView(created));
       },

@@ -29,6 +29,14 @@ const TokenForm = Type.Object(
     resource: Type.Optional(Type.String({ maxLength: 1024 })),
     privilege: Type.Optional(Type.String({ maxLength: 128 })),
     duration: Type.Optional(Type.Integer({ minimum: 60, maximum: 604800, description: 'seconds' })),
+    // RFC 8693 delegation: a sub-session of the subject token's session for the actor.
+    actor_token: Type.Optional(Type.String({ maxLength: 8192 })),
+    actor_token_type: Type.Optional(Type.String({ maxLength: 256 })),
+    authorization_details: Type.Optional(Type.String({ maxLength: 16384, description: 'RFC 9396, JSON' })),
+    idle_timeout: Type.Optional(Type.Integer({ minimum: 60, maximum: 604800, description: 'seconds' })),
+    call_budget: Type.Optional(
+      Type.String({ maxLength: 4096, description: 'JSON object: allowed calls per delegated action' }),
+    ),
   },
   // RFC 6749 §3.2: the authorization server MUST ignore unrecognized request parameters.
   { additionalProperties: true },

@@ -7,11 +7,21 @@ import { FEDERATION_LIMITS } from '../../domain/federation.js';
  * stays here; the answers (FederationView, FederationList) live in `@tether-broker/protocol`.
  */
 
-const CLAIM_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$';
-const ClaimName = Type.String({ pattern: CLAIM_NAME_PATTERN, description: 'a claim of the workload token' });
+/**
+ * The shape of a claim path; its segments, depth and length are checked by the broker
+ * (`claimPathProblem`), whose refusal says which rule a path breaks.
+ */
+const CLAIM_PATH_PATTERN = '^[A-Za-z0-9_./-]+$';
+const CLAIM_PATH_MAX_LENGTH = 256;
+const ClaimName = Type.String({
+  pattern: CLAIM_PATH_PATTERN,
+  maxLength: CLAIM_PATH_MAX_LENGTH,
+  description:
+    'a claim of the workload token: a name, or a path into nested claims (kubernetes.io/namespace)',
+});
 
 const Conditions = Type.Record(
-  Type.String({ pattern: CLAIM_NAME_PATTERN }),
+  Type.String({ pattern: CLAIM_PATH_PATTERN, maxLength: CLAIM_PATH_MAX_LENGTH }),
   Type.String({ minLength: 1, maxLength: 512 }),
   {
     minProperties: 1,
@@ -53,12 +63,13 @@ export const NewFederationBody = Type.Object(
     context_claims: Type.Optional(
       Type.Array(ClaimName, {
         maxItems: FEDERATION_LIMITS.maxContextClaims,
-        description: 'claims policies see as principal tags claim:<name>',
+        description: 'claims policies see as principal tags claim:<path>',
       }),
     ),
     task_claim: Type.Optional(
       Type.String({
-        pattern: CLAIM_NAME_PATTERN,
+        pattern: CLAIM_PATH_PATTERN,
+        maxLength: CLAIM_PATH_MAX_LENGTH,
         description: 'its value becomes the ticket; default run_id',
       }),
     ),
@@ -67,6 +78,12 @@ export const NewFederationBody = Type.Object(
         minimum: FEDERATION_LIMITS.minTokenAgeSeconds,
         maximum: FEDERATION_LIMITS.maxTokenAgeSeconds,
         description: 'seconds since the token was issued (iat); default 600',
+      }),
+    ),
+    ends_with_subject_token: Type.Optional(
+      Type.Boolean({
+        description:
+          'the session ends, at the latest, when the subject token expires (its exp); default false',
       }),
     ),
   },

@@ -18,6 +18,7 @@ function toFederation(row: FederationRow): Federation {
     contextClaims: fromJson<string[]>(row.context_claims),
     taskClaim: row.task_claim,
     maxTokenAgeSeconds: row.max_token_age_s,
+    endsWithSubjectToken: row.ends_with_subject_token === 1,
     createdAt: row.created_at,
   };
 }
@@ -39,6 +40,7 @@ export async function insertFederation(h: StoreHandle, f: Federation): Promise<v
       task_claim: f.taskClaim,
       max_token_age_s: f.maxTokenAgeSeconds,
       created_at: f.createdAt,
+      ends_with_subject_token: f.endsWithSubjectToken ? 1 : 0,
     })
     .execute();
 }

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import type { ActClaim } from '../../domain/delegation.js';
 import type { EndReason, Session, SessionGrant } from '../../domain/session.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import { forUpdate } from '../locking.js';
@@ -26,6 +27,16 @@ function toSession(row: SessionRow): Session {
     lastActivityAt: row.last_activity_at,
     idleTimeoutSeconds: row.idle_timeout_s,
     narrowedBefore: row.narrowed_before,
+    delegation:
+      row.parent_session_id === null
+        ? null
+        : {
+            parentSessionId: row.parent_session_id,
+            depth: row.delegation_depth,
+            act: fromJson<ActClaim>(row.act ?? '{}'),
+            callBudget: row.call_budget === null ? null : fromJson<Record<string, number>>(row.call_budget),
+            callsMade: row.calls_made === null ? {} : fromJson<Record<string, number>>(row.calls_made),
+          },
   };
 }
 
@@ -52,7 +63,37 @@ export async function insertSession(tx: TxHandle, s: Session): Promise<void> {
       last_activity_at: s.lastActivityAt,
       idle_timeout_s: s.idleTimeoutSeconds,
       narrowed_before: s.narrowedBefore,
+      parent_session_id: s.delegation?.parentSessionId ?? null,
+      delegation_depth: s.delegation?.depth ?? 0,
+      act: s.delegation ? toJson(s.delegation.act) : null,
+      call_budget: s.delegation?.callBudget ? toJson(s.delegation.callBudget) : null,
+      calls_made: s.delegation?.callBudget ? toJson(s.delegation.callsMade) : null,
     })
+    .execute();
+}
+
+/** The live sub-sessions delegated from a session (not their own children). */
+export async function listLiveChildIds(h: StoreHandle, parentSessionId: string): Promise<string[]> {
+  const rows = await h.db
+    .selectFrom('sessions')
+    .select('id')
+    .where('parent_session_id', '=', parentSessionId)
+    .where('state', '=', 'active')
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Writes the calls a sub-session made against its budget (the caller holds its row lock). */
+export async function writeSessionCalls(
+  tx: TxHandle,
+  id: string,
+  callsMade: Record<string, number>,
+): Promise<void> {
+  await tx.db
+    .updateTable('sessions')
+    .set({ calls_made: toJson(callsMade) })
+    .where('id', '=', id)
     .execute();
 }
 
@@ -158,7 +199,8 @@ export async function lockSessions(tx: TxHandle, ids: readonly string[]): Promis
   if (ids.length === 0) return [];
   const rows = await forUpdate(
     tx,
-    tx.db.selectFrom('sessions').selectAll().where('id', 'in', ids).orderBy('id'),
+    // Parents before their sub-sessions, the order ending a parent takes them in.
+    tx.db.selectFrom('sessions').selectAll().where('id', 'in', ids).orderBy('delegation_depth').orderBy('id'),
   ).execute();
   return rows.map(toSession);
 }
