@@ -44,6 +44,8 @@ const USE_CASES = [
   'connectors',
   'recordings',
   'authzen',
+  'notifications',
+  'console',
 ] as const;
 const ENTRY = ['http', 'oauth', 'operations', 'demo', ROOT_FILES] as const;
 

@@ -13,6 +13,7 @@ import { type Clock, systemClock } from './domain/clock.js';
 import { ReevaluationWorker } from './evaluation/worker.js';
 import { buildApp } from './http/app.js';
 import { serverTimeouts } from './http/plugins/rate-limit.js';
+import { NotificationWorker } from './notifications/worker.js';
 import { ensureSigningKey, resealLegacySigningKeys } from './operations/signing-keys.js';
 import { sweepOnce } from './operations/sweeper.js';
 import { PolicyEngine } from './policy/cedar.js';
@@ -102,6 +103,7 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
     revocations,
     reevaluation: new ReevaluationWorker({ store, clock, policy, logger, revocations, connectors }),
     connectors,
+    notifications: new NotificationWorker({ store, clock, kek, config, logger }),
     health,
     ...(config.dpopNonce === 'required' ? { nonces: brokerDpopNonces(kek, clock) } : {}),
   };
@@ -166,6 +168,8 @@ export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
   void sweep();
   // Pushes SETs to the SSF receivers' endpoints (RFC 8935), with retries.
   const ssfDelivery = startSsfDelivery(ctx);
+  // Delivers notifications from the outbox (this process's rows as they commit, others' by polling).
+  ctx.notifications.start();
   return {
     ctx,
     app,
@@ -181,6 +185,7 @@ export async function startBroker(ctx: BrokerContext): Promise<RunningBroker> {
       // The batch under way finishes; pending jobs stay queued for the next start.
       await ctx.reevaluation.stop();
       await ctx.connectors.stop();
+      await ctx.notifications.stop();
       await ssfDelivery.stop();
       await revocationListener?.close();
       await ctx.store.close();

@@ -36,6 +36,7 @@ const VERBS: readonly [verb: string, load: () => Promise<Register>][] = [
   ['ticket', async () => (await import('./commands/ticket.js')).registerTicket],
   ['webhook', async () => (await import('./commands/webhook.js')).registerWebhook],
   ['connector', async () => (await import('./commands/connector.js')).registerConnector],
+  ['notify', async () => (await import('./commands/notify.js')).registerNotify],
   ['pep', async () => (await import('./commands/pep.js')).registerPep],
   ['audit', async () => (await import('./commands/audit.js')).registerAudit],
   ['recording', async () => (await import('./commands/recording.js')).registerRecording],

@@ -66,6 +66,9 @@ export const ERROR_CATALOGUE = {
   invalid_denial_binding: { status: 400, title: 'The submission does not match the denial it cites' },
   duplicate_request: { status: 409, title: 'This denial, or this idempotency key, was already submitted' },
   unknown_task: { status: 404, title: 'No such access request task' },
+  invalid_delegation: { status: 400, title: 'The sub-session asked for is not within its parent session' },
+  delegation_too_deep: { status: 400, title: 'Sub-sessions may not be nested this deep' },
+  passkey_refused: { status: 401, title: 'The passkey or enrolment link was refused' },
   recording_out_of_order: {
     status: 409,
     title: 'The recording chunk is not the one the session expects next',

@@ -52,6 +52,8 @@ export const ConfigInput = Type.Object(
           recordingLapseSeconds: Type.Optional(Type.Integer({ minimum: 2, maximum: 3600 })),
           recordingChunkBytes: Type.Optional(Type.Integer({ minimum: 4096, maximum: 1024 * 1024 })),
           recordingChunksPerSession: Type.Optional(Type.Integer({ minimum: 100, maximum: 10_000_000 })),
+          delegationDepth: Type.Optional(Type.Integer({ minimum: 0, maximum: 8 })),
+          subSessionsPerSession: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
           recordingBytesPerSession: Type.Optional(
             Type.Integer({ minimum: 64 * 1024, maximum: 1024 * 1024 * 1024 }),
           ),
@@ -71,6 +73,8 @@ export const ConfigInput = Type.Object(
     outboundAllowHttp: Type.Optional(Type.Boolean()),
     outboundMaxResponseBytes: Type.Optional(Type.Integer({ minimum: 4096, maximum: 16 * 1024 * 1024 })),
     outboundTimeoutMs: Type.Optional(Type.Integer({ minimum: 500, maximum: 120_000 })),
+    notificationMaxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    notificationMaxAgeSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600 })),
   },
   { additionalProperties: false },
 );
@@ -112,6 +116,8 @@ export interface BrokerConfig {
   outboundAllowHttp: boolean;
   outboundMaxResponseBytes: number;
   outboundTimeoutMs: number;
+  notificationMaxAttempts: number;
+  notificationMaxAgeSeconds: number;
 }
 
 /** Validates the whole configuration at once and fills in defaults. Secrets never reach the message. */
@@ -185,6 +191,8 @@ export function resolveConfig(input: unknown): BrokerConfig {
     outboundAllowHttp: c.outboundAllowHttp ?? DEFAULTS.outboundAllowHttp,
     outboundMaxResponseBytes: c.outboundMaxResponseBytes ?? DEFAULTS.outboundMaxResponseBytes,
     outboundTimeoutMs: c.outboundTimeoutMs ?? DEFAULTS.outboundTimeoutMs,
+    notificationMaxAttempts: c.notificationMaxAttempts ?? DEFAULTS.notificationMaxAttempts,
+    notificationMaxAgeSeconds: c.notificationMaxAgeSeconds ?? DEFAULTS.notificationMaxAgeSeconds,
   };
 }
 

@@ -104,6 +104,13 @@ export const DEFAULTS = {
      * sends a byte per chunk would otherwise fill the audit chain. The CLI sends one a second.
      */
     recordingChunksPerSession: 100_000,
+    /**
+     * How deep delegated sub-sessions may nest: 1 lets a session holder delegate to an agent,
+     * 2 lets that agent delegate once more (a tool it runs), 0 turns delegation off.
+     */
+    delegationDepth: 2,
+    /** Most live sub-sessions one session may have delegated at once. */
+    subSessionsPerSession: 32,
   },
   /**
    * When set, `GET /metrics` requires `Authorization: Bearer <metricsToken>` (compared in constant
@@ -148,4 +155,13 @@ export const DEFAULTS = {
    * checkpoint is the one change to a chain that verification cannot see.
    */
   auditCheckpointIntervalSeconds: 60,
+  /**
+   * A notification (Slack, Teams, email, signed webhook) that keeps failing is retried with
+   * backoff (1 s doubling to 5 min, with jitter) and given up after this many attempts or
+   * `notificationMaxAgeSeconds`, whichever comes first: marked failed, audited
+   * (`notification.failed`) and counted (`tether_notifications_given_up_total`).
+   */
+  notificationMaxAttempts: 20,
+  /** A notification not delivered this long after its event is given up (see `notificationMaxAttempts`). */
+  notificationMaxAgeSeconds: 24 * 3600,
 } as const;

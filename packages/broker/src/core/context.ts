@@ -39,6 +39,26 @@ export interface ConnectorQueue {
   expose?(registry: Registry): void;
 }
 
+/**
+ * The notification outbox's delivery worker as the broker sees it (`notifications/worker.ts`'s
+ * `NotificationWorker`): declared here so the core does not import the layer above it. Rows are
+ * queued in transactions by `core/notification-outbox.ts` and wake it once they commit.
+ */
+export interface NotificationQueue {
+  /** Starts polling the outbox (other replicas' rows, ended backoffs). */
+  start(): void;
+  /** Delivers due notifications soon. */
+  wake(): void;
+  /** Runs one pass over every due notification now and resolves when it is done (tests). */
+  runOnce(): Promise<void>;
+  /** Resolves once no pass is under way. */
+  idle(): Promise<void>;
+  /** Finishes the deliveries under way and takes no more; for shutdown. */
+  stop(): Promise<void>;
+  /** Adds the delivery metrics to an app's registry. */
+  expose?(registry: Registry): void;
+}
+
 /** Everything a use case needs, passed explicitly. */
 export interface BrokerContext {
   /** Present when the broker requires server-issued DPoP nonces (`dpopNonce: required`). */
@@ -57,6 +77,8 @@ export interface BrokerContext {
   reevaluation: ReevaluationQueue;
   /** Runs connector jobs (downstream credentials minted and destroyed) in this process. */
   connectors: ConnectorQueue;
+  /** Delivers notifications (Slack, Teams, email, signed webhooks) from the outbox in this process. */
+  notifications: NotificationQueue;
   /** Faults survived (store connections, after-commit effects, readiness, sweeper steps): logged and counted. */
   health: BrokerHealth;
 }

@@ -7,6 +7,7 @@ import type { TxHandle } from '../store/database.js';
 import { insertRequest } from '../store/repositories/requests.js';
 import { recordRefusal } from './audit-refusal.js';
 import type { BrokerContext, Caller } from './context.js';
+import { queueRecordedRequest } from './notification-outbox.js';
 import { askPolicy, explainRefusal } from './policy-facts.js';
 import { resolvePrivilege } from './resolve.js';
 import { assertTicketAllowsRequest } from './ticket-facts.js';
@@ -152,4 +153,5 @@ export async function recordRequest(tx: TxHandle, decided: DecidedRequest): Prom
       details: { auto_approved: true, activation_expires_at: request.activationExpiresAt },
     });
   }
+  await queueRecordedRequest(tx, request);
 }

@@ -6,6 +6,7 @@ import { announceOnCommit, appendRevocationEvent } from '../revocation/log.js';
 import { inTransaction, type TxHandle } from '../store/database.js';
 import { revokeSessionRefreshTokens } from '../store/repositories/refresh-tokens.js';
 import {
+  listLiveChildIds,
   listOverdueSessions,
   listSessions,
   lockSession,
@@ -14,6 +15,7 @@ import {
 import { assertSessionVisible } from './access-control.js';
 import { enqueueDestroys } from './connector-jobs.js';
 import type { BrokerContext, Caller } from './context.js';
+import { queueSessionEnded } from './notification-outbox.js';
 import { resolvePrincipal, resolvePrivilege } from './resolve.js';
 import { invalidateStatusSlot } from './status-slots.js';
 
@@ -31,8 +33,55 @@ export async function endSessionIn(
   by: string | null,
   details: Record<string, unknown> = {},
 ): Promise<Session | null> {
+  // Its sub-sessions end with it. Their rows are locked before the first write takes the
+  // audit and log heads (a sub-session's refresh takes its row, then the heads), parents
+  // before children, the order delegation takes them in.
+  const descendants = await lockLiveDescendants(tx, session.id);
   const next = ended(session, at, reason, by);
   if (!(await writeSessionEnd(tx, next))) return null;
+  await endOne(ctx, tx, session, at, reason, by, details);
+  for (const child of descendants) {
+    const parentEnded = ended(child, at, 'parent_ended', null);
+    if (await writeSessionEnd(tx, parentEnded))
+      await endOne(ctx, tx, child, at, 'parent_ended', null, {
+        parent: child.delegation?.parentSessionId,
+        cause: { session: session.id, reason },
+      });
+  }
+  return next;
+}
+
+/** Every live session delegated from this one, at any depth, locked, parents first. */
+export async function lockLiveDescendants(tx: TxHandle, sessionId: string): Promise<Session[]> {
+  const found: Session[] = [];
+  let level = [sessionId];
+  // Depth is bounded by the delegation setting (at most 8); the bound here only guards a loop.
+  for (let depth = 0; level.length > 0 && depth < 16; depth++) {
+    const next: string[] = [];
+    for (const parent of level) {
+      for (const id of await listLiveChildIds(tx, parent)) {
+        const child = await lockSession(tx, id);
+        if (child?.state === 'active') {
+          found.push(child);
+          next.push(child.id);
+        }
+      }
+    }
+    level = next;
+  }
+  return found;
+}
+
+/** What ending one session writes besides its row: tokens, status, audit, log, downstream credentials. */
+async function endOne(
+  ctx: Pick<BrokerContext, 'revocations' | 'connectors'>,
+  tx: TxHandle,
+  session: Session,
+  at: number,
+  reason: EndReason,
+  by: string | null,
+  details: Record<string, unknown>,
+): Promise<void> {
   await revokeSessionRefreshTokens(tx, session.id);
   await invalidateStatusSlot(tx, session.statusListId, session.statusIdx, session.id);
   await recordAudit(tx, session.tenantId, at, {
@@ -52,7 +101,7 @@ export async function endSessionIn(
   announceOnCommit(tx, ctx.revocations, [event]);
   // Downstream credentials die with the session, whatever ended it.
   await enqueueDestroys(ctx, tx, session, at);
-  return next;
+  await queueSessionEnded(tx, session, at, reason);
 }
 
 /** The holder, or an admin of the tenant, ends a session. Ending an ended session is refused. */

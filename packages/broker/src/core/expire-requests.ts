@@ -3,6 +3,7 @@ import { type AccessRequest, expire } from '../domain/request.js';
 import { inTransaction, type TxHandle } from '../store/database.js';
 import { listOverduePending, lockRequest, updateRequestState } from '../store/repositories/requests.js';
 import type { BrokerContext } from './context.js';
+import { queueRequestNotification } from './notification-outbox.js';
 
 /** Writes the `expired` transition and its audit record, unless someone resolved it first. */
 export async function writeExpiry(tx: TxHandle, expired: AccessRequest, now: number): Promise<boolean> {
@@ -17,6 +18,7 @@ export async function writeExpiry(tx: TxHandle, expired: AccessRequest, now: num
     principalId: expired.principalId,
     details: { expires_at: expired.expiresAt },
   });
+  await queueRequestNotification(tx, 'request.expired', expired, now);
   return true;
 }
 

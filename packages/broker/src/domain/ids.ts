@@ -19,6 +19,8 @@ export const ID_PREFIX = {
   connector: 'cnr',
   connectorJob: 'cnj',
   evaluation: 'evl',
+  notificationChannel: 'ntc',
+  notification: 'ntf',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 

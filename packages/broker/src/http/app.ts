@@ -13,10 +13,12 @@ import { installLimits, serverTimeouts } from './plugins/rate-limit.js';
 import { auditRoutes } from './routes/audit.js';
 import { authzenMetadataRoutes, authzenRoutes } from './routes/authzen.js';
 import { connectorRoutes } from './routes/connectors.js';
+import { consoleRoutes, invitationRoutes } from './routes/console.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
 import { federationRoutes } from './routes/federations.js';
 import { groupRoutes } from './routes/groups.js';
+import { notificationChannelRoutes } from './routes/notification-channels.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { operationsRoutes } from './routes/operations.js';
 import { pepRoutes } from './routes/peps.js';
@@ -101,6 +103,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
   exposeSigningKeyMetrics(metrics, ctx.keys);
   ctx.health.expose(metrics);
   ctx.connectors.expose?.(metrics);
+  ctx.notifications.expose?.(metrics);
   // Rate limits per source (unauthenticated routes) and per principal (the /v1 API).
   const limits = await installLimits(app, ctx);
 
@@ -111,6 +114,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       discoveryRoutes(ctx),
       ssfDiscoveryRoutes(ctx),
       authzenMetadataRoutes(ctx),
+      consoleRoutes(ctx),
     ),
   );
   await app.register(limits.scope('oauth', oauthRoutes(ctx)));
@@ -131,6 +135,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(tenantRoutes());
       await v1.register(tenantCutoffRoutes(ctx));
       await v1.register(principalRoutes(ctx));
+      await v1.register(invitationRoutes(ctx));
       await v1.register(groupRoutes(ctx));
       await v1.register(privilegeRoutes(ctx));
       await v1.register(federationRoutes(ctx));
@@ -141,6 +146,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(eventRoutes(ctx));
       await v1.register(webhookRoutes(ctx));
       await v1.register(connectorRoutes(ctx));
+      await v1.register(notificationChannelRoutes(ctx));
       await v1.register(recordingRoutes(ctx));
       await v1.register(ticketRoutes(ctx));
       await v1.register(pepRoutes(ctx, enforcementMetrics(metrics)));

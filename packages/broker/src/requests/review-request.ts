@@ -10,6 +10,7 @@ import {
 import { recordRefusal } from '../core/audit-refusal.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import { writeExpiry } from '../core/expire-requests.js';
+import { queueRequestNotification } from '../core/notification-outbox.js';
 import { askPolicy, explainRefusal } from '../core/policy-facts.js';
 import type { Privilege } from '../domain/privilege.js';
 import {
@@ -179,6 +180,13 @@ async function writeTransition(ctx: BrokerContext, tx: TxHandle, t: Transition):
         ? { activation_expires_at: request.activationExpiresAt, approvals: approvers.length }
         : { comment: outcome.review.comment },
   });
+  await queueRequestNotification(
+    tx,
+    outcome.transition === 'approved' ? 'request.approved' : 'request.denied',
+    request,
+    now,
+    caller.principal.name,
+  );
   if (outcome.transition === 'approved' && t.extended) {
     await applyExtension(ctx, tx, {
       request,

@@ -89,7 +89,7 @@ export interface AccessRequestRow {
   resolved_by: string | null;
   activation_expires_at: number | null;
   policies: string; // JSON string[]: the policy ids that decided eligibility/auto-approval
-  kind: string; // 'access' | 'extension'
+  kind: string; // 'access' | 'extension' | 'delegation'
   session_id: string | null; // extension: the session it extends (duration_s is the time added)
 }
 
@@ -191,6 +191,11 @@ export interface SessionRow {
   last_activity_at: number;
   idle_timeout_s: number | null; // copied from the privilege at activation; null: no idle timeout
   narrowed_before: number | null; // epoch seconds: tokens of the session issued before it are refused
+  parent_session_id: string | null; // a sub-session's parent (0023); null for a session of its own
+  delegation_depth: number; // 0 for a session of its own, parent's + 1 for a sub-session
+  act: string | null; // JSON RFC 8693 act claim of a sub-session's tokens
+  call_budget: string | null; // JSON Record<action, calls> a sub-session may make; null: none
+  calls_made: string | null; // JSON Record<action, calls> reported so far
 }
 
 export interface RefreshTokenRow {
@@ -242,6 +247,7 @@ export interface FederationRow {
   task_claim: string;
   max_token_age_s: number;
   created_at: number;
+  ends_with_subject_token: number; // 0/1 (0023): sessions last no longer than the subject token
 }
 
 export interface FederatedRequestRow {
@@ -506,11 +512,84 @@ export interface AccessRequestTaskRow {
   created_at: number;
 }
 
+export interface NotificationChannelRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  kind: string; // 'slack' | 'teams' | 'email' | 'webhook'
+  events: string; // JSON array of the events it gets
+  settings: string; // JSON: the kind's non-secret settings
+  sealed_secret: string | null; // URL with its token, SMTP password or HMAC key, sealed with the KEK, bound to id and kind
+  created_by: string;
+  created_at: number;
+  last_success_at: number | null;
+  last_failure_at: number | null;
+  last_error: string | null; // why the last attempt failed (never a secret)
+}
+
+export interface NotificationOutboxRow {
+  id: string;
+  tenant_id: string;
+  channel_id: string;
+  event: string;
+  facts: string; // JSON: what the message says, captured in the event's transaction
+  state: string; // 'pending' | 'delivered' | 'failed'
+  attempts: number;
+  next_attempt_at: number;
+  lease_until: number | null;
+  lease_token: string | null;
+  last_error: string | null;
+  created_at: number;
+  done_at: number | null;
+}
+
 /** Written and emptied by `/readyz`'s write probe; always empty between probes. */
 export interface StoreProbeRow {
   id: string;
   payload: string;
   at: number;
+}
+
+export interface ConsoleInvitationRow {
+  token_hash: string; // SHA-256 hex of the link's secret
+  tenant_id: string;
+  principal_id: string;
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface PasskeyRow {
+  credential_id: string; // base64url
+  tenant_id: string;
+  principal_id: string;
+  sealed_public_key: string; // sealed (KEK), bound to tenant, principal and credential id
+  counter: number;
+  transports: string; // JSON string[]
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export interface WebauthnChallengeRow {
+  challenge: string;
+  purpose: string; // 'enrol' | 'sign_in'
+  tenant_id: string | null;
+  principal_id: string | null;
+  expires_at: number;
+}
+
+export interface ConsoleSessionRow {
+  id_hash: string; // SHA-256 hex of the cookie value
+  tenant_id: string;
+  principal_id: string;
+  csrf_hash: string; // SHA-256 hex of the CSRF token
+  passkey_id: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+  ended_at: number | null;
+  end_reason: string | null;
 }
 
 export interface Tables {
@@ -561,4 +640,10 @@ export interface Tables {
   recordings: RecordingRow;
   recording_chunks: RecordingChunkRow;
   access_request_tasks: AccessRequestTaskRow;
+  notification_channels: NotificationChannelRow;
+  notification_outbox: NotificationOutboxRow;
+  console_invitations: ConsoleInvitationRow;
+  passkeys: PasskeyRow;
+  webauthn_challenges: WebauthnChallengeRow;
+  console_sessions: ConsoleSessionRow;
 }

@@ -45,6 +45,14 @@ export {
   Jwk,
 } from './federations.js';
 export {
+  CreatedNotificationChannelView,
+  NewNotificationChannelBody,
+  NotificationChannelList,
+  NotificationChannelRefParams,
+  NotificationChannelView,
+  NotificationEventName,
+} from './notifications.js';
+export {
   AuthorizationServerMetadata,
   IntrospectionResponse,
   JwkSet,

@@ -18,6 +18,9 @@ import * as m0019 from './0019-sweeper-indexes.js';
 import * as m0020 from './0020-connectors.js';
 import * as m0021 from './0021-recordings.js';
 import * as m0022 from './0022-access-request-tasks.js';
+import * as m0023 from './0023-delegation-and-token-bound-sessions.js';
+import * as m0024 from './0024-notifications.js';
+import * as m0025 from './0025-console-sign-in.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -43,6 +46,9 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0020-connectors': m0020,
   '0021-recordings': m0021,
   '0022-access-request-tasks': m0022,
+  '0023-delegation-and-token-bound-sessions': m0023,
+  '0024-notifications': m0024,
+  '0025-console-sign-in': m0025,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);

@@ -1,0 +1,192 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { TetherError } from '@tether-broker/protocol';
+import {
+  authenticateConsoleSession,
+  CSRF_HEADER,
+  consoleCookieHeader,
+  consoleCookieOf,
+  csrfTokenOf,
+  endConsoleSession,
+} from '../../auth/console-session.js';
+import { CONSOLE_CSS, CONSOLE_HEADERS, CONSOLE_JS, ENROL_PAGE, HOME_PAGE } from '../../console/pages.js';
+import {
+  completeEnrolment,
+  completeSignIn,
+  enrolmentOptions,
+  invitePrincipal,
+  signInOptions,
+} from '../../console/passkeys.js';
+import type { BrokerContext } from '../../core/context.js';
+import { withProblems } from '../schemas/common.js';
+
+/** A WebAuthn response as the browser's `toJSON()` gives it: checked in depth by the WebAuthn library. */
+const CredentialJson = Type.Object(
+  {
+    id: Type.String({ minLength: 1, maxLength: 1024 }),
+    rawId: Type.String({ maxLength: 1024 }),
+    type: Type.Literal('public-key'),
+    response: Type.Object({}, { additionalProperties: true }),
+    clientExtensionResults: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    authenticatorAttachment: Type.Optional(Type.String({ maxLength: 32 })),
+  },
+  { additionalProperties: true },
+);
+const Invitation = Type.String({ minLength: 1, maxLength: 128 });
+const AnyJson = Type.Object({}, { additionalProperties: true });
+
+/**
+ * The console: its pages, the passkey ceremonies and sign-out (public, rate-limited as the
+ * public routes are; the ceremonies prove who signs in). Everything else the console does goes
+ * through `/v1` with the console cookie.
+ */
+export function consoleRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    const hide = { hide: true } as const;
+    const serve = (body: string, type: string) => async (_: unknown, reply: import('fastify').FastifyReply) =>
+      reply.headers(CONSOLE_HEADERS).type(type).send(body);
+    app.get('/console', { schema: hide }, serve(HOME_PAGE, 'text/html; charset=utf-8'));
+    app.get('/console/enrol', { schema: hide }, serve(ENROL_PAGE, 'text/html; charset=utf-8'));
+    app.get('/console/console.js', { schema: hide }, serve(CONSOLE_JS, 'text/javascript; charset=utf-8'));
+    app.get('/console/console.css', { schema: hide }, serve(CONSOLE_CSS, 'text/css; charset=utf-8'));
+
+    const tags = ['console'];
+    app.post(
+      '/console/api/enrol/options',
+      {
+        schema: {
+          tags,
+          summary: 'Passkey creation options for an enrolment link',
+          body: Type.Object({ invitation: Invitation }),
+          response: withProblems({ 200: AnyJson }),
+        },
+      },
+      async (request) => enrolmentOptions(ctx, request.body.invitation),
+    );
+    app.post(
+      '/console/api/enrol/verify',
+      {
+        schema: {
+          tags,
+          summary: 'Keep the passkey made from an enrolment link',
+          body: Type.Object({ invitation: Invitation, credential: CredentialJson }),
+          response: withProblems({ 200: Type.Object({ enrolled: Type.Boolean() }) }),
+        },
+      },
+      async (request) => {
+        // biome-ignore lint/suspicious/noExplicitAny: the WebAuthn library checks the response in depth
+        await completeEnrolment(ctx, request.body.invitation, request.body.credential as any);
+        return { enrolled: true };
+      },
+    );
+    app.post(
+      '/console/api/sign-in/options',
+      {
+        schema: {
+          tags,
+          summary: 'Passkey request options to sign in',
+          body: Type.Object({}),
+          response: withProblems({ 200: AnyJson }),
+        },
+      },
+      async () => signInOptions(ctx),
+    );
+    app.post(
+      '/console/api/sign-in/verify',
+      {
+        schema: {
+          tags,
+          summary: 'Sign in with a passkey: starts a console session (cookie)',
+          body: Type.Object({ credential: CredentialJson }),
+          response: withProblems({ 200: Type.Object({ principal: Type.String(), csrf: Type.String() }) }),
+        },
+      },
+      async (request, reply) => {
+        // biome-ignore lint/suspicious/noExplicitAny: the WebAuthn library checks the response in depth
+        const signedIn = await completeSignIn(ctx, request.body.credential as any);
+        reply.header('set-cookie', consoleCookieHeader(ctx.config.publicUrl, signedIn.cookie));
+        reply.header('cache-control', 'no-store');
+        return { principal: signedIn.principal, csrf: signedIn.csrf };
+      },
+    );
+    app.get(
+      '/console/api/me',
+      {
+        schema: {
+          tags,
+          summary: 'Who the console session is, with its CSRF token',
+          response: withProblems({
+            200: Type.Object({
+              principal: Type.Object({
+                id: Type.String(),
+                name: Type.String(),
+                roles: Type.Array(Type.String()),
+              }),
+              tenant: Type.String(),
+              csrf: Type.String(),
+            }),
+          }),
+        },
+      },
+      async (request, reply) => {
+        const cookie = consoleCookieOf(request.headers.cookie);
+        if (!cookie) throw new TetherError('unauthenticated', 'not signed in to the console');
+        const caller = await authenticateConsoleSession(ctx, { cookie, csrf: undefined, method: 'GET' });
+        reply.header('cache-control', 'no-store');
+        return {
+          principal: {
+            id: caller.principal.id,
+            name: caller.principal.name,
+            roles: [...caller.principal.roles],
+          },
+          tenant: caller.tenant.name,
+          csrf: csrfTokenOf(cookie),
+        };
+      },
+    );
+    app.post(
+      '/console/api/sign-out',
+      {
+        schema: {
+          tags,
+          summary: 'Sign out: the console session ends',
+          headers: Type.Object({ [CSRF_HEADER]: Type.Optional(Type.String({ maxLength: 128 })) }),
+          response: withProblems({ 200: Type.Object({ signed_out: Type.Boolean() }) }),
+        },
+      },
+      async (request, reply) => {
+        const cookie = consoleCookieOf(request.headers.cookie);
+        if (!cookie) throw new TetherError('unauthenticated', 'not signed in to the console');
+        await authenticateConsoleSession(ctx, { cookie, csrf: request.headers[CSRF_HEADER], method: 'POST' });
+        await endConsoleSession(ctx, cookie);
+        reply.header('set-cookie', consoleCookieHeader(ctx.config.publicUrl, undefined));
+        return { signed_out: true };
+      },
+    );
+  };
+}
+
+/** The principal routes' part: an admin makes an enrolment link. */
+export function invitationRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post(
+      '/principals/:principal/invitations',
+      {
+        schema: {
+          tags: ['principals'],
+          summary: 'Make a one-time passkey enrolment link for a person (admin)',
+          params: Type.Object({ principal: Type.String({ minLength: 1, maxLength: 128 }) }),
+          body: Type.Optional(Type.Object({})),
+          response: withProblems({ 201: Type.Object({ url: Type.String(), expires_at: Type.String() }) }),
+        },
+      },
+      async (request, reply) => {
+        const invitation = await invitePrincipal(ctx, request.caller, request.params.principal);
+        reply.header('cache-control', 'no-store');
+        return reply
+          .code(201)
+          .send({ url: invitation.url, expires_at: new Date(invitation.expiresAt).toISOString() });
+      },
+    );
+  };
+}
