@@ -121,7 +121,7 @@ export async function startTestBroker(
   const client = (identity: IdentityFile) =>
     new BrokerClient({ identity, fetch: fetchImpl, now: () => clock.now() });
   const adminIdentity: IdentityFile = {
-    broker: PUBLIC_URL,
+    broker: ctx.config.publicUrl,
     tenant: boot.tenant.id,
     principal: boot.admin.id,
     key: boot.adminPrivateJwk as Record<string, unknown>,
@@ -145,7 +145,7 @@ export async function startTestBroker(
         keys: [publicJwk as Record<string, unknown>],
       });
       const identity: IdentityFile = {
-        broker: PUBLIC_URL,
+        broker: ctx.config.publicUrl,
         tenant: boot.tenant.id,
         principal: principal.id,
         key: privateJwk as Record<string, unknown>,

@@ -64,6 +64,21 @@ export function registerPrincipal(program: Command): void {
       );
     });
   principal
+    .command('invite')
+    .description('make a one-time link with which a person enrols their own passkey for the console')
+    .argument('<ref>', 'name or id of a human principal')
+    .action(async (ref: string, _f: unknown, command: Command) => {
+      const session = new Session(command);
+      const answer = await session.call<{ url: string; expires_at: string }>(
+        'POST',
+        `/v1/principals/${seg(ref)}/invitations`,
+        {},
+      );
+      session.emit(answer, (a) =>
+        say(`Send this link to ${ref} (used once, until ${a.expires_at}):\n${a.url}`),
+      );
+    });
+  principal
     .command('show')
     .description('show a principal and its keys')
     .argument('<ref>', 'name or id')
