@@ -100,7 +100,7 @@ describeEachStore('console sign-in with passkeys', (fixture) => {
     const { context, page, url } = await enrolAndSignIn('olivia');
     const cookie = await consoleCookie(context);
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/' });
-    const pending = page.getByRole('list', { name: 'Requests waiting for a decision' });
+    const pending = page.getByRole('list', { name: 'Your requests' });
     await expect
       .poll(() => pending.textContent())
       .toContain('<img src=x onerror="document.title=\'pwned\'"> open 443');

@@ -41,13 +41,37 @@ export const HOME_PAGE = page(
 <h2>Sign in</h2>
 <p>Sign in with the passkey you enrolled from your invitation link.</p>
 <button type="button" id="sign-in">Sign in with a passkey</button>
+<p id="company" hidden><a id="company-sign-in" href="/console">Sign in with your company account</a></p>
 </section>
-<section id="signed-in" hidden>
+<div id="signed-in" hidden>
 <h2>Signed in as <span id="who"></span></h2>
 <button type="button" id="sign-out">Sign out</button>
-<h3>Requests waiting for a decision</h3>
-<ul id="pending" aria-label="Requests waiting for a decision"></ul>
-</section>`,
+<section aria-labelledby="ask-title">
+<h3 id="ask-title">Ask for a privilege</h3>
+<form id="ask-form">
+<label for="ask-privilege">Privilege</label> <select id="ask-privilege" name="privilege" required></select>
+<label for="ask-ticket">Ticket</label> <input id="ask-ticket" name="ticket" maxlength="128">
+<label for="ask-justification">Reason</label> <input id="ask-justification" name="justification" maxlength="2048" required>
+<label for="ask-duration">Minutes</label> <input id="ask-duration" name="duration" type="number" min="1" max="10080" value="60" required>
+<button type="submit">Ask</button>
+</form>
+</section>
+<section aria-labelledby="mine-title">
+<h3 id="mine-title">Your requests</h3>
+<ul id="mine" aria-labelledby="mine-title"></ul>
+<h3 id="sessions-title">Your live sessions</h3>
+<ul id="sessions" aria-labelledby="sessions-title"></ul>
+</section>
+<section aria-labelledby="pending-title">
+<h3 id="pending-title">Requests waiting for a decision</h3>
+<ul id="pending" aria-labelledby="pending-title"></ul>
+</section>
+<section id="oversight" aria-labelledby="live-title" hidden>
+<h3 id="live-title">Sessions in the tenant</h3>
+<ul id="live" aria-labelledby="live-title"></ul>
+<button type="button" id="verify">Verify the audit trail</button>
+</section>
+</div>`,
 );
 
 export const ENROL_PAGE = page(
@@ -64,73 +88,10 @@ export const CONSOLE_CSS = `body{font-family:system-ui,sans-serif;margin:2rem;ma
 button{font:inherit;padding:.5rem 1rem;border:1px solid #333;border-radius:.25rem;background:#f4f4f4;cursor:pointer}
 button:focus-visible,a:focus-visible{outline:3px solid #1a5fb4;outline-offset:2px}
 #status{min-height:1.5em}
-li{margin:.25rem 0}
+li{margin:.5rem 0}
+li span{margin-right:.75rem}
+label{margin-left:.5rem}
+.reason{font-style:italic}
 `;
 
-/** The script: passkey ceremonies with the browser's own JSON (de)serialisation, then the API. */
-export const CONSOLE_JS = `const status = document.getElementById('status');
-const say = (text) => { status.textContent = text; };
-const json = async (method, url, body, csrf) => {
-  const headers = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (csrf) headers['x-tether-csrf'] = csrf;
-  const res = await fetch(url, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
-  const answer = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(answer.detail || answer.title || res.statusText);
-  return answer;
-};
-
-async function enrol() {
-  const invitation = location.hash.slice(1);
-  try {
-    const options = await json('POST', '/console/api/enrol/options', { invitation });
-    const credential = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) });
-    await json('POST', '/console/api/enrol/verify', { invitation, credential: credential.toJSON() });
-    history.replaceState(null, '', '/console/enrol');
-    say('Your passkey is ready. You can sign in now.');
-  } catch (err) { say('Enrolment failed: ' + err.message); }
-}
-
-async function signIn() {
-  try {
-    const options = await json('POST', '/console/api/sign-in/options', {});
-    const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
-    await json('POST', '/console/api/sign-in/verify', { credential: credential.toJSON() });
-    await home();
-  } catch (err) { say('Sign-in failed: ' + err.message); }
-}
-
-async function home() {
-  let me;
-  try { me = await json('GET', '/console/api/me'); } catch { me = undefined; }
-  document.getElementById('signed-out').hidden = me !== undefined;
-  document.getElementById('signed-in').hidden = me === undefined;
-  if (!me) return;
-  document.getElementById('who').textContent = me.principal.name;
-  const list = document.getElementById('pending');
-  list.replaceChildren();
-  try {
-    const { requests } = await json('GET', '/v1/requests?state=pending');
-    for (const r of requests) {
-      const item = document.createElement('li');
-      item.textContent = r.id + ' · ' + r.privilege + ' · ' + (r.ticket ?? 'no ticket') + ' · ' + r.justification;
-      list.append(item);
-    }
-    if (requests.length === 0) {
-      const item = document.createElement('li');
-      item.textContent = 'None';
-      list.append(item);
-    }
-  } catch (err) { say('Could not read requests: ' + err.message); }
-  document.getElementById('sign-out').onclick = async () => {
-    await json('POST', '/console/api/sign-out', {}, me.csrf).catch(() => undefined);
-    say('Signed out.');
-    await home();
-  };
-}
-
-const enrolButton = document.getElementById('enrol');
-if (enrolButton) enrolButton.addEventListener('click', enrol);
-const signInButton = document.getElementById('sign-in');
-if (signInButton) { signInButton.addEventListener('click', signIn); home(); }
-`;
+export { CONSOLE_JS } from './console-script.js';

@@ -14,6 +14,7 @@ import { auditRoutes } from './routes/audit.js';
 import { authzenMetadataRoutes, authzenRoutes } from './routes/authzen.js';
 import { connectorRoutes } from './routes/connectors.js';
 import { consoleRoutes, invitationRoutes } from './routes/console.js';
+import { consoleOidcAdminRoutes, consoleOidcRoutes } from './routes/console-oidc.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { eventRoutes } from './routes/events.js';
 import { federationRoutes } from './routes/federations.js';
@@ -115,6 +116,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       ssfDiscoveryRoutes(ctx),
       authzenMetadataRoutes(ctx),
       consoleRoutes(ctx),
+      consoleOidcRoutes(ctx),
     ),
   );
   await app.register(limits.scope('oauth', oauthRoutes(ctx)));
@@ -136,6 +138,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(tenantCutoffRoutes(ctx));
       await v1.register(principalRoutes(ctx));
       await v1.register(invitationRoutes(ctx));
+      await v1.register(consoleOidcAdminRoutes(ctx));
       await v1.register(groupRoutes(ctx));
       await v1.register(privilegeRoutes(ctx));
       await v1.register(federationRoutes(ctx));

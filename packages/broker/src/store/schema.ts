@@ -592,6 +592,30 @@ export interface ConsoleSessionRow {
   end_reason: string | null;
 }
 
+export interface ConsoleOidcConfigRow {
+  id: string;
+  tenant_id: string; // one per tenant
+  issuer: string;
+  client_id: string;
+  sealed_client_secret: string; // sealed (KEK), bound to tenant and config id; never answered
+  scopes: string; // space-separated, always with openid
+  claim: string; // the ID token claim matched…
+  attribute: string; // …against this principal attribute
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ConsoleOidcFlowRow {
+  state_hash: string; // SHA-256 hex of the state
+  tenant_id: string;
+  config_id: string;
+  browser_hash: string; // SHA-256 hex of the flow cookie of the browser that started it
+  code_verifier: string; // PKCE
+  nonce: string;
+  expires_at: number;
+}
+
 export interface Tables {
   store_probe: StoreProbeRow;
   tenants: TenantRow;
@@ -646,4 +670,6 @@ export interface Tables {
   passkeys: PasskeyRow;
   webauthn_challenges: WebauthnChallengeRow;
   console_sessions: ConsoleSessionRow;
+  console_oidc_configs: ConsoleOidcConfigRow;
+  console_oidc_flows: ConsoleOidcFlowRow;
 }

@@ -24,6 +24,12 @@ export {
   Strict,
 } from './common.js';
 export {
+  ConsoleOidcBody,
+  ConsoleOidcView,
+  SignInMethods,
+  SignInMethodsQuery,
+} from './console-oidc.js';
+export {
   ConnectorList,
   ConnectorRefParams,
   ConnectorView,

@@ -21,6 +21,7 @@ import * as m0022 from './0022-access-request-tasks.js';
 import * as m0023 from './0023-delegation-and-token-bound-sessions.js';
 import * as m0024 from './0024-notifications.js';
 import * as m0025 from './0025-console-sign-in.js';
+import * as m0026 from './0026-console-oidc.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -49,6 +50,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0023-delegation-and-token-bound-sessions': m0023,
   '0024-notifications': m0024,
   '0025-console-sign-in': m0025,
+  '0026-console-oidc': m0026,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);
