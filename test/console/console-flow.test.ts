@@ -193,4 +193,40 @@ describeEachStore('the console: ask, approve, see the session, its receipt', (fi
     expect(still.state).toBe('pending');
     await approver.context.close();
   }, 60_000);
+
+  it('asks for the passkey again before an approval the privilege wants freshly verified; a key file cannot approve it', async () => {
+    await s.admin.call('PATCH', '/v1/privileges/firewall-admin', { approval: { fresh_verification: 60 } });
+    try {
+      const { id } = await s.operator.client.call<{ id: string }>('POST', '/v1/requests', {
+        privilege: 'firewall-admin',
+        ticket: 'NET-11',
+        justification: 'needs a verified approver',
+        duration: 600,
+      });
+      // An approver with a key file (the CLI) is refused: no passkey verification at all.
+      await expect(
+        s.approvers[2]!.client.call('POST', `/v1/requests/${id}/approve`, {}),
+      ).rejects.toMatchObject({
+        code: 'fresh_verification_required',
+      });
+      const approver = await signedIn('approver-0');
+      // The passkey sign-in is two minutes old: older than the privilege allows.
+      b.clock.advance(120_000);
+      await approver.page.reload();
+      await approver.page.getByRole('button', { name: `Approve ${id}` }).click();
+      await expect.poll(() => statusOf(approver.page)).toBe('Approve: done.');
+      const approved = await s.operator.client.call<{ state: string }>('GET', `/v1/requests/${id}`);
+      expect(approved.state).toBe('approved');
+      const trail = await s.admin.call<{ records: { action: string; outcome: string }[] }>(
+        'GET',
+        `/v1/audit?principal=approver-0`,
+      );
+      expect(trail.records.map((r) => r.action)).toContain('auth.console_verified');
+      await approver.context.close();
+    } finally {
+      await s.admin.call('PATCH', '/v1/privileges/firewall-admin', {
+        approval: { fresh_verification: null },
+      });
+    }
+  }, 60_000);
 });

@@ -11,7 +11,12 @@ import {
   SignJWT,
 } from 'jose';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  authenticateConsoleSession,
+  startConsoleSession,
+} from '../../packages/broker/src/auth/console-session.js';
 import { readRevocationLog } from '../../packages/broker/src/revocation/log.js';
+import { inTransaction } from '../../packages/broker/src/store/database.js';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { type Actor, PUBLIC_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 import { refusal } from '../support/refusal.js';
@@ -207,6 +212,18 @@ describeEachStore('CAEP signals in (POST /v1/signals)', (fixture) => {
   }
 
   it('a session-revoked SET for the principal ends its live sessions (trust_changed), and only theirs', async () => {
+    // olivia is also signed in to the console (a browser's cookie): that sign-in ends too.
+    const signedIn = await inTransaction(b.ctx.store, (tx) =>
+      startConsoleSession(tx, {
+        tenantId: b.tenant.id,
+        principalId: s.operator.caller.principal.id,
+        passkeyId: 'test-passkey',
+        now: b.clock.now(),
+      }),
+    );
+    const consoleCall = () =>
+      authenticateConsoleSession(b.ctx, { cookie: signedIn.cookie, csrf: undefined, method: 'GET' });
+    expect((await consoleCall()).principal.name).toBe('olivia');
     const a = await firewall();
     const c = await wiki();
     const other = await deploy();
@@ -219,6 +236,7 @@ describeEachStore('CAEP signals in (POST /v1/signals)', (fixture) => {
     expect(await stateOf(c)).toMatchObject({ state: 'ended', end_reason: 'trust_changed' });
     expect(await stateOf(other)).toMatchObject({ state: 'active' });
     expect((await refusal(a.refresh())).code).toBe('invalid_grant');
+    await expect(consoleCall()).rejects.toMatchObject({ code: 'unauthenticated' });
 
     const log = await readRevocationLog(b.ctx.store, b.tenant.id, 0, 1000);
     expect(log.filter((e) => e.event.type === 'session_ended').map((e) => e.event.data)).toEqual(

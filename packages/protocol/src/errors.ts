@@ -69,6 +69,7 @@ export const ERROR_CATALOGUE = {
   invalid_delegation: { status: 400, title: 'The sub-session asked for is not within its parent session' },
   delegation_too_deep: { status: 400, title: 'Sub-sessions may not be nested this deep' },
   passkey_refused: { status: 401, title: 'The passkey or enrolment link was refused' },
+  fresh_verification_required: { status: 403, title: 'This approval needs a fresh passkey verification' },
   recording_out_of_order: {
     status: 409,
     title: 'The recording chunk is not the one the session expects next',

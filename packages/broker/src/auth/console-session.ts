@@ -75,6 +75,8 @@ export async function startConsoleSession(
       expires_at: expiresAt,
       ended_at: null,
       end_reason: null,
+      // An OIDC sign-in is the provider's verification, not a passkey's.
+      verified_at: start.passkeyId.startsWith('oidc:') ? null : start.now,
     })
     .execute();
   return { cookie, csrf, expiresAt };
@@ -126,7 +128,17 @@ export async function authenticateConsoleSession(
       .set({ last_seen_at: now })
       .where('id_hash', '=', row.id_hash)
       .execute();
-  return { principal, tenant };
+  return { principal, tenant, ...(row.verified_at === null ? {} : { verifiedAt: Number(row.verified_at) }) };
+}
+
+/** Records a fresh passkey verification in the console session `cookie` stands for. */
+export async function markVerified(ctx: BrokerContext, cookie: string, at: number): Promise<void> {
+  await ctx.store.db
+    .updateTable('console_sessions')
+    .set({ verified_at: at })
+    .where('id_hash', '=', sha256(cookie))
+    .where('ended_at', 'is', null)
+    .execute();
 }
 
 /** The CSRF token check, once the caller proved the cookie: answers whether `csrf` is the session's. */

@@ -20,8 +20,23 @@ const call = async (method, url, body) => {
   if (method !== 'GET') headers['x-tether-csrf'] = csrf;
   const res = await fetch(url, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
   const answer = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(answer.detail || answer.title || res.statusText);
+  if (!res.ok) throw Object.assign(new Error(answer.detail || answer.title || res.statusText), { code: answer.code });
   return answer;
+};
+/** Verifies the person again with their passkey (a privilege may ask for a recent verification). */
+const verifyAgain = async () => {
+  const options = await call('POST', '/console/api/verify/options', {});
+  const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
+  await call('POST', '/console/api/verify/verify', { credential: credential.toJSON() });
+};
+/** A call that, when the broker asks for a fresh verification, verifies and tries once more. */
+const callVerified = async (method, url, body) => {
+  try { return await call(method, url, body); } catch (err) {
+    if (err.code !== 'fresh_verification_required') throw err;
+    say('This approval needs your passkey again.');
+    await verifyAgain();
+    return call(method, url, body);
+  }
 };
 /** An element with text children only: strings become text nodes, never HTML. */
 const el = (tag, attrs, ...children) => {
@@ -107,7 +122,7 @@ function drawDecisions(me, requests, names, privileges) {
   list.replaceChildren(...(waiting.length ? waiting.map((r) => {
     const p = privileges.get(r.privilege);
     const comment = el('input', { type: 'text', maxlength: 2048, 'aria-label': 'Comment on ' + r.id });
-    const review = (decision) => act(decision === 'approve' ? 'Approve' : 'Deny', () => call('POST', '/v1/requests/' + r.id + '/' + decision, { comment: comment.value }));
+    const review = (decision) => act(decision === 'approve' ? 'Approve' : 'Deny', () => callVerified('POST', '/v1/requests/' + r.id + '/' + decision, { comment: comment.value }));
     return el('li', { 'data-request': r.id },
       ...requestLine(r, names, privileges),
       el('span', { class: 'scope' }, p ? 'actions ' + p.actions.join(', ') + ' on ' + p.resources.join(', ') : ''),

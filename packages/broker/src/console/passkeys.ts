@@ -6,19 +6,19 @@ import {
   type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
-  verifyAuthenticationResponse,
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import { startConsoleSession } from '../auth/console-session.js';
-import { openSecret, sealSecret } from '../config/key-encryption.js';
+import { sealSecret } from '../config/key-encryption.js';
 import { requireRole } from '../core/access-control.js';
 import { recordRefusal } from '../core/audit-refusal.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import { resolvePrincipal } from '../core/resolve.js';
 import { inTransaction, type TxHandle } from '../store/database.js';
 import { findPrincipal } from '../store/repositories/principals.js';
+import { relyingParty, rememberChallenge, takeChallenge, verifyStoredPasskey } from './webauthn-ceremony.js';
 
 /**
  * Passkeys (WebAuthn, via @simplewebauthn/server): people enrol their own from a one-time link
@@ -38,11 +38,6 @@ export const PASSKEY_LIMITS = {
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 const refused = (detail: string) => new TetherError('passkey_refused', detail);
-
-function relyingParty(ctx: BrokerContext): { rpID: string; origin: string } {
-  const url = new URL(ctx.config.publicUrl);
-  return { rpID: url.hostname, origin: url.origin };
-}
 
 /** An admin makes a one-time enrolment link for a person (`tether principal invite bob`). */
 export async function invitePrincipal(
@@ -97,48 +92,6 @@ async function openInvitation(h: TxHandle | BrokerContext['store'], token: strin
   if (!row || row.used_at !== null || now >= row.expires_at)
     throw refused('this enrolment link is not valid (used, expired or unknown): ask an admin for a new one');
   return row;
-}
-
-async function rememberChallenge(
-  ctx: BrokerContext,
-  challenge: string,
-  purpose: 'enrol' | 'sign_in',
-  principal: { tenantId: string; id: string } | null,
-): Promise<void> {
-  const now = ctx.clock.now();
-  await ctx.store.db.deleteFrom('webauthn_challenges').where('expires_at', '<', now).execute();
-  await ctx.store.db
-    .insertInto('webauthn_challenges')
-    .values({
-      challenge,
-      purpose,
-      tenant_id: principal?.tenantId ?? null,
-      principal_id: principal?.id ?? null,
-      expires_at: now + PASSKEY_LIMITS.challengeSeconds * 1000,
-    })
-    .execute();
-}
-
-/** Takes a stored challenge once: true when it was the broker's, for this purpose (and principal), still fresh. */
-async function takeChallenge(
-  tx: TxHandle,
-  challenge: string,
-  purpose: 'enrol' | 'sign_in',
-  now: number,
-  principalId?: string,
-): Promise<boolean> {
-  const row = await tx.db
-    .selectFrom('webauthn_challenges')
-    .selectAll()
-    .where('challenge', '=', challenge)
-    .executeTakeFirst();
-  if (!row) return false;
-  await tx.db.deleteFrom('webauthn_challenges').where('challenge', '=', challenge).execute();
-  return (
-    row.purpose === purpose &&
-    now < row.expires_at &&
-    (principalId === undefined || row.principal_id === principalId)
-  );
 }
 
 /** Creation options for the invited person's new passkey (a discoverable credential, user verified). */
@@ -263,50 +216,11 @@ export async function completeSignIn(
   ctx: BrokerContext,
   response: AuthenticationResponseJSON,
 ): Promise<{ cookie: string; csrf: string; principal: string; tenant: string }> {
-  const { rpID, origin } = relyingParty(ctx);
-  const id = typeof response?.id === 'string' ? response.id.slice(0, 1024) : '';
   const outcome = await inTransaction(ctx.store, async (tx) => {
     const now = ctx.clock.now();
-    const row = await tx.db
-      .selectFrom('passkeys')
-      .selectAll()
-      .where('credential_id', '=', id)
-      .executeTakeFirst();
-    if (!row) return { refused: 'this passkey is not known here' } as const;
-    let publicKey: Uint8Array;
-    try {
-      const binding = { tenant: row.tenant_id, principal: row.principal_id, credential: row.credential_id };
-      publicKey = Buffer.from(await openSecret(ctx.kek, row.sealed_public_key, binding), 'base64url');
-    } catch {
-      return {
-        refused: 'this passkey is not known here',
-        tenant: row.tenant_id,
-        principal: row.principal_id,
-      } as const;
-    }
-    let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
-    try {
-      verified = await verifyAuthenticationResponse({
-        response,
-        expectedChallenge: (challenge) => takeChallenge(tx, challenge, 'sign_in', now),
-        expectedOrigin: origin,
-        expectedRPID: rpID,
-        credential: {
-          id: row.credential_id,
-          publicKey: new Uint8Array(publicKey),
-          counter: Number(row.counter),
-          transports: JSON.parse(row.transports),
-        },
-        requireUserVerification: true,
-      });
-    } catch (err) {
-      return {
-        refused: `the passkey could not be verified: ${(err as Error).message.slice(0, 200)}`,
-        tenant: row.tenant_id,
-        principal: row.principal_id,
-      } as const;
-    }
-    if (!verified.verified) return { refused: 'the passkey could not be verified' } as const;
+    const checked = await verifyStoredPasskey(ctx, tx, response, 'sign_in', now);
+    if ('refused' in checked) return checked;
+    const { row, newCounter } = checked;
     const principal = await findPrincipal(tx, row.tenant_id, row.principal_id);
     if (!principal?.enabled)
       return {
@@ -316,7 +230,7 @@ export async function completeSignIn(
       } as const;
     await tx.db
       .updateTable('passkeys')
-      .set({ counter: verified.authenticationInfo.newCounter, last_used_at: now })
+      .set({ counter: newCounter, last_used_at: now })
       .where('credential_id', '=', row.credential_id)
       .execute();
     const session = await startConsoleSession(tx, {

@@ -89,4 +89,9 @@ export interface Caller {
   tenant: Tenant;
   /** The request's DPoP proof, when it authenticated a DPoP-bound token (each proof is single-use). */
   proof?: VerifiedDpopProof;
+  /**
+   * Epoch ms of the person's last passkey verification, when the caller is a console session
+   * signed in (or re-verified) with a passkey. Approvals that ask for a fresh verification read it.
+   */
+  verifiedAt?: number;
 }

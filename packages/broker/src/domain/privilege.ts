@@ -8,6 +8,11 @@ export interface ApprovalRule {
   approvals: number;
   /** If either list is non-empty, an approver must be named here or be in one of the groups. */
   approvers: { principals: string[]; groups: string[] };
+  /**
+   * Seconds: an approval counts only from a person who verified themselves with a passkey this
+   * recently (in the console); absent for none. Approvals made with a key file are refused.
+   */
+  freshVerificationSeconds?: number;
 }
 
 /** Whether a request must name a ticket, and its shape. */

@@ -74,7 +74,13 @@ export function privilegeView(p: Privilege): Static<typeof PrivilegeView> {
     max_duration: p.maxDurationSeconds,
     token_ttl: p.tokenTtlSeconds,
     idle_timeout: p.idleTimeoutSeconds,
-    approval: p.approval,
+    approval: {
+      approvals: p.approval.approvals,
+      approvers: p.approval.approvers,
+      ...(p.approval.freshVerificationSeconds === undefined
+        ? {}
+        : { fresh_verification: p.approval.freshVerificationSeconds }),
+    },
     ticket: p.ticket,
     binding: p.binding,
     attributes: p.attributes,

@@ -36,7 +36,11 @@ export interface PrivilegeInput {
   /** Null: no idle timeout. */
   idleTimeoutSeconds?: number | null | undefined;
   approval?:
-    | { approvals?: number | undefined; approvers?: { principals?: string[]; groups?: string[] } | undefined }
+    | {
+        approvals?: number | undefined;
+        approvers?: { principals?: string[]; groups?: string[] } | undefined;
+        fresh_verification?: number | null | undefined;
+      }
     | undefined;
   ticket?: TicketRule | undefined;
   attributes?: Record<string, string> | undefined;
@@ -69,11 +73,14 @@ async function resolveApprovalRule(
   const groups = await Promise.all(
     (input.approvers?.groups ?? []).map(async (r) => (await resolveGroup(tx, tenantId, r)).id),
   );
+  const fresh =
+    input.fresh_verification === undefined ? fallback.freshVerificationSeconds : (input.fresh_verification ?? undefined);
   return {
     approvals: input.approvals ?? fallback.approvals,
     approvers: input.approvers
       ? { principals: [...new Set(principals)], groups: [...new Set(groups)] }
       : fallback.approvers,
+    ...(fresh === undefined ? {} : { freshVerificationSeconds: fresh }),
   };
 }
 

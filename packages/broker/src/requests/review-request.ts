@@ -41,7 +41,31 @@ export interface ReviewResult {
 }
 
 /** Refusals that are worth an audit record: someone tried to review what they may not. */
-const AUDITED_REFUSALS = new Set(['self_approval_forbidden', 'approver_not_eligible']);
+const AUDITED_REFUSALS = new Set([
+  'self_approval_forbidden',
+  'approver_not_eligible',
+  'fresh_verification_required',
+]);
+
+/**
+ * A privilege may ask that approvals come from a person who verified themselves with a passkey
+ * within the last `freshVerificationSeconds` (in the console): a key file, a token or an older
+ * sign-in is not enough.
+ */
+function assertFreshVerification(
+  privilege: { name: string; approval: { freshVerificationSeconds?: number } } | undefined,
+  caller: Caller,
+  now: number,
+): void {
+  const within = privilege?.approval.freshVerificationSeconds;
+  if (within === undefined) return;
+  if (caller.verifiedAt === undefined || now - caller.verifiedAt > within * 1000)
+    throw new TetherError(
+      'fresh_verification_required',
+      `approving ${privilege?.name} needs a passkey verification within the last ${within} s: approve it in the console`,
+      { extra: { fresh_verification: within } },
+    );
+}
 
 /**
  * One approver approves or denies a pending request. The request row is locked for the
@@ -77,6 +101,7 @@ export async function reviewRequest(
       // The domain rules first (pending, not the requester, not twice), so their codes win.
       assertReviewable(request, previous, caller.principal.id, now);
       const { policies, privilege } = await assertMayReview(ctx, tx, caller, request, extended);
+      if (decision === 'approve') assertFreshVerification(privilege, caller, now);
       const voided =
         decision === 'approve' && request.kind === 'extension'
           ? extensionRefusal(request, extended, privilege, now)

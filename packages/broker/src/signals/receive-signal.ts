@@ -1,4 +1,5 @@
 import { recordAudit } from '../audit/record.js';
+import { endConsoleSessionsOf } from '../auth/console-session.js';
 import type { BrokerContext } from '../core/context.js';
 import { endSessionIn } from '../core/end-session.js';
 import { endLiveSessionsOf } from '../core/end-sessions-of.js';
@@ -131,6 +132,8 @@ async function revokeSessions(
         details,
       );
       ended.push(...done.map((s) => s.id));
+      // The person's console sign-ins end too: a revoked IdP session revokes every door it opened.
+      await endConsoleSessionsOf(tx, p.id, now, 'signal');
     }
   }
   return {

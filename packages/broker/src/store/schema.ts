@@ -590,6 +590,7 @@ export interface ConsoleSessionRow {
   expires_at: number;
   ended_at: number | null;
   end_reason: string | null;
+  verified_at: number | null; // last passkey verification in this session (0027); null: signed in by OIDC
 }
 
 export interface ConsoleOidcConfigRow {

@@ -167,6 +167,9 @@ const StringList = (what: string) =>
 export const ApprovalRuleView = Type.Object({
   approvals: Type.Integer(),
   approvers: Type.Object({ principals: Type.Array(Type.String()), groups: Type.Array(Type.String()) }),
+  fresh_verification: Type.Optional(
+    Type.Integer({ description: 'seconds: approvals need a passkey verification this recent (console)' }),
+  ),
 });
 export type ApprovalRuleView = Static<typeof ApprovalRuleView>;
 export const ApprovalRuleBody = Type.Object(
@@ -182,6 +185,11 @@ export const ApprovalRuleBody = Type.Object(
         },
         Strict,
       ),
+    ),
+    fresh_verification: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 30, maximum: 3600 }), Type.Null()], {
+        description: 'seconds: approvals need a passkey verification this recent (console); null removes it',
+      }),
     ),
   },
   Strict,

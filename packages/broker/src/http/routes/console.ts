@@ -17,6 +17,7 @@ import {
   invitePrincipal,
   signInOptions,
 } from '../../console/passkeys.js';
+import { completeVerification, verificationOptions } from '../../console/verification.js';
 import type { BrokerContext } from '../../core/context.js';
 import { withProblems } from '../schemas/common.js';
 
@@ -109,6 +110,36 @@ export function consoleRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         return { principal: signedIn.principal, csrf: signedIn.csrf };
       },
     );
+    app.post(
+      '/console/api/verify/options',
+      {
+        schema: {
+          tags,
+          summary: 'Passkey request options to verify yourself again (signed in)',
+          body: Type.Object({}),
+          response: withProblems({ 200: AnyJson }),
+        },
+      },
+      async (request) => verificationOptions(ctx, await consoleCaller(ctx, request)),
+    );
+    app.post(
+      '/console/api/verify/verify',
+      {
+        schema: {
+          tags,
+          summary: 'Verify yourself again with one of your passkeys',
+          body: Type.Object({ credential: CredentialJson }),
+          response: withProblems({ 200: Type.Object({ verified_at: Type.String() }) }),
+        },
+      },
+      async (request) => {
+        const caller = await consoleCaller(ctx, request);
+        const cookie = consoleCookieOf(request.headers.cookie) as string;
+        // biome-ignore lint/suspicious/noExplicitAny: the WebAuthn library checks the response in depth
+        const done = await completeVerification(ctx, caller, cookie, request.body.credential as any);
+        return { verified_at: new Date(done.verifiedAt).toISOString() };
+      },
+    );
     app.get(
       '/console/api/me',
       {
@@ -164,6 +195,13 @@ export function consoleRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       },
     );
   };
+}
+
+/** The caller of a console call that changes something: its cookie and its CSRF header. */
+async function consoleCaller(ctx: BrokerContext, request: import('fastify').FastifyRequest) {
+  const cookie = consoleCookieOf(request.headers.cookie);
+  if (!cookie) throw new TetherError('unauthenticated', 'not signed in to the console');
+  return authenticateConsoleSession(ctx, { cookie, csrf: request.headers[CSRF_HEADER], method: 'POST' });
 }
 
 /** The principal routes' part: an admin makes an enrolment link. */

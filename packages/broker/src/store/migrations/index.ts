@@ -22,6 +22,7 @@ import * as m0023 from './0023-delegation-and-token-bound-sessions.js';
 import * as m0024 from './0024-notifications.js';
 import * as m0025 from './0025-console-sign-in.js';
 import * as m0026 from './0026-console-oidc.js';
+import * as m0027 from './0027-console-verification.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -51,6 +52,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0024-notifications': m0024,
   '0025-console-sign-in': m0025,
   '0026-console-oidc': m0026,
+  '0027-console-verification': m0027,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);
