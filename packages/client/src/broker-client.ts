@@ -232,4 +232,28 @@ export class BrokerClient {
       return parsed as T;
     }
   }
+
+  /**
+   * Opens a broker-API stream (Server-Sent Events) and answers the response, its body unread:
+   * the caller reads the events and cancels the body when done. An error answer throws a
+   * {@link BrokerError} like {@link call}.
+   */
+  async stream(path: string, signal?: AbortSignal): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      const response = await this.#send(`${this.baseUrl}${path}`, {
+        method: 'GET',
+        headers: { ...(await this.#authHeaders('GET', path)), accept: 'text/event-stream' },
+        ...(signal ? { signal } : {}),
+      });
+      if (response.ok) return response;
+      const problem = (await response.json().catch(() => undefined)) as Partial<Problem> | undefined;
+      if (problem?.code === 'use_dpop_nonce' && attempt === 0 && this.#nonce) continue;
+      throw new BrokerError(
+        response.status,
+        problem?.code ?? `http_${response.status}`,
+        problem?.detail ?? response.statusText,
+        problem,
+      );
+    }
+  }
 }

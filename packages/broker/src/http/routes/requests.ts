@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import {
   CancelBody,
   IdParams,
@@ -13,6 +14,7 @@ import { cancelRequest } from '../../requests/cancel-request.js';
 import { findRequests, getRequest } from '../../requests/query-requests.js';
 import { requestAccess } from '../../requests/request-access.js';
 import { reviewRequest } from '../../requests/review-request.js';
+import { openWatch, streamRequest } from '../../requests/watch-request.js';
 import { emptyBodyAsObject, withProblems } from '../schemas/common.js';
 import { requestView } from '../views.js';
 
@@ -46,6 +48,29 @@ export function requestRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       async (request) => {
         const { request: found, reviews } = await getRequest(ctx, request.caller, request.params.id);
         return requestView(found, reviews);
+      },
+    );
+    app.get(
+      '/requests/:id/events',
+      {
+        // A HEAD request would open a stream that can carry no body.
+        exposeHeadRoute: false,
+        schema: {
+          tags: ['requests'],
+          summary:
+            'Follow a request until it is decided (Server-Sent Events: event "request", the request view)',
+          params: IdParams,
+          response: withProblems({ 200: Type.String({ description: 'text/event-stream' }) }),
+        },
+      },
+      async (request, reply) => {
+        const watch = await openWatch(ctx, request.caller, request.params.id);
+        reply.hijack();
+        try {
+          await streamRequest(ctx, request.caller, watch, reply.raw, requestView);
+        } finally {
+          watch.release();
+        }
       },
     );
     for (const decision of ['approve', 'deny'] as const) {
