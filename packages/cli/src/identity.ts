@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tetherHome } from '@tether-broker/client';
 import { CliError, EXIT } from './errors.js';
@@ -11,7 +12,7 @@ export interface GlobalOptions {
 }
 
 /** Where the identity came from, for messages. */
-export type IdentitySource = '--identity' | '--as' | 'TETHER_IDENTITY' | 'default';
+export type IdentitySource = '--identity' | '--as' | 'TETHER_IDENTITY' | 'login' | 'default';
 
 /** The demo identity file of a principal: `$TETHER_HOME/demo/<name>.json`. */
 export function demoIdentityPath(name: string, env: NodeJS.ProcessEnv = io().env): string {
@@ -50,5 +51,8 @@ export function resolveIdentityPath(
     return { path: demoIdentityPath(options.as, env), source: '--as' };
   }
   if (env.TETHER_IDENTITY) return { path: resolve(env.TETHER_IDENTITY), source: 'TETHER_IDENTITY' };
+  // No identity file of one's own: the sign-in `tether login` made, if there is one.
+  const login = join(tetherHome(env), 'login.json');
+  if (!existsSync(defaultIdentityPath(env)) && existsSync(login)) return { path: login, source: 'login' };
   return { path: defaultIdentityPath(env), source: 'default' };
 }

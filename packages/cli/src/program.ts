@@ -17,6 +17,7 @@ const VERBS: readonly [verb: string, load: () => Promise<Register>][] = [
   ['server', async () => (await import('./commands/server.js')).registerServer],
   ['init', async () => (await import('./commands/init.js')).registerInit],
   ['whoami', async () => (await import('./commands/whoami.js')).registerWhoami],
+  ['login logout', async () => (await import('./commands/login.js')).registerLogin],
   ['principal', async () => (await import('./commands/principal.js')).registerPrincipal],
   ['group', async () => (await import('./commands/group.js')).registerGroup],
   ['privilege', async () => (await import('./commands/privilege.js')).registerPrivilege],

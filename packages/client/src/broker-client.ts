@@ -1,7 +1,8 @@
 import type { IdentityFile, OAuthErrorBody, Problem } from '@tether-broker/protocol';
+import type { JWK } from 'jose';
 import { createClientAssertion } from './client-assertion.js';
 import { createDpopProof } from './dpop-proof.js';
-import { generateSessionKey, type SessionKey } from './session-key.js';
+import { generateSessionKey, type SessionKey, sessionKeyFromJwk } from './session-key.js';
 
 /** An error answered by the broker, with its stable code. */
 export class BrokerError extends Error {
@@ -66,6 +67,18 @@ export class BrokerClient {
    * was created with `dpop: false`. Fetched at `/oauth/token` when the cached one is near expiry.
    */
   async accessToken(): Promise<string> {
+    const login = this.identity.login;
+    if (login) {
+      // A token from tether login: bound to the identity's key, good until it expires.
+      if (this.#now() >= Date.parse(login.expires_at) - 30_000)
+        throw new BrokerError(
+          401,
+          'login_expired',
+          'the sign-in from tether login has expired: run tether login again',
+          undefined,
+        );
+      return login.token;
+    }
     if (!this.#dpop) return this.bearerToken();
     this.#token = await this.#fresh(this.#token, true);
     return this.#token.value;
@@ -76,6 +89,13 @@ export class BrokerClient {
    * `call()`: a Bearer token is usable by whoever holds it until it expires.
    */
   async bearerToken(): Promise<string> {
+    if (this.identity.login)
+      throw new BrokerError(
+        400,
+        'invalid_request',
+        'a tether login token is DPoP-bound: there is no Bearer token',
+        undefined,
+      );
     this.#bearer = await this.#fresh(this.#bearer, false);
     return this.#bearer.value;
   }
@@ -139,7 +159,8 @@ export class BrokerClient {
 
   /** This client's DPoP key: generated once, non-extractable, never stored. */
   async #proofKey(): Promise<SessionKey> {
-    this.#key ??= generateSessionKey();
+    // With a tether login, the token is bound to the identity's own key.
+    this.#key ??= this.identity.login ? sessionKeyFromJwk(this.identity.key as JWK) : generateSessionKey();
     return this.#key;
   }
 

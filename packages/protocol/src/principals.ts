@@ -23,4 +23,9 @@ export interface IdentityFile {
   principal: string;
   /** Private JWK (Ed25519). Never sent anywhere: only signatures leave the machine. */
   key: Record<string, unknown>;
+  /**
+   * Set by `tether login`: a broker-API token bound to `key` (then a DPoP key, registered
+   * nowhere), used until it expires instead of a client assertion signed with `key`.
+   */
+  login?: { token: string; expires_at: string };
 }

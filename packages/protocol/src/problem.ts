@@ -64,7 +64,12 @@ export type OAuthErrorCode =
   | 'insufficient_scope'
   // RFC 9396 §5: the authorization details asked for are not acceptable (a sub-session wider
   // than its parent).
-  | 'invalid_authorization_details';
+  | 'invalid_authorization_details'
+  // RFC 8628 §3.5: the device authorization grant's answers while it waits or fails.
+  | 'authorization_pending'
+  | 'slow_down'
+  | 'access_denied'
+  | 'expired_token';
 
 export interface OAuthErrorBody {
   error: OAuthErrorCode;

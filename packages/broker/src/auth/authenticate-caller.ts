@@ -5,6 +5,7 @@ import type { BrokerContext, Caller } from '../core/context.js';
 import { findPrincipal, listPrincipalKeys } from '../store/repositories/principals.js';
 import { findTenantById } from '../store/repositories/tenants.js';
 import { ApiTokenRejected, verifyApiToken } from './api-token.js';
+import { loginIdOf, loginIsLive } from './login-token.js';
 
 /** What a request presents to prove who it is. */
 export interface PresentedCredentials {
@@ -80,6 +81,16 @@ export async function authenticateCaller(
   if (!principal || !tenant)
     throw new TetherError('invalid_token', 'the token names a principal that no longer exists');
   if (!principal.enabled) throw new TetherError('principal_disabled', 'the principal is disabled');
+  // A token from `tether login` names its login: ended (logout), it is revoked at once.
+  const loginId = loginIdOf(claims.clientKid);
+  if (loginId !== undefined) {
+    if (!(await loginIsLive(ctx.store, loginId, principal.id)))
+      throw new TetherError(
+        'invalid_token',
+        'the login that obtained this token has ended; run tether login',
+      );
+    return proof ? { principal, tenant, proof, loginId } : { principal, tenant, loginId };
+  }
   // Removing a key revokes the tokens it obtained, from their very next call (no TTL window):
   // read live, like the principal, so every replica sees the removal once it commits.
   if (!(await listPrincipalKeys(ctx.store, principal.id)).some((k) => k.kid === claims.clientKid)) {

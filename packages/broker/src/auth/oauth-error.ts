@@ -14,6 +14,10 @@ const STATUS: Record<OAuthErrorCode, number> = {
   // RFC 7662 §2.3: a token without the privileges to introspect is answered 401 (not RFC 6750's 403).
   insufficient_scope: 401,
   invalid_authorization_details: 400,
+  authorization_pending: 400,
+  slow_down: 400,
+  access_denied: 400,
+  expired_token: 400,
 };
 
 /** An error of the OAuth endpoints, answered as RFC 6749 §5.2 JSON rather than problem+json. */

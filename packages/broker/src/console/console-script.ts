@@ -189,6 +189,26 @@ async function home() {
   };
 }
 
+async function device() {
+  const form = document.getElementById('device-form');
+  const code = document.getElementById('device-code');
+  code.value = new URLSearchParams(location.search).get('code') || '';
+  let me;
+  try { me = await call('GET', '/console/api/me'); } catch { me = undefined; }
+  document.getElementById('device-signed-out').hidden = me !== undefined;
+  if (!me) return;
+  csrf = me.csrf;
+  const answer = (allow) => async () => {
+    try {
+      const r = await call('POST', '/console/api/device', { user_code: code.value, allow });
+      say(r.state === 'approved' ? 'Signed in: you can go back to the terminal.' : 'Refused: that sign-in will not happen.');
+    } catch (err) { say('Could not confirm the code: ' + err.message); }
+  };
+  form.onsubmit = (event) => { event.preventDefault(); answer(true)(); };
+  document.getElementById('device-deny').onclick = answer(false);
+}
+
+if (document.getElementById('device-form')) device();
 const enrolButton = document.getElementById('enrol');
 if (enrolButton) enrolButton.addEventListener('click', enrol);
 const signInButton = document.getElementById('sign-in');

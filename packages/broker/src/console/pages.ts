@@ -74,6 +74,20 @@ export const HOME_PAGE = page(
 </div>`,
 );
 
+export const DEVICE_PAGE = page(
+  'Sign in a command line',
+  `<section>
+<h2>Sign in a command line</h2>
+<p>A terminal running <code>tether login</code> shows a code. Confirm it here only if you started that sign-in yourself, just now.</p>
+<p id="device-signed-out" hidden><a href="/console">Sign in to the console first</a>, then come back to this page.</p>
+<form id="device-form">
+<label for="device-code">Code</label> <input id="device-code" name="code" autocomplete="off" maxlength="32" required>
+<button type="submit" id="device-allow">Allow this sign-in</button>
+<button type="button" id="device-deny">Refuse</button>
+</form>
+</section>`,
+);
+
 export const ENROL_PAGE = page(
   'Enrol a passkey',
   `<section>

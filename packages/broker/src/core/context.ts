@@ -94,4 +94,6 @@ export interface Caller {
    * signed in (or re-verified) with a passkey. Approvals that ask for a fresh verification read it.
    */
   verifiedAt?: number;
+  /** Set when the caller's token was obtained by `tether login`: the login it names. */
+  loginId?: string;
 }

@@ -21,6 +21,7 @@ export const ID_PREFIX = {
   evaluation: 'evl',
   notificationChannel: 'ntc',
   notification: 'ntf',
+  deviceLogin: 'dvl',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 

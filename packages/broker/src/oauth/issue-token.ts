@@ -3,6 +3,7 @@ import { recordAudit } from '../audit/record.js';
 import { issueApiToken } from '../auth/api-token.js';
 import { SignedAssertionRefused, verifyClientAssertion } from '../auth/client-assertion.js';
 import { OAuthError } from '../auth/oauth-error.js';
+import { DEVICE_CODE_GRANT, exchangeDeviceCode } from '../console/device-login.js';
 import { recordRefusal } from '../core/audit-refusal.js';
 import { verifyBrokerProof } from '../core/broker-dpop.js';
 import type { BrokerContext } from '../core/context.js';
@@ -19,6 +20,8 @@ export interface TokenRequest extends ExchangeForm, DelegationForm {
   client_assertion?: string | undefined;
   client_id?: string | undefined;
   scope?: string | undefined;
+  /** RFC 8628 device authorization grant. */
+  device_code?: string | undefined;
 }
 
 export interface TokenResponse {
@@ -33,7 +36,7 @@ export interface TokenResponse {
   session_id?: string;
 }
 
-export const GRANT_TYPES = ['client_credentials', 'refresh_token', TOKEN_EXCHANGE_GRANT] as const;
+export const GRANT_TYPES = ['client_credentials', 'refresh_token', TOKEN_EXCHANGE_GRANT, DEVICE_CODE_GRANT] as const;
 
 /** `POST /oauth/token`: the grants this broker serves. */
 export async function issueToken(
@@ -53,6 +56,8 @@ export async function issueToken(
         refresh_token: tokens.refreshToken,
       };
     }
+    case DEVICE_CODE_GRANT:
+      return exchangeDeviceCode(ctx, form, dpop);
     case TOKEN_EXCHANGE_GRANT:
       // With an actor token, RFC 8693 delegation: a sub-session of the subject token's session.
       return isDelegation(form) ? delegateSession(ctx, form, dpop) : exchangeToken(ctx, form, dpop);

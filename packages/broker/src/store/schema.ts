@@ -617,6 +617,20 @@ export interface ConsoleOidcFlowRow {
   expires_at: number;
 }
 
+export interface DeviceLoginRow {
+  id: string;
+  device_code_hash: string; // SHA-256 hex of the device code
+  user_code: string; // e.g. BCDF-GHJK
+  tenant_id: string;
+  jkt: string; // the CLI's DPoP key: the token is bound to it
+  state: string; // 'pending' | 'approved' | 'denied' | 'used' | 'ended'
+  principal_id: string | null;
+  created_at: number;
+  expires_at: number;
+  last_poll_at: number | null;
+  token_expires_at: number | null;
+}
+
 export interface Tables {
   store_probe: StoreProbeRow;
   tenants: TenantRow;
@@ -671,6 +685,7 @@ export interface Tables {
   passkeys: PasskeyRow;
   webauthn_challenges: WebauthnChallengeRow;
   console_sessions: ConsoleSessionRow;
+  device_logins: DeviceLoginRow;
   console_oidc_configs: ConsoleOidcConfigRow;
   console_oidc_flows: ConsoleOidcFlowRow;
 }

@@ -30,6 +30,7 @@ export type IntrospectionResponse = Static<typeof IntrospectionResponse>;
 export const AuthorizationServerMetadata = Type.Object({
   issuer: Type.String(),
   token_endpoint: Type.String(),
+  device_authorization_endpoint: Type.Optional(Type.String()),
   jwks_uri: Type.String(),
   introspection_endpoint: Type.String(),
   revocation_endpoint: Type.String(),

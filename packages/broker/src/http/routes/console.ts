@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { TetherError } from '@tether-broker/protocol';
+import { Strict } from '@tether-broker/protocol/api';
 import {
   authenticateConsoleSession,
   CSRF_HEADER,
@@ -9,7 +10,15 @@ import {
   csrfTokenOf,
   endConsoleSession,
 } from '../../auth/console-session.js';
-import { CONSOLE_CSS, CONSOLE_HEADERS, CONSOLE_JS, ENROL_PAGE, HOME_PAGE } from '../../console/pages.js';
+import { confirmDeviceLogin, endLogin } from '../../console/device-login.js';
+import {
+  CONSOLE_CSS,
+  CONSOLE_HEADERS,
+  CONSOLE_JS,
+  DEVICE_PAGE,
+  ENROL_PAGE,
+  HOME_PAGE,
+} from '../../console/pages.js';
 import {
   completeEnrolment,
   completeSignIn,
@@ -46,8 +55,24 @@ export function consoleRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
     const hide = { hide: true } as const;
     const serve = (body: string, type: string) => async (_: unknown, reply: import('fastify').FastifyReply) =>
       reply.headers(CONSOLE_HEADERS).type(type).send(body);
-    app.get('/console', { schema: hide }, serve(HOME_PAGE, 'text/html; charset=utf-8'));
+    // `?tenant=<name>` offers that tenant's company sign-in, if it has one (read by the page's script).
+    const homeQuery = Type.Object({ tenant: Type.Optional(Type.String({ maxLength: 128 })) }, Strict);
+    app.get(
+      '/console',
+      { schema: { hide: true, querystring: homeQuery } },
+      serve(HOME_PAGE, 'text/html; charset=utf-8'),
+    );
     app.get('/console/enrol', { schema: hide }, serve(ENROL_PAGE, 'text/html; charset=utf-8'));
+    app.get(
+      '/console/device',
+      {
+        schema: {
+          ...hide,
+          querystring: Type.Object({ code: Type.Optional(Type.String({ maxLength: 32 })) }),
+        },
+      },
+      serve(DEVICE_PAGE, 'text/html; charset=utf-8'),
+    );
     app.get('/console/console.js', { schema: hide }, serve(CONSOLE_JS, 'text/javascript; charset=utf-8'));
     app.get('/console/console.css', { schema: hide }, serve(CONSOLE_CSS, 'text/css; charset=utf-8'));
 
@@ -140,6 +165,27 @@ export function consoleRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         return { verified_at: new Date(done.verifiedAt).toISOString() };
       },
     );
+    app.post(
+      '/console/api/device',
+      {
+        schema: {
+          tags,
+          summary: 'Confirm (or refuse) the code tether login shows',
+          body: Type.Object({
+            user_code: Type.String({ minLength: 1, maxLength: 32 }),
+            allow: Type.Boolean(),
+          }),
+          response: withProblems({ 200: Type.Object({ state: Type.String() }) }),
+        },
+      },
+      async (request) =>
+        confirmDeviceLogin(
+          ctx,
+          await consoleCaller(ctx, request),
+          request.body.user_code,
+          request.body.allow,
+        ),
+    );
     app.get(
       '/console/api/me',
       {
@@ -224,6 +270,21 @@ export function invitationRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox 
         return reply
           .code(201)
           .send({ url: invitation.url, expires_at: new Date(invitation.expiresAt).toISOString() });
+      },
+    );
+    app.post(
+      '/logins/current/end',
+      {
+        schema: {
+          tags: ['principals'],
+          summary: 'End the login (tether login) behind this token: tether logout',
+          body: Type.Optional(Type.Object({})),
+          response: withProblems({ 200: Type.Object({ ended: Type.Boolean() }) }),
+        },
+      },
+      async (request) => {
+        await endLogin(ctx, request.caller);
+        return { ended: true };
       },
     );
   };

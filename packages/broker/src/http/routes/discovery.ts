@@ -17,6 +17,7 @@ export function discoveryRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         return {
           issuer,
           token_endpoint: `${issuer}/oauth/token`,
+          device_authorization_endpoint: `${issuer}/oauth/device_authorization`,
           jwks_uri: `${issuer}/.well-known/jwks.json`,
           introspection_endpoint: `${issuer}/oauth/introspect`,
           revocation_endpoint: `${issuer}/oauth/revoke`,

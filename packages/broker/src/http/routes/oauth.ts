@@ -7,6 +7,7 @@ import { IntrospectionResponse, TokenResponse } from '@tether-broker/protocol/ap
 import type { FastifyRequest } from 'fastify';
 import { authenticateCaller } from '../../auth/authenticate-caller.js';
 import { OAuthError } from '../../auth/oauth-error.js';
+import { startDeviceLogin } from '../../console/device-login.js';
 import type { BrokerContext } from '../../core/context.js';
 import { introspect } from '../../oauth/introspect.js';
 import { issueToken } from '../../oauth/issue-token.js';
@@ -34,6 +35,8 @@ const TokenForm = Type.Object(
     actor_token_type: Type.Optional(Type.String({ maxLength: 256 })),
     authorization_details: Type.Optional(Type.String({ maxLength: 16384, description: 'RFC 9396, JSON' })),
     idle_timeout: Type.Optional(Type.Integer({ minimum: 60, maximum: 604800, description: 'seconds' })),
+    // RFC 8628: the device code `tether login` polls with.
+    device_code: Type.Optional(Type.String({ maxLength: 128 })),
     call_budget: Type.Optional(
       Type.String({ maxLength: 4096, description: 'JSON object: allowed calls per delegated action' }),
     ),
@@ -121,6 +124,41 @@ export function oauthRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       async (request, reply) => {
         const answer = await issueToken(ctx, request.body, request.headers.dpop);
         return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(answer);
+      },
+    );
+    app.post(
+      '/oauth/device_authorization',
+      {
+        schema: {
+          tags: ['oauth'],
+          summary: 'Device authorization (RFC 8628) for tether login: a code to confirm in the console',
+          consumes: ['application/x-www-form-urlencoded'],
+          body: Type.Object(
+            {
+              tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+              client_id: Type.Optional(Type.String({ maxLength: 128 })),
+              scope: Type.Optional(Type.String({ maxLength: 1024 })),
+            },
+            { additionalProperties: true },
+          ),
+          response: {
+            200: Type.Object({
+              device_code: Type.String(),
+              user_code: Type.String(),
+              verification_uri: Type.String(),
+              verification_uri_complete: Type.String(),
+              expires_in: Type.Integer(),
+              interval: Type.Integer(),
+            }),
+            400: OAuthErrorBody,
+            500: OAuthErrorBody,
+            503: OAuthErrorBody,
+          },
+        },
+      },
+      async (request, reply) => {
+        const answer = await startDeviceLogin(ctx, request.body, request.headers.dpop);
+        return reply.header('cache-control', 'no-store').send(answer);
       },
     );
     app.post(

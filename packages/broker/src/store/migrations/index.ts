@@ -23,6 +23,7 @@ import * as m0024 from './0024-notifications.js';
 import * as m0025 from './0025-console-sign-in.js';
 import * as m0026 from './0026-console-oidc.js';
 import * as m0027 from './0027-console-verification.js';
+import * as m0028 from './0028-device-logins.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -53,6 +54,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0025-console-sign-in': m0025,
   '0026-console-oidc': m0026,
   '0027-console-verification': m0027,
+  '0028-device-logins': m0028,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);
