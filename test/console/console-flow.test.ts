@@ -147,6 +147,8 @@ describeEachStore('the console: ask, approve, see the session, its receipt', (fi
     await olivia.page.reload();
     const sessions = olivia.page.getByRole('list', { name: 'Your live sessions' });
     await expect.poll(() => sessions.textContent()).toContain('firewall-admin · NET-7');
+    await olivia.page.getByRole('button', { name: `30 more minutes for ${session.info.id}` }).click();
+    await expect.poll(() => statusOf(olivia.page)).toBe('Ask for more time: done.');
     await olivia.page.getByRole('button', { name: `End ${session.info.id}` }).click();
     await expect.poll(() => statusOf(olivia.page)).toBe('End session: done.');
 
@@ -159,6 +161,14 @@ describeEachStore('the console: ask, approve, see the session, its receipt', (fi
     await expect
       .poll(() => row.locator('.receipt').textContent())
       .toMatch(/^ended · enforced · PEPs: edge-pep at \d{4}-/);
+    await admin.page.getByRole('button', { name: `Audit trail of ${session.info.id}` }).click();
+    const trail = admin.page.getByRole('list', { name: `Audit trail of ${session.info.id}` });
+    await expect.poll(() => trail.textContent()).toContain('session.ended');
+    expect(await trail.textContent()).toContain('session.activated');
+    await admin.page.getByLabel('Revoke every session of a').selectOption('ticket');
+    await admin.page.getByLabel('named', { exact: true }).fill('NET-7');
+    await admin.page.getByRole('button', { name: 'Revoke them' }).click();
+    await expect.poll(() => statusOf(admin.page)).toBe('Revoked 0 session(s).');
     await admin.page.getByRole('button', { name: 'Verify the audit trail' }).click();
     await expect
       .poll(() => statusOf(admin.page))

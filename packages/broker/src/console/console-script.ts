@@ -73,7 +73,7 @@ async function signIn() {
 
 /** Runs an action, says how it went, and draws the views again. */
 const act = (what, run) => async () => {
-  try { await run(); say(what + ': done.'); } catch (err) { say(what + ' failed: ' + err.message); }
+  try { const told = await run(); say(typeof told === 'string' ? told : what + ': done.'); } catch (err) { say(what + ' failed: ' + err.message); }
   await home();
 };
 
@@ -113,6 +113,7 @@ function drawMine(me, requests, sessions, names, privileges) {
   live.replaceChildren(...(mine.length ? mine.map((s) => el('li', {},
     el('span', { class: 'what' }, (privileges.get(s.privilege)?.name ?? s.privilege) + ' · ' + (s.ticket ?? 'no ticket') + ' · until ' + s.hard_expires_at),
     el('button', { type: 'button', onclick: act('End session', () => call('POST', '/v1/sessions/' + s.id + '/end', { reason: 'completed' })) }, 'End ' + s.id),
+    el('button', { type: 'button', onclick: act('Ask for more time', () => call('POST', '/v1/sessions/' + s.id + '/extend', { by: 1800, justification: 'more time, asked in the console' })) }, '30 more minutes for ' + s.id),
   )) : [el('li', {}, 'None')]));
 }
 
@@ -146,16 +147,56 @@ async function drawLive(me, sessions, names, privileges) {
     return el('li', { 'data-session': s.id },
       el('span', { class: 'what' }, (names.get(s.principal) ?? s.principal) + ' · ' + (privileges.get(s.privilege)?.name ?? s.privilege) + ' · ' + (s.ticket ?? 'no ticket') + ' · ' + s.state + (s.end_reason ? ' (' + s.end_reason + ')' : '')),
       el('button', { type: 'button', onclick: () => show().catch((err) => say(err.message)) }, 'Receipt of ' + s.id),
+      el('button', { type: 'button', onclick: () => showTrail('session=' + s.id, s.id).catch((err) => say(err.message)) }, 'Audit trail of ' + s.id),
+      el('button', { type: 'button', onclick: () => showRecording(s.id).catch((err) => say(err.message)) }, 'Recording of ' + s.id),
       ...(admin && s.state === 'active' ? [el('button', { type: 'button', onclick: act('Revoke', () => call('POST', '/v1/sessions/' + s.id + '/end', { reason: 'revoked' })) }, 'Revoke ' + s.id)] : []),
       receipt,
     );
   }) : [el('li', {}, 'None')]));
+  section('revoke-form').hidden = !admin;
+  section('revoke-form').onsubmit = (event) => {
+    event.preventDefault();
+    const data = new FormData(section('revoke-form'));
+    const body = { [String(data.get('kind'))]: String(data.get('value')).trim(), note: 'revoked in the console' };
+    act('Revoke', async () => {
+      const r = await call('POST', '/v1/sessions/revoke', body);
+      return 'Revoked ' + r.revoked.length + ' session(s).';
+    })();
+  };
+  section('trail-form').onsubmit = (event) => {
+    event.preventDefault();
+    const ticket = String(new FormData(section('trail-form')).get('ticket')).trim();
+    showTrail('ticket=' + encodeURIComponent(ticket), 'ticket ' + ticket).catch((err) => say(err.message));
+  };
   section('verify').onclick = async () => {
     try {
       const v = await call('GET', '/v1/audit/verify');
       say(v.ok ? 'The audit trail verifies: ' + v.checked + ' records checked.' : 'The audit trail does NOT verify: ' + JSON.stringify(v));
     } catch (err) { say('Verify failed: ' + err.message); }
   };
+}
+
+/** The audit records of a session or ticket, each as one line of text. */
+async function showTrail(query, what) {
+  const { records } = await call('GET', '/v1/audit?' + query);
+  const list = section('trail');
+  section('trail-title').textContent = 'Audit trail of ' + what;
+  list.replaceChildren(...(records.length ? records.map((r) => el('li', {}, r.at + ' · ' + r.action + ' · ' + r.outcome + ' · by ' + r.actor)) : [el('li', {}, 'None')]));
+}
+
+/** A session's recording as plain text: terminal control sequences removed, never interpreted. */
+async function showRecording(id) {
+  const r = await call('GET', '/v1/sessions/' + id + '/recording');
+  const text = r.cast.split('\\n').slice(1).filter(Boolean).map((line) => {
+    try { const [, kind, data] = JSON.parse(line); return kind === 'o' ? data : ''; } catch { return ''; }
+  }).join('')
+    // CSI, OSC (BEL or ST ended) and other escapes, then any control character but newline and tab.
+    .replace(/\\u001b\\[[0-?]*[ -\\/]*[@-~]/g, '')
+    .replace(/\\u001b\\][^\\u0007\\u001b]*(\\u0007|\\u001b\\\\)/g, '')
+    .replace(/\\u001b[@-_]/g, '')
+    .replace(/[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]/g, '');
+  section('recording-title').textContent = 'Recording of ' + id + (r.intact ? '' : ' (ALTERED in the store)');
+  section('recording').textContent = text;
 }
 
 async function home() {

@@ -70,6 +70,20 @@ export const HOME_PAGE = page(
 <h3 id="live-title">Sessions in the tenant</h3>
 <ul id="live" aria-labelledby="live-title"></ul>
 <button type="button" id="verify">Verify the audit trail</button>
+<form id="revoke-form" hidden>
+<label for="revoke-kind">Revoke every session of a</label>
+<select id="revoke-kind" name="kind"><option value="ticket">ticket</option><option value="principal">principal</option><option value="privilege">privilege</option></select>
+<label for="revoke-value">named</label> <input id="revoke-value" name="value" maxlength="128" required>
+<button type="submit">Revoke them</button>
+</form>
+<form id="trail-form">
+<label for="trail-ticket">Audit trail of ticket</label> <input id="trail-ticket" name="ticket" maxlength="128" required>
+<button type="submit">Show</button>
+</form>
+<h4 id="trail-title">Audit trail</h4>
+<ul id="trail" aria-labelledby="trail-title"></ul>
+<h4 id="recording-title">Recording</h4>
+<pre id="recording" aria-labelledby="recording-title"></pre>
 </section>
 </div>`,
 );
@@ -102,6 +116,7 @@ export const CONSOLE_CSS = `body{font-family:system-ui,sans-serif;margin:2rem;ma
 button{font:inherit;padding:.5rem 1rem;border:1px solid #333;border-radius:.25rem;background:#f4f4f4;cursor:pointer}
 button:focus-visible,a:focus-visible{outline:3px solid #1a5fb4;outline-offset:2px}
 #status{min-height:1.5em}
+pre{white-space:pre-wrap;background:#f6f6f6;padding:.5rem;max-height:24rem;overflow:auto}
 li{margin:.5rem 0}
 li span{margin-right:.75rem}
 label{margin-left:.5rem}
