@@ -94,7 +94,11 @@ export function oidcUrls(ctx: BrokerContext, tenantName: string): { redirectUri:
 }
 
 async function findConfigRow(h: StoreHandle, tenantId: string) {
-  return h.db.selectFrom('console_oidc_configs').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
+  return h.db
+    .selectFrom('console_oidc_configs')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirst();
 }
 
 /**
@@ -177,7 +181,10 @@ export async function getOidc(ctx: BrokerContext, caller: Caller): Promise<OidcS
   return toSettings(row);
 }
 
-/** An admin removes the tenant's OIDC sign-in; sign-ins already started fail at their callback. */
+/**
+ * An admin removes the tenant's OIDC sign-in: sign-ins under way fail at their callback, and the
+ * console sessions it started end.
+ */
 export async function removeOidc(ctx: BrokerContext, caller: Caller): Promise<void> {
   requireRole(caller, 'admin');
   await inTransaction(ctx.store, async (tx) => {
@@ -185,6 +192,13 @@ export async function removeOidc(ctx: BrokerContext, caller: Caller): Promise<vo
     if (!row) throw new TetherError('not_found', 'this tenant has no OpenID Connect sign-in');
     await tx.db.deleteFrom('console_oidc_flows').where('config_id', '=', row.id).execute();
     await tx.db.deleteFrom('console_oidc_configs').where('id', '=', row.id).execute();
+    // The sign-ins it vouched for end with it (a provider removed may be one no longer trusted).
+    await tx.db
+      .updateTable('console_sessions')
+      .set({ ended_at: ctx.clock.now(), end_reason: 'oidc_removed' })
+      .where('passkey_id', '=', `oidc:${row.id}`)
+      .where('ended_at', 'is', null)
+      .execute();
     await recordAudit(tx, caller.tenant.id, ctx.clock.now(), {
       actor: caller.principal.id,
       action: 'console.oidc_removed',
@@ -196,7 +210,10 @@ export async function removeOidc(ctx: BrokerContext, caller: Caller): Promise<vo
 }
 
 /** Whether `tenantName` names a tenant with OIDC sign-in; false alike for an unknown tenant. */
-export async function oidcSignInAvailable(ctx: BrokerContext, tenantName: string | undefined): Promise<boolean> {
+export async function oidcSignInAvailable(
+  ctx: BrokerContext,
+  tenantName: string | undefined,
+): Promise<boolean> {
   if (!tenantName) return false;
   const tenant = await findTenantByName(ctx.store, tenantName);
   return tenant !== undefined && (await findConfigRow(ctx.store, tenant.id)) !== undefined;
@@ -243,7 +260,11 @@ async function clientOf(ctx: BrokerContext, row: ConsoleOidcConfigRow): Promise<
   try {
     secret = await openSecret(ctx.kek, row.sealed_client_secret, sealBinding(row.tenant_id, row.id));
   } catch {
-    throw new OidcSignInRefused(502, 'company sign-in is misconfigured: ask an administrator', 'sealed client secret does not open');
+    throw new OidcSignInRefused(
+      502,
+      'company sign-in is misconfigured: ask an administrator',
+      'sealed client secret does not open',
+    );
   }
   const issuer = new URL(row.issuer);
   // The outbound client decides whether plain http may be used (only to hosts the operator allows).
@@ -254,15 +275,19 @@ async function clientOf(ctx: BrokerContext, row: ConsoleOidcConfigRow): Promise<
       row.client_id,
       { [oidc.clockSkew]: Math.round((ctx.clock.now() - Date.now()) / 1000) },
       oidc.ClientSecretBasic(secret),
-      { [oidc.customFetch]: guardedFetch(ctx), ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}) },
+      {
+        [oidc.customFetch]: guardedFetch(ctx),
+        ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
+      },
     );
     return config;
   } catch (err) {
-    throw new OidcSignInRefused(502, 'the company sign-in provider could not be reached', describe(err));
+    throw new OidcSignInRefused(502, 'the company sign-in provider could not be reached', causeOf(err));
   }
 }
 
-function describe(err: unknown): string {
+/** An outbound or openid-client failure, for the operator's log (never shown or audited). */
+function causeOf(err: unknown): string {
   if (err instanceof Unreachable) return `unreachable: ${err.reason}`;
   const e = err as { name?: string; message?: string; code?: string; cause?: unknown };
   const cause = e.cause instanceof Unreachable ? ` (unreachable: ${e.cause.reason})` : '';
@@ -310,7 +335,7 @@ export async function startOidcSignIn(
   return { location: location.href, browserCookie };
 }
 
-/** The principal a verified claim value names: one enabled human whose attribute equals it. */
+/** The human principals whose attribute equals a verified claim's value (the caller wants exactly one, enabled). */
 async function principalFor(
   h: StoreHandle,
   tenantId: string,
@@ -345,12 +370,18 @@ export async function completeOidcSignIn(
       .selectAll()
       .where('state_hash', '=', sha256(state))
       .executeTakeFirst();
-    if (found) await tx.db.deleteFrom('console_oidc_flows').where('state_hash', '=', found.state_hash).execute();
+    if (found)
+      await tx.db.deleteFrom('console_oidc_flows').where('state_hash', '=', found.state_hash).execute();
     return found;
   });
   if (!flow || now >= flow.expires_at)
     throw new OidcSignInRefused(400, 'this sign-in is not valid (used, expired or unknown): start again');
-  const refuse = async (status: 400 | 401 | 502, reason: string, who: { actor?: string; principalId?: string } = {}, detail?: string) => {
+  const refuse = async (
+    status: 400 | 401 | 502,
+    reason: string,
+    who: { actor?: string; principalId?: string } = {},
+    detail?: string,
+  ) => {
     await recordRefusal(ctx, flow.tenant_id, {
       actor: who.actor ?? 'anonymous',
       action: 'auth.console_signed_in',
@@ -371,7 +402,10 @@ export async function completeOidcSignIn(
   if (!row || !tenant) throw await refuse(400, 'company sign-in is no longer set up for this tenant');
   const providerError = params.get('error');
   if (providerError !== null)
-    throw await refuse(401, `the provider refused the sign-in (${providerError.slice(0, 64).replace(/[^\w.-]/g, '_')})`);
+    throw await refuse(
+      401,
+      `the provider refused the sign-in (${providerError.slice(0, 64).replace(/[^\w.-]/g, '_')})`,
+    );
   let config: oidc.Configuration;
   try {
     config = await clientOf(ctx, row);
@@ -384,11 +418,16 @@ export async function completeOidcSignIn(
     const tokens = await oidc.authorizationCodeGrant(
       config,
       new URL(`${oidcUrls(ctx, tenant.name).redirectUri}?${params.toString()}`),
-      { pkceCodeVerifier: flow.code_verifier, expectedState: state, expectedNonce: flow.nonce, idTokenExpected: true },
+      {
+        pkceCodeVerifier: flow.code_verifier,
+        expectedState: state,
+        expectedNonce: flow.nonce,
+        idTokenExpected: true,
+      },
     );
     claims = tokens.claims();
   } catch (err) {
-    throw await refuse(401, 'the provider’s answer could not be verified', {}, describe(err));
+    throw await refuse(401, 'the provider’s answer could not be verified', {}, causeOf(err));
   }
   if (!claims) throw await refuse(401, 'the provider sent no ID token');
   const subject = `oidc:${String(claims.sub).slice(0, 256)}`;
@@ -396,10 +435,11 @@ export async function completeOidcSignIn(
   if (typeof value !== 'string' || value === '')
     throw await refuse(401, `the ID token has no ${row.claim} claim`, { actor: subject });
   // An unverified address names nobody: anyone may type one in at some providers.
-  if (row.claim === 'email' && claims.email_verified === false)
+  if (row.claim === 'email' && (claims.email_verified === false || claims.email_verified === 'false'))
     throw await refuse(401, 'the provider has not verified this email address', { actor: subject });
   const matches = await principalFor(ctx.store, tenant.id, row.attribute, value);
-  if (matches.length === 0) throw await refuse(401, 'no person here matches this company account', { actor: subject });
+  if (matches.length === 0)
+    throw await refuse(401, 'no person here matches this company account', { actor: subject });
   if (matches.length > 1)
     throw await refuse(401, 'several people here match this company account: ask an administrator', {
       actor: subject,

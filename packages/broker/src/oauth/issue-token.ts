@@ -36,7 +36,12 @@ export interface TokenResponse {
   session_id?: string;
 }
 
-export const GRANT_TYPES = ['client_credentials', 'refresh_token', TOKEN_EXCHANGE_GRANT, DEVICE_CODE_GRANT] as const;
+export const GRANT_TYPES = [
+  'client_credentials',
+  'refresh_token',
+  TOKEN_EXCHANGE_GRANT,
+  DEVICE_CODE_GRANT,
+] as const;
 
 /** `POST /oauth/token`: the grants this broker serves. */
 export async function issueToken(

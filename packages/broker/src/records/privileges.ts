@@ -74,7 +74,9 @@ async function resolveApprovalRule(
     (input.approvers?.groups ?? []).map(async (r) => (await resolveGroup(tx, tenantId, r)).id),
   );
   const fresh =
-    input.fresh_verification === undefined ? fallback.freshVerificationSeconds : (input.fresh_verification ?? undefined);
+    input.fresh_verification === undefined
+      ? fallback.freshVerificationSeconds
+      : (input.fresh_verification ?? undefined);
   return {
     approvals: input.approvals ?? fallback.approvals,
     approvers: input.approvers

@@ -24,17 +24,17 @@ export {
   Strict,
 } from './common.js';
 export {
-  ConsoleOidcBody,
-  ConsoleOidcView,
-  SignInMethods,
-  SignInMethodsQuery,
-} from './console-oidc.js';
-export {
   ConnectorList,
   ConnectorRefParams,
   ConnectorView,
   NewConnectorBody,
 } from './connectors.js';
+export {
+  ConsoleOidcBody,
+  ConsoleOidcView,
+  SignInMethods,
+  SignInMethodsQuery,
+} from './console-oidc.js';
 export {
   DecisionReportBody,
   DecisionReportView,

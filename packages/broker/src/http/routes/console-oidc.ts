@@ -7,6 +7,7 @@ import {
   Deleted,
   SignInMethods,
   SignInMethodsQuery,
+  Strict,
 } from '@tether-broker/protocol/api';
 import type { FastifyReply } from 'fastify';
 import { consoleCookieHeader } from '../../auth/console-session.js';
@@ -16,8 +17,8 @@ import {
   getOidc,
   OIDC_FLOW_COOKIE,
   OIDC_LIMITS,
-  OidcSignInRefused,
   type OidcSettings,
+  OidcSignInRefused,
   oidcSignInAvailable,
   oidcUrls,
   removeOidc,
@@ -123,29 +124,65 @@ export function consoleOidcRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox
         }
       },
     );
-    app.get('/console/oidc/callback', { schema: { hide: true } }, async (request, reply) => {
-      try {
-        const query = request.raw.url?.split('?')[1] ?? '';
-        if (query.length > 8192) throw new OidcSignInRefused(400, 'this sign-in answer is too large');
-        const signedIn = await completeOidcSignIn(ctx, {
-          query,
-          browserCookie: flowCookieOf(request.headers.cookie),
-        });
-        return reply
-          .code(302)
-          .header('cache-control', 'no-store')
-          .header('referrer-policy', 'no-referrer')
-          .header('set-cookie', [
-            consoleCookieHeader(ctx.config.publicUrl, signedIn.cookie),
-            flowCookieHeader(ctx.config.publicUrl, undefined),
-          ])
-          .header('location', '/console')
-          .send();
-      } catch (err) {
-        if (err instanceof TetherError) return refusedPage(ctx, reply, new OidcSignInRefused(400, err.message));
-        return refusedPage(ctx, reply, err);
-      }
-    });
+    // The provider's answer (RFC 6749 4.1.2, RFC 9207 `iss`), with the extra keys common
+    // providers add (`session_state`; Google's `scope`, `authuser`, `hd`, `prompt`); any other
+    // key is refused like everywhere else. openid-client checks the answer in depth.
+    const Value = (maxLength: number) => Type.Optional(Type.String({ maxLength }));
+    const CallbackQuery = Type.Object(
+      {
+        code: Value(2048),
+        state: Value(512),
+        iss: Value(2048),
+        error: Value(256),
+        error_description: Value(1024),
+        error_uri: Value(2048),
+        session_state: Value(512),
+        scope: Value(2048),
+        authuser: Value(16),
+        hd: Value(256),
+        prompt: Value(64),
+      },
+      Strict,
+    );
+    app.get(
+      '/console/oidc/callback',
+      {
+        schema: {
+          tags: ['console'],
+          summary:
+            'The company provider’s redirect back: starts a console session (cookie) and goes to /console; a refusal is an HTML page',
+          querystring: CallbackQuery,
+          response: withProblems({
+            302: Type.String({ maxLength: 0, description: 'signed in: to /console' }),
+          }),
+        },
+      },
+      async (request, reply) => {
+        try {
+          const query = request.raw.url?.split('?')[1] ?? '';
+          if (query.length > 8192) throw new OidcSignInRefused(400, 'this sign-in answer is too large');
+          const signedIn = await completeOidcSignIn(ctx, {
+            query,
+            browserCookie: flowCookieOf(request.headers.cookie),
+          });
+          return reply
+            .code(302)
+            .header('cache-control', 'no-store')
+            .header('referrer-policy', 'no-referrer')
+            .header('set-cookie', [
+              consoleCookieHeader(ctx.config.publicUrl, signedIn.cookie),
+              flowCookieHeader(ctx.config.publicUrl, undefined),
+            ])
+            .header('location', '/console')
+            .type('text/plain; charset=utf-8')
+            .send('');
+        } catch (err) {
+          if (err instanceof TetherError)
+            return refusedPage(ctx, reply, new OidcSignInRefused(400, err.message));
+          return refusedPage(ctx, reply, err);
+        }
+      },
+    );
   };
 }
 

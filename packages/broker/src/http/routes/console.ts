@@ -28,7 +28,7 @@ import {
 } from '../../console/passkeys.js';
 import { completeVerification, verificationOptions } from '../../console/verification.js';
 import type { BrokerContext } from '../../core/context.js';
-import { withProblems } from '../schemas/common.js';
+import { EmptyObject, withProblems } from '../schemas/common.js';
 
 /** A WebAuthn response as the browser's `toJSON()` gives it: checked in depth by the WebAuthn library. */
 const CredentialJson = Type.Object(
@@ -68,7 +68,10 @@ export function consoleRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           ...hide,
-          querystring: Type.Object({ code: Type.Optional(Type.String({ maxLength: 32 })) }),
+          querystring: Type.Object(
+            { code: Type.Optional(Type.String({ maxLength: 32 })) },
+            { additionalProperties: false },
+          ),
         },
       },
       serve(DEVICE_PAGE, 'text/html; charset=utf-8'),
@@ -111,7 +114,7 @@ export function consoleRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         schema: {
           tags,
           summary: 'Passkey request options to sign in',
-          body: Type.Object({}),
+          body: EmptyObject,
           response: withProblems({ 200: AnyJson }),
         },
       },
@@ -141,7 +144,7 @@ export function consoleRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
         schema: {
           tags,
           summary: 'Passkey request options to verify yourself again (signed in)',
-          body: Type.Object({}),
+          body: EmptyObject,
           response: withProblems({ 200: AnyJson }),
         },
       },
@@ -254,18 +257,21 @@ async function consoleCaller(ctx: BrokerContext, request: import('fastify').Fast
 export function invitationRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post(
-      '/principals/:principal/invitations',
+      '/principals/:ref/invitations',
       {
         schema: {
           tags: ['principals'],
           summary: 'Make a one-time passkey enrolment link for a person (admin)',
-          params: Type.Object({ principal: Type.String({ minLength: 1, maxLength: 128 }) }),
-          body: Type.Optional(Type.Object({})),
+          params: Type.Object(
+            { ref: Type.String({ minLength: 1, maxLength: 128 }) },
+            { additionalProperties: false },
+          ),
+          body: Type.Optional(EmptyObject),
           response: withProblems({ 201: Type.Object({ url: Type.String(), expires_at: Type.String() }) }),
         },
       },
       async (request, reply) => {
-        const invitation = await invitePrincipal(ctx, request.caller, request.params.principal);
+        const invitation = await invitePrincipal(ctx, request.caller, request.params.ref);
         reply.header('cache-control', 'no-store');
         return reply
           .code(201)
@@ -278,7 +284,7 @@ export function invitationRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox 
         schema: {
           tags: ['principals'],
           summary: 'End the login (tether login) behind this token: tether logout',
-          body: Type.Optional(Type.Object({})),
+          body: Type.Optional(EmptyObject),
           response: withProblems({ 200: Type.Object({ ended: Type.Boolean() }) }),
         },
       },

@@ -44,5 +44,6 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 // biome-ignore lint/suspicious/noExplicitAny: see up()
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const table of ['console_oidc_flows', 'console_oidc_configs']) await db.schema.dropTable(table).execute();
+  for (const table of ['console_oidc_flows', 'console_oidc_configs'])
+    await db.schema.dropTable(table).execute();
 }

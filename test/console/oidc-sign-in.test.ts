@@ -1,0 +1,292 @@
+import type { Server } from 'node:http';
+import Provider from 'oidc-provider';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { BrokerClient } from '../../packages/client/src/index.js';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { freePort } from '../support/processes.js';
+import { describeEachStore } from '../support/stores.js';
+
+const CHROMIUM = process.env.TETHER_CHROMIUM ?? '/usr/bin/chromium';
+const CLIENT_ID = 'tether-console';
+const CLIENT_SECRET = 'oidc-client-secret-7f3a9c1e5b2d4f60';
+
+/**
+ * Console sign-in with the tenant's company OpenID Connect provider (issue 13 item 1), against a
+ * real provider (oidc-provider, its development login and consent pages) in real headless
+ * Chromium: a person signs in at the provider, is mapped by their email claim to the human
+ * principal with that email attribute, and lands on the console signed in; the cookie
+ * authenticates /v1. The attacks: a tampered state, a callback replayed, a callback carried to
+ * another browser, an account that maps to nobody (nobody is created), a disabled person, a
+ * pipeline with the same attribute; the client secret never answered or logged.
+ */
+describeEachStore('console sign-in with a company OpenID Connect provider', (fixture) => {
+  let b: TestBroker;
+  let admin: BrokerClient;
+  let origin: string;
+  let issuer: string;
+  let provider: Server;
+  let browser: Browser;
+  /** alice's console cookie from her company sign-in. */
+  let aliceCookie = '';
+  /** Every answer of the admin API, for the secret check. */
+  const answers: unknown[] = [];
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const providerPort = await freePort();
+    origin = `http://localhost:${port}`;
+    issuer = `http://127.0.0.1:${providerPort}`;
+    b = await startTestBroker(await fixture.open(), {
+      config: { publicUrl: origin, outboundAllowHosts: ['127.0.0.1'], outboundAllowHttp: true },
+    });
+    // openid-client checks the ID token's times on the broker's clock: it joins the real one.
+    b.clock.advance(Date.now() - b.clock.now());
+    await b.app.listen({ port, host: '127.0.0.1' });
+    const oidc = new Provider(issuer, {
+      clients: [
+        {
+          client_id: CLIENT_ID,
+          client_secret: CLIENT_SECRET,
+          redirect_uris: [`${origin}/console/oidc/callback`],
+          grant_types: ['authorization_code'],
+          response_types: ['code'],
+          token_endpoint_auth_method: 'client_secret_basic',
+        },
+      ],
+      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+      // The login typed at the provider's development page is the account's email.
+      findAccount: async (_ctx, sub) => ({
+        accountId: sub,
+        claims: async () => ({ sub, email: sub, email_verified: true }),
+      }),
+      conformIdTokenClaims: false,
+      cookies: { keys: ['oidc-provider-test-cookie-key'] },
+      features: { devInteractions: { enabled: true } },
+    });
+    provider = oidc.listen(providerPort, '127.0.0.1');
+    admin = b.client(b.adminIdentity);
+    await b.principal('alice', 'human', [], { email: 'alice@example.com' });
+    await b.principal('dave', 'human', [], { email: 'dave@example.com' });
+    await b.principal('build-bot', 'pipeline', [], { email: 'bot@example.com' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--host-resolver-rules=MAP localhost 127.0.0.1'],
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => provider?.close(resolve));
+    await b?.app.close();
+    await fixture.cleanup();
+  });
+
+  const count = async (table: 'console_sessions' | 'principals') =>
+    Number(
+      (
+        await b.ctx.store.db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirst()
+      )?.n,
+    );
+
+  /**
+   * Opens the console for the tenant, follows the company sign-in link and signs in at the
+   * provider as `login`. With `hold`, the provider's redirect back is caught and not followed:
+   * its URL and the browser's flow cookie are answered.
+   */
+  async function signInAtProvider(login: string, hold = false) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    // The provider's development pages import a web font: nothing leaves the machine.
+    await context.route(/fonts\.googleapis\.com/, (route) => route.abort());
+    let callback: string | undefined;
+    // A route sees no redirect's target: the consent is posted here, and the provider's redirects
+    // followed by hand (with the context's cookies) up to the callback URL, which is held back.
+    if (hold)
+      await context.route(`${issuer}/interaction/**`, async (route) => {
+        if (!route.request().postData()?.includes('prompt=consent')) return route.continue();
+        let answer = await route.fetch({ maxRedirects: 0 });
+        for (let hop = 0; hop < 5 && callback === undefined; hop++) {
+          const location = new URL(answer.headers().location as string, issuer).href;
+          if (location.startsWith(`${origin}/console/oidc/callback`)) callback = location;
+          else answer = await context.request.get(location, { maxRedirects: 0 });
+        }
+        await route.fulfill({ status: 200, contentType: 'text/plain', body: 'held' });
+      });
+    await page.goto(`${origin}/console?tenant=${b.tenant.name}`);
+    await page.getByRole('link', { name: 'Sign in with your company account' }).click();
+    await page.locator('input[name=login]').fill(login);
+    await page.locator('input[name=password]').fill('any');
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+    await page.getByRole('button', { name: 'Continue' }).click();
+    if (hold) await expect.poll(() => callback, { timeout: 15_000 }).toBeDefined();
+    const flow = (await context.cookies()).find((c) => c.name === 'tether_oidc_flow')?.value;
+    return { context, page, callback: callback as string, flow: flow as string };
+  }
+
+  const failure = (page: Page) => page.getByRole('alert');
+  const consoleCookie = async (context: BrowserContext) =>
+    (await context.cookies(origin)).find((c) => c.name === 'tether_console');
+  const callAs = (url: string, cookie?: string) =>
+    fetch(url, { redirect: 'manual', headers: cookie === undefined ? {} : { cookie } });
+
+  it('lets an admin set the provider; the secret is never answered', async () => {
+    // Nothing configured: no link, and the same answer for a tenant that does not exist.
+    const before = await (
+      await fetch(`${origin}/console/api/sign-in-methods?tenant=${b.tenant.name}`)
+    ).json();
+    expect(before).toEqual({ oidc: false });
+    // An admin-chosen URL to a private address the operator did not allow is refused.
+    await expect(
+      admin.call('PUT', '/v1/console/oidc', {
+        issuer: 'http://10.0.0.5',
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+      }),
+    ).rejects.toMatchObject({ code: 'destination_refused' });
+    // The first configuration needs the secret.
+    await expect(
+      admin.call('PUT', '/v1/console/oidc', { issuer, client_id: CLIENT_ID }),
+    ).rejects.toMatchObject({
+      code: 'invalid_request',
+    });
+    const set = await admin.call<Record<string, unknown>>('PUT', '/v1/console/oidc', {
+      issuer,
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+    });
+    answers.push(set);
+    expect(set).toMatchObject({
+      issuer,
+      client_id: CLIENT_ID,
+      scopes: ['openid', 'email', 'profile'],
+      claim: 'email',
+      attribute: 'email',
+      redirect_uri: `${origin}/console/oidc/callback`,
+    });
+    expect(set).not.toHaveProperty('client_secret');
+    // Changing the scopes keeps the sealed secret.
+    answers.push(
+      await admin.call('PUT', '/v1/console/oidc', {
+        issuer,
+        client_id: CLIENT_ID,
+        scopes: ['openid', 'email'],
+      }),
+    );
+    answers.push(await admin.call('GET', '/v1/console/oidc'));
+    answers.push(await admin.call('GET', '/v1/audit?limit=100'));
+    const known = await (await fetch(`${origin}/console/api/sign-in-methods?tenant=${b.tenant.name}`)).json();
+    const unknown = await (await fetch(`${origin}/console/api/sign-in-methods?tenant=no-such-tenant`)).json();
+    expect(known).toEqual({ oidc: true });
+    expect(unknown).toEqual({ oidc: false });
+  });
+
+  it('signs a person in with the provider; the console cookie authenticates /v1', async () => {
+    const sessions = await count('console_sessions');
+    const { context, page } = await signInAtProvider('alice@example.com');
+    await page.getByRole('heading', { name: 'Signed in as alice' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe('/console');
+    const cookie = await consoleCookie(context);
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/' });
+    aliceCookie = `tether_console=${cookie?.value}`;
+    expect((await callAs(`${origin}/v1/requests`, aliceCookie)).status).toBe(200);
+    expect(await count('console_sessions')).toBe(sessions + 1);
+    const signedIn = await b.ctx.store.db
+      .selectFrom('audit_records')
+      .selectAll()
+      .where('action', '=', 'auth.console_signed_in')
+      .where('outcome', '=', 'success')
+      .execute();
+    expect(signedIn.map((r) => JSON.parse(r.details).method)).toContain('oidc');
+    await context.close();
+  }, 60_000);
+
+  it('refuses a tampered state, a replayed callback and a callback carried to another browser', async () => {
+    const sessions = await count('console_sessions');
+    const { context, callback, flow } = await signInAtProvider('alice@example.com', true);
+    expect(callback).toContain('code=');
+    expect(flow).toBeDefined();
+    const withFlow = `tether_oidc_flow=${flow}`;
+    // A state the broker never gave.
+    const tampered = new URL(callback);
+    tampered.searchParams.set('state', `${tampered.searchParams.get('state')}x`);
+    const forged = await callAs(tampered.href, withFlow);
+    expect(forged.status).toBe(400);
+    expect(await forged.text()).toContain('not valid');
+    // The genuine callback in another browser (no flow cookie): refused, and the flow is spent.
+    const elsewhere = await callAs(callback);
+    expect(elsewhere.status).toBe(400);
+    expect(await elsewhere.text()).toContain('another browser');
+    const after = await callAs(callback, withFlow);
+    expect(after.status).toBe(400);
+    expect(await count('console_sessions')).toBe(sessions);
+    await context.close();
+
+    // A genuine callback works once; the same code and state again are refused.
+    const second = await signInAtProvider('alice@example.com', true);
+    const cookieHeader = `tether_oidc_flow=${second.flow}`;
+    const first = await callAs(second.callback, cookieHeader);
+    expect(first.status).toBe(302);
+    expect(first.headers.get('location')).toBe('/console');
+    expect(first.headers.getSetCookie().some((c) => c.startsWith('tether_console='))).toBe(true);
+    const replayed = await callAs(second.callback, cookieHeader);
+    expect(replayed.status).toBe(400);
+    expect(await replayed.text()).toContain('not valid (used, expired or unknown)');
+    expect(await count('console_sessions')).toBe(sessions + 1);
+    await second.context.close();
+  }, 90_000);
+
+  it('refuses an account that maps to nobody, creating no one, and a pipeline with the same attribute', async () => {
+    const principals = await count('principals');
+    const sessions = await count('console_sessions');
+    for (const login of ['nobody@example.com', 'bot@example.com']) {
+      const { context, page } = await signInAtProvider(login);
+      await expect
+        .poll(() => failure(page).textContent(), { timeout: 15_000 })
+        .toBe('no person here matches this company account');
+      await context.close();
+    }
+    expect(await count('principals')).toBe(principals);
+    expect(await count('console_sessions')).toBe(sessions);
+    const refusals = await b.ctx.store.db
+      .selectFrom('audit_records')
+      .selectAll()
+      .where('action', '=', 'auth.console_signed_in')
+      .where('outcome', '=', 'refused')
+      .execute();
+    expect(refusals.map((r) => JSON.parse(r.details).reason)).toContain(
+      'no person here matches this company account',
+    );
+  }, 60_000);
+
+  it('refuses a disabled person', async () => {
+    await admin.call('PATCH', '/v1/principals/dave', { enabled: false });
+    const sessions = await count('console_sessions');
+    const { context, page } = await signInAtProvider('dave@example.com');
+    await expect.poll(() => failure(page).textContent(), { timeout: 15_000 }).toBe('this person is disabled');
+    expect(await count('console_sessions')).toBe(sessions);
+    await context.close();
+  }, 60_000);
+
+  it('never answers, logs or audits the client secret; removing the provider ends its sessions', async () => {
+    const audit = await b.ctx.store.db.selectFrom('audit_records').select(['details']).execute();
+    const stored = await b.ctx.store.db.selectFrom('console_oidc_configs').selectAll().execute();
+    expect(JSON.stringify(answers)).not.toContain(CLIENT_SECRET);
+    expect(b.logs.join('\n')).not.toContain(CLIENT_SECRET);
+    expect(JSON.stringify(audit)).not.toContain(CLIENT_SECRET);
+    expect(JSON.stringify(stored)).not.toContain(CLIENT_SECRET);
+    // Removed: the link goes away.
+    answers.push(await admin.call('DELETE', '/v1/console/oidc'));
+    expect(
+      await (await fetch(`${origin}/console/api/sign-in-methods?tenant=${b.tenant.name}`)).json(),
+    ).toEqual({
+      oidc: false,
+    });
+    const start = await callAs(`${origin}/console/oidc/${b.tenant.name}/start`);
+    expect(start.status).toBe(404);
+    // The console sessions it started end with it.
+    expect((await callAs(`${origin}/v1/requests`, aliceCookie)).status).toBe(401);
+  });
+});
