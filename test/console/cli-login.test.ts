@@ -1,16 +1,15 @@
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { run } from '../../packages/cli/src/program.js';
 import { loadIdentity } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { enrolAndSignIn, launchChromium } from '../support/console-browser.js';
 import { freePort } from '../support/processes.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-const CHROMIUM = process.env.TETHER_CHROMIUM ?? '/usr/bin/chromium';
 
 /**
  * `tether login` (issue 13 item 1): the real CLI (in process) asks for a code, the person
@@ -32,10 +31,7 @@ describeEachStore('tether login through the console (device authorization)', (fi
     b.clock.advance(Date.now() - b.clock.now());
     await b.app.listen({ port, host: 'localhost' });
     s = await setUpScenario(b);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--host-resolver-rules=MAP localhost 127.0.0.1'],
-    });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
@@ -43,30 +39,8 @@ describeEachStore('tether login through the console (device authorization)', (fi
     await fixture.cleanup();
   });
 
-  async function signedIn(name: string, admin = s.admin): Promise<Page> {
-    const { url } = await admin.call<{ url: string }>('POST', `/v1/principals/${name}/invitations`, {});
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('WebAuthn.enable');
-    await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    });
-    await page.goto(url);
-    await page.getByRole('button', { name: 'Create a passkey' }).click();
-    await expect.poll(() => page.locator('#status').textContent()).toContain('Your passkey is ready');
-    await page.goto(`${origin}/console`);
-    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
-    await page.getByRole('heading', { name: `Signed in as ${name}` }).waitFor();
-    return page;
-  }
+  const signedIn = async (name: string, admin = s.admin): Promise<Page> =>
+    (await enrolAndSignIn(browser, admin, origin, name)).page;
 
   /** `tether login` in process, its stderr collected (the code is shown there), sleeping in real time. */
   function login(home: string) {

@@ -1,15 +1,15 @@
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BoundSession } from '../../packages/client/src/index.js';
 import { createEnforcer, type Enforcer } from '../../packages/pep/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { enrolAndSignIn, launchChromium, statusOf } from '../support/console-browser.js';
 import { eventually } from '../support/eventually.js';
 import { setPepAudiences } from '../support/pep-link.js';
 import { freePort } from '../support/processes.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
 
-const CHROMIUM = process.env.TETHER_CHROMIUM ?? '/usr/bin/chromium';
 /** Set to a folder to keep screenshots of the main pages (the README's come from here). */
 const SHOTS = process.env.TETHER_CONSOLE_SCREENSHOTS;
 const shot = async (page: Page, name: string) => {
@@ -56,10 +56,7 @@ describeEachStore('the console: ask, approve, see the session, its receipt', (fi
     });
     enforcer.start();
     await eventually(() => enforcer.state().fresh, 10_000, 'the PEP fresh');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--host-resolver-rules=MAP localhost 127.0.0.1'],
-    });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
@@ -69,31 +66,7 @@ describeEachStore('the console: ask, approve, see the session, its receipt', (fi
   });
 
   /** A person's browser: their own context and virtual passkey, enrolled and signed in. */
-  async function signedIn(name: string): Promise<{ context: BrowserContext; page: Page }> {
-    const { url } = await s.admin.call<{ url: string }>('POST', `/v1/principals/${name}/invitations`, {});
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('WebAuthn.enable');
-    await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    });
-    await page.goto(url);
-    await page.getByRole('button', { name: 'Create a passkey' }).click();
-    await expect.poll(() => page.getByRole('status').textContent()).toContain('Your passkey is ready');
-    await page.goto(`${origin}/console`);
-    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
-    await page.getByRole('heading', { name: `Signed in as ${name}` }).waitFor();
-    return { context, page };
-  }
-  const statusOf = (page: Page) => page.locator('main > #status').textContent();
+  const signedIn = (name: string) => enrolAndSignIn(browser, s.admin, origin, name);
 
   it('takes a request from ask to approval to session to receipt, each step in the console', async () => {
     const olivia = await signedIn('olivia');

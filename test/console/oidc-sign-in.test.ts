@@ -1,13 +1,13 @@
 import type { Server } from 'node:http';
 import Provider from 'oidc-provider';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { BrokerClient } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { launchChromium } from '../support/console-browser.js';
 import { freePort } from '../support/processes.js';
 import { describeEachStore } from '../support/stores.js';
 
-const CHROMIUM = process.env.TETHER_CHROMIUM ?? '/usr/bin/chromium';
 const CLIENT_ID = 'tether-console';
 const CLIENT_SECRET = 'oidc-client-secret-7f3a9c1e5b2d4f60';
 
@@ -69,10 +69,7 @@ describeEachStore('console sign-in with a company OpenID Connect provider', (fix
     await b.principal('alice', 'human', [], { email: 'alice@example.com' });
     await b.principal('dave', 'human', [], { email: 'dave@example.com' });
     await b.principal('build-bot', 'pipeline', [], { email: 'bot@example.com' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--host-resolver-rules=MAP localhost 127.0.0.1'],
-    });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

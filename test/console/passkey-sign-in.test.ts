@@ -1,16 +1,15 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { run } from '../../packages/cli/src/program.js';
 import { writeIdentity } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { launchChromium, withAuthenticator } from '../support/console-browser.js';
 import { freePort } from '../support/processes.js';
 import { type Scenario, setUpScenario } from '../support/scenario.js';
 import { describeEachStore } from '../support/stores.js';
-
-const CHROMIUM = process.env.TETHER_CHROMIUM ?? '/usr/bin/chromium';
 
 /**
  * Console sign-in (issue 13 items 1 and 2) in real headless Chromium with a virtual WebAuthn
@@ -36,10 +35,7 @@ describeEachStore('console sign-in with passkeys', (fixture) => {
     b.clock.advance(Date.now() - b.clock.now());
     await b.app.listen({ port, host: '127.0.0.1' });
     s = await setUpScenario(b);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--host-resolver-rules=MAP localhost 127.0.0.1'],
-    });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
@@ -47,32 +43,13 @@ describeEachStore('console sign-in with passkeys', (fixture) => {
     await fixture.cleanup();
   });
 
-  /** A browser context with its own virtual platform authenticator (user verification on). */
-  async function withAuthenticator(): Promise<{ context: BrowserContext; page: Page }> {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('WebAuthn.enable');
-    await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    });
-    return { context, page };
-  }
-
   const status = (page: Page) => page.getByRole('status');
 
   /** Enrols `name`'s passkey in a fresh context and signs in with the keyboard alone. */
   async function enrolAndSignIn(name: string) {
     const { url } = await s.admin.call<{ url: string }>('POST', `/v1/principals/${name}/invitations`, {});
     expect(url.startsWith(`${origin}/console/enrol#`)).toBe(true);
-    const { context, page } = await withAuthenticator();
+    const { context, page } = await withAuthenticator(browser);
     await page.goto(url);
     await page.getByRole('button', { name: 'Create a passkey' }).click();
     await expect.poll(() => status(page).textContent()).toBe('Your passkey is ready. You can sign in now.');
