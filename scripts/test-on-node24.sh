@@ -28,5 +28,7 @@ echo "== npm test on $(node --version)"
 # The API fuzz's seeded inputs already ran in full (1,000 per route) on the machine's Node; here
 # it checks the runtime with fewer (its PostgreSQL share), keeping the two passes within CI's time.
 export TETHER_FUZZ_RUNS="${TETHER_FUZZ_RUNS:-150}"
+# The scale, fault and browser suites ran on the machine's Node; vitest.config.ts leaves them out here.
+export TETHER_SECOND_RUNTIME=1
 npm rebuild better-sqlite3 --build-from-source
 npm test

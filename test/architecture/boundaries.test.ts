@@ -46,6 +46,7 @@ const USE_CASES = [
   'authzen',
   'notifications',
   'console',
+  'tenancy',
 ] as const;
 const ENTRY = ['http', 'oauth', 'operations', 'demo', ROOT_FILES] as const;
 

@@ -1,15 +1,17 @@
 import type { Server } from 'node:http';
-import Provider from 'oidc-provider';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { BrokerClient } from '../../packages/client/src/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { launchChromium } from '../support/console-browser.js';
+import {
+  OIDC_CLIENT_ID as CLIENT_ID,
+  OIDC_CLIENT_SECRET as CLIENT_SECRET,
+  signInAtProvider as signInWithCompany,
+  startTestOidcProvider,
+} from '../support/oidc-provider.js';
 import { freePort } from '../support/processes.js';
 import { describeEachStore } from '../support/stores.js';
-
-const CLIENT_ID = 'tether-console';
-const CLIENT_SECRET = 'oidc-client-secret-7f3a9c1e5b2d4f60';
 
 /**
  * Console sign-in with the tenant's company OpenID Connect provider (issue 13 item 1), against a
@@ -43,28 +45,7 @@ describeEachStore('console sign-in with a company OpenID Connect provider', (fix
     // openid-client checks the ID token's times on the broker's clock: it joins the real one.
     b.clock.advance(Date.now() - b.clock.now());
     await b.app.listen({ port, host: '127.0.0.1' });
-    const oidc = new Provider(issuer, {
-      clients: [
-        {
-          client_id: CLIENT_ID,
-          client_secret: CLIENT_SECRET,
-          redirect_uris: [`${origin}/console/oidc/callback`],
-          grant_types: ['authorization_code'],
-          response_types: ['code'],
-          token_endpoint_auth_method: 'client_secret_basic',
-        },
-      ],
-      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
-      // The login typed at the provider's development page is the account's email.
-      findAccount: async (_ctx, sub) => ({
-        accountId: sub,
-        claims: async () => ({ sub, email: sub, email_verified: true }),
-      }),
-      conformIdTokenClaims: false,
-      cookies: { keys: ['oidc-provider-test-cookie-key'] },
-      features: { devInteractions: { enabled: true } },
-    });
-    provider = oidc.listen(providerPort, '127.0.0.1');
+    provider = startTestOidcProvider(issuer, origin);
     admin = b.client(b.adminIdentity);
     await b.principal('alice', 'human', [], { email: 'alice@example.com' });
     await b.principal('dave', 'human', [], { email: 'dave@example.com' });
@@ -88,40 +69,8 @@ describeEachStore('console sign-in with a company OpenID Connect provider', (fix
       )?.n,
     );
 
-  /**
-   * Opens the console for the tenant, follows the company sign-in link and signs in at the
-   * provider as `login`. With `hold`, the provider's redirect back is caught and not followed:
-   * its URL and the browser's flow cookie are answered.
-   */
-  async function signInAtProvider(login: string, hold = false) {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    // The provider's development pages import a web font: nothing leaves the machine.
-    await context.route(/fonts\.googleapis\.com/, (route) => route.abort());
-    let callback: string | undefined;
-    // A route sees no redirect's target: the consent is posted here, and the provider's redirects
-    // followed by hand (with the context's cookies) up to the callback URL, which is held back.
-    if (hold)
-      await context.route(`${issuer}/interaction/**`, async (route) => {
-        if (!route.request().postData()?.includes('prompt=consent')) return route.continue();
-        let answer = await route.fetch({ maxRedirects: 0 });
-        for (let hop = 0; hop < 5 && callback === undefined; hop++) {
-          const location = new URL(answer.headers().location as string, issuer).href;
-          if (location.startsWith(`${origin}/console/oidc/callback`)) callback = location;
-          else answer = await context.request.get(location, { maxRedirects: 0 });
-        }
-        await route.fulfill({ status: 200, contentType: 'text/plain', body: 'held' });
-      });
-    await page.goto(`${origin}/console?tenant=${b.tenant.name}`);
-    await page.getByRole('link', { name: 'Sign in with your company account' }).click();
-    await page.locator('input[name=login]').fill(login);
-    await page.locator('input[name=password]').fill('any');
-    await page.getByRole('button', { name: 'Sign-in' }).click();
-    await page.getByRole('button', { name: 'Continue' }).click();
-    if (hold) await expect.poll(() => callback, { timeout: 15_000 }).toBeDefined();
-    const flow = (await context.cookies()).find((c) => c.name === 'tether_oidc_flow')?.value;
-    return { context, page, callback: callback as string, flow: flow as string };
-  }
+  const signInAtProvider = (login: string, hold = false) =>
+    signInWithCompany(browser, { origin, issuer, tenant: b.tenant.name }, login, hold);
 
   const failure = (page: Page) => page.getByRole('alert');
   const consoleCookie = async (context: BrowserContext) =>

@@ -244,6 +244,15 @@ describeEachStore('notifications', (fixture) => {
       password: 'smtp-pa55word-do-not-leak',
     });
 
+  async function skipped(reason: string): Promise<number> {
+    const text = (await b.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const line = new RegExp(
+      `^tether_notification_recipients_skipped_total\\{reason="${reason}"\\} (\\d+)`,
+      'm',
+    ).exec(text);
+    return line ? Number(line[1]) : Number.NaN;
+  }
+
   async function metric(name: string, kind: string): Promise<number> {
     const text = (await b.app.inject({ method: 'GET', url: '/metrics' })).body;
     const line = new RegExp(`^${name}\\{kind="${kind}"\\} (\\d+)`, 'm').exec(text);
@@ -315,6 +324,7 @@ describeEachStore('notifications', (fixture) => {
       kind: 'teams',
       events: ['request.pending'],
       url: receiver.url('/teams/webhookb2/abc'),
+      format: 'message_card',
     });
     const request = await ask(HOSTILE_REASON);
     await b.ctx.notifications.runOnce();
@@ -349,6 +359,195 @@ describeEachStore('notifications', (fixture) => {
     expect(mail!.raw).not.toMatch(/^Bcc:/im);
     expect(parsed.body).toContain('Reason: fix <!channel> <script>alert(1)</script> & ');
     expect(parsed.body).toMatch(/\[x\]\(https:\/\/evil\.example\) Bcc: victim@evil\.example\n/);
+  });
+
+  it('posts an Adaptive Card to Teams by default, and requester text arrives inert in Slack and Teams', async () => {
+    const attack =
+      'see [click](https://evil.example) or <https://evil.example|approve> <!channel> @channel {{DATE(x)}}';
+    await slackChannel();
+    const teams = await s.admin.call<{ teams?: { format: string } }>('POST', '/v1/notification-channels', {
+      name: 'ops-teams',
+      kind: 'teams',
+      events: ['request.pending'],
+      url: receiver.url('/teams/workflows/abc'),
+    });
+    expect(teams.teams).toEqual({ format: 'adaptive_card' });
+    const request = await ask(attack);
+    await b.ctx.notifications.runOnce();
+    const link = `${PUBLIC_URL}/console/requests/${request.id}`;
+
+    // Teams: a message with one Adaptive Card attachment, Approve/Deny opening the console.
+    const teamsBody = JSON.parse(receiver.deliveries.find((d) => d.path.startsWith('/teams/'))!.body) as {
+      type: string;
+      attachments: {
+        contentType: string;
+        contentUrl: null;
+        content: {
+          type: string;
+          version: string;
+          body: { type: string; text?: string; facts?: { title: string; value: string }[] }[];
+          actions: { type: string; title: string; url: string }[];
+        };
+      }[];
+    };
+    expect(teamsBody.type).toBe('message');
+    expect(teamsBody.attachments).toHaveLength(1);
+    const [attachment] = teamsBody.attachments;
+    expect(attachment!.contentType).toBe('application/vnd.microsoft.card.adaptive');
+    expect(attachment!.contentUrl).toBeNull();
+    expect(attachment!.content).toMatchObject({ type: 'AdaptiveCard', version: '1.4' });
+    expect(attachment!.content.actions.map((a) => [a.type, a.title, a.url])).toEqual([
+      ['Action.OpenUrl', 'Approve…', link],
+      ['Action.OpenUrl', 'Deny…', link],
+    ]);
+    const facts = attachment!.content.body.flatMap((block) => block.facts ?? []);
+    const reason = facts.find((f) => f.title === 'Reason')!.value;
+    // No Markdown link, autolink or date function survives: `](`, `<http` and `{{` never appear.
+    expect(reason).toBe(
+      String.raw`see \[click\]\(https://evil.example\) or \<https://evil.example\|approve\> \<\!channel\> @channel \{\{DATE\(x\)\}\}`,
+    );
+    const texts = attachment!.content.body.flatMap((block) => [
+      block.text ?? '',
+      ...(block.facts ?? []).map((f) => f.value),
+    ]);
+    for (const text of texts) {
+      expect(text).not.toContain('](');
+      expect(text).not.toContain('{{');
+      expect(text).not.toMatch(/(^|[^\\])</);
+    }
+    expect(facts.find((f) => f.title === 'Ticket')!.value).toBe('CHG-42');
+
+    // Slack: no link, mention or tag; Slack's own auto-parsing of the text is off (verbatim).
+    const slack = JSON.parse(receiver.deliveries.find((d) => d.path.startsWith('/services/'))!.body) as {
+      text: string;
+      blocks: { type: string; text?: { type: string; text: string; verbatim?: boolean } }[];
+    };
+    const fields = slack.blocks.map((block) => block.text?.text ?? '').join('\n');
+    expect(fields).toContain(
+      'see [click](https://evil.example) or &lt;https://evil.example|approve&gt; &lt;!channel&gt; @channel',
+    );
+    expect(JSON.stringify(slack)).not.toMatch(/<https:\/\/evil|<!channel>/);
+    for (const block of slack.blocks)
+      if (block.text?.type === 'mrkdwn') expect(block.text.verbatim, JSON.stringify(block)).toBe(true);
+  });
+
+  it('emails the approvers of a waiting request at their own addresses, and the requester of its decision', async () => {
+    const setEmail = (name: string, email: string) =>
+      s.admin.call('PATCH', `/v1/principals/${name}`, { attributes: { email } });
+    await setEmail('olivia', 'olivia@example.com');
+    await setEmail('approver-0', 'approver0@example.com');
+    await setEmail('approver-1', 'approver1@example.com\r\nBcc: x@evil.example');
+    // approver-2 has no email attribute.
+    const created = await s.admin.call<{ email: { to: string[]; to_people: boolean } }>(
+      'POST',
+      '/v1/notification-channels',
+      {
+        name: 'people-mail',
+        kind: 'email',
+        events: ['request.pending', 'request.approved'],
+        host: '127.0.0.1',
+        port: smtp.port,
+        tls: 'none',
+        from: 'tether@example.com',
+      },
+    );
+    expect(created.email).toMatchObject({ to: [], to_people: true });
+    const request = await ask();
+    await b.ctx.notifications.runOnce();
+    const [waits] = await smtp.waitFor(1);
+    // Olivia is in a group the privilege names, but she asked: the waiting mail never goes to her.
+    expect(waits!.to).toEqual(['approver0@example.com']);
+    const parsedWaits = parseMail(waits!.raw);
+    expect(parsedWaits.headers.get('to')).toBe('approver0@example.com');
+    expect(parsedWaits.headers.has('bcc')).toBe(false);
+    expect(waits!.raw).not.toMatch(/^Bcc:/im);
+    expect(waits!.raw).not.toContain('evil.example');
+    expect(parsedWaits.headers.get('subject')).toContain('waiting for approval');
+    expect(await skipped('no_email')).toBe(1);
+    expect(await skipped('invalid_email')).toBe(1);
+
+    await s.approvers[0]!.client.call('POST', `/v1/requests/${request.id}/approve`, { comment: 'ok' });
+    await b.ctx.notifications.runOnce();
+    const [, decided] = await smtp.waitFor(2);
+    expect(decided!.to).toEqual(['olivia@example.com']);
+    expect(parseMail(decided!.raw).headers.get('subject')).toBe(
+      '[Tether] Access request approved: firewall-admin for olivia',
+    );
+    expect(smtp.mails).toHaveLength(2);
+  });
+
+  it('adds the fixed addresses, and gives up at once, audited, when nobody can be written to', async () => {
+    await s.admin.call('PATCH', '/v1/principals/approver-0', {
+      attributes: { email: 'approver0@example.com' },
+    });
+    await emailChannel();
+    const lonely = await s.admin.call<{ id: string }>('POST', '/v1/notification-channels', {
+      name: 'decisions-mail',
+      kind: 'email',
+      events: ['request.denied'],
+      host: '127.0.0.1',
+      port: smtp.port,
+      tls: 'none',
+      from: 'tether@example.com',
+      to_people: true,
+    });
+    const request = await ask();
+    await b.ctx.notifications.runOnce();
+    const [waits] = await smtp.waitFor(1);
+    expect(waits!.to.sort()).toEqual([
+      'approver0@example.com',
+      'approvers@example.com',
+      'secops@example.com',
+    ]);
+    // Olivia has no email attribute: the denial has nobody to go to, and retrying cannot help.
+    await s.approvers[0]!.client.call('POST', `/v1/requests/${request.id}/deny`, { comment: 'no' });
+    await b.ctx.notifications.runOnce();
+    const [row] = await listChannelNotifications(store, lonely.id);
+    expect(row).toMatchObject({ state: 'failed', attempts: 1, lastError: 'no_recipients' });
+    const audit = await s.admin.call<{
+      records: { action: string; details: Record<string, unknown> }[];
+    }>('GET', '/v1/audit');
+    expect(audit.records.find((r) => r.action === 'notification.failed')?.details).toMatchObject({
+      reason: 'no_recipients',
+      skipped: { no_email: 1, invalid_email: 0, over_limit: 0 },
+    });
+    expect(smtp.mails).toHaveLength(1);
+  });
+
+  it('keeps channels stored before the options existed as they were: MessageCard, fixed addresses only', async () => {
+    await s.admin.call('PATCH', '/v1/principals/approver-0', {
+      attributes: { email: 'approver0@example.com' },
+    });
+    await emailChannel();
+    await s.admin.call('POST', '/v1/notification-channels', {
+      name: 'ops-teams',
+      kind: 'teams',
+      events: ['request.pending'],
+      url: receiver.url('/teams/webhookb2/abc'),
+    });
+    // As a row written by the previous version: no `format`, no `toPeople`.
+    for (const row of await store.db
+      .selectFrom('notification_channels')
+      .select(['id', 'settings'])
+      .execute()) {
+      const { format: _f, toPeople: _p, ...settings } = JSON.parse(row.settings) as Record<string, unknown>;
+      await store.db
+        .updateTable('notification_channels')
+        .set({ settings: JSON.stringify(settings) })
+        .where('id', '=', row.id)
+        .execute();
+    }
+    const views = await s.admin.call<{
+      channels: { name: string; teams?: { format: string }; email?: { to_people: boolean } }[];
+    }>('GET', '/v1/notification-channels');
+    expect(views.channels.find((c) => c.name === 'ops-teams')?.teams).toEqual({ format: 'message_card' });
+    expect(views.channels.find((c) => c.name === 'approvers-mail')?.email?.to_people).toBe(false);
+    await ask();
+    await b.ctx.notifications.runOnce();
+    const [mail] = await smtp.waitFor(1);
+    expect(mail!.to.sort()).toEqual(['approvers@example.com', 'secops@example.com']);
+    const card = JSON.parse(receiver.deliveries[0]!.body) as { '@type': string };
+    expect(card['@type']).toBe('MessageCard');
   });
 
   it('tells of approval, denial, expiry and the end of a session, as each channel asked', async () => {
@@ -630,6 +829,29 @@ describeEachStore('notifications', (fixture) => {
         from: 'tether@example.com',
         to: Array.from({ length: 21 }, (_, i) => `user${i}@example.com`),
       },
+      {
+        name: 'x',
+        kind: 'email',
+        events: ['request.pending'],
+        host: '127.0.0.1',
+        port: smtp.port,
+        tls: 'none',
+        from: 'tether@example.com',
+        to_people: false,
+      },
+      {
+        name: 'x',
+        kind: 'email',
+        events: ['request.pending'],
+        host: '127.0.0.1',
+        port: smtp.port,
+        tls: 'none',
+        from: 'tether@example.com',
+        to: [],
+        to_people: false,
+      },
+      { name: 'x', kind: 'teams', events: ['request.pending'], url: receiver.url(), format: 'hero_card' },
+      { name: 'x', kind: 'slack', events: ['request.pending'], url: receiver.url(), format: 'adaptive_card' },
       {
         name: 'x',
         kind: 'email',

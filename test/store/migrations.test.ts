@@ -122,7 +122,15 @@ describeEachStore('store migrations', (fixture) => {
 
   it('reads the table list from store/schema.ts (the parser works)', () => {
     expect(DECLARED.size).toBeGreaterThanOrEqual(13);
-    expect(DECLARED.get('tenants')).toEqual(['id', 'name', 'display_name', 'time_zone', 'created_at']);
+    expect(DECLARED.get('tenants')).toEqual([
+      'id',
+      'name',
+      'display_name',
+      'time_zone',
+      'created_at',
+      'kind',
+      'provider_tenant_id',
+    ]);
   });
 
   it('migrates an empty store to the latest schema: every table and column of schema.ts', async () => {
@@ -153,6 +161,8 @@ describeEachStore('store migrations', (fixture) => {
       displayName: 'Acme',
       timeZone: 'UTC',
       createdAt: 1,
+      kind: 'standalone',
+      providerTenantId: null,
     });
     const before = await tablesIn(store);
     const appliedBefore = await appliedMigrations(store);

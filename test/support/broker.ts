@@ -83,6 +83,8 @@ export async function startTestBroker(
   store: Store,
   options: {
     tenantName?: string;
+    /** `provider` for an MSP's tenant (it onboards customers over the API). */
+    tenantKind?: 'standalone' | 'provider';
     reuse?: Omit<TestBroker, 'close'>;
     /** Settings on top of the test defaults (ignored with `reuse`). */
     config?: Partial<ConfigInput>;
@@ -114,6 +116,7 @@ export async function startTestBroker(
   }
   const boot = await bootstrapTenant(ctx.store, clock, {
     tenantName: options.tenantName ?? 'acme',
+    kind: options.tenantKind ?? 'standalone',
     adminName: 'root-admin',
   });
   const admin: Caller = { principal: boot.admin, tenant: boot.tenant };

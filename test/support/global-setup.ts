@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { migrateToLatest, openStore } from '../../packages/broker/src/store/database.js';
@@ -18,6 +19,15 @@ let templateDir: string | undefined;
 let templateSchema: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // The console's browser tests load its bundled app: bundle it from the current sources (esbuild,
+  // well under a second), so a run from the sources never tests a stale or missing build.
+  execFileSync(
+    process.execPath,
+    [fileURLToPath(new URL('../../packages/broker/scripts/bundle-console.mjs', import.meta.url))],
+    {
+      stdio: 'inherit',
+    },
+  );
   const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
   try {
     await client.connect();

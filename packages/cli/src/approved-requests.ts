@@ -26,7 +26,8 @@ export async function approvedRequestForTicket(
   ticket: string,
   wording: TicketLookupWording,
 ): Promise<RequestView> {
-  const me = session.identity.principal;
+  // With --customer, the seat is taken first: `me` is the seat.
+  const me = (await session.ready()).identity.principal;
   const [{ requests }, { sessions }] = await Promise.all([
     session.lookup<RequestList>('GET', `/v1/requests${query({ state: 'approved', ticket, principal: me })}`),
     session.lookup<SessionList>('GET', `/v1/sessions${query({ ticket, principal: me })}`),

@@ -27,23 +27,23 @@ export interface WrittenDemo {
 }
 
 /**
- * Writes each demo principal's identity (0600) to `$TETHER_HOME/demo/<name>.json`, and the
- * admin's to `$TETHER_HOME/identity.json` if there is none yet: an existing default identity
- * is never replaced.
+ * Writes each demo principal's identity (0600) to `$TETHER_HOME/demo/<name>.json`, those of the
+ * MSP demo (provider and customers) included, and the demo tenant admin's to
+ * `$TETHER_HOME/identity.json` if there is none yet: an existing default identity is never replaced.
  */
 export function writeDemoIdentities(seed: DemoSeed, brokerUrl: string, env: NodeJS.ProcessEnv): WrittenDemo {
   const dir = join(tetherHome(env), 'demo');
   let defaultIdentity: string | undefined;
-  for (const { name, principal, key } of seed.identities) {
+  for (const { name, tenant, principal, key } of [...seed.identities, ...seed.msp.identities]) {
     const identity = {
       broker: brokerUrl,
-      tenant: seed.tenant.id,
+      tenant: tenant.id,
       principal: principal.id,
       key: key as Record<string, unknown>,
     };
     writeIdentity(join(dir, `${name}.json`), identity);
     const fallback = defaultIdentityPath(env);
-    if (name === 'admin' && !existsSync(fallback)) {
+    if (name === 'admin' && tenant.id === seed.tenant.id && !existsSync(fallback)) {
       writeIdentity(fallback, identity);
       defaultIdentity = fallback;
     }

@@ -98,6 +98,8 @@ export function hintFor(code: string, context: FailureContext = {}): string | un
       return 'this needs a role you do not have; `tether whoami` shows yours';
     case 'not_eligible':
       return 'no policy lets you do this; the policies in force: `tether policy show` (ask an admin)';
+    case 'contract_not_active':
+      return 'an admin can change the contract window: tether principal update <name> --contract-ends <time>';
     case 'approver_not_eligible':
       return "only the privilege's approvers may review it; `tether privilege show <name>` lists them";
     case 'self_approval_forbidden':
@@ -124,6 +126,18 @@ export function hintFor(code: string, context: FailureContext = {}): string | un
       return '`tether session list --state ended` shows how it ended';
     case 'not_found':
       return 'names and ids are looked up in your own tenant only';
+    case 'not_a_provider':
+      return 'only a provider tenant has customers and relationships: `tether init --provider` makes one; `tether whoami` shows your tenant';
+    case 'invalid_relationship':
+      return 'check the window (--starts before --ends, --ends in the future), the provider group names and the customer privilege names';
+    case 'relationship_not_active':
+      return '`tether relationship show <id>` shows its state and window; a proposal waits for the customer admin: tether relationship accept <id>';
+    case 'not_covered_by_relationship':
+      return '`tether customers` lists the customers your groups may ask in, and for what';
+    case 'relationship_tampered':
+      return 'its stored record was changed outside the broker, so it grants nothing: end it and propose it again, and check who can write to the store';
+    case 'seat_restricted':
+      return "a provider operator's seat has no roles or keys of its own: its standing comes from the relationship";
     default:
       return undefined;
   }

@@ -29,6 +29,8 @@ const VERBS: readonly [verb: string, load: () => Promise<Register>][] = [
   ['session', async () => (await import('./commands/session.js')).registerSession],
   ['revoke', async () => (await import('./commands/revoke.js')).registerRevoke],
   ['tenant', async () => (await import('./commands/tenant.js')).registerTenant],
+  ['customer customers', async () => (await import('./commands/customer.js')).registerCustomer],
+  ['relationship', async () => (await import('./commands/relationship.js')).registerRelationship],
   ['fetch', async () => (await import('./commands/fetch.js')).registerFetch],
   ['exec', async () => (await import('./commands/exec.js')).registerExec],
   ['keys', async () => (await import('./commands/keys.js')).registerKeys],

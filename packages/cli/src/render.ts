@@ -1,4 +1,12 @@
-import type { PrincipalView, PrivilegeView, RequestView } from '@tether-broker/protocol/api';
+import type {
+  EligibleCustomerList,
+  PrincipalView,
+  PrivilegeView,
+  RelationshipOutcome,
+  RelationshipView,
+  RequestView,
+  TenantView,
+} from '@tether-broker/protocol/api';
 import { formatDuration } from './duration.js';
 import type { Names } from './names.js';
 import { attributes, list, renderFields, renderTable, sanitize, shortTime } from './output.js';
@@ -70,6 +78,14 @@ export function principalDetails(p: PrincipalView): string {
     ['enabled', p.enabled ? 'yes' : 'no (disabled)'],
     ['roles', list(p.roles)],
     ['attributes', attributes(p.attributes)],
+    ...(p.contract
+      ? [
+          [
+            'contract',
+            `${p.contract.starts_at ? shortTime(p.contract.starts_at) : 'any time'} to ${p.contract.ends_at ? shortTime(p.contract.ends_at) : 'open-ended'}`,
+          ] as [string, string],
+        ]
+      : []),
     ['created', shortTime(p.created_at)],
     ['updated', shortTime(p.updated_at)],
   ]);
@@ -117,4 +133,79 @@ export function privilegeDetails(p: PrivilegeView, names: Names): string {
     ['recording', p.recording === 'none' ? 'not required' : p.recording],
     ['updated', shortTime(p.updated_at)],
   ]);
+}
+
+/** A relationship's window: `from … to …` (no start: from its acceptance). */
+function relationshipWindow(r: RelationshipView): string {
+  return `${r.starts_at ? shortTime(r.starts_at) : 'acceptance'} to ${shortTime(r.ends_at)}`;
+}
+
+function relationshipState(r: RelationshipView): string {
+  if (r.state === 'ended') return `ended ${shortTime(r.ended_at)}${r.end_reason ? ` (${r.end_reason})` : ''}`;
+  if (r.state === 'proposed') return "proposed: waits for the customer admin's acceptance";
+  return `active since ${shortTime(r.accepted_at)}`;
+}
+
+/** The relationships table, from either side. */
+export function relationshipsTable(relationships: RelationshipView[]): string {
+  if (relationships.length === 0) return 'no relationships';
+  return renderTable(
+    ['ID', 'NAME', 'PROVIDER', 'CUSTOMER', 'STATE', 'GROUPS', 'PRIVILEGES', 'ENDS'],
+    relationships.map((r) => [
+      r.id,
+      r.name,
+      r.provider,
+      r.customer,
+      r.state,
+      list(r.groups),
+      list(r.privileges),
+      shortTime(r.ends_at),
+    ]),
+  );
+}
+
+/** One relationship in full. */
+export function relationshipDetails(r: RelationshipView): string {
+  return renderFields([
+    ['relationship', `${r.name} (${r.id})`],
+    ['state', relationshipState(r)],
+    ['provider', `${r.provider}${r.side === 'provider' ? ' (you)' : ''}`],
+    ['customer', `${r.customer}${r.side === 'customer' ? ' (you)' : ''}`],
+    ['groups', `${list(r.groups)} (the provider's: their members may ask)`],
+    ['privileges', `${list(r.privileges)} (the customer's: what they may ask for)`],
+    ['approvals', `${r.approvals.customer} by the customer's approvers per request`],
+    ['window', relationshipWindow(r)],
+    ['proposed', shortTime(r.proposed_at)],
+  ]);
+}
+
+/** What ending or narrowing a relationship did, after the relationship itself. */
+export function relationshipOutcome(o: RelationshipOutcome): string {
+  return `${relationshipDetails(o.relationship)}
+${renderFields([
+  ['sessions ended', String(o.sessions_ended)],
+  ['requests cancelled', String(o.requests_cancelled)],
+])}`;
+}
+
+/** A provider's customers (`GET /v1/customers`). */
+export function customersTable(customers: TenantView[]): string {
+  if (customers.length === 0) return 'no customers';
+  return renderTable(
+    ['NAME', 'DISPLAY NAME', 'TIME ZONE', 'CREATED', 'ID'],
+    customers.map((c) => [c.name, c.display_name, c.time_zone, shortTime(c.created_at), c.id]),
+  );
+}
+
+/** Where an operator may ask, and for what (`GET /v1/seats`): one row per privilege. */
+export function eligibleCustomersTable(answer: EligibleCustomerList): string {
+  if (answer.customers.length === 0) return 'no customer: no active relationship names one of your groups';
+  return renderTable(
+    ['CUSTOMER', 'DISPLAY NAME', 'PRIVILEGE', 'RELATIONSHIP', 'UNTIL'],
+    answer.customers.flatMap((c) =>
+      c.privileges.length === 0
+        ? [[c.name, c.display_name, '-', '-', '-']]
+        : c.privileges.map((p) => [c.name, c.display_name, p.name, p.relationship, shortTime(p.ends_at)]),
+    ),
+  );
 }

@@ -1,5 +1,6 @@
 import { BrokerClient, BrokerError, IdentityError, loadIdentity } from '@tether-broker/client';
 import type { IdentityFile } from '@tether-broker/protocol';
+import type { SeatView } from '@tether-broker/protocol/api';
 import type { Command } from 'commander';
 import type { JWK } from 'jose';
 import { importJWK } from 'jose/key/import';
@@ -7,14 +8,24 @@ import { isConnectionFailure, unreachable } from './errors.js';
 import { type GlobalOptions, resolveIdentityPath } from './identity.js';
 import { io, runState } from './io.js';
 import { printJson } from './output.js';
+import { type CachedSeat, forgetSeat, readSeat, seatCustomerOf, seatIdentity, writeSeat } from './seat.js';
 
 /**
  * One command's view of the broker: the global options, the identity it acts as (loaded
- * when first needed) and a client that authenticates with it.
+ * when first needed) and a client that authenticates with it. A verb declared with
+ * `withCustomerSeat` and given `--customer <name>` acts as the operator's seat in that
+ * customer's tenant: the seat is taken (`POST /v1/seats`) or read from its cache first.
  */
 export class Session {
   readonly globals: GlobalOptions;
-  #client: BrokerClient | undefined;
+  /** The customer tenant the command acts in as a seat (`--customer`), if any. */
+  readonly customer: string | undefined;
+  /** The identity file's own client: the operator's, in seat mode. */
+  #home: BrokerClient | undefined;
+  /** The client the command acts with: the home one, or the seat's once it is known. */
+  #acting: BrokerClient | undefined;
+  /** True when the seat came from the cache (and may be stale). */
+  #seatCached = false;
   #keyChecked = false;
 
   constructor(
@@ -22,6 +33,7 @@ export class Session {
     readonly env: NodeJS.ProcessEnv = io().env,
   ) {
     this.globals = command.optsWithGlobals<GlobalOptions>();
+    this.customer = seatCustomerOf(command);
   }
 
   /** True with `--json`: stdout carries only the API's answer. */
@@ -29,21 +41,76 @@ export class Session {
     return this.globals.json === true;
   }
 
+  /** The identity the command acts as (in seat mode: call {@link ready} first, or any API call). */
   get identity(): IdentityFile {
     return this.client().identity;
   }
 
-  client(): BrokerClient {
-    if (!this.#client) {
+  /** The client of the identity file itself (the operator's, with `--customer`). */
+  homeClient(): BrokerClient {
+    if (!this.#home) {
       const { path } = resolveIdentityPath(this.globals, this.env);
       const state = runState();
       state.identityPath = path;
       const identity = loadIdentity(path);
       state.brokerUrl = identity.broker;
-      const { fetch, now } = io();
-      this.#client = new BrokerClient({ identity, fetch, now });
+      this.#home = this.#clientFor(identity);
     }
-    return this.#client;
+    return this.#home;
+  }
+
+  /**
+   * The client the command acts with. With `--customer`, the seat's: known here from the seat
+   * cache, else only after {@link ready} has taken the seat.
+   */
+  client(): BrokerClient {
+    if (this.#acting) return this.#acting;
+    const home = this.homeClient();
+    if (this.customer === undefined) {
+      this.#acting = home;
+      return home;
+    }
+    const cached = readSeat(home.identity, this.customer, this.env);
+    if (!cached) throw new Error(`internal: the seat in ${this.customer} is not taken yet (await ready())`);
+    this.#seatCached = true;
+    this.#acting = this.#clientFor(seatIdentity(home.identity, cached));
+    return this.#acting;
+  }
+
+  /** Makes sure the acting identity is known: with `--customer`, takes the seat if it is not cached. */
+  async ready(): Promise<BrokerClient> {
+    const home = this.homeClient();
+    await this.#assertKeyUsable(home.identity);
+    if (this.#acting) return this.#acting;
+    if (this.customer === undefined || readSeat(home.identity, this.customer, this.env)) return this.client();
+    try {
+      return await this.#takeSeat(home, this.customer);
+    } catch (err) {
+      if (isConnectionFailure(err)) throw unreachable(home.baseUrl);
+      throw err;
+    }
+  }
+
+  /** `POST /v1/seats` as the operator; the seat's ids are cached for the next commands. */
+  async #takeSeat(home: BrokerClient, customer: string): Promise<BrokerClient> {
+    const seat = await home.call<SeatView>('POST', '/v1/seats', { customer });
+    const cached: CachedSeat = {
+      broker: home.identity.broker,
+      customer,
+      tenant: seat.tenant,
+      principal: seat.principal.id,
+      operator: { tenant: home.identity.tenant, principal: home.identity.principal },
+    };
+    const identity = seatIdentity(home.identity, cached);
+    writeSeat(cached, this.env);
+    this.#seatCached = false;
+    this.#acting = this.#clientFor(identity);
+    return this.#acting;
+  }
+
+  #clientFor(identity: IdentityFile): BrokerClient {
+    const { fetch, now } = io();
+    return new BrokerClient({ identity, fetch, now });
   }
 
   /**
@@ -71,14 +138,29 @@ export class Session {
 
   /** Like {@link lookup}: runs `work` with the authenticated client; an absent broker is `broker_unreachable`. */
   async use<T>(work: (client: BrokerClient) => Promise<T>): Promise<T> {
-    const client = this.client();
-    await this.#assertKeyUsable(client.identity);
+    const client = await this.ready();
     try {
       return await work(client);
     } catch (err) {
       if (isConnectionFailure(err)) throw unreachable(client.baseUrl);
+      if (this.#staleSeat(err)) {
+        // The cached seat is unknown to the broker now (removed): take it again, once. Nothing
+        // was done: the refusal came at authentication.
+        forgetSeat(this.homeClient().identity, this.customer as string, this.env);
+        this.#acting = undefined;
+        return this.use(work);
+      }
       throw err;
     }
+  }
+
+  /** An authentication refusal of a seat read from the cache. */
+  #staleSeat(err: unknown): boolean {
+    return (
+      this.#seatCached &&
+      err instanceof BrokerError &&
+      (err.code === 'invalid_client' || err.code === 'unauthenticated')
+    );
   }
 
   /** A key that cannot sign is an unusable identity (exit 3), not an internal error. */

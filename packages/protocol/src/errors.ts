@@ -35,8 +35,38 @@ export const ERROR_CATALOGUE = {
   destination_refused: { status: 400, title: 'The broker does not call that URL' },
   audience_not_in_tenant: { status: 400, title: "The audience is not one of the tenant's own audiences" },
   policy_invalid: { status: 422, title: 'The Cedar policy set is invalid' },
+  invalid_contract_window: {
+    status: 422,
+    title: "The principal's contract window is not valid: its end must be after its start, and not past",
+  },
+  // Providers, customers and relationships (the MSP model)
+  not_a_provider: { status: 403, title: 'Only a provider tenant has customers and proposes relationships' },
+  invalid_relationship: {
+    status: 422,
+    title: 'The relationship is not valid: its window, groups, privileges or approvals',
+  },
+  relationship_not_active: {
+    status: 409,
+    title: 'The relationship is not active: not accepted yet, not started, past its end or ended',
+  },
+  not_covered_by_relationship: {
+    status: 403,
+    title: 'No active relationship lets this operator request this privilege of this customer',
+  },
+  relationship_tampered: {
+    status: 409,
+    title: "The relationship's record was changed outside the broker and grants nothing",
+  },
+  seat_restricted: {
+    status: 403,
+    title: "A provider operator's seat in a customer tenant cannot be given roles, keys or changes",
+  },
   // Access requests
   not_eligible: { status: 403, title: 'Policy does not allow this principal to request this privilege' },
+  contract_not_active: {
+    status: 403,
+    title: "The principal's contract window has not started or has ended",
+  },
   ticket_required: { status: 422, title: 'This privilege needs a ticket reference' },
   ticket_pattern_mismatch: {
     status: 422,

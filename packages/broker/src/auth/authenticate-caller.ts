@@ -2,7 +2,8 @@ import { DpopError, proofKeyIsNot, type VerifiedDpopProof } from '@tether-broker
 import { TetherError } from '@tether-broker/protocol';
 import { verifyBrokerProof } from '../core/broker-dpop.js';
 import type { BrokerContext, Caller } from '../core/context.js';
-import { findPrincipal, listPrincipalKeys } from '../store/repositories/principals.js';
+import { assertSeatCovered } from '../core/seats.js';
+import { findPrincipal, listAuthenticatingKeys } from '../store/repositories/principals.js';
 import { findTenantById } from '../store/repositories/tenants.js';
 import { ApiTokenRejected, verifyApiToken } from './api-token.js';
 import { loginIdOf, loginIsLive } from './login-token.js';
@@ -81,6 +82,7 @@ export async function authenticateCaller(
   if (!principal || !tenant)
     throw new TetherError('invalid_token', 'the token names a principal that no longer exists');
   if (!principal.enabled) throw new TetherError('principal_disabled', 'the principal is disabled');
+  await assertSeatCovered(ctx, principal, ctx.clock.now());
   // A token from `tether login` names its login: ended (logout), it is revoked at once.
   const loginId = loginIdOf(claims.clientKid);
   if (loginId !== undefined) {
@@ -93,7 +95,7 @@ export async function authenticateCaller(
   }
   // Removing a key revokes the tokens it obtained, from their very next call (no TTL window):
   // read live, like the principal, so every replica sees the removal once it commits.
-  if (!(await listPrincipalKeys(ctx.store, principal.id)).some((k) => k.kid === claims.clientKid)) {
+  if (!(await listAuthenticatingKeys(ctx.store, principal)).some((k) => k.kid === claims.clientKid)) {
     throw new TetherError(
       'invalid_token',
       'the key that obtained this token is no longer registered; the token is revoked',

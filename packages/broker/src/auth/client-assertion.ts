@@ -8,7 +8,7 @@ import {
 } from 'jose';
 import type { Principal } from '../domain/principal.js';
 import type { StoreHandle } from '../store/database.js';
-import { findPrincipalAnyTenant, listPrincipalKeys } from '../store/repositories/principals.js';
+import { findPrincipalAnyTenant, listAuthenticatingKeys } from '../store/repositories/principals.js';
 import { rememberOnce } from '../store/single-use.js';
 import { OAuthError } from './oauth-error.js';
 
@@ -88,7 +88,8 @@ export async function verifyClientAssertion(
   const principal = await findPrincipalAnyTenant(store, claims.iss);
   if (!principal) refuse('unknown client');
 
-  const keys = (await listPrincipalKeys(store, principal.id)).filter(
+  // A seat in a customer tenant signs with its operator's own keys (see listAuthenticatingKeys).
+  const keys = (await listAuthenticatingKeys(store, principal)).filter(
     (k) => kidHint === undefined || k.kid === kidHint,
   );
   if (keys.length === 0)

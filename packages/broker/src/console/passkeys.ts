@@ -53,6 +53,12 @@ export async function invitePrincipal(
       `${principal.name} is a ${principal.kind}: passkeys are for people`,
     );
   if (!principal.enabled) throw new TetherError('principal_disabled', `${principal.name} is disabled`);
+  // A seat stands for a provider's operator: whoever enrolled a passkey for it would act as them.
+  if (principal.home)
+    throw new TetherError(
+      'seat_restricted',
+      `${principal.name} is a provider operator's seat: it has no passkeys here`,
+    );
   const token = randomBytes(32).toString('base64url');
   const now = ctx.clock.now();
   const expiresAt = now + PASSKEY_LIMITS.invitationSeconds * 1000;

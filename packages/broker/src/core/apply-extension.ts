@@ -1,10 +1,12 @@
 import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
+import { capAtContractEnd } from '../domain/contract.js';
 import { extensionBounds } from '../domain/extension.js';
 import type { Privilege } from '../domain/privilege.js';
 import { type AccessRequest, cancel } from '../domain/request.js';
 import { isLive, type Session } from '../domain/session.js';
 import type { TxHandle } from '../store/database.js';
+import { findPrincipal } from '../store/repositories/principals.js';
 import { recapRefreshIdleExpiry } from '../store/repositories/refresh-tokens.js';
 import { findRequest, updateRequestState } from '../store/repositories/requests.js';
 import { lockSession, writeSessionExpiry } from '../store/repositories/sessions.js';
@@ -125,7 +127,14 @@ export async function applyExtension(
   const { request, session } = e;
   const refusal = extensionRefusal(request, session, e.privilege, e.at);
   if (refusal) throw refusal;
-  const bounds = extensionBounds(session, e.privilege, request.durationSeconds);
+  const asked = extensionBounds(session, e.privilege, request.durationSeconds);
+  // Never past the contract window of the session's principal, as it stands now.
+  const principal = await findPrincipal(tx, session.tenantId, session.principalId);
+  const cappedAt = capAtContractEnd(principal?.contract, asked.hardExpiresAt);
+  const bounds = {
+    hardExpiresAt: Math.max(session.hardExpiresAt, cappedAt),
+    totalSeconds: Math.ceil((Math.max(session.hardExpiresAt, cappedAt) - session.activatedAt) / 1000),
+  };
   if (!(await writeSessionExpiry(tx, session.id, bounds.hardExpiresAt))) {
     throw new TetherError('session_not_live', `session ${session.id} has ended`);
   }
@@ -151,6 +160,7 @@ export async function applyExtension(
       previous_hard_expires_at: new Date(session.hardExpiresAt).toISOString(),
       hard_expires_at: new Date(bounds.hardExpiresAt).toISOString(),
       total_duration_s: bounds.totalSeconds,
+      ...(bounds.hardExpiresAt < asked.hardExpiresAt ? { capped_at_contract_end: true } : {}),
       approvers: e.approvers,
       auto_approved: e.approvers.length === 0,
     },

@@ -1,7 +1,9 @@
 import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
+import { assertContractActive } from '../domain/contract.js';
 import { newId } from '../domain/ids.js';
 import type { Privilege } from '../domain/privilege.js';
+import type { Relationship } from '../domain/relationship.js';
 import { type AccessRequest, approvedAt, assertRequestFitsPrivilege } from '../domain/request.js';
 import type { TxHandle } from '../store/database.js';
 import { insertRequest } from '../store/repositories/requests.js';
@@ -10,6 +12,7 @@ import type { BrokerContext, Caller } from './context.js';
 import { queueRecordedRequest } from './notification-outbox.js';
 import { askPolicy, explainRefusal } from './policy-facts.js';
 import { resolvePrivilege } from './resolve.js';
+import { relationshipsCovering } from './seats.js';
 import { assertTicketAllowsRequest } from './ticket-facts.js';
 
 export interface AccessAsk {
@@ -20,7 +23,7 @@ export interface AccessAsk {
 }
 
 /** Default duration when the requester does not say: an hour, or the privilege's maximum if shorter. */
-const DEFAULT_DURATION_S = 3600;
+export const DEFAULT_DURATION_S = 3600;
 
 /** How a request came to be asked, beyond the ask itself. */
 export interface AskContext {
@@ -43,7 +46,7 @@ export interface DecidedRequest {
 
 /**
  * The checks and policy decisions of `requestAccess` (requests/request-access.ts), writing nothing but the audit
- * record of a refusal. Throws `not_found`, `duration_exceeds_max`, `ticket_required`,
+ * record of a refusal. Throws `contract_not_active`, `not_found`, `duration_exceeds_max`, `ticket_required`,
  * `ticket_pattern_mismatch`, `ticket_closed`, `ticket_not_found`, `ticket_not_assigned` or
  * `not_eligible`.
  */
@@ -54,11 +57,13 @@ export async function decideRequest(
   asked: AskContext = {},
 ): Promise<DecidedRequest> {
   const tenantId = caller.tenant.id;
+  await assertInContract(ctx, caller, ask.privilege);
   const privilege = await resolvePrivilege(ctx.store, tenantId, ask.privilege);
   const ticket = ask.ticket?.trim() ? ask.ticket.trim() : null;
   const durationSeconds = ask.durationSeconds ?? Math.min(DEFAULT_DURATION_S, privilege.maxDurationSeconds);
   assertRequestFitsPrivilege(privilege, { ticket, durationSeconds });
   await assertTicketAllowsRequest(ctx, caller.principal, privilege, ticket, asked.auditDetails);
+  const relationship = await relationshipToAskUnder(ctx, caller, privilege);
 
   const question = {
     actor: caller.principal,
@@ -69,9 +74,14 @@ export async function decideRequest(
     reason: ask.justification,
     timeZone: caller.tenant.timeZone,
     principalTags: asked.principalTags,
+    relationship,
   };
   const eligibility = await askPolicy(ctx, ctx.store, { ...question, action: 'request' });
-  if (!eligibility.allowed) {
+  // The customer's acceptance of the relationship is its permit for a provider operator to ask;
+  // the customer's Cedar forbids (and any evaluation error) still refuse.
+  const permittedByRelationship =
+    relationship !== undefined && eligibility.errors.length === 0 && eligibility.policies.length === 0;
+  if (!eligibility.allowed && !permittedByRelationship) {
     const detail = explainRefusal(eligibility, `${caller.principal.name} may not request ${privilege.name}`);
     await recordRefusal(ctx, tenantId, {
       actor: caller.principal.id,
@@ -84,7 +94,10 @@ export async function decideRequest(
     });
     throw new TetherError('not_eligible', detail, { extra: { policies: eligibility.policies } });
   }
-  const auto = await askPolicy(ctx, ctx.store, { ...question, action: 'auto_approve' });
+  // Under a relationship the customer's approvers decide, always: nothing is auto-approved.
+  const auto = relationship
+    ? { allowed: false, policies: [] as string[] }
+    : await askPolicy(ctx, ctx.store, { ...question, action: 'auto_approve' });
 
   const now = ctx.clock.now();
   const pending: AccessRequest = {
@@ -98,13 +111,14 @@ export async function decideRequest(
     justification: ask.justification,
     durationSeconds,
     state: 'pending',
-    approvalsRequired: privilege.approval.approvals,
+    approvalsRequired: Math.max(privilege.approval.approvals, relationship?.approval.customer ?? 0),
     createdAt: now,
     expiresAt: now + ctx.config.requestTtlSeconds * 1000,
     resolvedAt: null,
     resolvedBy: null,
     activationExpiresAt: null,
     policies: eligibility.policies,
+    ...(relationship ? { relationshipId: relationship.id } : {}),
   };
   const request = auto.allowed
     ? { ...approvedAt(pending, now, ctx.config, null), policies: [...eligibility.policies, ...auto.policies] }
@@ -117,6 +131,50 @@ export async function decideRequest(
     autoPolicies: auto.policies,
     auditDetails: asked.auditDetails ?? {},
   };
+}
+
+/**
+ * For a provider operator's seat: the relationship it asks under, among those covering it for
+ * the privilege now, the strictest (most approvals, then the earliest end). Anyone else asks
+ * under none. No relationship covering the ask is `not_covered_by_relationship`, recorded.
+ */
+async function relationshipToAskUnder(
+  ctx: BrokerContext,
+  caller: Caller,
+  privilege: Privilege,
+): Promise<Relationship | undefined> {
+  if (!caller.principal.home) return undefined;
+  const covering = await relationshipsCovering(ctx, caller.principal, ctx.clock.now(), privilege.id);
+  const [strictest] = covering.sort(
+    (a, b) => b.approval.customer - a.approval.customer || a.endsAt - b.endsAt,
+  );
+  if (strictest) return strictest;
+  const detail = `no active relationship lets ${caller.principal.name} request ${privilege.name}`;
+  await recordRefusal(ctx, caller.tenant.id, {
+    actor: caller.principal.id,
+    action: 'request.create',
+    target: privilege.id,
+    principalId: caller.principal.id,
+    details: { code: 'not_covered_by_relationship', reason: detail },
+  });
+  throw new TetherError('not_covered_by_relationship', detail);
+}
+
+/** Outside its contract window a principal may ask for nothing; the refusal is recorded. */
+async function assertInContract(ctx: BrokerContext, caller: Caller, privilege: string): Promise<void> {
+  try {
+    assertContractActive(caller.principal, ctx.clock.now());
+  } catch (err) {
+    if (!(err instanceof TetherError)) throw err;
+    await recordRefusal(ctx, caller.tenant.id, {
+      actor: caller.principal.id,
+      action: 'request.create',
+      target: privilege,
+      principalId: caller.principal.id,
+      details: { code: err.code, reason: err.detail },
+    });
+    throw err;
+  }
 }
 
 /** Writes a decided request and its audit records (created; approved, when policy approved it) in `tx`. */

@@ -1,9 +1,17 @@
 import type { Principal } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';
-import type { PolicyAction, PolicyDecision, PrincipalFacts, TicketFacts } from '../policy/cedar.js';
+import type { Relationship } from '../domain/relationship.js';
+import type {
+  PolicyAction,
+  PolicyDecision,
+  PrincipalFacts,
+  RelationshipFacts,
+  TicketFacts,
+} from '../policy/cedar.js';
 import type { StoreHandle } from '../store/database.js';
-import { groupNamesOf } from '../store/repositories/groups.js';
+import { findGroup, groupIdsOf, groupNamesOf } from '../store/repositories/groups.js';
 import { currentPolicyVersion } from '../store/repositories/policies.js';
+import { findTenantById } from '../store/repositories/tenants.js';
 import type { BrokerContext } from './context.js';
 import { ticketFactsOf, ticketStanding } from './ticket-facts.js';
 
@@ -36,6 +44,27 @@ export interface PolicyQuestion {
    * federated workload's token. They never replace the principal's own attributes.
    */
   principalTags?: Record<string, string> | undefined;
+  /** The (verified) relationship a provider operator's seat asks under: `context.relationship`. */
+  relationship?: Relationship | undefined;
+}
+
+/** The relationship as Cedar sees it: the provider's name and the operator's groups it names. */
+async function relationshipFacts(
+  h: StoreHandle,
+  r: Relationship,
+  requester: Principal,
+): Promise<RelationshipFacts> {
+  const provider = await findTenantById(h, r.providerTenantId);
+  const home = requester.home;
+  const mine = home ? new Set(await groupIdsOf(h, home.tenantId, home.principalId)) : new Set<string>();
+  const named = r.providerGroupIds.filter((id) => mine.has(id));
+  const groups = await Promise.all(named.map((id) => findGroup(h, r.providerTenantId, id)));
+  return {
+    id: r.id,
+    name: r.name,
+    provider: provider?.name ?? r.providerTenantId,
+    providerGroups: groups.flatMap((g) => (g ? [g.name] : [])),
+  };
 }
 
 /** The ticket's facts for Cedar, from the requester's side; undefined when the register does not know it. */
@@ -58,6 +87,7 @@ export async function askPolicy(
   const requesterFacts = q.requester.id === q.actor.id ? actorFacts : await principalFacts(h, q.requester);
   if (q.principalTags) requesterFacts.attributes = { ...q.principalTags, ...requesterFacts.attributes };
   const ticketInfo = await ticketFacts(h, q);
+  const relationship = q.relationship && (await relationshipFacts(h, q.relationship, q.requester));
   const decision = ctx.policy.decide(
     `${q.actor.tenantId}:${current?.version ?? 0}`,
     current?.policies ?? {},
@@ -68,6 +98,7 @@ export async function askPolicy(
       privilege: { id: q.privilege.id, name: q.privilege.name, attributes: q.privilege.attributes },
       ...(q.ticket === null ? {} : { ticket: q.ticket }),
       ...(ticketInfo ? { ticketInfo } : {}),
+      ...(relationship ? { relationship } : {}),
       durationSeconds: q.durationSeconds,
       ...(q.extensionSeconds === undefined ? {} : { extensionSeconds: q.extensionSeconds }),
       reason: q.reason,

@@ -12,6 +12,7 @@ import { findConnectorByName } from '../store/repositories/connectors.js';
 import { findPrincipalByName, listPrincipalKeys } from '../store/repositories/principals.js';
 import { findPrivilegeByName } from '../store/repositories/privileges.js';
 import { findTenantByName } from '../store/repositories/tenants.js';
+import { type DemoIdentity, type MspDemo, seedMspDemo } from './msp.js';
 import { DEMO_POLICIES } from './policies.js';
 
 export const DEMO_TENANT = 'demo-msp';
@@ -45,8 +46,10 @@ export const DEMO_PRINCIPALS = [
 
 export interface DemoSeed {
   tenant: Tenant;
-  /** Private JWKs of the demo principals, to be written to their identity files. */
-  identities: { name: string; role: string; principal: Principal; key: JWK }[];
+  /** Private JWKs of the demo tenant's principals, to be written to their identity files. */
+  identities: DemoIdentity[];
+  /** The MSP demo beside it: a provider, two customers, one accepted relationship. */
+  msp: MspDemo;
   created: boolean;
 }
 
@@ -90,10 +93,11 @@ export async function seedDemo(
     // A demo seeded before PEPs had audiences gets them on its next start.
     if ('audiences' in cast && (await getPepAudiences(ctx, caller, principal.id)).audiences.length === 0)
       await setPepAudiences(ctx, caller, principal.id, cast.audiences);
-    identities.push({ name: cast.name, role: cast.role, principal, key });
+    identities.push({ name: cast.name, role: cast.role, tenant, principal, key });
   }
   if (options.databaseUrl) await seedDemoDatabase(ctx, caller, options.databaseUrl);
-  return { tenant, identities, created };
+  const msp = await seedMspDemo(ctx, knownKeys, freshKey);
+  return { tenant, identities, msp, created };
 }
 
 /**

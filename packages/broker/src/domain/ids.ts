@@ -22,6 +22,7 @@ export const ID_PREFIX = {
   notificationChannel: 'ntc',
   notification: 'ntf',
   deviceLogin: 'dvl',
+  relationship: 'rel',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 

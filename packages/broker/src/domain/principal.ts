@@ -1,4 +1,5 @@
 import type { PrincipalKind, Role } from '@tether-broker/protocol';
+import type { ContractWindow } from './contract.js';
 
 export interface Principal {
   id: string;
@@ -10,6 +11,20 @@ export interface Principal {
   attributes: Record<string, string>;
   createdAt: number;
   updatedAt: number;
+  /** The contract window the principal may act in (see domain/contract.ts); absent: no bounds. */
+  contract?: ContractWindow | undefined;
+  /**
+   * A provider operator's seat in a customer tenant (issue 14): the operator it stands for, in
+   * the provider tenant. A seat authenticates with its home principal's keys, is usable only
+   * while a relationship covers it, and holds no role.
+   */
+  home?: PrincipalHome | undefined;
+}
+
+/** Where a seat's operator lives. */
+export interface PrincipalHome {
+  tenantId: string;
+  principalId: string;
 }
 
 /** A registered public key (RFC 7638 thumbprint as `kid`). */
@@ -28,12 +43,18 @@ export interface Group {
   createdAt: number;
 }
 
+/** `standalone`: made by `tether init`; `provider`: an MSP; `customer`: one of a provider's customers. */
+export type TenantKind = 'standalone' | 'provider' | 'customer';
+
 export interface Tenant {
   id: string;
   name: string;
   displayName: string;
   timeZone: string;
   createdAt: number;
+  kind: TenantKind;
+  /** A customer's provider tenant; null for the others. */
+  providerTenantId: string | null;
 }
 
 export function hasRole(principal: Pick<Principal, 'roles'>, role: Role): boolean {

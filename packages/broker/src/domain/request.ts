@@ -34,6 +34,8 @@ export interface AccessRequest {
   activationExpiresAt: number | null;
   /** Policy ids that decided eligibility and, if so, auto-approval. */
   policies: string[];
+  /** Asked by a provider operator's seat under this relationship (the MSP model); absent otherwise. */
+  relationshipId?: string | undefined;
 }
 
 export type ReviewDecision = 'approve' | 'deny';

@@ -18,6 +18,10 @@ export const END_REASONS = [
   'idle',
   'tenant_cutoff',
   'recording_lapsed',
+  // The principal's contract window ended (or was moved so that it no longer covers now).
+  'contract_ended',
+  // The provider relationship it was made under ended, was narrowed past it, or its window closed.
+  'relationship_ended',
   // A sub-session's own ends: its parent ended, or it used up its call budget.
   'parent_ended',
   'budget_exhausted',
@@ -83,6 +87,8 @@ export interface Session {
   narrowedBefore: number | null;
   /** Set for a delegated sub-session: its parent, depth, actor and call budget. */
   delegation: Delegation | null;
+  /** Made under this provider relationship (a seat's session, or a sub-session of one); absent otherwise. */
+  relationshipId?: string | undefined;
 }
 
 export function grantOf(privilege: Privilege): SessionGrant {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { contractActiveAt } from '../domain/contract.js';
 import type { ForbiddenBy, Verdict } from '../domain/reevaluation.js';
 import { reasonOf } from '../domain/reevaluation.js';
 import {
@@ -51,6 +52,8 @@ export async function judgeSession(
 ): Promise<Verdict> {
   const principal = await facts.principal(session.tenantId, session.principalId);
   if (!principal?.enabled) return end('principal_disabled', 'the principal is disabled');
+  if (!contractActiveAt(principal.contract, at))
+    return end('contract_ended', "the principal's contract window does not cover this time");
   const privilege = await facts.privilege(session.tenantId, session.privilegeId);
   if (!privilege) return end('privilege_deleted', 'the privilege was deleted');
   let within = grantWithin(session.grant, privilege);
@@ -68,7 +71,11 @@ export async function judgeSession(
   const policySet = await facts.policySet(session.tenantId);
   const input = await facts.decisionInput(session, principal, privilege, at);
   const requested = decideWith(ctx, policySet, input, false);
-  if (!requested.allowed)
+  // A provider operator's seat asks under a relationship the customer accepted: that acceptance
+  // is its permit to request, as at the request itself; the customer's forbids still end it.
+  const permittedBySeat =
+    principal.home !== undefined && requested.errors.length === 0 && requested.policies.length === 0;
+  if (!requested.allowed && !permittedBySeat)
     return end(
       'policy_changed',
       'policy no longer permits the principal to request this privilege',

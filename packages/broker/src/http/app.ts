@@ -33,6 +33,7 @@ import { sessionRoutes } from './routes/sessions.js';
 import { signalDeliveryRoutes, signalTransmitterRoutes } from './routes/signals.js';
 import { ssfDiscoveryRoutes, ssfRoutes } from './routes/ssf.js';
 import { statusListRoutes } from './routes/status-lists.js';
+import { tenancyRoutes } from './routes/tenancy.js';
 import { tenantCutoffRoutes } from './routes/tenant-cutoff.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { ticketRoutes } from './routes/tickets.js';
@@ -140,6 +141,7 @@ export async function buildApp(ctx: BrokerContext): Promise<FastifyInstance> {
       await v1.register(invitationRoutes(ctx));
       await v1.register(consoleOidcAdminRoutes(ctx));
       await v1.register(groupRoutes(ctx));
+      await v1.register(tenancyRoutes(ctx));
       await v1.register(privilegeRoutes(ctx));
       await v1.register(federationRoutes(ctx));
       await v1.register(policyRoutes(ctx));

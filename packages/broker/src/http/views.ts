@@ -32,6 +32,7 @@ export function tenantView(t: Tenant): Static<typeof TenantView> {
     display_name: t.displayName,
     time_zone: t.timeZone,
     created_at: iso(t.createdAt),
+    kind: t.kind,
   };
 }
 
@@ -49,6 +50,9 @@ export function principalView(p: Principal, keys?: PrincipalKey[]): Static<typeo
     attributes: p.attributes,
     created_at: iso(p.createdAt),
     updated_at: iso(p.updatedAt),
+    ...(p.contract
+      ? { contract: { starts_at: isoOrNull(p.contract.startsAt), ends_at: isoOrNull(p.contract.endsAt) } }
+      : {}),
     ...(keys ? { keys: keys.map(keyView) } : {}),
   };
 }

@@ -4,6 +4,7 @@ import { recordAudit } from '../audit/record.js';
 import { sealSecret } from '../config/key-encryption.js';
 import { requireRole } from '../core/access-control.js';
 import type { BrokerContext, Caller } from '../core/context.js';
+import { toPeopleOf } from '../core/notification-outbox.js';
 import { isIdOf, newId } from '../domain/ids.js';
 import {
   type ChannelSettings,
@@ -21,21 +22,31 @@ import {
   insertChannel,
   listChannels,
 } from '../store/repositories/notifications.js';
+import { type TeamsFormat, teamsFormatOf } from './messages.js';
 
 /** What an admin gives to create a channel (validated in shape by the route's schema). */
 export type ChannelInput = { name: string; events: NotificationEvent[] } & (
-  | { kind: 'slack' | 'teams' | 'webhook'; url: string }
+  | { kind: 'slack' | 'webhook'; url: string }
+  | { kind: 'teams'; url: string; format?: TeamsFormat | undefined }
   | {
       kind: 'email';
       host: string;
       port: number;
       tls: SmtpTls;
       from: string;
-      to: string[];
+      /** Fixed addresses written to as well (a shared mailbox). */
+      to?: string[] | undefined;
+      /** Default true: the approvers of a waiting request, the requester of a decision or an ended session. */
+      to_people?: boolean | undefined;
       username?: string | undefined;
       password?: string | undefined;
     }
 );
+
+/** What is stored of a Teams channel: the format it was made with (absent on older rows: `message_card`). */
+type TeamsSettings = { kind: 'teams'; target: string; format: TeamsFormat };
+/** What is stored of an email channel: whether it writes to the people concerned (absent on older rows: no). */
+type EmailSettings = Extract<ChannelSettings, { kind: 'email' }> & { toPeople: boolean };
 
 /** A channel just created; a webhook channel's signing secret is given here, once. */
 export interface CreatedChannel {
@@ -78,11 +89,18 @@ function settingsOf(
 ): { settings: ChannelSettings; secret: string | null; signingSecret?: string } {
   switch (input.kind) {
     case 'slack':
-    case 'teams':
       return {
         settings: { kind: input.kind, target: hostOnly(assertUrl(ctx, input.url)) },
         secret: input.url,
       };
+    case 'teams': {
+      const settings: TeamsSettings = {
+        kind: 'teams',
+        target: hostOnly(assertUrl(ctx, input.url)),
+        format: input.format ?? 'adaptive_card',
+      };
+      return { settings, secret: input.url };
+    }
     case 'webhook': {
       const url = assertUrl(ctx, input.url);
       const signingSecret = randomBytes(32).toString('base64url');
@@ -97,18 +115,24 @@ function settingsOf(
       assertSmtpHost(ctx, input.host, input.tls);
       if (input.password !== undefined && input.username === undefined)
         throw new TetherError('invalid_request', 'password needs a username');
-      return {
-        settings: {
-          kind: 'email',
-          host: input.host.toLowerCase(),
-          port: input.port,
-          tls: input.tls,
-          from: input.from,
-          to: [...new Set(input.to)],
-          username: input.username ?? null,
-        },
-        secret: input.password ?? null,
+      const toPeople = input.to_people ?? true;
+      const to = [...new Set(input.to ?? [])];
+      if (!toPeople && to.length === 0)
+        throw new TetherError(
+          'invalid_request',
+          'an email channel needs someone to write to: to_people, fixed addresses in to, or both',
+        );
+      const settings: EmailSettings = {
+        kind: 'email',
+        host: input.host.toLowerCase(),
+        port: input.port,
+        tls: input.tls,
+        from: input.from,
+        to,
+        toPeople,
+        username: input.username ?? null,
       };
+      return { settings, secret: input.password ?? null };
     }
   }
 }
@@ -169,9 +193,17 @@ export async function createChannel(
 function displayed(settings: ChannelSettings): Record<string, unknown> {
   switch (settings.kind) {
     case 'email':
-      return { host: settings.host, port: settings.port, tls: settings.tls, recipients: settings.to.length };
+      return {
+        host: settings.host,
+        port: settings.port,
+        tls: settings.tls,
+        recipients: settings.to.length,
+        to_people: toPeopleOf(settings),
+      };
     case 'webhook':
       return { url: settings.url };
+    case 'teams':
+      return { target: settings.target, format: teamsFormatOf(settings) };
     default:
       return { target: settings.target };
   }

@@ -1,16 +1,16 @@
 import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
 import { createTransport } from 'nodemailer';
+import { isMailbox, MAX_EMAIL_RECIPIENTS, type OutboxFacts } from '../core/notification-outbox.js';
 import {
   emailSubject,
   emailText,
   type Notification,
   type NotificationChannel,
-  slackMessage,
-  teamsMessage,
   webhookBody,
 } from '../domain/notification.js';
 import { type OutboundClient, Unreachable } from '../net/outbound.js';
+import { slackPayload, teamsFormatOf, teamsPayload } from './messages.js';
 
 /** Largest answer read from a receiver (Slack answers `ok`): anything past it is dropped. */
 const ANSWER_LIMIT = 8 * 1024;
@@ -29,9 +29,28 @@ export class DeliveryFailed extends Error {
   constructor(
     message: string,
     readonly reason: string,
+    /** Retrying cannot help (nobody to write to): given up at once. */
+    readonly permanent = false,
   ) {
     super(message);
   }
+}
+
+/**
+ * An email's recipients: the channel's fixed addresses, then the people concerned that its row
+ * carries, each checked again as a bare address (never a list or a header), deduplicated, at
+ * most {@link MAX_EMAIL_RECIPIENTS}. Empty: nobody to write to, a permanent failure.
+ */
+export function emailRecipients(fixed: readonly string[], facts: OutboxFacts): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const address of [...fixed, ...(facts.people?.addresses ?? [])]) {
+    if (!isMailbox(address) || seen.has(address.toLowerCase())) continue;
+    if (out.length >= MAX_EMAIL_RECIPIENTS) break;
+    seen.add(address.toLowerCase());
+    out.push(address);
+  }
+  return out;
 }
 
 export interface SendContext {
@@ -78,6 +97,13 @@ async function sendEmail(
 ): Promise<void> {
   const settings = channel.settings;
   if (settings.kind !== 'email') throw new DeliveryFailed('misconfigured', 'not an email channel');
+  const to = emailRecipients(settings.to, n.facts);
+  if (to.length === 0)
+    throw new DeliveryFailed(
+      'no_recipients',
+      'none of the people concerned has a usable email attribute, and the channel has no fixed address',
+      true,
+    );
   // The server is resolved and checked by the outbound rules, and the connection goes to the
   // checked address (its name kept for TLS): a DNS answer that changes meanwhile cannot move it.
   let address: string;
@@ -109,7 +135,7 @@ async function sendEmail(
   try {
     await transport.sendMail({
       from: settings.from,
-      to: settings.to,
+      to,
       subject: emailSubject(n.facts),
       text: emailText(n.facts, ctx.publicUrl),
       headers: { 'X-Tether-Event': n.event, 'X-Tether-Notification': n.id },
@@ -141,10 +167,14 @@ export async function sendNotification(
   switch (channel.kind) {
     case 'slack':
       if (secret === null) throw new DeliveryFailed('misconfigured', 'no URL sealed');
-      return post(ctx, secret, JSON.stringify(slackMessage(n.facts, ctx.publicUrl)));
+      return post(ctx, secret, JSON.stringify(slackPayload(n.facts, ctx.publicUrl)));
     case 'teams':
       if (secret === null) throw new DeliveryFailed('misconfigured', 'no URL sealed');
-      return post(ctx, secret, JSON.stringify(teamsMessage(n.facts, ctx.publicUrl)));
+      return post(
+        ctx,
+        secret,
+        JSON.stringify(teamsPayload(n.facts, ctx.publicUrl, teamsFormatOf(channel.settings))),
+      );
     case 'webhook': {
       const sealed = parseWebhookSecret(secret);
       const body = JSON.stringify(webhookBody(n.facts, ctx.publicUrl, n.id));

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { backoffDelay } from '@tether-broker/protocol';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
 import { recordAudit } from '../audit/record.js';
 import { openSecret } from '../config/key-encryption.js';
 import type { BrokerContext, NotificationQueue } from '../core/context.js';
-import { onNotificationsQueued } from '../core/notification-outbox.js';
+import { type OutboxFacts, onNotificationsQueued, type RecipientSkip } from '../core/notification-outbox.js';
 import {
   CHANNEL_KINDS,
   NOTIFICATION_LIMITS,
@@ -39,6 +39,7 @@ const BURST = 25;
 const POLL_MS = 5_000;
 /** Settled rows pruned per pass. */
 const PRUNE_BATCH = 500;
+const SKIP_REASONS: readonly RecipientSkip[] = ['no_email', 'invalid_email', 'over_limit'];
 
 /**
  * Delivers notifications from the outbox after the transactions that queued them commit: each
@@ -75,6 +76,12 @@ export class NotificationWorker implements NotificationQueue {
     labelNames: ['kind'] as const,
     registers: [],
   });
+  readonly #skipped = new Counter({
+    name: 'tether_notification_recipients_skipped_total',
+    help: 'People concerned by an email notification who were not written to, by reason (no_email, invalid_email, over_limit)',
+    labelNames: ['reason'] as const,
+    registers: [],
+  });
   readonly #pending = new Gauge({
     name: 'tether_notifications_pending',
     help: 'Notifications waiting to be delivered (first attempt or retry), by channel kind',
@@ -91,6 +98,7 @@ export class NotificationWorker implements NotificationQueue {
       this.#givenUp.inc({ kind }, 0);
       this.#pending.set({ kind }, 0);
     }
+    for (const reason of SKIP_REASONS) this.#skipped.inc({ reason }, 0);
     // Rows queued by this process: delivered as soon as their transaction commits.
     // Held weakly: a broker that is dropped without being stopped (a test's) is not kept alive by it.
     const self = new WeakRef(this);
@@ -98,11 +106,12 @@ export class NotificationWorker implements NotificationQueue {
   }
 
   expose(registry: Registry): void {
-    const metrics = {
+    const metrics: Record<string, Metric<string>> = {
       tether_notifications_delivered_total: this.#delivered,
       tether_notification_failures_total: this.#failures,
       tether_notifications_given_up_total: this.#givenUp,
       tether_notifications_pending: this.#pending,
+      tether_notification_recipients_skipped_total: this.#skipped,
     };
     for (const [name, metric] of Object.entries(metrics))
       if (!registry.getSingleMetric(name)) registry.registerMetric(metric);
@@ -231,6 +240,11 @@ export class NotificationWorker implements NotificationQueue {
       return;
     }
     const { channel, sealedSecret } = found;
+    // Counted once per row, on its first attempt (its people were resolved when it was queued).
+    const people = (listed.facts as OutboxFacts).people;
+    if (people && listed.attempts === 0)
+      for (const reason of SKIP_REASONS)
+        if (people.skipped[reason] > 0) this.#skipped.inc({ reason }, people.skipped[reason]);
     try {
       const secret =
         sealedSecret === null ? null : await openSecret(kek, sealedSecret, channelSealBinding(channel));
@@ -270,12 +284,15 @@ export class NotificationWorker implements NotificationQueue {
     const { store, clock, config } = this.#ctx;
     const attempts = n.attempts + 1;
     const error = err instanceof DeliveryFailed ? err.message : 'delivery failed';
+    const people = (n.facts as OutboxFacts).people;
     const now = clock.now();
     this.#failures.inc({ kind });
-    const giveUp = shouldGiveUp(attempts, now - n.createdAt, {
-      maxAttempts: config.notificationMaxAttempts,
-      maxAgeMs: config.notificationMaxAgeSeconds * 1000,
-    });
+    const giveUp =
+      (err instanceof DeliveryFailed && err.permanent) ||
+      shouldGiveUp(attempts, now - n.createdAt, {
+        maxAttempts: config.notificationMaxAttempts,
+        maxAgeMs: config.notificationMaxAgeSeconds * 1000,
+      });
     // The detail (an address, an SMTP reply, a status) is the operator's: the log, never the API.
     this.#log.warn(
       {
@@ -314,7 +331,14 @@ export class NotificationWorker implements NotificationQueue {
           target: n.channelId,
           outcome: 'failure',
           requestId: n.facts.requestId,
-          details: { notification: n.id, event: n.event, kind, attempts, reason: error },
+          details: {
+            notification: n.id,
+            event: n.event,
+            kind,
+            attempts,
+            reason: error,
+            ...(people ? { skipped: people.skipped } : {}),
+          },
         });
       }
     }).catch((writeErr: unknown) =>

@@ -1,4 +1,5 @@
 import { DpopError } from '@tether-broker/pep';
+import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import { issueApiToken } from '../auth/api-token.js';
 import { SignedAssertionRefused, verifyClientAssertion } from '../auth/client-assertion.js';
@@ -7,6 +8,7 @@ import { DEVICE_CODE_GRANT, exchangeDeviceCode } from '../console/device-login.j
 import { recordRefusal } from '../core/audit-refusal.js';
 import { verifyBrokerProof } from '../core/broker-dpop.js';
 import type { BrokerContext } from '../core/context.js';
+import { assertSeatCovered } from '../core/seats.js';
 import { type DelegationForm, delegateSession, isDelegation } from '../sessions/delegate-session.js';
 import { type ExchangeForm, exchangeToken, TOKEN_EXCHANGE_GRANT } from '../sessions/exchange-token.js';
 import { refreshSession } from '../sessions/refresh-session.js';
@@ -102,6 +104,13 @@ async function clientCredentials(
     });
   } catch (err) {
     if (err instanceof SignedAssertionRefused) await recordFailedLogin(ctx, err);
+    throw err;
+  }
+  // A provider operator's seat gets a token only while a relationship covers it.
+  try {
+    await assertSeatCovered(ctx, client.principal, now);
+  } catch (err) {
+    if (err instanceof TetherError) throw new OAuthError('invalid_client', err.detail);
     throw err;
   }
   const { token, expiresIn } = await issueApiToken(ctx.keys, client.principal, {

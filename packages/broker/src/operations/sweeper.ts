@@ -2,6 +2,8 @@ import { checkpointOnSchedule } from '../audit/checkpoints.js';
 import { pruneSpentJtis } from '../auth/client-assertion.js';
 import { pruneSpentProofs } from '../core/broker-dpop.js';
 import type { BrokerContext } from '../core/context.js';
+import { endContracts } from '../core/contracts.js';
+import { endOverdueRelationships } from '../core/end-relationship.js';
 import { endExpiredSessions } from '../core/end-session.js';
 import { expireOverdueRequests } from '../core/expire-requests.js';
 import { runSteps } from '../core/health.js';
@@ -28,6 +30,10 @@ export function sweepSteps(ctx: BrokerContext): SweepStep[] {
   };
   return [
     ['expire_requests', async () => counted('expired_requests', await expireOverdueRequests(ctx))],
+    // Before the expiry sweep: a session capped at its contract's end ends `contract_ended`, not `expired`.
+    ['end_contracts', async () => counted('ended_at_contract_end', await endContracts(ctx))],
+    // Likewise: a session capped at its relationship's end ends `relationship_ended`.
+    ['end_relationships', async () => counted('relationships_ended', await endOverdueRelationships(ctx))],
     ['end_expired_sessions', async () => counted('ended_at_hard_expiry', await endExpiredSessions(ctx))],
     ['end_idle_sessions', async () => counted('ended_idle', await endIdleSessions(ctx))],
     ['end_lapsed_recordings', async () => counted('ended_recording_lapsed', await endLapsedRecordings(ctx))],

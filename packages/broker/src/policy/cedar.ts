@@ -104,6 +104,18 @@ export interface DecisionInput {
    * (a `Tether::Resource` whose tags are its `/`-separated segments by position, see {@link resourceEntity}).
    */
   entitlementResource?: string | undefined;
+  /** `request`, `approve`, `auto_approve`: the relationship a provider operator asks under (`context.relationship`). */
+  relationship?: RelationshipFacts | undefined;
+}
+
+/** A provider relationship as Cedar sees it (`context.relationship`). */
+export interface RelationshipFacts {
+  id: string;
+  name: string;
+  /** The provider tenant's name. */
+  provider: string;
+  /** Names of the operator's groups in the provider tenant that the relationship names. */
+  providerGroups: string[];
 }
 
 /** The outcome of {@link PolicyEngine.decide}. */
@@ -369,6 +381,13 @@ function buildRequest(input: DecisionInput): CedarRequest | { errors: string[] }
   // here met a TurboFan lazy-deoptimisation crash of Node 20 ("Fatal error: unreachable
   // code") when continuous evaluation decided thousands of sessions in a row.
   if (input.ticketInfo) context.ticket_info = ticketInfoContext(input.ticketInfo);
+  if (input.relationship && input.action !== 'continue')
+    context.relationship = {
+      id: input.relationship.id,
+      name: input.relationship.name,
+      provider: input.relationship.provider,
+      provider_groups: [...input.relationship.providerGroups],
+    };
   if (input.action === 'continue') addContinueContext(context, input);
   if (input.action === 'continue' && input.entitlementResource !== undefined) {
     context.entitlement_resource = { __entity: resourceUid(input.entitlementResource) };

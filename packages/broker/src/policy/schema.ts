@@ -65,6 +65,17 @@ namespace Tether {
   // hour (0-23) and weekday (0-6, 0 = Sunday) are computed in the tenant's time zone.
   // requester is who asked for the access: for request and auto_approve it is the
   // principal itself; for approve the principal is the approver.
+  // Present when the requester is a provider operator's seat asking under a relationship
+  // (the MSP model): the relationship, the provider tenant's name, and the operator's groups
+  // there that the relationship names. Test for it first:
+  //     context has relationship && context.relationship.provider == "acme-msp"
+  type Relationship = {
+    id: String,
+    name: String,
+    provider: String,
+    provider_groups: Set<String>,
+  };
+
   type RequestContext = {
     ticket: String,
     has_ticket: Bool,
@@ -77,6 +88,7 @@ namespace Tether {
     weekday: Long,
     principal_kind: String,
     requester: Principal,
+    relationship?: Relationship,
   };
 
   action request, approve, auto_approve appliesTo {

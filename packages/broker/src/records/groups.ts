@@ -103,6 +103,12 @@ export async function setGroupMembership(
   return inTransaction(ctx.store, async (tx) => {
     const group = await resolveGroup(tx, caller.tenant.id, groupRef);
     const principal = await resolvePrincipal(tx, caller.tenant.id, principalRef);
+    // A seat's standing comes from its relationship alone, never from this tenant's groups.
+    if (member && principal.home)
+      throw new TetherError(
+        'seat_restricted',
+        `${principal.name} is a provider operator's seat: relationships, not groups, say what it may do`,
+      );
     const changed = member
       ? await addGroupMember(tx, caller.tenant.id, group.id, principal.id)
       : await removeGroupMember(tx, caller.tenant.id, group.id, principal.id);

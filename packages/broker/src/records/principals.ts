@@ -1,15 +1,23 @@
 import { type PrincipalKind, type Role, TetherError } from '@tether-broker/protocol';
-import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { recordAudit } from '../audit/record.js';
 import { verifyKeyProof } from '../auth/key-proof.js';
 import { requireRole } from '../core/access-control.js';
 import type { BrokerContext, Caller } from '../core/context.js';
+import { capSessionsAtContractEnd, endOutOfContract } from '../core/contracts.js';
 import { endLiveSessionsOf } from '../core/end-sessions-of.js';
+import { acceptPublicKey } from '../core/public-keys.js';
 import { resolvePrincipal } from '../core/resolve.js';
+import {
+  type ContractChange,
+  type ContractWindow,
+  changedContract,
+  contractActiveAt,
+  contractNarrowed,
+} from '../domain/contract.js';
 import { newId } from '../domain/ids.js';
-import { hasPrivateMembers, hasRole, type Principal, type PrincipalKey } from '../domain/principal.js';
+import { hasRole, type Principal, type PrincipalKey } from '../domain/principal.js';
 import { enqueueReevaluation } from '../evaluation/jobs.js';
-import { inTransaction, isUniqueViolation } from '../store/database.js';
+import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
 import {
   deletePrincipalKey,
   insertPrincipal,
@@ -20,43 +28,35 @@ import {
   updatePrincipal,
 } from '../store/repositories/principals.js';
 
-/** Key types a principal may register: asymmetric signature keys only. */
-const ACCEPTED_KEYS: Record<string, string[]> = { OKP: ['Ed25519'], EC: ['P-256', 'P-384'] };
-
-/**
- * Checks that a JWK is a public signature key we accept and returns its canonical public
- * form with its RFC 7638 thumbprint. A private key is refused without echoing any of it.
- */
-export async function acceptPublicKey(
-  jwk: Record<string, unknown>,
-): Promise<{ kid: string; publicJwk: JWK }> {
-  if (hasPrivateMembers(jwk)) {
-    throw new TetherError(
-      'invalid_key',
-      'that is a private key; register the public key only (the private key never leaves its holder)',
-    );
-  }
-  const kty = typeof jwk.kty === 'string' ? jwk.kty : '';
-  const crv = typeof jwk.crv === 'string' ? jwk.crv : '';
-  if (!ACCEPTED_KEYS[kty]?.includes(crv)) {
-    throw new TetherError('invalid_key', 'only Ed25519 (OKP) and P-256/P-384 (EC) public keys are accepted');
-  }
-  const publicJwk: JWK =
-    kty === 'OKP' ? { kty, crv, x: jwk.x as string } : { kty, crv, x: jwk.x as string, y: jwk.y as string };
-  try {
-    await importJWK(publicJwk, kty === 'OKP' ? 'EdDSA' : crv === 'P-256' ? 'ES256' : 'ES384');
-    return { kid: await calculateJwkThumbprint(publicJwk), publicJwk };
-  } catch {
-    throw new TetherError('invalid_key', 'the key material is not a valid public key');
-  }
-}
-
 export interface NewPrincipal {
   name: string;
   kind: PrincipalKind;
   roles?: Role[] | undefined;
   attributes?: Record<string, string> | undefined;
   keys?: Record<string, unknown>[] | undefined;
+  /** RFC 3339 times, as the API takes them; see domain/contract.ts. */
+  contract?: { starts_at?: string | undefined; ends_at?: string | undefined } | undefined;
+}
+
+/** A contract window as the API takes it: RFC 3339 times, null to remove a bound. */
+interface ContractInput {
+  starts_at?: string | null | undefined;
+  ends_at?: string | null | undefined;
+}
+
+/** The API's contract as a change of epoch milliseconds. */
+function contractChange(contract: ContractInput | null | undefined): ContractChange | null | undefined {
+  if (contract === undefined || contract === null) return contract;
+  const ms = (time: string | null | undefined) =>
+    time === undefined || time === null ? time : Date.parse(time);
+  return { startsAt: ms(contract.starts_at), endsAt: ms(contract.ends_at) };
+}
+
+/** The audit form of a contract window: RFC 3339 times, null for none. */
+function contractAudit(contract: ContractWindow | undefined): Record<string, string | null> | null {
+  if (!contract) return null;
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return { starts_at: iso(contract.startsAt), ends_at: iso(contract.endsAt) };
 }
 
 export async function createPrincipal(
@@ -67,6 +67,7 @@ export async function createPrincipal(
   requireRole(caller, 'admin');
   const keys = await Promise.all((input.keys ?? []).map(acceptPublicKey));
   const now = ctx.clock.now();
+  const contract = changedContract(undefined, contractChange(input.contract), now, true);
   const principal: Principal = {
     id: newId('principal'),
     tenantId: caller.tenant.id,
@@ -77,6 +78,7 @@ export async function createPrincipal(
     attributes: input.attributes ?? {},
     createdAt: now,
     updatedAt: now,
+    ...(contract ? { contract } : {}),
   };
   return inTransaction(ctx.store, async (tx) => {
     try {
@@ -105,6 +107,7 @@ export async function createPrincipal(
         kind: principal.kind,
         roles: principal.roles,
         keys: keys.map((k) => k.kid),
+        ...(contract ? { contract: contractAudit(contract) } : {}),
       },
     });
     return principal;
@@ -115,6 +118,8 @@ export interface PrincipalChanges {
   enabled?: boolean | undefined;
   roles?: Role[] | undefined;
   attributes?: Record<string, string> | undefined;
+  /** A side given replaces it, null removes it; `null` removes the window. Admins only. */
+  contract?: ContractInput | null | undefined;
 }
 
 export async function changePrincipal(
@@ -138,15 +143,29 @@ export async function changePrincipal(
         'an admin may not disable themselves or remove their own admin role',
       );
     }
+    // A provider operator's seat stands for someone the customer does not manage: it may be
+    // disabled (and enabled again), nothing more.
+    if (
+      current.home &&
+      (changes.roles !== undefined || changes.attributes !== undefined || changes.contract !== undefined)
+    )
+      throw new TetherError(
+        'seat_restricted',
+        `${current.name} is a provider operator's seat: it may only be disabled`,
+      );
     const now = ctx.clock.now();
+    const contract = changedContract(current.contract, contractChange(changes.contract), now, false);
+    const { contract: _previous, ...rest } = current;
     const next: Principal = {
-      ...current,
+      ...rest,
       ...(changes.enabled === undefined ? {} : { enabled: changes.enabled }),
       ...(changes.roles === undefined ? {} : { roles: [...new Set(changes.roles)] }),
       ...(changes.attributes === undefined ? {} : { attributes: changes.attributes }),
+      ...(contract ? { contract } : {}),
       updatedAt: now,
     };
     await updatePrincipal(tx, next);
+    const contractEffects = await applyContractChange(ctx, tx, current, next, now, caller.principal.id);
     if (current.enabled && !next.enabled) {
       // A disabled principal holds nothing: its live sessions end with the change.
       await endLiveSessionsOf(
@@ -180,10 +199,40 @@ export async function changePrincipal(
       outcome: 'success',
       principalId: current.id,
       // A disabled principal's broker-API tokens are refused from its next call on (authenticateCaller).
-      details: { changes, ...(current.enabled && !next.enabled ? { api_tokens_revoked: true } : {}) },
+      details: {
+        changes,
+        ...(current.enabled && !next.enabled ? { api_tokens_revoked: true } : {}),
+        ...contractEffects,
+      },
     });
     return next;
   });
+}
+
+/**
+ * What a changed contract window does to what the principal holds, inside the change's
+ * transaction: out of the window now, its live sessions end (`contract_ended`) and its pending
+ * requests are cancelled at once; with an earlier end still ahead, its live sessions are capped
+ * at that end. A longer window gives nothing back: sessions keep the expiry they have. Answers
+ * what it did, for the change's audit record.
+ */
+async function applyContractChange(
+  ctx: BrokerContext,
+  tx: TxHandle,
+  before: Principal,
+  after: Principal,
+  now: number,
+  by: string,
+): Promise<Record<string, unknown>> {
+  if (!contractNarrowed(before.contract, after.contract)) return {};
+  const contract = { contract: contractAudit(after.contract) };
+  if (!contractActiveAt(after.contract, now)) {
+    const { sessions, requests } = await endOutOfContract(ctx, tx, after, now, by);
+    return { ...contract, ended_sessions: sessions.map((s) => s.id), cancelled_requests: requests };
+  }
+  const endsAt = after.contract?.endsAt ?? null;
+  if (endsAt === null) return contract;
+  return { ...contract, capped_sessions: await capSessionsAtContractEnd(tx, after, endsAt, now, by) };
 }
 
 /**
@@ -202,6 +251,11 @@ export async function addPrincipalKey(
   proof?: string,
 ): Promise<PrincipalKey> {
   const principal = await resolvePrincipal(ctx.store, caller.tenant.id, ref);
+  if (principal.home)
+    throw new TetherError(
+      'seat_restricted',
+      `${principal.name} is a provider operator's seat: it signs with its operator's own keys`,
+    );
   const admin = hasRole(caller.principal, 'admin');
   if (principal.id !== caller.principal.id && !admin) requireRole(caller, 'admin');
   const { kid, publicJwk } = await acceptPublicKey(jwk);
@@ -286,3 +340,6 @@ export async function getPrincipal(
 export async function findPrincipals(ctx: BrokerContext, caller: Caller): Promise<Principal[]> {
   return listPrincipals(ctx.store, caller.tenant.id);
 }
+
+/** Re-exported: where principals' keys have always been accepted from. */
+export { acceptPublicKey };

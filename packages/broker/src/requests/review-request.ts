@@ -12,6 +12,9 @@ import type { BrokerContext, Caller } from '../core/context.js';
 import { writeExpiry } from '../core/expire-requests.js';
 import { queueRequestNotification } from '../core/notification-outbox.js';
 import { askPolicy, explainRefusal } from '../core/policy-facts.js';
+import { readRelationship } from '../core/relationship-trust.js';
+import { assertContractActive } from '../domain/contract.js';
+import type { Principal } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';
 import {
   type AccessRequest,
@@ -100,8 +103,12 @@ export async function reviewRequest(
       const previous = await listReviews(tx, tenantId, request.id);
       // The domain rules first (pending, not the requester, not twice), so their codes win.
       assertReviewable(request, previous, caller.principal.id, now);
-      const { policies, privilege } = await assertMayReview(ctx, tx, caller, request, extended);
-      if (decision === 'approve') assertFreshVerification(privilege, caller, now);
+      const { policies, privilege, requester } = await assertMayReview(ctx, tx, caller, request, extended);
+      if (decision === 'approve') {
+        assertFreshVerification(privilege, caller, now);
+        // Out of contract, nothing is approved into a session; the sweeper cancels the request.
+        assertContractActive(requester, now);
+      }
       const voided =
         decision === 'approve' && request.kind === 'extension'
           ? extensionRefusal(request, extended, privilege, now)
@@ -236,7 +243,7 @@ async function assertMayReview(
   caller: Caller,
   request: AccessRequest,
   extended: Session | undefined,
-): Promise<{ policies: string[]; privilege: Privilege }> {
+): Promise<{ policies: string[]; privilege: Privilege; requester: Principal }> {
   const privilege = await findPrivilege(tx, request.tenantId, request.privilegeId);
   const requester = await findPrincipal(tx, request.tenantId, request.principalId);
   if (!privilege || !requester) {
@@ -262,6 +269,9 @@ async function assertMayReview(
       : { durationSeconds: request.durationSeconds }),
     reason: request.justification,
     timeZone: caller.tenant.timeZone,
+    relationship: request.relationshipId
+      ? await readRelationship(tx, ctx.kek, request.tenantId, request.relationshipId)
+      : undefined,
   });
   if (!decision.allowed) {
     throw new TetherError(
@@ -272,7 +282,7 @@ async function assertMayReview(
       },
     );
   }
-  return { policies: decision.policies, privilege };
+  return { policies: decision.policies, privilege, requester };
 }
 
 async function isNamedApprover(tx: TxHandle, privilege: Privilege, caller: Caller): Promise<boolean> {

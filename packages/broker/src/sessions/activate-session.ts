@@ -5,17 +5,23 @@ import { verifyBrokerProof } from '../core/broker-dpop.js';
 import { enqueueMints } from '../core/connector-jobs.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import { startRecording } from '../core/recording-start.js';
+import { lockTrustedRelationship } from '../core/relationship-trust.js';
+import { relationshipsCovering } from '../core/seats.js';
 import { allocateStatusSlot, SLOT_REUSE_MARGIN_MS } from '../core/status-slots.js';
 import { assertTicketStillOpen } from '../core/ticket-facts.js';
+import { assertContractActive, capAtContractEnd } from '../domain/contract.js';
 import { newId } from '../domain/ids.js';
+import type { Principal } from '../domain/principal.js';
 import type { RecordedMode } from '../domain/recording.js';
 import type { Verdict } from '../domain/reevaluation.js';
+import { assertRelationshipUsable, type Relationship } from '../domain/relationship.js';
 import type { AccessRequest } from '../domain/request.js';
 import { assertActivatable, grantOf, hardExpiry, type Session } from '../domain/session.js';
 import { judgeSession } from '../evaluation/evaluate.js';
 import { EvaluationFacts } from '../evaluation/facts.js';
 import { readTenantCutoff } from '../revocation/tenant-cutoff.js';
 import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
+import { findPrincipal } from '../store/repositories/principals.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import { insertRefreshToken } from '../store/repositories/refresh-tokens.js';
 import { findRequest, lockRequest } from '../store/repositories/requests.js';
@@ -110,11 +116,19 @@ export async function startSession(
   const privilege = await findPrivilege(tx, request.tenantId, request.privilegeId);
   if (!privilege)
     throw new TetherError('request_not_approved', 'the privilege of this request no longer exists');
+  // A contractor holds nothing outside its contract window, and nothing past its end.
+  const principal = await findPrincipal(tx, request.tenantId, request.principalId);
+  if (principal) assertContractActive(principal, now);
+  // A provider operator's session: only under a relationship still active (locked, so its end
+  // cannot slip between this check and the session's row), and never past its end.
+  const relationship = await relationshipToStartUnder(ctx, tx, request, principal, now);
   const id = newId('session');
-  const hardExpiresAt = Math.min(
+  const uncapped = Math.min(
     hardExpiry(request, privilege, now),
     start.notAfter ?? Number.POSITIVE_INFINITY,
+    relationship?.endsAt ?? Number.POSITIVE_INFINITY,
   );
+  const hardExpiresAt = capAtContractEnd(principal?.contract, uncapped);
   if (hardExpiresAt <= now)
     throw new TetherError('invalid_request', 'the session would end before it starts: its bound has passed');
   const slot = await allocateStatusSlot(tx, request.tenantId, id, hardExpiresAt + SLOT_REUSE_MARGIN_MS, now);
@@ -140,6 +154,7 @@ export async function startSession(
     idleTimeoutSeconds: privilege.idleTimeoutSeconds,
     narrowedBefore: null,
     delegation: null,
+    ...(relationship ? { relationshipId: relationship.id } : {}),
   };
   // Continuous evaluation from the first token on: the session starts with what policy and
   // the trust context let it hold now, or it does not start.
@@ -174,6 +189,8 @@ export async function startSession(
       jkt: start.jkt,
       privilege: privilege.name,
       hard_expires_at: hardExpiresAt,
+      ...(hardExpiresAt < uncapped ? { capped_at_contract_end: true } : {}),
+      ...(relationship ? { relationship: { id: relationship.id, name: relationship.name } } : {}),
       ...(privilege.idleTimeoutSeconds === null ? {} : { idle_timeout: privilege.idleTimeoutSeconds }),
       ...(verdict.outcome === 'narrow'
         ? { narrowed: { reason: verdict.reason, why: verdict.why, actions: created.grant.actions } }
@@ -191,9 +208,36 @@ export async function startSession(
   return { session: created, refreshToken: refresh.token, recording: privilege.recording };
 }
 
+/**
+ * The relationship a seat's request was asked under, locked and verified, when it may still
+ * start a session: active, in its window, and still covering the seat's operator for the
+ * privilege. Undefined for a request not asked under one.
+ */
+async function relationshipToStartUnder(
+  ctx: BrokerContext,
+  tx: TxHandle,
+  request: AccessRequest,
+  principal: Principal | undefined,
+  now: number,
+): Promise<Relationship | undefined> {
+  if (!request.relationshipId) return undefined;
+  const relationship = await lockTrustedRelationship(tx, ctx.kek, request.tenantId, request.relationshipId);
+  if (!relationship)
+    throw new TetherError('relationship_not_active', 'the relationship of this request is gone');
+  assertRelationshipUsable(relationship, now);
+  const covering = principal ? await relationshipsCovering(ctx, principal, now, request.privilegeId, tx) : [];
+  if (!covering.some((r) => r.id === relationship.id))
+    throw new TetherError(
+      'not_covered_by_relationship',
+      `relationship ${relationship.name} no longer covers this operator and privilege`,
+    );
+  return relationship;
+}
+
 /** Why continuous evaluation would not let a session start, as the activation's refusal. */
 function activationRefused(verdict: Extract<Verdict, { outcome: 'end' }>): TetherError {
   if (verdict.reason === 'principal_disabled') return new TetherError('principal_disabled', verdict.why);
+  if (verdict.reason === 'contract_ended') return new TetherError('contract_not_active', verdict.why);
   if (verdict.reason === 'privilege_deleted')
     return new TetherError('request_not_approved', 'the privilege of this request no longer exists');
   return new TetherError('not_eligible', `the session cannot start: ${verdict.why}`);

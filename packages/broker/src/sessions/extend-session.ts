@@ -6,6 +6,7 @@ import { recordRefusal } from '../core/audit-refusal.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import { writeExpiry } from '../core/expire-requests.js';
 import { askPolicy, explainRefusal } from '../core/policy-facts.js';
+import { assertExtensionWithinContract } from '../domain/contract.js';
 import { assertMayExtend, type ExtensionBounds, extensionBounds } from '../domain/extension.js';
 import { newId } from '../domain/ids.js';
 import type { Privilege } from '../domain/privilege.js';
@@ -48,6 +49,7 @@ export async function requestExtension(
     assertSessionVisible(session, caller, sessionId);
     const now = ctx.clock.now();
     assertMayExtend(session, caller.principal.id, now);
+    assertExtensionWithinContract(caller.principal, session, now);
     await assertNotBoundToSubjectToken(tx, session);
     const privilege = await findPrivilege(tx, session.tenantId, session.privilegeId);
     if (!privilege) throw new TetherError('not_found', 'the privilege of this session no longer exists');

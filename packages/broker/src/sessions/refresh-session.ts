@@ -4,12 +4,14 @@ import { OAuthError } from '../auth/oauth-error.js';
 import { verifyBrokerProof } from '../core/broker-dpop.js';
 import type { BrokerContext } from '../core/context.js';
 import { endSessionIn } from '../core/end-session.js';
+import { expiryReason } from '../domain/contract.js';
 import { idleDetails, isIdle } from '../domain/idle.js';
 import { type EndReason, isLive, type Session } from '../domain/session.js';
 import { narrowSessionIn } from '../evaluation/apply.js';
 import { judgeSession } from '../evaluation/evaluate.js';
 import { EvaluationFacts } from '../evaluation/facts.js';
 import { inTransaction } from '../store/database.js';
+import { findPrincipal } from '../store/repositories/principals.js';
 import {
   findRefreshToken,
   insertRefreshToken,
@@ -69,7 +71,11 @@ export async function refreshSession(
       });
     if (proofJkt !== session.jkt) return grantDenied('the refresh token is bound to another key');
     if (stored.state !== 'active' || session.state !== 'active') return grantDenied('the session has ended');
-    if (!isLive(session, now)) return end('expired', 'the session has expired');
+    if (!isLive(session, now)) {
+      // A session capped at its principal's contract end ends for that reason, as the sweeper says.
+      const principal = await findPrincipal(tx, session.tenantId, session.principalId);
+      return end(expiryReason(principal?.contract, session.hardExpiresAt), 'the session has expired');
+    }
     // The sweeper ends idle sessions too; a refresh that comes first must not revive one.
     if (isIdle(session, now))
       return end(

@@ -8,6 +8,8 @@ export interface TenantRow {
   display_name: string;
   time_zone: string;
   created_at: number;
+  kind: string; // 'standalone' | 'provider' | 'customer' (0030)
+  provider_tenant_id: string | null; // a customer's provider (0030)
 }
 
 export interface PrincipalRow {
@@ -20,6 +22,33 @@ export interface PrincipalRow {
   attributes: string; // JSON Record<string,string>
   created_at: number;
   updated_at: number;
+  contract_starts_at: number | null; // epoch ms (0029); null: no start bound
+  contract_ends_at: number | null; // epoch ms (0029); null: no end bound
+  home_tenant_id: string | null; // a provider operator's seat: the operator's tenant (0030)
+  home_principal_id: string | null; // ... and the operator, whose keys it authenticates with
+}
+
+/** A provider's relationship with a customer (0030); JSON columns hold ids. */
+export interface RelationshipRow {
+  id: string;
+  provider_tenant_id: string;
+  customer_tenant_id: string;
+  name: string;
+  state: string; // 'proposed' | 'active' | 'ended'
+  provider_groups: string; // JSON string[]: group ids in the provider tenant
+  privileges: string; // JSON string[]: privilege ids in the customer tenant
+  approval: string; // JSON { customer: number, provider: number }
+  starts_at: number | null;
+  ends_at: number;
+  proposed_by: string;
+  proposed_at: number;
+  accepted_by: string | null;
+  accepted_at: number | null;
+  ended_by: string | null;
+  ended_at: number | null;
+  end_reason: string | null;
+  updated_at: number;
+  seal: string; // the trust-bearing fields sealed under the KEK, bound to the id
 }
 
 export interface PrincipalKeyRow {
@@ -91,6 +120,7 @@ export interface AccessRequestRow {
   policies: string; // JSON string[]: the policy ids that decided eligibility/auto-approval
   kind: string; // 'access' | 'extension' | 'delegation'
   session_id: string | null; // extension: the session it extends (duration_s is the time added)
+  relationship_id: string | null; // asked by a provider's operator under a relationship (0030)
 }
 
 export interface RequestReviewRow {
@@ -196,6 +226,7 @@ export interface SessionRow {
   act: string | null; // JSON RFC 8693 act claim of a sub-session's tokens
   call_budget: string | null; // JSON Record<action, calls> a sub-session may make; null: none
   calls_made: string | null; // JSON Record<action, calls> reported so far
+  relationship_id: string | null; // made under a provider relationship (0030)
 }
 
 export interface RefreshTokenRow {
@@ -634,6 +665,7 @@ export interface DeviceLoginRow {
 export interface Tables {
   store_probe: StoreProbeRow;
   tenants: TenantRow;
+  relationships: RelationshipRow;
   principals: PrincipalRow;
   principal_keys: PrincipalKeyRow;
   groups: GroupRow;

@@ -6,6 +6,7 @@ import { approvedRequestForTicket } from '../approved-requests.js';
 import { parseDuration } from '../duration.js';
 import { CliError, EXIT, isConnectionFailure } from '../errors.js';
 import { warn } from '../output.js';
+import { withCustomerSeat } from '../seat.js';
 import { Session } from '../session.js';
 import { SignalRelay, startChild, stopChild } from './exec-child.js';
 import { announce, awaitCredentials, type CredentialsHow, type Handoff, handOver } from './exec-handoff.js';
@@ -62,8 +63,7 @@ Examples:
 
 /** `tether exec … -- <command>`: runs one command inside a session of its own. */
 export function registerExec(program: Command): void {
-  program
-    .command('exec')
+  withCustomerSeat(program.command('exec'))
     .description(
       'run a command with a session of its own: activate it, pass its credentials, stop the command if the session ends, end the session when the command exits',
     )

@@ -12,6 +12,8 @@ import { CliError, EXIT, isConnectionFailure, unreachable } from '../errors.js';
 import { io } from '../io.js';
 import { pruneExpired } from '../local-sessions.js';
 import { sanitize, warn } from '../output.js';
+import { seatCustomerOf, withCustomerSeat } from '../seat.js';
+import { Session } from '../session.js';
 import { SessionStore, type StoredSession } from '../session-store.js';
 
 interface FetchFlags {
@@ -347,12 +349,27 @@ function statusLine(response: Response): string {
   ].join(' ');
 }
 
-async function fetchWithSession(url: string, flags: FetchFlags): Promise<void> {
+/**
+ * With `--customer`, only the sessions held here in that customer's tenant (the seat's tenant,
+ * cached or taken now); otherwise all of them.
+ */
+async function sessionsInScope(
+  store: SessionStore,
+  flags: FetchFlags,
+  command: Command,
+): Promise<StoredSession[]> {
+  const sessions = readableSessions(store, flags.session);
+  if (seatCustomerOf(command) === undefined) return sessions;
+  const { tenant } = (await new Session(command).ready()).identity;
+  return sessions.filter((s) => s.tenant === tenant);
+}
+
+async function fetchWithSession(url: string, flags: FetchFlags, command: Command): Promise<void> {
   const target = parseTarget(url);
   const init = requestInit(flags);
   const store = SessionStore.fromEnv(io().env);
   pruneExpired(store);
-  const chosen = chooseSession(readableSessions(store, flags.session), target, {
+  const chosen = chooseSession(await sessionsInScope(store, flags, command), target, {
     explicit: flags.session,
     current: store.current(),
   });
@@ -395,8 +412,7 @@ async function fetchWithSession(url: string, flags: FetchFlags): Promise<void> {
 
 /** `tether fetch <url>`: one DPoP-signed HTTP call with a stored session. */
 export function registerFetch(program: Command): void {
-  program
-    .command('fetch')
+  withCustomerSeat(program.command('fetch'))
     .description(
       'make a DPoP-signed HTTP call with a session held here (refreshed as needed); the body goes to stdout, a status other than 2xx to stderr and exit 1',
     )
@@ -409,5 +425,5 @@ export function registerFetch(program: Command): void {
       '--session <id>',
       "the session to use (default: the one whose audiences include the URL's origin; of several, the current one)",
     )
-    .action((url: string, flags: FetchFlags) => fetchWithSession(url, flags));
+    .action((url: string, flags: FetchFlags, command: Command) => fetchWithSession(url, flags, command));
 }

@@ -16,6 +16,7 @@ interface InitFlags extends StoreFlags {
   timeZone?: string;
   identityOut?: string;
   force?: boolean;
+  provider?: boolean;
 }
 
 /** `tether init`: creates a tenant and its first admin, where the store is (no server needed). */
@@ -28,6 +29,10 @@ export function registerInit(program: Command): void {
     .option('--time-zone <zone>', 'IANA time zone the policies see (default UTC)')
     .option('--identity-out <file>', 'write the admin identity here instead of $TETHER_HOME/identity.json')
     .option('--force', 'overwrite an existing identity file')
+    .option(
+      '--provider',
+      'make it a provider (MSP) tenant: it onboards customers and proposes relationships with them',
+    )
     .action((flags: InitFlags, command: Command) => init(flags, command.optsWithGlobals<GlobalOptions>()));
 }
 
@@ -64,6 +69,7 @@ async function init(flags: InitFlags, globals: GlobalOptions): Promise<void> {
       displayName: flags.displayName,
       timeZone: flags.timeZone,
       adminName: flags.admin,
+      kind: flags.provider ? 'provider' : 'standalone',
     });
   } finally {
     await store.close();
@@ -74,11 +80,17 @@ async function init(flags: InitFlags, globals: GlobalOptions): Promise<void> {
     principal: boot.admin.id,
     key: boot.adminPrivateJwk as Record<string, unknown>,
   });
-  const answer = { tenant: boot.tenant.id, admin: boot.admin.id, identity: target, broker: config.publicUrl };
+  const answer = {
+    tenant: boot.tenant.id,
+    kind: boot.tenant.kind,
+    admin: boot.admin.id,
+    identity: target,
+    broker: config.publicUrl,
+  };
   if (globals.json) return printJson(answer);
   say(
     renderFields([
-      ['tenant', `${boot.tenant.name} (${boot.tenant.id})`],
+      ['tenant', `${boot.tenant.name} (${boot.tenant.id})${flags.provider ? ', a provider' : ''}`],
       ['admin', `${boot.admin.name} (${boot.admin.id})`],
       ['identity', `${target} (0600; keep it safe, it holds the admin's private key)`],
       ['store', describeStore(config, location)],
@@ -92,4 +104,8 @@ async function init(flags: InitFlags, globals: GlobalOptions): Promise<void> {
   say(`  tether whoami${identityFlag}`);
   say(`  tether principal keygen <name> --kind human${identityFlag}   # onboard someone`);
   say(`  tether policy set <policies.cedar>${identityFlag}`);
+  if (flags.provider)
+    say(
+      `  tether customer add <customer> --admin <name> --admin-key <public-jwk-file>${identityFlag}   # onboard a customer`,
+    );
 }

@@ -21,6 +21,8 @@ interface AddFlags {
   tls: string;
   from?: string;
   to?: string[];
+  toPeople: boolean;
+  format?: string;
   username?: string;
   passwordEnv: string;
 }
@@ -31,7 +33,13 @@ function details(c: NotificationChannelView): string {
     ['kind', c.kind],
     ['events', c.events.join(', ')],
     ['target', c.target],
-    ...(c.email ? ([['recipients', c.email.to.join(', ')]] as [string, string][]) : []),
+    ...(c.email
+      ? ([
+          ['to people', c.email.to_people ? 'yes (approvers; the requester of a decision)' : 'no'],
+          ['fixed recipients', c.email.to.join(', ') || 'none'],
+        ] as [string, string][])
+      : []),
+    ...(c.teams ? ([['format', c.teams.format]] as [string, string][]) : []),
     ['last success', c.last_success_at ? shortTime(c.last_success_at) : 'never'],
     ['last failure', c.last_failure_at ? `${shortTime(c.last_failure_at)} (${c.last_error ?? ''})` : 'none'],
     ['created', shortTime(c.created_at)],
@@ -58,7 +66,8 @@ async function add(kind: string, name: string, flags: AddFlags, command: Command
       port: Number(required(flags.port, '--port')),
       tls: flags.tls,
       from: required(flags.from, '--from'),
-      to: flags.to ?? [],
+      ...(flags.to ? { to: flags.to } : {}),
+      ...(flags.toPeople ? {} : { to_people: false }),
       ...(flags.username ? { username: flags.username } : {}),
       ...(password ? { password } : {}),
     };
@@ -66,7 +75,7 @@ async function add(kind: string, name: string, flags: AddFlags, command: Command
     const url = io().env[flags.urlEnv];
     if (!url)
       throw new CliError('invalid_argument', `environment variable ${flags.urlEnv} is not set`, EXIT.usage);
-    body = { url };
+    body = { url, ...(kind === 'teams' && flags.format ? { format: flags.format } : {}) };
   }
   const created = await session.call<CreatedNotificationChannelView>('POST', '/v1/notification-channels', {
     name,
@@ -102,7 +111,12 @@ export function registerNotify(program: Command): void {
     .option('--port <port>', 'email: its port')
     .option('--tls <mode>', 'email: implicit, starttls or none', 'starttls')
     .option('--from <address>', 'email: the sender')
-    .option('--to <address>', 'email: a recipient (repeatable)', collectList)
+    .option('--to <address>', 'email: a fixed recipient, written to as well (repeatable)', collectList)
+    .option(
+      '--no-to-people',
+      "email: fixed recipients only, not the approvers' and requesters' own addresses (their email attribute)",
+    )
+    .option('--format <format>', 'teams: adaptive_card (default; Workflows webhooks) or message_card')
     .option('--username <user>', 'email: the SMTP user')
     .option(
       '--password-env <var>',

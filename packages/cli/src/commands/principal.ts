@@ -6,13 +6,13 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { JWK } from 'jose';
 import { seg } from '../api.js';
 import { collectAttribute } from '../attributes.js';
-import { nothingToChange } from '../errors.js';
+import { CliError, EXIT, nothingToChange } from '../errors.js';
 import { assertWritable, newEd25519, readPublicJwk } from '../keys.js';
 import { attributes, list, printJson, renderTable, say } from '../output.js';
 import { principalDetails } from '../render.js';
 import { Session } from '../session.js';
 
-interface PrincipalFlags {
+export interface PrincipalFlags {
   kind?: string;
   role?: string[];
   roles?: boolean;
@@ -20,6 +20,44 @@ interface PrincipalFlags {
   keyFile?: string;
   out?: string;
   force?: boolean;
+  contractStarts?: string;
+  contractEnds?: string;
+  /** False with --no-contract. */
+  contract?: boolean;
+}
+
+/** A contract time as the API takes it (RFC 3339), from anything `Date` reads. */
+function contractTime(text: string): string {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms))
+    throw new CliError('invalid_argument', `${JSON.stringify(text)} is not a date/time`, EXIT.usage);
+  return new Date(ms).toISOString();
+}
+
+/**
+ * `--contract-starts` / `--contract-ends` as the body's `contract` (a side not given is left as
+ * it is), `null` for `--no-contract`, or nothing when none is given.
+ */
+export function contractBody(flags: PrincipalFlags): {
+  contract?: { starts_at?: string; ends_at?: string } | null;
+} {
+  const given = flags.contractStarts !== undefined || flags.contractEnds !== undefined;
+  if (flags.contract === false) {
+    if (given)
+      throw new CliError(
+        'invalid_argument',
+        '--no-contract cannot be combined with --contract-ends or --contract-starts',
+        EXIT.usage,
+      );
+    return { contract: null };
+  }
+  if (!given) return {};
+  return {
+    contract: {
+      ...(flags.contractStarts === undefined ? {} : { starts_at: contractTime(flags.contractStarts) }),
+      ...(flags.contractEnds === undefined ? {} : { ends_at: contractTime(flags.contractEnds) }),
+    },
+  };
 }
 
 function collectRole(value: string, previous: string[] | undefined): string[] {
@@ -35,6 +73,16 @@ const roleOption = () =>
   new Option('--role <role>', `a role: ${ROLES.join(', ')} (repeatable)`).argParser(collectRole);
 const attrOption = () =>
   new Option('--attr <key=value>', 'an attribute policies can see (repeatable)').argParser(collectAttribute);
+const contractEndsOption = () =>
+  new Option(
+    '--contract-ends <time>',
+    'end of the contract window (ISO 8601): no session lasts past it, and at it every session ends',
+  );
+const contractStartsOption = () =>
+  new Option(
+    '--contract-starts <time>',
+    'start of the contract window (ISO 8601): nothing may be requested before it',
+  );
 
 /** `tether principal …`: who may act in the tenant (/v1/principals). */
 export function registerPrincipal(program: Command): void {
@@ -95,6 +143,8 @@ export function registerPrincipal(program: Command): void {
     .addOption(kindOption())
     .addOption(roleOption())
     .addOption(attrOption())
+    .addOption(contractEndsOption())
+    .addOption(contractStartsOption())
     .option('--key-file <file>', 'a public JWK to register')
     .action(async (name: string, flags: PrincipalFlags, command: Command) => {
       const session = new Session(command);
@@ -117,6 +167,7 @@ function newPrincipalBody(name: string, flags: PrincipalFlags, keys: Record<stri
     ...(flags.role ? { roles: flags.role } : {}),
     ...(flags.attr ? { attributes: flags.attr } : {}),
     ...(keys.length > 0 ? { keys } : {}),
+    ...contractBody(flags),
   };
 }
 
@@ -129,16 +180,23 @@ async function patch(command: Command, ref: string, changes: Record<string, unkn
 function registerChanges(principal: Command): void {
   principal
     .command('update')
-    .description('change roles or attributes (each given list replaces the old one)')
+    .description(
+      'change roles, attributes or the contract window (each given list replaces the old one; ' +
+        "a contract end moved into the past ends the principal's sessions at once)",
+    )
     .argument('<ref>', 'name or id')
     .addOption(roleOption())
     .option('--no-roles', 'remove all roles')
     .addOption(attrOption())
+    .addOption(contractEndsOption())
+    .addOption(contractStartsOption())
+    .option('--no-contract', 'remove the contract window')
     .action((ref: string, flags: PrincipalFlags, command: Command) => {
       const changes: Record<string, unknown> = {};
       if (flags.role) changes.roles = flags.role;
       else if (flags.roles === false) changes.roles = [];
       if (flags.attr) changes.attributes = flags.attr;
+      Object.assign(changes, contractBody(flags));
       if (Object.keys(changes).length === 0) throw nothingToChange();
       return patch(command, ref, changes);
     });
@@ -197,6 +255,8 @@ function registerKeys(principal: Command): void {
     .addOption(kindOption())
     .addOption(roleOption())
     .addOption(attrOption())
+    .addOption(contractEndsOption())
+    .addOption(contractStartsOption())
     .option('--out <file>', 'where to write the identity (default: $TETHER_HOME/<name>.json)')
     .option('--force', 'overwrite an existing file')
     .action(keygen);

@@ -5,6 +5,7 @@ import { CliError, EXIT } from '../errors.js';
 import { lookUpNames } from '../names.js';
 import { printJson, say } from '../output.js';
 import { requestDetails } from '../render.js';
+import { withCustomerSeat } from '../seat.js';
 import { Session } from '../session.js';
 import { waitForResolution } from '../wait.js';
 
@@ -17,8 +18,7 @@ interface RequestFlags {
 
 /** `tether request <privilege>`: asks for a privilege (POST /v1/requests). */
 export function registerRequest(program: Command): void {
-  program
-    .command('request')
+  withCustomerSeat(program.command('request'))
     .description('ask for a privilege, for one task')
     .argument('<privilege>', 'the privilege name')
     .requiredOption('--reason <text>', 'why: what the task is')

@@ -5,6 +5,7 @@ import { query } from '../api.js';
 import { lookUpNames } from '../names.js';
 import { printJson, say } from '../output.js';
 import { requestsTable } from '../render.js';
+import { withCustomerSeat } from '../seat.js';
 import { Session } from '../session.js';
 
 interface RequestsFlags {
@@ -18,8 +19,7 @@ interface RequestsFlags {
 
 /** `tether requests`: lists access requests (GET /v1/requests), newest first. */
 export function registerRequests(program: Command): void {
-  program
-    .command('requests')
+  withCustomerSeat(program.command('requests'))
     .description('list access requests')
     .addOption(new Option('--state <state>', 'only in this state').choices(REQUEST_STATES))
     .option('--mine', 'only my own requests')
@@ -30,7 +30,7 @@ export function registerRequests(program: Command): void {
     .action(async (flags: RequestsFlags, command: Command) => {
       const session = new Session(command);
       // The identity names its principal by id, which the API takes as a reference too.
-      const principal = flags.mine ? session.identity.principal : flags.principal;
+      const principal = flags.mine ? (await session.ready()).identity.principal : flags.principal;
       const answer = await session.call<RequestList>(
         'GET',
         `/v1/requests${query({ state: flags.state, principal, privilege: flags.privilege, ticket: flags.ticket, limit: flags.limit })}`,

@@ -18,6 +18,12 @@ interface DemoBanner {
   written: WrittenDemo;
   tenant: string;
   cast: { name: string; role: string }[];
+  msp: {
+    provider: string;
+    customers: string[];
+    relationship: string | undefined;
+    cast: { name: string; role: string }[];
+  };
 }
 
 /** `tether server`: runs the broker in this process until SIGINT / SIGTERM. */
@@ -68,7 +74,20 @@ async function serve(flags: ServerFlags, env: NodeJS.ProcessEnv): Promise<void> 
         databaseUrl: env.TETHER_DEMO_DATABASE_URL,
       });
       const written = writeDemoIdentities(seed, config.publicUrl, env);
-      demo = { written, tenant: `${seed.tenant.name} (${seed.tenant.id})`, cast: seed.identities };
+      const { msp } = seed;
+      demo = {
+        written,
+        tenant: `${seed.tenant.name} (${seed.tenant.id})`,
+        cast: seed.identities,
+        msp: {
+          provider: msp.provider.name,
+          customers: msp.customers.map((c) => c.name),
+          relationship:
+            msp.relationship &&
+            `${msp.relationship.name} with ${msp.relationship.customer} (${msp.relationship.state})`,
+          cast: msp.identities,
+        },
+      };
     }
   } catch (err) {
     await ctx.store.close();
@@ -118,7 +137,7 @@ function banner(config: BrokerConfig, location: string, demo: DemoBanner | undef
     `store: ${describeStore(config, location)}`,
   ];
   if (demo) {
-    const width = Math.max(...demo.cast.map((c) => c.name.length));
+    const width = Math.max(...[...demo.cast, ...demo.msp.cast].map((c) => c.name.length));
     lines.push(
       `demo tenant: ${demo.tenant}`,
       `demo identities (in ${demo.written.dir}; act as one with --as <name>):`,
@@ -132,6 +151,11 @@ function banner(config: BrokerConfig, location: string, demo: DemoBanner | undef
       `  ${tether} request firewall-admin --ticket NET-1234 --duration 30m --reason "rotate edge rules" --as olivia`,
       `  ${tether} approve --ticket NET-1234 --as avery`,
       `  ${tether} audit verify --as admin`,
+      `MSP demo: provider ${demo.msp.provider}, customers ${demo.msp.customers.join(', ')}; relationship ${demo.msp.relationship ?? 'none'}:`,
+      ...demo.msp.cast.map((c) => `  ${c.name.padEnd(width)}  ${c.role}`),
+      `  ${tether} --as morgan customers`,
+      `  ${tether} --as morgan request server-maintenance --customer acme-corp --reason "patch app servers"`,
+      `  ${tether} --as acme-approver requests --state pending`,
     );
   }
   lines.push('stop with Ctrl+C');

@@ -11,6 +11,7 @@ import { expiryText, noteRemoved, pruneExpired, targetSession } from '../local-s
 import { lookUpNames, type Names } from '../names.js';
 import { list, printJson, renderFields, renderTable, say, shortTime, warn } from '../output.js';
 import { receiptDetails, waitForEnforcement } from '../receipt.js';
+import { withCustomerSeat } from '../seat.js';
 import { Session } from '../session.js';
 import { SessionStore, type StoredSession } from '../session-store.js';
 import { extendSession, syncStoredExpiry } from './session-extend.js';
@@ -40,8 +41,7 @@ export function registerSession(program: Command): void {
   const session = program
     .command('session')
     .description('start a session from an approved request, list, show and end sessions');
-  session
-    .command('start')
+  withCustomerSeat(session.command('start'))
     .description(
       'activate an approved request into a session bound to a fresh key (stored 0600 under $TETHER_HOME/sessions)',
     )
@@ -51,8 +51,7 @@ export function registerSession(program: Command): void {
       'your one approved, not yet activated request for this ticket, instead of an id',
     )
     .action(start);
-  session
-    .command('list')
+  withCustomerSeat(session.command('list'))
     .description('list your sessions (KEY says which ones this machine holds a key for)')
     .addOption(new Option('--state <state>', 'only in this state').choices(['active', 'ended']))
     .option('--all', "every principal's sessions (admins and auditors), not just yours")
@@ -60,13 +59,11 @@ export function registerSession(program: Command): void {
     .option('--ticket <ref>', 'only sessions for this ticket')
     .option('--limit <n>', 'at most this many (default 100)', (v) => Number.parseInt(v, 10))
     .action(listSessions);
-  session
-    .command('show')
+  withCustomerSeat(session.command('show'))
     .description('show a session (default: the current one)')
     .argument('[id]', 'the session id')
     .action(show);
-  session
-    .command('end')
+  withCustomerSeat(session.command('end'))
     .description('end a session (default: the current one) and delete its local key')
     .argument('[id]', 'the session id')
     .addOption(
@@ -79,15 +76,13 @@ export function registerSession(program: Command): void {
     )
     .option('--timeout <duration>', 'how long --wait-enforced waits, e.g. 30s, 2m', parseDuration, 30)
     .action(end);
-  session
-    .command('receipt')
+  withCustomerSeat(session.command('receipt'))
     .description(
       'when a session ended, and which enforcement points have applied the end (default: the current one)',
     )
     .argument('[id]', 'the session id')
     .action(receipt);
-  session
-    .command('extend')
+  withCustomerSeat(session.command('extend'))
     .description(
       'ask for more time for a session (default: the current one); approvers review it like a request (`tether approve <request>`), and once approved the session keeps its key and tokens',
     )
@@ -223,7 +218,7 @@ async function listSessions(flags: ListFlags, command: Command): Promise<void> {
   if (flags.all && flags.principal)
     throw new CliError('invalid_argument', 'give --all or --principal, not both', EXIT.usage);
   // The broker shows admins and auditors everyone's sessions; the default is one's own.
-  const principal = flags.all ? undefined : (flags.principal ?? session.identity.principal);
+  const principal = flags.all ? undefined : (flags.principal ?? (await session.ready()).identity.principal);
   const answer = await session.call<SessionList>(
     'GET',
     `/v1/sessions${query({ state: flags.state, principal, ticket: flags.ticket, limit: flags.limit })}`,

@@ -28,6 +28,13 @@ const EmailAddress = Type.String({
     "^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$",
 });
 
+/** What a Teams channel posts: an Adaptive Card (Workflows webhooks; the default) or a legacy Office 365 connector MessageCard. */
+export const TeamsFormat = Type.Union([Type.Literal('adaptive_card'), Type.Literal('message_card')], {
+  description:
+    'adaptive_card (default): a message with an Adaptive Card attachment, as Teams Workflows webhooks take; message_card: the retired Office 365 connector format',
+});
+export type TeamsFormat = Static<typeof TeamsFormat>;
+
 const NewSlackChannel = Type.Object(
   {
     name: Name,
@@ -42,7 +49,10 @@ const NewTeamsChannel = Type.Object(
     name: Name,
     kind: Type.Literal('teams'),
     events: Events,
-    url: HttpsUrl('the Microsoft Teams webhook URL (a credential: sealed at rest, never answered)'),
+    url: HttpsUrl(
+      'the Microsoft Teams webhook URL, a Workflows "post to a channel when a webhook request is received" URL for adaptive_card (a credential: sealed at rest, never answered)',
+    ),
+    format: Type.Optional(TeamsFormat),
   },
   Strict,
 );
@@ -72,7 +82,19 @@ const NewEmailChannel = Type.Object(
         'implicit TLS (465), required STARTTLS (587), or none (only to hosts the operator allows plain text for)',
     }),
     from: EmailAddress,
-    to: Type.Array(EmailAddress, { minItems: 1, maxItems: 20, uniqueItems: true }),
+    to: Type.Optional(
+      Type.Array(EmailAddress, {
+        maxItems: 20,
+        uniqueItems: true,
+        description: 'fixed addresses that get every message too (a shared mailbox)',
+      }),
+    ),
+    to_people: Type.Optional(
+      Type.Boolean({
+        description:
+          'default true: a waiting request goes to the approvers who may decide it, a decision or a session end to the requester, each at the `email` attribute of their principal',
+      }),
+    ),
     username: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' })),
     password: Type.Optional(
       Type.String({
@@ -117,9 +139,11 @@ export const NotificationChannelView = Type.Object({
       tls: Type.String(),
       from: Type.String(),
       to: Type.Array(Type.String()),
+      to_people: Type.Boolean(),
       username: Type.Union([Type.String(), Type.Null()]),
     }),
   ),
+  teams: Type.Optional(Type.Object({ format: TeamsFormat })),
   last_success_at: NullableTimestamp,
   last_failure_at: NullableTimestamp,
   last_error: Type.Union([Type.String(), Type.Null()], {

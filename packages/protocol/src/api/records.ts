@@ -13,7 +13,7 @@ import {
 
 /** The records of a tenant as the broker API answers and accepts them: snake_case, ISO times. */
 
-const PublicJwk = Type.Record(Type.String({ maxLength: 16 }), Type.Unknown(), {
+export const PublicJwk = Type.Record(Type.String({ maxLength: 16 }), Type.Unknown(), {
   maxProperties: 16,
   description: 'a public JWK',
 });
@@ -25,6 +25,8 @@ export const TenantView = Type.Object({
   display_name: Type.String(),
   time_zone: Type.String(),
   created_at: Timestamp,
+  /** `standalone`, `provider` (an MSP) or `customer` (one of a provider's customers). */
+  kind: Type.Union([Type.Literal('standalone'), Type.Literal('provider'), Type.Literal('customer')]),
 });
 export type TenantView = Static<typeof TenantView>;
 export const TenantList = Type.Object({ tenants: Type.Array(TenantView) });
@@ -62,7 +64,34 @@ export type TenantCutoffView = Static<typeof TenantCutoffView>;
 export const KeyView = Type.Object({ kid: Type.String(), jwk: PublicJwk, created_at: Timestamp });
 export type KeyView = Static<typeof KeyView>;
 
-/** A principal (`/v1/principals`); `keys` only where one principal is shown. */
+/**
+ * A principal's contract window (a contractor's engagement): outside it the principal may not
+ * request or hold a session, and no session of it lasts past `ends_at`. Null: no bound that side.
+ */
+export const ContractView = Type.Object({ starts_at: NullableTimestamp, ends_at: NullableTimestamp });
+export type ContractView = Static<typeof ContractView>;
+
+/** The `contract` of `POST /v1/principals`: RFC 3339 times; at least one side. */
+export const NewContract = Type.Object(
+  { starts_at: Type.Optional(Timestamp), ends_at: Type.Optional(Timestamp) },
+  { ...Strict, minProperties: 1 },
+);
+export type NewContract = Static<typeof NewContract>;
+
+/**
+ * The `contract` of `PATCH /v1/principals/:ref`: a side given replaces it (null removes that
+ * bound), a side left out is kept; `contract: null` removes the window.
+ */
+export const ContractChanges = Type.Union([
+  Type.Object(
+    { starts_at: Type.Optional(NullableTimestamp), ends_at: Type.Optional(NullableTimestamp) },
+    { ...Strict, minProperties: 1 },
+  ),
+  Type.Null(),
+]);
+export type ContractChanges = Static<typeof ContractChanges>;
+
+/** A principal (`/v1/principals`); `keys` only where one principal is shown; `contract` only when it has one. */
 export const PrincipalView = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -72,6 +101,7 @@ export const PrincipalView = Type.Object({
   attributes: Type.Record(Type.String(), Type.String()),
   created_at: Timestamp,
   updated_at: Timestamp,
+  contract: Type.Optional(ContractView),
   keys: Type.Optional(Type.Array(KeyView)),
 });
 export type PrincipalView = Static<typeof PrincipalView>;
@@ -89,6 +119,7 @@ export const NewPrincipalBody = Type.Object(
     roles: Type.Optional(Type.Array(Role, { maxItems: 3 })),
     attributes: Type.Optional(Attributes),
     keys: Type.Optional(Type.Array(PublicJwk, { maxItems: 8 })),
+    contract: Type.Optional(NewContract),
   },
   Strict,
 );
@@ -100,6 +131,7 @@ export const PrincipalChangesBody = Type.Object(
     enabled: Type.Optional(Type.Boolean()),
     roles: Type.Optional(Type.Array(Role, { maxItems: 3 })),
     attributes: Type.Optional(Attributes),
+    contract: Type.Optional(ContractChanges),
   },
   { ...Strict, minProperties: 1 },
 );
@@ -258,6 +290,13 @@ export const PrivilegeView = Type.Object({
 export type PrivilegeView = Static<typeof PrivilegeView>;
 export const PrivilegeList = Type.Object({ privileges: Type.Array(PrivilegeView) });
 export type PrivilegeList = Static<typeof PrivilegeList>;
+/**
+ * The query of `GET /v1/privileges`. `eligible=true` keeps only the privileges the caller's
+ * tenant policies would let the caller request (the Cedar `request` action, asked without a
+ * ticket, with the default duration and an empty reason).
+ */
+export const PrivilegeQuery = Type.Object({ eligible: Type.Optional(Type.Boolean()) }, Strict);
+export type PrivilegeQuery = Static<typeof PrivilegeQuery>;
 
 const PrivilegeFields = {
   description: Type.Optional(Type.String({ maxLength: 2048 })),

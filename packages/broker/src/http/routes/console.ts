@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { TetherError } from '@tether-broker/protocol';
+import { PROBLEM_MEDIA_TYPE, TetherError } from '@tether-broker/protocol';
 import { Strict } from '@tether-broker/protocol/api';
 import {
   authenticateConsoleSession,
@@ -14,10 +14,11 @@ import { confirmDeviceLogin, endLogin } from '../../console/device-login.js';
 import {
   CONSOLE_CSS,
   CONSOLE_HEADERS,
-  CONSOLE_JS,
+  CONSOLE_SCRIPT_PATH,
   DEVICE_PAGE,
   ENROL_PAGE,
   HOME_PAGE,
+  readConsoleScript,
 } from '../../console/pages.js';
 import {
   completeEnrolment,
@@ -29,6 +30,14 @@ import {
 import { completeVerification, verificationOptions } from '../../console/verification.js';
 import type { BrokerContext } from '../../core/context.js';
 import { EmptyObject, withProblems } from '../schemas/common.js';
+
+/** The answer for the console's script when it was not built (no catalogue code: no API refused anything). */
+const NOT_BUILT = {
+  type: 'about:blank',
+  title: 'Service Unavailable',
+  status: 503,
+  detail: 'the console script is not built on this broker (npm run build makes it)',
+};
 
 /** A WebAuthn response as the browser's `toJSON()` gives it: checked in depth by the WebAuthn library. */
 const CredentialJson = Type.Object(
@@ -76,7 +85,22 @@ export function consoleRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       },
       serve(DEVICE_PAGE, 'text/html; charset=utf-8'),
     );
-    app.get('/console/console.js', { schema: hide }, serve(CONSOLE_JS, 'text/javascript; charset=utf-8'));
+    // The bundled app, read once. Without it (not built) the broker still serves its API and
+    // the console says why it cannot run.
+    const script = readConsoleScript();
+    if (script === undefined)
+      ctx.logger.warn(
+        { path: CONSOLE_SCRIPT_PATH },
+        'the console script is not built (npm run build): /console answers 503 for it',
+      );
+    app.get(
+      '/console/console.js',
+      { schema: hide },
+      script === undefined
+        ? async (_, reply) =>
+            reply.headers(CONSOLE_HEADERS).code(503).type(PROBLEM_MEDIA_TYPE).send(NOT_BUILT)
+        : serve(script, 'text/javascript; charset=utf-8'),
+    );
     app.get('/console/console.css', { schema: hide }, serve(CONSOLE_CSS, 'text/css; charset=utf-8'));
 
     const tags = ['console'];

@@ -7,8 +7,10 @@ import {
   NotificationChannelRefParams,
   NotificationChannelView,
 } from '@tether-broker/protocol/api';
+import { toPeopleOf } from '../../core/notification-outbox.js';
 import type { NotificationChannel } from '../../domain/notification.js';
 import { createChannel, findChannels, getChannel, removeChannel } from '../../notifications/channels.js';
+import { teamsFormatOf } from '../../notifications/messages.js';
 import { withProblems } from '../schemas/common.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -32,10 +34,20 @@ export function notificationChannelView(c: NotificationChannel): NotificationCha
       return {
         ...common,
         target: `smtp://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`,
-        email: { host: s.host, port: s.port, tls: s.tls, from: s.from, to: s.to, username: s.username },
+        email: {
+          host: s.host,
+          port: s.port,
+          tls: s.tls,
+          from: s.from,
+          to: s.to,
+          to_people: toPeopleOf(s),
+          username: s.username,
+        },
       };
     case 'webhook':
       return { ...common, target: s.url };
+    case 'teams':
+      return { ...common, target: s.target, teams: { format: teamsFormatOf(s) } };
     default:
       return { ...common, target: s.target };
   }

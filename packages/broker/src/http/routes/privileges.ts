@@ -4,6 +4,7 @@ import {
   NewPrivilegeBody,
   PrivilegeChangesBody,
   PrivilegeList,
+  PrivilegeQuery,
   PrivilegeView,
   RefParams,
 } from '@tether-broker/protocol/api';
@@ -17,6 +18,7 @@ import {
   type PrivilegeInput,
   removePrivilege,
 } from '../../records/privileges.js';
+import { eligiblePrivileges } from '../../requests/eligible-privileges.js';
 import { withProblems } from '../schemas/common.js';
 import { privilegeView } from '../views.js';
 
@@ -44,10 +46,16 @@ export function privilegeRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['privileges'],
+          querystring: PrivilegeQuery,
           response: withProblems({ 200: PrivilegeList }),
         },
       },
-      async (request) => ({ privileges: (await findPrivileges(ctx, request.caller)).map(privilegeView) }),
+      async (request) => {
+        const privileges = request.query.eligible
+          ? await eligiblePrivileges(ctx, request.caller)
+          : await findPrivileges(ctx, request.caller);
+        return { privileges: privileges.map(privilegeView) };
+      },
     );
     app.post(
       '/privileges',

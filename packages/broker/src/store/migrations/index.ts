@@ -24,6 +24,8 @@ import * as m0025 from './0025-console-sign-in.js';
 import * as m0026 from './0026-console-oidc.js';
 import * as m0027 from './0027-console-verification.js';
 import * as m0028 from './0028-device-logins.js';
+import * as m0029 from './0029-principal-contracts.js';
+import * as m0030 from './0030-provider-relationships.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -55,6 +57,8 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0026-console-oidc': m0026,
   '0027-console-verification': m0027,
   '0028-device-logins': m0028,
+  '0029-principal-contracts': m0029,
+  '0030-provider-relationships': m0030,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);

@@ -263,3 +263,27 @@ export async function latestCheckpointSeqs(h: StoreHandle): Promise<Map<string, 
     .execute();
   return new Map(rows.map((r) => [r.tenant_id, Number(r.seq)]));
 }
+
+/**
+ * A tenant's records by or about any of `principalIds` (a provider's view of its operators'
+ * seats in a customer tenant), oldest first from `afterSeq`.
+ */
+export async function listAuditRecordsOfPrincipals(
+  h: StoreHandle,
+  tenantId: string,
+  principalIds: string[],
+  afterSeq: number,
+  limit: number,
+): Promise<AuditRecord[]> {
+  if (principalIds.length === 0) return [];
+  const rows = await h.db
+    .selectFrom('audit_records')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where((eb) => eb.or([eb('principal_id', 'in', principalIds), eb('actor', 'in', principalIds)]))
+    .where('seq', '>', afterSeq)
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
+  return rows.map(toAuditRecord);
+}

@@ -6,9 +6,11 @@ import type {
   NotificationEvent,
   NotificationFacts,
 } from '../../domain/notification.js';
+import type { Principal } from '../../domain/principal.js';
 import type { StoreHandle, TxHandle } from '../database.js';
 import type { NotificationChannelRow, NotificationOutboxRow } from '../schema.js';
 import { fromJson, toJson } from './json.js';
+import { toPrincipal } from './principals.js';
 
 const num = (v: number | null): number | null => (v === null ? null : Number(v));
 
@@ -106,18 +108,61 @@ export async function deleteChannel(tx: TxHandle, tenantId: string, id: string):
   return Number(result.numDeletedRows) === 1;
 }
 
-/** The ids of the tenant's channels that get `event`: the one query every event pays. */
+/** The tenant's channels that get `event`, with their (non-secret) settings: the one query every event pays. */
 export async function channelsFor(
   tx: TxHandle,
   tenantId: string,
   event: NotificationEvent,
-): Promise<string[]> {
+): Promise<{ id: string; settings: ChannelSettings }[]> {
   const rows = await tx.db
     .selectFrom('notification_channels')
-    .select(['id', 'events'])
+    .select(['id', 'events', 'settings'])
     .where('tenant_id', '=', tenantId)
     .execute();
-  return rows.filter((r) => fromJson<string[]>(r.events).includes(event)).map((r) => r.id);
+  return rows
+    .filter((r) => fromJson<string[]>(r.events).includes(event))
+    .map((r) => ({ id: r.id, settings: fromJson<ChannelSettings>(r.settings) }));
+}
+
+/**
+ * The enabled principals a privilege's approver list names, directly or through its groups, by
+ * name, at most `limit`: whom a waiting request's email may go to. Empty lists name nobody.
+ */
+export async function listNamedApprovers(
+  h: StoreHandle,
+  tenantId: string,
+  approvers: { principals: readonly string[]; groups: readonly string[] },
+  limit: number,
+): Promise<Principal[]> {
+  const { principals, groups } = approvers;
+  if (principals.length === 0 && groups.length === 0) return [];
+  const rows = await h.db
+    .selectFrom('principals')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('enabled', '=', 1)
+    .where((eb) =>
+      eb.or([
+        ...(principals.length === 0 ? [] : [eb('id', 'in', [...principals])]),
+        ...(groups.length === 0
+          ? []
+          : [
+              eb(
+                'id',
+                'in',
+                eb
+                  .selectFrom('group_members')
+                  .select('principal_id')
+                  .where('tenant_id', '=', tenantId)
+                  .where('group_id', 'in', [...groups]),
+              ),
+            ]),
+      ]),
+    )
+    .orderBy('name')
+    .limit(limit)
+    .execute();
+  return rows.map(toPrincipal);
 }
 
 export async function recordChannelOutcome(

@@ -16,6 +16,12 @@ export function toPrincipal(row: PrincipalRow): Principal {
     attributes: fromJson<Record<string, string>>(row.attributes),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    ...(row.contract_starts_at === null && row.contract_ends_at === null
+      ? {}
+      : { contract: { startsAt: row.contract_starts_at, endsAt: row.contract_ends_at } }),
+    ...(row.home_tenant_id !== null && row.home_principal_id !== null
+      ? { home: { tenantId: row.home_tenant_id, principalId: row.home_principal_id } }
+      : {}),
   };
 }
 
@@ -30,6 +36,10 @@ function toRow(p: Principal): PrincipalRow {
     attributes: toJson(p.attributes),
     created_at: p.createdAt,
     updated_at: p.updatedAt,
+    contract_starts_at: p.contract?.startsAt ?? null,
+    contract_ends_at: p.contract?.endsAt ?? null,
+    home_tenant_id: p.home?.tenantId ?? null,
+    home_principal_id: p.home?.principalId ?? null,
   };
 }
 
@@ -144,5 +154,33 @@ export async function lockPrincipal(
     tx,
     tx.db.selectFrom('principals').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id),
   ).executeTakeFirst();
+  return row && toPrincipal(row);
+}
+
+/**
+ * The keys a principal authenticates with: its own, or, for a provider operator's seat in a
+ * customer tenant, its home principal's (none while that principal is disabled or gone). The
+ * seat holds no key of its own, so removing a key at home, or disabling the operator, reaches
+ * every seat at once.
+ */
+export async function listAuthenticatingKeys(h: StoreHandle, principal: Principal): Promise<PrincipalKey[]> {
+  if (!principal.home) return listPrincipalKeys(h, principal.id);
+  const home = await findPrincipal(h, principal.home.tenantId, principal.home.principalId);
+  if (!home?.enabled || home.home) return [];
+  return listPrincipalKeys(h, home.id);
+}
+
+/** A provider operator's seat in a customer tenant, if it has one. */
+export async function findSeat(
+  h: StoreHandle,
+  customerTenantId: string,
+  homePrincipalId: string,
+): Promise<Principal | undefined> {
+  const row = await h.db
+    .selectFrom('principals')
+    .selectAll()
+    .where('tenant_id', '=', customerTenantId)
+    .where('home_principal_id', '=', homePrincipalId)
+    .executeTakeFirst();
   return row && toPrincipal(row);
 }

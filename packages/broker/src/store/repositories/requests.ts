@@ -24,6 +24,7 @@ function toRequest(row: AccessRequestRow): AccessRequest {
     resolvedBy: row.resolved_by,
     activationExpiresAt: row.activation_expires_at,
     policies: fromJson<string[]>(row.policies),
+    ...(row.relationship_id ? { relationshipId: row.relationship_id } : {}),
   };
 }
 
@@ -48,6 +49,7 @@ export async function insertRequest(h: StoreHandle, r: AccessRequest): Promise<v
       resolved_by: r.resolvedBy,
       activation_expires_at: r.activationExpiresAt,
       policies: toJson(r.policies),
+      relationship_id: r.relationshipId ?? null,
     })
     .execute();
 }

@@ -37,6 +37,7 @@ function toSession(row: SessionRow): Session {
             callBudget: row.call_budget === null ? null : fromJson<Record<string, number>>(row.call_budget),
             callsMade: row.calls_made === null ? {} : fromJson<Record<string, number>>(row.calls_made),
           },
+    ...(row.relationship_id ? { relationshipId: row.relationship_id } : {}),
   };
 }
 
@@ -68,6 +69,7 @@ export async function insertSession(tx: TxHandle, s: Session): Promise<void> {
       act: s.delegation ? toJson(s.delegation.act) : null,
       call_budget: s.delegation?.callBudget ? toJson(s.delegation.callBudget) : null,
       calls_made: s.delegation?.callBudget ? toJson(s.delegation.callsMade) : null,
+      relationship_id: s.relationshipId ?? null,
     })
     .execute();
 }

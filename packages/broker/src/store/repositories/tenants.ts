@@ -1,4 +1,4 @@
-import type { Tenant } from '../../domain/principal.js';
+import type { Tenant, TenantKind } from '../../domain/principal.js';
 import type { StoreHandle } from '../database.js';
 import type { TenantRow } from '../schema.js';
 
@@ -9,6 +9,8 @@ export function toTenant(row: TenantRow): Tenant {
     displayName: row.display_name,
     timeZone: row.time_zone,
     createdAt: row.created_at,
+    kind: row.kind as TenantKind,
+    providerTenantId: row.provider_tenant_id,
   };
 }
 
@@ -21,6 +23,8 @@ export async function insertTenant(h: StoreHandle, t: Tenant): Promise<void> {
       display_name: t.displayName,
       time_zone: t.timeZone,
       created_at: t.createdAt,
+      kind: t.kind,
+      provider_tenant_id: t.providerTenantId,
     })
     .execute();
 }
@@ -33,4 +37,16 @@ export async function findTenantById(h: StoreHandle, id: string): Promise<Tenant
 export async function findTenantByName(h: StoreHandle, name: string): Promise<Tenant | undefined> {
   const row = await h.db.selectFrom('tenants').selectAll().where('name', '=', name).executeTakeFirst();
   return row && toTenant(row);
+}
+
+/** A provider's customer tenants, by name. */
+export async function listCustomerTenants(h: StoreHandle, providerTenantId: string): Promise<Tenant[]> {
+  const rows = await h.db
+    .selectFrom('tenants')
+    .selectAll()
+    .where('provider_tenant_id', '=', providerTenantId)
+    .orderBy('name')
+    .limit(1000)
+    .execute();
+  return rows.map(toTenant);
 }
