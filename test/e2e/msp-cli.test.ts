@@ -224,29 +224,23 @@ describeEachStore('tether customer / relationship / customers / request --custom
     return json<RelationshipView>('cathy', 'relationship', 'accept', proposed.id);
   }
 
-  // On SQLite the broker answers PATCH /v1/relationships/:id with internal_error when no seat
-  // falls outside the groups: listLiveSessionIdsUnder / listPendingRequestIdsUnder bind
-  // `eb.val(false)`, a boolean SQLite cannot bind. Runs on PostgreSQL until that is fixed.
-  it.skipIf(fixture.dialect === 'sqlite')(
-    'narrows a relationship: more approvals, an earlier end',
-    async () => {
-      const accepted = await acceptedRelationship();
-      const narrowed = await json<RelationshipOutcome>(
-        'cathy',
-        'relationship',
-        'narrow',
-        accepted.id,
-        '--approvals',
-        '2',
-        '--ends',
-        '30d',
-      );
-      expect(narrowed.relationship).toMatchObject({
-        approvals: { customer: 2 },
-        ends_at: new Date(b.clock.now() + 30 * 24 * 3600_000).toISOString(),
-      });
-    },
-  );
+  it('narrows a relationship: more approvals, an earlier end', async () => {
+    const accepted = await acceptedRelationship();
+    const narrowed = await json<RelationshipOutcome>(
+      'cathy',
+      'relationship',
+      'narrow',
+      accepted.id,
+      '--approvals',
+      '2',
+      '--ends',
+      '30d',
+    );
+    expect(narrowed.relationship).toMatchObject({
+      approvals: { customer: 2 },
+      ends_at: new Date(b.clock.now() + 30 * 24 * 3600_000).toISOString(),
+    });
+  });
 
   it('lists by state, refuses an empty narrowing, a non-provider and a bad --customer', async () => {
     const accepted = await acceptedRelationship();
