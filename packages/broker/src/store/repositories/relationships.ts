@@ -151,7 +151,7 @@ export async function listOverdueRelationshipIds(
 }
 
 /**
- * Live sessions made under the relationship (a sub-session inherits its root's), optionally
+ * Live sessions made under the relationship (their sub-sessions end with them), optionally
  * only those `outside` says are no longer covered: by privilege, or by the seat whose home
  * principal left every named group. Parents before sub-sessions.
  */
