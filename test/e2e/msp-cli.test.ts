@@ -242,6 +242,57 @@ describeEachStore('tether customer / relationship / customers / request --custom
     });
   });
 
+  it("approves on the provider's side with --customer: N of M per side", async () => {
+    await onboardAcme();
+    const lee = await b.principal('lee');
+    writeIdentity(join(home, 'lee.json'), lee.identity);
+    const admin = b.client(b.adminIdentity);
+    await admin.call('POST', '/v1/groups', { name: 'leads' });
+    await admin.call('PUT', '/v1/groups/leads/members/lee');
+    const proposed = await json<RelationshipView>(
+      'msp-admin',
+      'relationship',
+      'propose',
+      'managed-servers',
+      '--customer',
+      'acme-corp',
+      '--groups',
+      'operators',
+      '--privileges',
+      'server-maintenance',
+      '--ends',
+      '30d',
+      '--approvals',
+      '0',
+      '--provider-approvals',
+      '1',
+      '--provider-approvers',
+      'leads',
+    );
+    expect(proposed.approvals).toEqual({ customer: 0, provider: 1, provider_approvers: ['leads'] });
+    expect((await tether('cathy', 'relationship', 'show', proposed.id)).stdout).toMatch(
+      /0 by the customer's approvers and 1 by the provider's \(leads\) per request/,
+    );
+    await json('cathy', 'relationship', 'accept', proposed.id);
+    const asked = await json<RequestView>(
+      'morgan',
+      'request',
+      'server-maintenance',
+      '--customer',
+      'acme-corp',
+      '--reason',
+      'patch the app servers',
+    );
+    // The privilege asks one approval of acme-corp's own approvers: still pending after lee's.
+    const afterLee = await json<RequestView>('lee', 'approve', asked.id, '--customer', 'acme-corp');
+    expect(afterLee.state).toBe('pending');
+    // lee's seat is lee's own, not morgan's cached one (same TETHER_HOME).
+    expect(afterLee.reviews?.map((r) => r.reviewer)).not.toContain(asked.principal);
+    const self = await tether('morgan', 'approve', asked.id, '--customer', 'acme-corp');
+    expect(self.code).toBe(1);
+    expect(self.stderr).toContain('self_approval_forbidden');
+  });
+
   it('lists by state, refuses an empty narrowing, a non-provider and a bad --customer', async () => {
     const accepted = await acceptedRelationship();
     const nothing = await tether('cathy', 'relationship', 'narrow', accepted.id);

@@ -101,7 +101,7 @@ export async function openBroker(options: OpenBrokerOptions): Promise<BrokerCont
     logger,
     kek,
     revocations,
-    reevaluation: new ReevaluationWorker({ store, clock, policy, logger, revocations, connectors }),
+    reevaluation: new ReevaluationWorker({ store, clock, policy, logger, revocations, connectors, kek }),
     connectors,
     notifications: new NotificationWorker({ store, clock, kek, config, logger }),
     health,

@@ -173,7 +173,14 @@ export function relationshipDetails(r: RelationshipView): string {
     ['customer', `${r.customer}${r.side === 'customer' ? ' (you)' : ''}`],
     ['groups', `${list(r.groups)} (the provider's: their members may ask)`],
     ['privileges', `${list(r.privileges)} (the customer's: what they may ask for)`],
-    ['approvals', `${r.approvals.customer} by the customer's approvers per request`],
+    [
+      'approvals',
+      `${r.approvals.customer} by the customer's approvers` +
+        (r.approvals.provider > 0
+          ? ` and ${r.approvals.provider} by the provider's (${r.approvals.provider_approvers.join(', ')})`
+          : '') +
+        ' per request',
+    ],
     ['window', relationshipWindow(r)],
     ['proposed', shortTime(r.proposed_at)],
   ]);

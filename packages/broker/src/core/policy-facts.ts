@@ -49,7 +49,7 @@ export interface PolicyQuestion {
 }
 
 /** The relationship as Cedar sees it: the provider's name and the operator's groups it names. */
-async function relationshipFacts(
+export async function relationshipFacts(
   h: StoreHandle,
   r: Relationship,
   requester: Principal,

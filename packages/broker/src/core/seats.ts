@@ -1,6 +1,11 @@
 import { TetherError } from '@tether-broker/protocol';
 import type { Principal } from '../domain/principal.js';
-import { type Relationship, relationshipUsableAt } from '../domain/relationship.js';
+import {
+  namesApproverGroup,
+  namesOperatorGroup,
+  type Relationship,
+  relationshipUsableAt,
+} from '../domain/relationship.js';
 import type { StoreHandle } from '../store/database.js';
 import { groupIdsOf } from '../store/repositories/groups.js';
 import type { BrokerContext } from './context.js';
@@ -9,8 +14,10 @@ import { readRelationshipsOf } from './relationship-trust.js';
 /**
  * The relationships under which a provider operator's seat may act in its customer tenant at
  * `now`: active, within their window, between the seat's provider and customer, naming one of
- * the operator's groups (read live in the provider tenant). Optionally only those naming
- * `privilegeId`. Answers nothing for a principal that is not a seat.
+ * the operator's groups (read live in the provider tenant) as requesters or as provider
+ * approvers. With `privilegeId`, only those under which the seat may ask for it: naming the
+ * privilege and one of the operator's groups as requesters. Answers nothing for a principal
+ * that is not a seat.
  */
 export async function relationshipsCovering(
   ctx: Pick<BrokerContext, 'store' | 'kek'>,
@@ -32,8 +39,9 @@ export async function relationshipsCovering(
       r.customerTenantId === seat.tenantId &&
       r.providerTenantId === home.tenantId &&
       relationshipUsableAt(r, now) &&
-      r.providerGroupIds.some((g) => groups.has(g)) &&
-      (privilegeId === undefined || r.privilegeIds.includes(privilegeId)),
+      (privilegeId === undefined
+        ? namesOperatorGroup(r, groups) || namesApproverGroup(r, groups)
+        : namesOperatorGroup(r, groups) && r.privilegeIds.includes(privilegeId)),
   );
 }
 

@@ -52,11 +52,51 @@ describe('relationships', () => {
       { privilegeIds: [] },
       { approval: { customer: 0 } },
       { approval: { customer: 6 } },
+      { approval: { customer: 0, provider: 0 } },
+      { approval: { customer: 1, provider: 6, providerApproverGroupIds: ['grp_l'] } },
+      { approval: { customer: 0, provider: 1 } },
+      { approval: { customer: 1, provider: 0, providerApproverGroupIds: ['grp_l'] } },
+      { approval: { customer: 1, provider: 1.5, providerApproverGroupIds: ['grp_l'] } },
     ])
       expect(() => assertProposable({ ...base, ...bad }, NOW)).toThrow(
         expect.objectContaining({ code: 'invalid_relationship' }),
       );
     expect(() => assertProposable(base, NOW)).not.toThrow();
+    // N of M per side: the provider's alone, or both.
+    for (const approval of [
+      { customer: 0, provider: 1, providerApproverGroupIds: ['grp_l'] },
+      { customer: 2, provider: 2, providerApproverGroupIds: ['grp_l', 'grp_m'] },
+    ])
+      expect(() => assertProposable({ ...base, approval }, NOW)).not.toThrow();
+  });
+
+  it('narrows provider approvals only toward more approvals and fewer approver groups', () => {
+    const both = {
+      ...base,
+      approval: { customer: 1, provider: 1, providerApproverGroupIds: ['grp_l', 'grp_m'] },
+    };
+    const narrowed = narrowRelationship(
+      both,
+      { approval: { customer: 1, provider: 2, providerApproverGroupIds: ['grp_l'] } },
+      NOW,
+    );
+    expect(narrowed.approval).toEqual({ customer: 1, provider: 2, providerApproverGroupIds: ['grp_l'] });
+    for (const widening of [
+      { customer: 1, provider: 0, providerApproverGroupIds: [] },
+      { customer: 1, provider: 1, providerApproverGroupIds: ['grp_l', 'grp_x'] },
+      { customer: 0, provider: 1, providerApproverGroupIds: ['grp_l'] },
+    ])
+      expect(() => narrowRelationship(both, { approval: widening }, NOW)).toThrow(
+        expect.objectContaining({ code: 'invalid_relationship' }),
+      );
+    // A relationship that asked nothing of the provider may start asking, naming its approvers.
+    expect(
+      narrowRelationship(
+        base,
+        { approval: { customer: 1, provider: 1, providerApproverGroupIds: ['grp_l'] } },
+        NOW,
+      ).approval,
+    ).toEqual({ customer: 1, provider: 1, providerApproverGroupIds: ['grp_l'] });
   });
 
   it('narrowing never widens: what it keeps is within what was, ends no later, asks no fewer approvals', () => {
@@ -103,9 +143,22 @@ describe('relationships', () => {
       { endsAt: base.endsAt + 1 },
       { startsAt: NOW },
       { approval: { customer: 2 } },
+      { approval: { customer: 1, provider: 1, providerApproverGroupIds: ['grp_l'] } },
       { customerTenantId: 'ten_other' },
     ])
       expect(sealedContent({ ...base, ...changed })).not.toBe(sealed);
+    const withProvider = {
+      ...base,
+      approval: { customer: 1, provider: 1, providerApproverGroupIds: ['grp_l'] },
+    };
+    expect(
+      sealedContent({
+        ...withProvider,
+        approval: { ...withProvider.approval, providerApproverGroupIds: ['grp_m'] },
+      }),
+    ).not.toBe(sealedContent(withProvider));
+    // A relationship from before provider approvals seals as it did then.
+    expect(sealed).toContain('"approval":{"customer":1}');
     // Order does not matter.
     expect(sealedContent({ ...base, providerGroupIds: ['grp_b', 'grp_a'] })).toBe(sealed);
   });

@@ -9,9 +9,22 @@ import { TetherError } from '@tether-broker/protocol';
  */
 export type RelationshipState = 'proposed' | 'active' | 'ended';
 
-/** How many approvals a request made under the relationship needs, on each side. */
+/**
+ * How many approvals a request made under the relationship needs, on each side (N of M per
+ * side). The customer's side is its own approvers, as its privilege names them; the provider's
+ * side is the members of `providerApproverGroupIds` (groups of the provider tenant), each
+ * approving through their seat in the customer tenant. A stored relationship from before
+ * provider approvals has neither `provider` nor groups: zero on the provider's side.
+ */
 export interface RelationshipApproval {
   customer: number;
+  provider?: number | undefined;
+  providerApproverGroupIds?: string[] | undefined;
+}
+
+/** The provider side's count and groups, with the defaults of a relationship that has none. */
+export function providerApproval(a: RelationshipApproval): { count: number; groupIds: string[] } {
+  return { count: a.provider ?? 0, groupIds: a.providerApproverGroupIds ?? [] };
 }
 
 export interface Relationship {
@@ -84,11 +97,50 @@ export function assertProposable(
       'invalid_relationship',
       'a relationship names at least one group and one privilege',
     );
-  if (p.approval.customer < 1 || p.approval.customer > MAX_RELATIONSHIP_APPROVALS)
+  assertApproval(p.approval);
+}
+
+/**
+ * Each side asks 0 to 5 approvals and at least one side asks one: nothing made under a
+ * relationship is approved by nobody. A provider count needs the groups its approvers come
+ * from, and groups without a count would be a list of people who approve nothing.
+ */
+function assertApproval(a: RelationshipApproval): void {
+  const provider = providerApproval(a);
+  const inRange = (n: number) => Number.isInteger(n) && n >= 0 && n <= MAX_RELATIONSHIP_APPROVALS;
+  if (!inRange(a.customer) || !inRange(provider.count))
     throw new TetherError(
       'invalid_relationship',
-      `the customer's side approves every request made under a relationship: 1 to ${MAX_RELATIONSHIP_APPROVALS} approvals`,
+      `each side asks 0 to ${MAX_RELATIONSHIP_APPROVALS} approvals per request`,
     );
+  if (a.customer + provider.count === 0)
+    throw new TetherError(
+      'invalid_relationship',
+      'every request made under a relationship is approved by someone: ask at least one approval of a side',
+    );
+  if (provider.count > 0 && provider.groupIds.length === 0)
+    throw new TetherError(
+      'invalid_relationship',
+      "provider approvals need the provider's approver groups (provider_approvers)",
+    );
+  if (provider.count === 0 && provider.groupIds.length > 0)
+    throw new TetherError(
+      'invalid_relationship',
+      'provider approvers are named only with a number of provider approvals',
+    );
+  if (provider.groupIds.length > MAX_RELATIONSHIP_ITEMS)
+    throw new TetherError('invalid_relationship', `at most ${MAX_RELATIONSHIP_ITEMS} approver groups`);
+}
+
+/** Whether the relationship names one of `groupIds` as groups whose members may request. */
+export function namesOperatorGroup(r: Relationship, groupIds: ReadonlySet<string>): boolean {
+  return r.providerGroupIds.some((g) => groupIds.has(g));
+}
+
+/** Whether the relationship names one of `groupIds` as provider approvers (with a count above 0). */
+export function namesApproverGroup(r: Relationship, groupIds: ReadonlySet<string>): boolean {
+  const provider = providerApproval(r.approval);
+  return provider.count > 0 && provider.groupIds.some((g) => groupIds.has(g));
 }
 
 /** What a narrowing may change: fewer groups or privileges, an earlier end, more approvals. */
@@ -123,18 +175,35 @@ export function narrowRelationship(r: Relationship, n: RelationshipNarrowing, no
       'invalid_relationship',
       'narrowing can only bring the end earlier, and not into the past',
     );
-  if (n.approval !== undefined && n.approval.customer < r.approval.customer)
-    throw new TetherError('invalid_relationship', 'narrowing cannot ask for fewer approvals');
-  if (n.approval !== undefined && n.approval.customer > MAX_RELATIONSHIP_APPROVALS)
-    throw new TetherError('invalid_relationship', `at most ${MAX_RELATIONSHIP_APPROVALS} approvals`);
+  const approval = n.approval === undefined ? r.approval : narrowApproval(r.approval, n.approval);
   return {
     ...r,
     providerGroupIds,
     privilegeIds,
     endsAt: n.endsAt ?? r.endsAt,
-    approval: n.approval ?? r.approval,
+    approval,
     updatedAt: now,
   };
+}
+
+/**
+ * Approvals narrowed: no side asks fewer, and the provider's approvers are only ever fewer
+ * groups (a side that asked none may start asking, naming its approvers).
+ */
+function narrowApproval(current: RelationshipApproval, next: RelationshipApproval): RelationshipApproval {
+  const was = providerApproval(current);
+  const count = next.provider ?? was.count;
+  const groupIds = next.providerApproverGroupIds ?? was.groupIds;
+  if (next.customer < current.customer || count < was.count)
+    throw new TetherError('invalid_relationship', 'narrowing cannot ask for fewer approvals');
+  if (was.count > 0 && groupIds.some((g) => !was.groupIds.includes(g)))
+    throw new TetherError('invalid_relationship', 'narrowing cannot add provider approvers');
+  const approval: RelationshipApproval =
+    count === 0 && groupIds.length === 0
+      ? { customer: next.customer }
+      : { customer: next.customer, provider: count, providerApproverGroupIds: [...new Set(groupIds)] };
+  assertApproval(approval);
+  return approval;
 }
 
 /**
@@ -142,6 +211,7 @@ export function narrowRelationship(r: Relationship, n: RelationshipNarrowing, no
  * lets whom do, and when. A row whose seal does not open to exactly these is not trusted.
  */
 export function sealedContent(r: Relationship): string {
+  const provider = providerApproval(r.approval);
   return JSON.stringify({
     v: 1,
     provider: r.providerTenantId,
@@ -149,7 +219,16 @@ export function sealedContent(r: Relationship): string {
     state: r.state,
     groups: [...r.providerGroupIds].sort(),
     privileges: [...r.privilegeIds].sort(),
-    approval: { customer: r.approval.customer },
+    // A relationship without provider approvals seals as it did before they existed, so rows
+    // sealed then still open; with them, the count and the approvers are sealed too.
+    approval:
+      provider.count === 0 && provider.groupIds.length === 0
+        ? { customer: r.approval.customer }
+        : {
+            customer: r.approval.customer,
+            provider: provider.count,
+            provider_approvers: [...provider.groupIds].sort(),
+          },
     starts_at: r.startsAt,
     ends_at: r.endsAt,
   });

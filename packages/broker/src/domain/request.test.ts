@@ -207,6 +207,41 @@ describe('applyReview', () => {
   }
 });
 
+describe('applyReview with both sides of a relationship (N of M per side)', () => {
+  const provider = (id: string, decision: ReviewDecision = 'approve') => ({
+    ...review(id, decision),
+    side: 'provider' as const,
+  });
+  const request = pendingRequest({ approvalsRequired: 1 });
+
+  it("waits for the provider's approvals after the customer's are in, and the other way round", () => {
+    expect(applyReview(request, [], review('prn_anna', 'approve'), TIMINGS, 1).transition).toBeNull();
+    expect(applyReview(request, [], provider('prn_seat_lee'), TIMINGS, 1).transition).toBeNull();
+    expect(
+      applyReview(request, [review('prn_anna', 'approve')], provider('prn_seat_lee'), TIMINGS, 1).transition,
+    ).toBe('approved');
+  });
+
+  it("never counts one side's approvals for the other", () => {
+    const two = pendingRequest({ approvalsRequired: 2 });
+    const previous = [provider('prn_seat_a'), provider('prn_seat_b')];
+    expect(applyReview(two, previous, review('prn_anna', 'approve'), TIMINGS, 1).transition).toBeNull();
+    const none = pendingRequest({ approvalsRequired: 0 });
+    expect(
+      applyReview(none, [review('prn_anna', 'approve')], review('prn_bob', 'approve'), TIMINGS, 1).transition,
+    ).toBeNull();
+    expect(applyReview(none, [provider('prn_seat_a')], provider('prn_seat_b'), TIMINGS, 2).transition).toBe(
+      'approved',
+    );
+  });
+
+  it("a denial from the provider's side is final too", () => {
+    expect(
+      applyReview(request, [review('prn_anna', 'approve')], provider('prn_seat_lee', 'deny'), TIMINGS, 1),
+    ).toMatchObject({ transition: 'denied', request: { state: 'denied' } });
+  });
+});
+
 describe('expire', () => {
   const rows: {
     name: string;

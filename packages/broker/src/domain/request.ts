@@ -46,6 +46,12 @@ export interface Review {
   comment: string;
   policies: string[];
   createdAt: number;
+  /**
+   * `provider` for a provider approver's review (through their seat) of a request made under a
+   * relationship; absent for the tenant's own approvers. Not stored: a reviewer that is a seat
+   * is on the provider's side.
+   */
+  side?: 'provider' | undefined;
 }
 
 export interface RequestTimings {
@@ -151,15 +157,18 @@ export function assertReviewable(
 
 /**
  * Applies one review. Rules: only a pending, unexpired request; never by the requester; one
- * review per reviewer; a denial is final; the request is approved when the number of distinct
- * approvals reaches the rule's threshold. Eligibility of the reviewer (policy, approver list)
- * is decided before this, by the caller.
+ * review per reviewer; a denial is final (from either side); the request is approved when the
+ * distinct approvals of the tenant's own approvers reach `approvalsRequired` and those of the
+ * provider's approvers reach `providerApprovalsRequired` (a request made under a relationship
+ * asking both sides). Eligibility of the reviewer (policy, approver list) is decided before
+ * this, by the caller.
  */
 export function applyReview(
   request: AccessRequest,
   previous: readonly Review[],
   review: Review,
   timings: RequestTimings,
+  providerApprovalsRequired = 0,
 ): ReviewOutcome {
   const now = review.createdAt;
   assertReviewable(request, previous, review.reviewerId, now);
@@ -170,11 +179,13 @@ export function applyReview(
       transition: 'denied',
     };
   }
-  const approvals = new Set([
-    ...previous.filter((r) => r.decision === 'approve').map((r) => r.reviewerId),
-    review.reviewerId,
-  ]);
-  if (approvals.size >= request.approvalsRequired) {
+  const approvalsOf = (provider: boolean) =>
+    new Set(
+      [...previous, review]
+        .filter((r) => r.decision === 'approve' && (r.side === 'provider') === provider)
+        .map((r) => r.reviewerId),
+    ).size;
+  if (approvalsOf(false) >= request.approvalsRequired && approvalsOf(true) >= providerApprovalsRequired) {
     return { request: approvedAt(request, now, timings, review.reviewerId), review, transition: 'approved' };
   }
   return { request, review, transition: null };

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Kek } from '../config/key-encryption.js';
 import { contractActiveAt } from '../domain/contract.js';
 import type { ForbiddenBy, Verdict } from '../domain/reevaluation.js';
 import { reasonOf } from '../domain/reevaluation.js';
@@ -19,10 +20,14 @@ import {
 } from '../policy/cedar.js';
 import type { EvaluationFacts, PolicySetFacts } from './facts.js';
 
-/** What judging a session needs besides the records: the engine, and a log for its errors. */
+/**
+ * What judging a session needs besides the records: the engine, a log for its errors, and the
+ * key that opens relationship seals (a seat's session stands on its relationship).
+ */
 export interface JudgeContext {
   policy: PolicyEngine;
   logger: Logger;
+  kek: Kek;
 }
 
 const end = (reason: Extract<Verdict, { outcome: 'end' }>['reason'], why: string, policies: string[] = []) =>
@@ -68,8 +73,14 @@ export async function judgeSession(
       return end('parent_ended', 'the parent session no longer holds any of what the sub-session holds');
   }
 
+  const standing = await facts.relationshipStanding(ctx.kek, session, principal, at);
+  if (standing.outcome === 'lost') return end('relationship_ended', standing.why);
+
   const policySet = await facts.policySet(session.tenantId);
-  const input = await facts.decisionInput(session, principal, privilege, at);
+  const input = {
+    ...(await facts.decisionInput(session, principal, privilege, at)),
+    ...(standing.outcome === 'stands' ? { relationship: standing.facts } : {}),
+  };
   const requested = decideWith(ctx, policySet, input, false);
   // A provider operator's seat asks under a relationship the customer accepted: that acceptance
   // is its permit to request, as at the request itself; the customer's forbids still end it.

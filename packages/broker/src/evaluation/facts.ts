@@ -1,8 +1,11 @@
 import { TetherError } from '@tether-broker/protocol';
-import { principalFacts } from '../core/policy-facts.js';
+import type { Kek } from '../config/key-encryption.js';
+import { principalFacts, relationshipFacts } from '../core/policy-facts.js';
+import { readRelationship } from '../core/relationship-trust.js';
 import { ticketFactsOf, ticketStanding } from '../core/ticket-facts.js';
 import type { Principal } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';
+import { namesOperatorGroup, relationshipUsableAt } from '../domain/relationship.js';
 import type { AccessRequest } from '../domain/request.js';
 import type { Session } from '../domain/session.js';
 import { sessionTrust, trustFacts } from '../domain/trust.js';
@@ -11,11 +14,13 @@ import {
   type DecisionInput,
   type PolicyTexts,
   type PrincipalFacts,
+  type RelationshipFacts,
   type TicketFacts,
   type TrustFacts,
 } from '../policy/cedar.js';
 import type { StoreHandle } from '../store/database.js';
 import { findFederatedRequest, findFederatedRequestsByIds } from '../store/repositories/federations.js';
+import { groupIdsOf } from '../store/repositories/groups.js';
 import { currentPolicyVersion } from '../store/repositories/policies.js';
 import { findPrincipal } from '../store/repositories/principals.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
@@ -38,6 +43,16 @@ export interface PolicySetFacts {
    */
   asksResources: boolean;
 }
+
+/**
+ * What a session made under a provider relationship stands on: `none` for any other session;
+ * `stands` with what Cedar sees of it; `lost` when it no longer does (ended, past its window,
+ * no longer naming the privilege or the operator's groups, or a row whose seal does not open).
+ */
+export type RelationshipStanding =
+  | { outcome: 'none' }
+  | { outcome: 'stands'; facts: RelationshipFacts }
+  | { outcome: 'lost'; why: string };
 
 /**
  * The records a re-evaluation reads, each read once per batch: a thousand sessions of one
@@ -135,6 +150,50 @@ export class EvaluationFacts {
     };
   }
 
+  /**
+   * The standing of the relationship a session (or, for a sub-session, its root session) was
+   * made under. Ending a relationship ends its sessions in the same transaction; this catches
+   * what changes without that step: the operator leaving the groups it names (in the provider
+   * tenant), its window closing before the sweeper runs, a row changed behind the broker's back.
+   */
+  async relationshipStanding(
+    kek: Kek,
+    session: Session,
+    principal: Principal,
+    at: number,
+  ): Promise<RelationshipStanding> {
+    const root = await this.#root(session);
+    const id = root.relationshipId;
+    if (id === undefined) return { outcome: 'none' };
+    const read = await this.#once(`relationship:${id}`, () =>
+      readRelationship(this.#h, kek, session.tenantId, id).catch((err: unknown) => {
+        if (err instanceof TetherError && err.code === 'relationship_tampered') return 'tampered' as const;
+        throw err;
+      }),
+    );
+    if (read === 'tampered') return { outcome: 'lost', why: "the relationship's record does not verify" };
+    if (!read || !relationshipUsableAt(read, at))
+      return { outcome: 'lost', why: 'the relationship it was made under has ended' };
+    if (!read.privilegeIds.includes(root.privilegeId))
+      return { outcome: 'lost', why: 'the relationship no longer names the privilege' };
+    const operator =
+      root.principalId === principal.id ? principal : await this.principal(root.tenantId, root.principalId);
+    const home = operator?.home;
+    const groups = home
+      ? await this.#once(`home-groups:${home.principalId}`, () =>
+          groupIdsOf(this.#h, home.tenantId, home.principalId),
+        )
+      : [];
+    if (!operator || !namesOperatorGroup(read, new Set(groups)))
+      return { outcome: 'lost', why: 'the operator is no longer in a group the relationship names' };
+    return {
+      outcome: 'stands',
+      facts: await this.#once(`relationship-facts:${id}:${operator.id}`, () =>
+        relationshipFacts(this.#h, read, operator),
+      ),
+    };
+  }
+
   /** A session as this transaction sees it (a sub-session's parent). */
   session(id: string): Promise<Session | undefined> {
     return this.#once(`session:${id}`, () => findSessionById(this.#h, id));
@@ -142,6 +201,11 @@ export class EvaluationFacts {
 
   /** The request a session stands on: its own, or for a sub-session its root session's. */
   async #rootRequestId(session: Session): Promise<string> {
+    return (await this.#root(session)).requestId;
+  }
+
+  /** The session itself, or for a sub-session the root session it was delegated from. */
+  async #root(session: Session): Promise<Session> {
     let current = session;
     // Nesting is bounded by limits.delegationDepth (at most 8); the bound only guards the loop.
     for (let i = 0; current.delegation !== null && i < 16; i++) {
@@ -149,7 +213,7 @@ export class EvaluationFacts {
       if (!parent) break;
       current = parent;
     }
-    return current.requestId;
+    return current;
   }
 
   /** The session's trust context: its principal's, with what signals said of the session on top. */

@@ -20,7 +20,7 @@ import { EvaluationFacts } from './facts.js';
 /** What a re-evaluation batch needs of the broker. */
 export type EvaluationContext = Pick<
   BrokerContext,
-  'store' | 'clock' | 'policy' | 'logger' | 'revocations' | 'connectors'
+  'store' | 'clock' | 'policy' | 'logger' | 'revocations' | 'connectors' | 'kek'
 >;
 
 /**

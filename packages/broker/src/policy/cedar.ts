@@ -104,7 +104,7 @@ export interface DecisionInput {
    * (a `Tether::Resource` whose tags are its `/`-separated segments by position, see {@link resourceEntity}).
    */
   entitlementResource?: string | undefined;
-  /** `request`, `approve`, `auto_approve`: the relationship a provider operator asks under (`context.relationship`). */
+  /** The relationship a provider operator asks (or holds a session) under: `context.relationship`. */
   relationship?: RelationshipFacts | undefined;
 }
 
@@ -381,7 +381,7 @@ function buildRequest(input: DecisionInput): CedarRequest | { errors: string[] }
   // here met a TurboFan lazy-deoptimisation crash of Node 20 ("Fatal error: unreachable
   // code") when continuous evaluation decided thousands of sessions in a row.
   if (input.ticketInfo) context.ticket_info = ticketInfoContext(input.ticketInfo);
-  if (input.relationship && input.action !== 'continue')
+  if (input.relationship)
     context.relationship = {
       id: input.relationship.id,
       name: input.relationship.name,

@@ -122,8 +122,9 @@ namespace Tether {
   //         && context.trust.device_compliance == "not-compliant" };
   //     forbid(principal, action == Tether::Action::"continue", resource)
   //       when { context.trust.risk_level == "high" && context.entitlement_action like "*:write*" };
-  // The context is the request's (keep the fields below in step with RequestContext), the
-  // trust context, and entitlement_action: the action of the grant being asked about.
+  // The context is the request's (keep the fields below in step with RequestContext, including
+  // the relationship of a provider operator's session), the trust context, and
+  // entitlement_action: the action of the grant being asked about.
   // When some policy of the set names entitlement_resource, continue is also asked for each
   // resource of the grant with each action the session keeps (entitlement_resource present):
   // the session keeps the resources permitted with every one of them, and ends with none.
@@ -145,6 +146,7 @@ namespace Tether {
     trust: Trust,
     entitlement_action: String,
     entitlement_resource?: Resource,
+    relationship?: Relationship,
   };
 
   action continue appliesTo {

@@ -16,6 +16,7 @@ import { readRelationship } from '../core/relationship-trust.js';
 import { assertContractActive } from '../domain/contract.js';
 import type { Principal } from '../domain/principal.js';
 import type { Privilege } from '../domain/privilege.js';
+import type { Relationship } from '../domain/relationship.js';
 import {
   type AccessRequest,
   applyReview,
@@ -37,6 +38,12 @@ import {
   lockRequest,
   updateRequestState,
 } from '../store/repositories/requests.js';
+import {
+  approvalsRequired,
+  assertProviderApprover,
+  permittedByRelationship,
+  withSides,
+} from './review-sides.js';
 
 export interface ReviewResult {
   request: AccessRequest;
@@ -100,10 +107,17 @@ export async function reviewRequest(
         await writeExpiry(tx, expired, now);
         return 'expired';
       }
-      const previous = await listReviews(tx, tenantId, request.id);
+      const previous = await withSides(tx, tenantId, await listReviews(tx, tenantId, request.id));
       // The domain rules first (pending, not the requester, not twice), so their codes win.
       assertReviewable(request, previous, caller.principal.id, now);
-      const { policies, privilege, requester } = await assertMayReview(ctx, tx, caller, request, extended);
+      const { policies, privilege, requester, relationship } = await assertMayReview(
+        ctx,
+        tx,
+        caller,
+        request,
+        extended,
+      );
+      const required = approvalsRequired(request, relationship);
       if (decision === 'approve') {
         assertFreshVerification(privilege, caller, now);
         // Out of contract, nothing is approved into a session; the sweeper cancels the request.
@@ -119,10 +133,18 @@ export async function reviewRequest(
         return { voided };
       }
       const outcome = applyReview(
-        request,
+        { ...request, approvalsRequired: required.customer },
         previous,
-        { reviewerId: caller.principal.id, decision, comment, policies, createdAt: now },
+        {
+          reviewerId: caller.principal.id,
+          decision,
+          comment,
+          policies,
+          createdAt: now,
+          ...(caller.principal.home ? { side: 'provider' as const } : {}),
+        },
         ctx.config,
+        required.provider,
       );
       try {
         await insertReview(tx, tenantId, request.id, outcome.review);
@@ -143,7 +165,7 @@ export async function reviewRequest(
         action: decision === 'approve' ? 'request.review.approve' : 'request.review.deny',
         outcome: 'success',
         policies,
-        details: { comment },
+        details: { comment, ...(caller.principal.home ? { side: 'provider' } : {}) },
       });
       if (outcome.transition) {
         await writeTransition(ctx, tx, { caller, outcome, previous, policies, privilege, extended, now });
@@ -234,8 +256,10 @@ async function writeTransition(ctx: BrokerContext, tx: TxHandle, t: Transition):
 
 /**
  * The reviewer must be allowed by the privilege's approver list (when it has one) and by
- * Cedar `approve` (for an extension, with `context.is_extension`). Returns the policy ids that
- * permitted it, and the privilege.
+ * Cedar `approve` (for an extension, with `context.is_extension`); a provider operator's seat
+ * must instead be a provider approver of the request's relationship, and then the customer's
+ * acceptance of the relationship is its permit unless a customer `forbid` applies. Returns the
+ * policy ids that permitted it, the privilege, and the (verified) relationship.
  */
 async function assertMayReview(
   ctx: BrokerContext,
@@ -243,7 +267,12 @@ async function assertMayReview(
   caller: Caller,
   request: AccessRequest,
   extended: Session | undefined,
-): Promise<{ policies: string[]; privilege: Privilege; requester: Principal }> {
+): Promise<{
+  policies: string[];
+  privilege: Privilege;
+  requester: Principal;
+  relationship: Relationship | undefined;
+}> {
   const privilege = await findPrivilege(tx, request.tenantId, request.privilegeId);
   const requester = await findPrincipal(tx, request.tenantId, request.principalId);
   if (!privilege || !requester) {
@@ -252,7 +281,12 @@ async function assertMayReview(
       'the privilege or the requester of this request no longer exists',
     );
   }
-  if (!(await isNamedApprover(tx, privilege, caller))) {
+  const relationship = request.relationshipId
+    ? await readRelationship(tx, ctx.kek, request.tenantId, request.relationshipId)
+    : undefined;
+  if (caller.principal.home) {
+    await assertProviderApprover(tx, caller, privilege, relationship, ctx.clock.now());
+  } else if (!(await isNamedApprover(tx, privilege, caller))) {
     throw new TetherError(
       'approver_not_eligible',
       `${caller.principal.name} is not an approver of ${privilege.name}`,
@@ -269,11 +303,9 @@ async function assertMayReview(
       : { durationSeconds: request.durationSeconds }),
     reason: request.justification,
     timeZone: caller.tenant.timeZone,
-    relationship: request.relationshipId
-      ? await readRelationship(tx, ctx.kek, request.tenantId, request.relationshipId)
-      : undefined,
+    relationship,
   });
-  if (!decision.allowed) {
+  if (!decision.allowed && !permittedByRelationship(caller, decision)) {
     throw new TetherError(
       'approver_not_eligible',
       explainRefusal(decision, `${caller.principal.name} may not review this request`),
@@ -282,7 +314,7 @@ async function assertMayReview(
       },
     );
   }
-  return { policies: decision.policies, privilege, requester };
+  return { policies: decision.policies, privilege, requester, relationship };
 }
 
 async function isNamedApprover(tx: TxHandle, privilege: Privilege, caller: Caller): Promise<boolean> {

@@ -16,11 +16,13 @@ import {
   assertProposable,
   MAX_RELATIONSHIP_ITEMS,
   narrowRelationship,
+  providerApproval,
   type Relationship,
+  type RelationshipApproval,
   type RelationshipState,
   sideOf,
 } from '../domain/relationship.js';
-import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
+import { inTransaction, isUniqueViolation, type StoreHandle, type TxHandle } from '../store/database.js';
 import { findGroup } from '../store/repositories/groups.js';
 import { findPrivilege } from '../store/repositories/privileges.js';
 import { listLiveSessionIdsUnder, listSeatsOutsideGroups } from '../store/repositories/relationships.js';
@@ -35,10 +37,40 @@ export interface RelationshipProposal {
   groups: string[];
   /** Privilege names in the customer tenant. */
   privileges: string[];
-  /** Approvals of the customer's side each request needs (default 1). */
-  customerApprovals?: number | undefined;
+  approvals?: ApprovalsAsked | undefined;
   startsAt?: number | undefined;
   endsAt: number;
+}
+
+/** Approvals per side as asked over the API: the provider's approvers by group name. */
+export interface ApprovalsAsked {
+  /** Of the customer's own approvers (default 1 on a proposal). */
+  customer?: number | undefined;
+  /** Of the members of `providerApprovers` (default 0). */
+  provider?: number | undefined;
+  /** Group names in the provider tenant. */
+  providerApprovers?: string[] | undefined;
+}
+
+/** The approval asked, with the provider's approver groups resolved in the provider tenant. */
+async function approvalOf(
+  h: StoreHandle,
+  providerTenantId: string,
+  asked: ApprovalsAsked,
+  current: RelationshipApproval,
+): Promise<RelationshipApproval> {
+  assertSize(asked.providerApprovers ?? [], 'approver groups');
+  const groupIds =
+    asked.providerApprovers &&
+    (await Promise.all(unique(asked.providerApprovers).map((g) => resolveGroup(h, providerTenantId, g)))).map(
+      (g) => g.id,
+    );
+  const was = providerApproval(current);
+  const provider = asked.provider ?? was.count;
+  const providerApproverGroupIds = groupIds ?? was.groupIds;
+  return provider === 0 && providerApproverGroupIds.length === 0
+    ? { customer: asked.customer ?? current.customer }
+    : { customer: asked.customer ?? current.customer, provider, providerApproverGroupIds };
 }
 
 const unique = (xs: string[]) => [...new Set(xs)];
@@ -100,7 +132,7 @@ export async function proposeRelationship(
     state: 'proposed',
     providerGroupIds: groups.map((g) => g.id),
     privilegeIds: privileges.map((p) => p.id),
-    approval: { customer: input.customerApprovals ?? 1 },
+    approval: await approvalOf(ctx.store, caller.tenant.id, input.approvals ?? {}, { customer: 1 }),
     startsAt: input.startsAt ?? null,
     endsAt: input.endsAt,
     proposedBy: caller.principal.id,
@@ -213,7 +245,7 @@ export interface RelationshipChanges {
   groups?: string[] | undefined;
   privileges?: string[] | undefined;
   endsAt?: number | undefined;
-  customerApprovals?: number | undefined;
+  approvals?: ApprovalsAsked | undefined;
 }
 
 /**
@@ -250,7 +282,9 @@ export async function narrowRelationshipBy(
         privilegeIds,
         endsAt: changes.endsAt,
         approval:
-          changes.customerApprovals === undefined ? undefined : { customer: changes.customerApprovals },
+          changes.approvals === undefined
+            ? undefined
+            : await approvalOf(tx, r.providerTenantId, changes.approvals, r.approval),
       },
       now,
     );
@@ -311,6 +345,8 @@ export interface RelationshipNames {
   customer: string;
   groups: string[];
   privileges: string[];
+  /** The provider's approver groups. */
+  approvers: string[];
 }
 
 export async function namesOf(ctx: BrokerContext, r: Relationship): Promise<RelationshipNames> {
@@ -318,9 +354,11 @@ export async function namesOf(ctx: BrokerContext, r: Relationship): Promise<Rela
     findTenantById(ctx.store, r.providerTenantId),
     findTenantById(ctx.store, r.customerTenantId),
   ]);
+  const groupName = async (id: string) => (await findGroup(ctx.store, r.providerTenantId, id))?.name ?? id;
   const groups = await Promise.all(
     r.providerGroupIds.map((id) => findGroup(ctx.store, r.providerTenantId, id)),
   );
+  const approvers = await Promise.all(providerApproval(r.approval).groupIds.map(groupName));
   const privileges = await Promise.all(
     r.privilegeIds.map((id) => findPrivilege(ctx.store, r.customerTenantId, id)),
   );
@@ -329,5 +367,6 @@ export async function namesOf(ctx: BrokerContext, r: Relationship): Promise<Rela
     customer: customer?.name ?? r.customerTenantId,
     groups: groups.map((g, i) => g?.name ?? (r.providerGroupIds[i] as string)),
     privileges: privileges.map((p, i) => p?.name ?? (r.privilegeIds[i] as string)),
+    approvers,
   };
 }

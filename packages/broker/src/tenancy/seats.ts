@@ -5,7 +5,12 @@ import { readRelationshipsOf } from '../core/relationship-trust.js';
 import { relationshipsCovering } from '../core/seats.js';
 import { newId } from '../domain/ids.js';
 import type { Principal, Tenant } from '../domain/principal.js';
-import { type Relationship, relationshipUsableAt } from '../domain/relationship.js';
+import {
+  namesApproverGroup,
+  namesOperatorGroup,
+  type Relationship,
+  relationshipUsableAt,
+} from '../domain/relationship.js';
 import { inTransaction, isUniqueViolation } from '../store/database.js';
 import { groupIdsOf } from '../store/repositories/groups.js';
 import { findSeat, insertPrincipal } from '../store/repositories/principals.js';
@@ -24,8 +29,15 @@ function requireProviderCaller(caller: Caller): void {
   if (caller.principal.home) throw new TetherError('forbidden', 'a seat cannot take another seat');
 }
 
-/** The active relationships naming one of the caller's groups, now. */
-async function relationshipsOfOperator(ctx: BrokerContext, caller: Caller): Promise<Relationship[]> {
+/**
+ * The active relationships naming one of the caller's groups now: as requesters, or (with
+ * `approving`) as requesters or provider approvers.
+ */
+async function relationshipsOfOperator(
+  ctx: BrokerContext,
+  caller: Caller,
+  approving = false,
+): Promise<Relationship[]> {
   const now = ctx.clock.now();
   const groups = new Set(await groupIdsOf(ctx.store, caller.tenant.id, caller.principal.id));
   const relationships = await readRelationshipsOf(ctx.store, ctx.kek, caller.tenant.id, { state: 'active' });
@@ -33,7 +45,7 @@ async function relationshipsOfOperator(ctx: BrokerContext, caller: Caller): Prom
     (r) =>
       r.providerTenantId === caller.tenant.id &&
       relationshipUsableAt(r, now) &&
-      r.providerGroupIds.some((g) => groups.has(g)),
+      (namesOperatorGroup(r, groups) || (approving && namesApproverGroup(r, groups))),
   );
 }
 
@@ -74,7 +86,8 @@ export async function takeSeat(
 ): Promise<{ customer: Tenant; seat: Principal }> {
   requireProviderCaller(caller);
   const now = ctx.clock.now();
-  const relationships = await relationshipsOfOperator(ctx, caller);
+  // A provider approver takes a seat too: it is where they approve the requests they are asked to.
+  const relationships = await relationshipsOfOperator(ctx, caller, true);
   const customers = await Promise.all(
     [...new Set(relationships.map((r) => r.customerTenantId))].map((id) => findTenantById(ctx.store, id)),
   );

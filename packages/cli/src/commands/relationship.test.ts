@@ -14,11 +14,13 @@ describe('relationship: what is asked of the broker', () => {
     expect(() => timeFrom('soon', NOW)).toThrow(CliError);
   });
 
-  it('takes comma-separated names and 1 to 5 approvals, refused before any call otherwise', () => {
+  it('takes comma-separated names and 0 to 5 approvals per side, refused before any call otherwise', () => {
     expect(parseNames('operators, night-shift')).toEqual(['operators', 'night-shift']);
     expect(() => parseNames('a,,b')).toThrow(InvalidArgumentError);
     expect(parseApprovals('2')).toBe(2);
-    for (const bad of ['0', '6', 'x', '1.5']) expect(() => parseApprovals(bad)).toThrow(InvalidArgumentError);
+    expect(parseApprovals('0')).toBe(0);
+    for (const bad of ['-1', '6', 'x', '1.5', ''])
+      expect(() => parseApprovals(bad)).toThrow(InvalidArgumentError);
   });
 
   it('proposes with only the options given', () => {
@@ -41,6 +43,18 @@ describe('relationship: what is asked of the broker', () => {
       starts_at: '2026-02-01T00:00:00.000Z',
       approvals: { customer: 2 },
     });
+  });
+
+  it("asks the provider's approvals with its approver groups, N of M per side", () => {
+    const flags = { customer: 'acme-corp', groups: ['operators'], privileges: ['db'], ends: '30d' };
+    expect(
+      proposalBody(
+        'managed',
+        { ...flags, approvals: 0, providerApprovals: 2, providerApprovers: ['leads'] },
+        NOW,
+      ).approvals,
+    ).toEqual({ customer: 0, provider: 2, provider_approvers: ['leads'] });
+    expect(narrowingBody({ providerApprovals: 3 }, NOW)).toEqual({ approvals: { provider: 3 } });
   });
 
   it('narrows with what is given, and refuses a narrowing that changes nothing', () => {

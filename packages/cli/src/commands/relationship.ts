@@ -20,6 +20,8 @@ interface ProposeFlags {
   ends: string;
   starts?: string;
   approvals?: number;
+  providerApprovals?: number;
+  providerApprovers?: string[];
 }
 
 interface NarrowFlags {
@@ -27,6 +29,8 @@ interface NarrowFlags {
   privileges?: string[];
   ends?: string;
   approvals?: number;
+  providerApprovals?: number;
+  providerApprovers?: string[];
 }
 
 /** `a,b, c` → `['a', 'b', 'c']`; empty items are refused. */
@@ -36,11 +40,21 @@ export function parseNames(text: string): string[] {
   return names;
 }
 
-/** `--approvals`: 1 to 5, as the broker takes it. */
+/** `--approvals`, `--provider-approvals`: 0 to 5 per side, as the broker takes it. */
 export function parseApprovals(text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 1 || n > 5) throw new InvalidArgumentError('must be 1 to 5');
+  if (!/^\d+$/.test(text) || n > 5) throw new InvalidArgumentError('must be 0 to 5');
   return n;
+}
+
+/** The `approvals` member of a body: only the sides given. */
+function approvalsOf(flags: Pick<NarrowFlags, 'approvals' | 'providerApprovals' | 'providerApprovers'>) {
+  const approvals = {
+    ...(flags.approvals === undefined ? {} : { customer: flags.approvals }),
+    ...(flags.providerApprovals === undefined ? {} : { provider: flags.providerApprovals }),
+    ...(flags.providerApprovers === undefined ? {} : { provider_approvers: flags.providerApprovers }),
+  };
+  return Object.keys(approvals).length === 0 ? {} : { approvals };
 }
 
 /** A duration with a unit (`90d`, `12h`, `1d12h`): read as "from now". */
@@ -75,7 +89,7 @@ export function proposalBody(name: string, flags: ProposeFlags, now: number) {
     name,
     groups: flags.groups,
     privileges: flags.privileges,
-    ...(flags.approvals === undefined ? {} : { approvals: { customer: flags.approvals } }),
+    ...approvalsOf(flags),
     ...(flags.starts === undefined ? {} : { starts_at: timeFrom(flags.starts, now) }),
     ends_at: timeFrom(flags.ends, now),
   };
@@ -87,7 +101,7 @@ export function narrowingBody(flags: NarrowFlags, now: number): RelationshipChan
     ...(flags.groups === undefined ? {} : { groups: flags.groups }),
     ...(flags.privileges === undefined ? {} : { privileges: flags.privileges }),
     ...(flags.ends === undefined ? {} : { ends_at: timeFrom(flags.ends, now) }),
-    ...(flags.approvals === undefined ? {} : { approvals: { customer: flags.approvals } }),
+    ...approvalsOf(flags),
   };
   if (Object.keys(body).length === 0) throw nothingToChange();
   return body;
@@ -96,7 +110,10 @@ export function narrowingBody(flags: NarrowFlags, now: number): RelationshipChan
 const groupsHelp = "the provider's groups whose members may ask, comma-separated";
 const privilegesHelp = "the customer's privileges they may ask for, comma-separated";
 const endsHelp = 'when it ends: a time (2026-06-30T18:00:00Z) or a duration from now (90d)';
-const approvalsHelp = "approvals by the customer's approvers each request needs (1-5, default 1)";
+const approvalsHelp = "approvals by the customer's approvers each request needs (0-5, default 1)";
+const providerApprovalsHelp =
+  "approvals by the provider's approvers each request needs (0-5, default 0), each through their seat";
+const providerApproversHelp = "the provider's groups whose members approve on its side, comma-separated";
 
 /** `tether relationship …`: a provider's standing with one customer (/v1/relationships). */
 export function registerRelationship(program: Command): void {
@@ -117,6 +134,8 @@ export function registerRelationship(program: Command): void {
     .requiredOption('--ends <time>', endsHelp)
     .option('--starts <time>', 'when it starts (default: at acceptance); a time or a duration from now')
     .option('--approvals <n>', approvalsHelp, parseApprovals)
+    .option('--provider-approvals <n>', providerApprovalsHelp, parseApprovals)
+    .option('--provider-approvers <names>', providerApproversHelp, parseNames)
     .action(async (name: string, flags: ProposeFlags, command: Command) => {
       const session = new Session(command);
       const body = proposalBody(name, flags, io().now());
@@ -162,6 +181,8 @@ export function registerRelationship(program: Command): void {
     .option('--privileges <names>', `${privilegesHelp} (a subset of the current ones)`, parseNames)
     .option('--ends <time>', `${endsHelp} (earlier than now set)`)
     .option('--approvals <n>', `${approvalsHelp} (more than now set)`, parseApprovals)
+    .option('--provider-approvals <n>', `${providerApprovalsHelp} (more than now set)`, parseApprovals)
+    .option('--provider-approvers <names>', `${providerApproversHelp} (fewer than now)`, parseNames)
     .action(async (id: string, flags: NarrowFlags, command: Command) => {
       const body = narrowingBody(flags, io().now());
       const session = new Session(command);

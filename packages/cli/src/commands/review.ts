@@ -5,6 +5,7 @@ import { CliError, EXIT } from '../errors.js';
 import { lookUpNames } from '../names.js';
 import { printJson, say } from '../output.js';
 import { requestDetails } from '../render.js';
+import { withCustomerSeat } from '../seat.js';
 import { Session } from '../session.js';
 
 interface TargetFlags {
@@ -75,8 +76,8 @@ async function decide(
 /** `tether approve`, `tether deny`, `tether cancel`. */
 export function registerReviews(program: Command): void {
   for (const verb of ['approve', 'deny'] as const) {
-    program
-      .command(verb)
+    // A provider's approver approves on its side through its seat in the customer's tenant.
+    withCustomerSeat(program.command(verb))
       .description(`${verb} someone else's pending request`)
       .argument('[id]', 'the request id')
       .option('--ticket <ref>', 'the one pending request for this ticket, instead of an id')
@@ -85,8 +86,7 @@ export function registerReviews(program: Command): void {
         decide(command, id, flags, verb),
       );
   }
-  program
-    .command('cancel')
+  withCustomerSeat(program.command('cancel'))
     .description('withdraw your own pending request')
     .argument('[id]', 'the request id')
     .option('--ticket <ref>', 'your one pending request for this ticket, instead of an id')

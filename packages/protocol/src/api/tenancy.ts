@@ -25,7 +25,21 @@ export const CustomerList = Type.Object({ customers: Type.Array(TenantView) });
 export type CustomerList = Static<typeof CustomerList>;
 
 const Names = Type.Array(Name, { minItems: 1, maxItems: 32 });
-const Approvals = Type.Object({ customer: Type.Integer({ minimum: 1, maximum: 5 }) }, Strict);
+/**
+ * Approvals each request made under the relationship needs, N of M per side: `customer` of the
+ * customer's own approvers (as its privilege names them; the privilege's own count still
+ * holds), `provider` of the members of the provider's `provider_approvers` groups, each through
+ * their seat. Each side 0 to 5, at least one approval in all; `customer` defaults to 1 and
+ * `provider` to 0.
+ */
+const Approvals = Type.Object(
+  {
+    customer: Type.Optional(Type.Integer({ minimum: 0, maximum: 5 })),
+    provider: Type.Optional(Type.Integer({ minimum: 0, maximum: 5 })),
+    provider_approvers: Type.Optional(Type.Array(Name, { maxItems: 32 })),
+  },
+  { ...Strict, minProperties: 1 },
+);
 
 /** The body of `POST /v1/relationships` (a provider admin proposes). */
 export const NewRelationshipBody = Type.Object(
@@ -72,7 +86,12 @@ export const RelationshipView = Type.Object({
   state: RelationshipState,
   groups: Type.Array(Type.String()),
   privileges: Type.Array(Type.String()),
-  approvals: Type.Object({ customer: Type.Integer() }),
+  approvals: Type.Object({
+    customer: Type.Integer(),
+    provider: Type.Integer(),
+    /** The provider's groups whose members approve on its side. */
+    provider_approvers: Type.Array(Type.String()),
+  }),
   starts_at: NullableTimestamp,
   ends_at: Timestamp,
   proposed_at: Timestamp,

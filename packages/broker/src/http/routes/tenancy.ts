@@ -19,7 +19,7 @@ import {
   TakeSeatBody,
 } from '@tether-broker/protocol/api';
 import type { BrokerContext, Caller } from '../../core/context.js';
-import { type Relationship, sideOf } from '../../domain/relationship.js';
+import { providerApproval, type Relationship, sideOf } from '../../domain/relationship.js';
 import { operatorActivity } from '../../tenancy/activity.js';
 import { addCustomer, listCustomers } from '../../tenancy/customers.js';
 import {
@@ -37,6 +37,11 @@ import { auditRecordView, principalView, tenantView } from '../views.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
+/** The approvals of a body, in the use case's terms. */
+const approvalsAsked = (
+  a: { customer?: number; provider?: number; provider_approvers?: string[] } | undefined,
+) => a && { customer: a.customer, provider: a.provider, providerApprovers: a.provider_approvers };
+
 /** An RFC 3339 time the schema has validated, as epoch ms. */
 const ms = (time: string | undefined) => (time === undefined ? undefined : Date.parse(time));
 
@@ -51,7 +56,11 @@ async function relationshipView(ctx: BrokerContext, caller: Caller, r: Relations
     state: r.state,
     groups: names.groups,
     privileges: names.privileges,
-    approvals: { customer: r.approval.customer },
+    approvals: {
+      customer: r.approval.customer,
+      provider: providerApproval(r.approval).count,
+      provider_approvers: names.approvers,
+    },
     starts_at: isoOrNull(r.startsAt),
     ends_at: iso(r.endsAt),
     proposed_at: iso(r.proposedAt),
@@ -116,7 +125,7 @@ export function tenancyRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
           name: body.name,
           groups: body.groups,
           privileges: body.privileges,
-          customerApprovals: body.approvals?.customer,
+          approvals: approvalsAsked(body.approvals),
           startsAt: ms(body.starts_at),
           endsAt: ms(body.ends_at) as number,
         });
@@ -191,7 +200,7 @@ export function tenancyRoutes(ctx: BrokerContext): FastifyPluginAsyncTypebox {
           groups: body.groups,
           privileges: body.privileges,
           endsAt: ms(body.ends_at),
-          customerApprovals: body.approvals?.customer,
+          approvals: approvalsAsked(body.approvals),
         });
         return {
           relationship: await relationshipView(ctx, request.caller, done.relationship),
