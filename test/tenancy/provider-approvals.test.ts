@@ -215,7 +215,7 @@ describeEachStore('provider-side approvals under a relationship (N of M per side
     expect(view.reviews ?? []).toEqual([]);
   });
 
-  it('judges a session on its relationship: continue sees context.relationship, and the operator leaving its groups ends it', async () => {
+  it('judges a session on its relationship: continue sees context.relationship; the operator leaving its groups, or disabled at home, ends it', async () => {
     const provider = b.client(b.adminIdentity);
     const activate = async (why: string) => {
       const asked = await ask(seat, why);
@@ -251,14 +251,8 @@ describeEachStore('provider-side approvals under a relationship (N of M per side
     await b.ctx.reevaluation.idle();
     const second = await activate('standing on the relationship');
     expect(await stateOf(second)).toBe('active');
+    // Nothing changes in the customer tenant: the change at home re-evaluates the seat's sessions.
     await provider.call('DELETE', '/v1/groups/operators/members/pat');
-    // Any change in the customer tenant re-evaluates its sessions; the standing is read live.
-    await acmeAdmin.call('PUT', '/v1/policies', {
-      policies: {
-        'approvers-approve': `permit(principal in Tether::Group::"approvers", action == Tether::Action::"approve", resource) when { principal != context.requester };`,
-        noop: `forbid(principal, action == Tether::Action::"request", resource) when { context.reason == "never-asked" };`,
-      },
-    });
     await b.ctx.reevaluation.idle();
     await eventually(
       async () => (await stateOf(second)) === 'ended',
@@ -267,5 +261,20 @@ describeEachStore('provider-side approvals under a relationship (N of M per side
     );
     const lost = await acmeAdmin.call<SessionView>('GET', `/v1/sessions/${second.info.id}`);
     expect(lost.end_reason).toBe('relationship_ended');
+
+    // Disabled at home: the seat's session ends in the customer's tenant.
+    await provider.call('PUT', '/v1/groups/operators/members/pat');
+    const third = await activate('the operator leaves the company');
+    expect(await stateOf(third)).toBe('active');
+    await provider.call('PATCH', `/v1/principals/${operator.caller.principal.id}`, { enabled: false });
+    await b.ctx.reevaluation.idle();
+    await eventually(
+      async () => (await stateOf(third)) === 'ended',
+      5_000,
+      'the session ended with the operator',
+    );
+    expect((await acmeAdmin.call<SessionView>('GET', `/v1/sessions/${third.info.id}`)).end_reason).toBe(
+      'principal_disabled',
+    );
   });
 });

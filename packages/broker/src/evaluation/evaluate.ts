@@ -74,7 +74,7 @@ export async function judgeSession(
   }
 
   const standing = await facts.relationshipStanding(ctx.kek, session, principal, at);
-  if (standing.outcome === 'lost') return end('relationship_ended', standing.why);
+  if (standing.outcome === 'lost') return end(standing.reason, standing.why);
 
   const policySet = await facts.policySet(session.tenantId);
   const input = {

@@ -52,7 +52,7 @@ export interface PolicySetFacts {
 export type RelationshipStanding =
   | { outcome: 'none' }
   | { outcome: 'stands'; facts: RelationshipFacts }
-  | { outcome: 'lost'; why: string };
+  | { outcome: 'lost'; why: string; reason: 'relationship_ended' | 'principal_disabled' };
 
 /**
  * The records a re-evaluation reads, each read once per batch: a thousand sessions of one
@@ -171,21 +171,24 @@ export class EvaluationFacts {
         throw err;
       }),
     );
-    if (read === 'tampered') return { outcome: 'lost', why: "the relationship's record does not verify" };
-    if (!read || !relationshipUsableAt(read, at))
-      return { outcome: 'lost', why: 'the relationship it was made under has ended' };
+    const lost = (why: string, reason: 'relationship_ended' | 'principal_disabled' = 'relationship_ended') =>
+      ({ outcome: 'lost', why, reason }) as const;
+    if (read === 'tampered') return lost("the relationship's record does not verify");
+    if (!read || !relationshipUsableAt(read, at)) return lost('the relationship it was made under has ended');
     if (!read.privilegeIds.includes(root.privilegeId))
-      return { outcome: 'lost', why: 'the relationship no longer names the privilege' };
+      return lost('the relationship no longer names the privilege');
     const operator =
       root.principalId === principal.id ? principal : await this.principal(root.tenantId, root.principalId);
     const home = operator?.home;
-    const groups = home
-      ? await this.#once(`home-groups:${home.principalId}`, () =>
-          groupIdsOf(this.#h, home.tenantId, home.principalId),
-        )
-      : [];
-    if (!operator || !namesOperatorGroup(read, new Set(groups)))
-      return { outcome: 'lost', why: 'the operator is no longer in a group the relationship names' };
+    if (!operator || !home) return lost('the session under the relationship has no operator');
+    const atHome = await this.principal(home.tenantId, home.principalId);
+    if (!atHome?.enabled)
+      return lost('the operator is disabled in the provider tenant', 'principal_disabled');
+    const groups = await this.#once(`home-groups:${home.principalId}`, () =>
+      groupIdsOf(this.#h, home.tenantId, home.principalId),
+    );
+    if (!namesOperatorGroup(read, new Set(groups)))
+      return lost('the operator is no longer in a group the relationship names');
     return {
       outcome: 'stands',
       facts: await this.#once(`relationship-facts:${id}:${operator.id}`, () =>

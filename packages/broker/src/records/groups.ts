@@ -3,6 +3,7 @@ import { recordAudit } from '../audit/record.js';
 import { requireRole } from '../core/access-control.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import { resolveGroup, resolvePrincipal } from '../core/resolve.js';
+import { reevaluateSeatsOf } from '../core/seat-reevaluation.js';
 import { newId } from '../domain/ids.js';
 import type { Group } from '../domain/principal.js';
 import { enqueueReevaluation } from '../evaluation/jobs.js';
@@ -67,8 +68,14 @@ export async function removeGroup(ctx: BrokerContext, caller: Caller, ref: strin
     const group = await resolveGroup(tx, caller.tenant.id, ref);
     const members = await listGroupMembers(tx, caller.tenant.id, group.id);
     await deleteGroup(tx, caller.tenant.id, group.id);
-    // Its members' live sessions are judged again without it.
-    for (const principalId of members)
+    // Its members' live sessions are judged again without it (and their seats', elsewhere).
+    for (const principalId of members) {
+      await reevaluateSeatsOf(ctx, tx, caller.tenant.id, principalId, {
+        kind: 'group_changed',
+        group: group.id,
+        principal: principalId,
+        by: caller.principal.id,
+      });
       await enqueueReevaluation(
         ctx,
         tx,
@@ -81,6 +88,7 @@ export async function removeGroup(ctx: BrokerContext, caller: Caller, ref: strin
           by: caller.principal.id,
         },
       );
+    }
     await recordAudit(tx, caller.tenant.id, ctx.clock.now(), {
       actor: caller.principal.id,
       action: 'group.deleted',
@@ -113,7 +121,14 @@ export async function setGroupMembership(
       ? await addGroupMember(tx, caller.tenant.id, group.id, principal.id)
       : await removeGroupMember(tx, caller.tenant.id, group.id, principal.id);
     if (changed) {
-      // A policy may permit or forbid by membership either way: the member's live sessions are judged again.
+      // A policy may permit or forbid by membership either way: the member's live sessions are
+      // judged again, and its seats' in customer tenants (a relationship names home groups).
+      await reevaluateSeatsOf(ctx, tx, caller.tenant.id, principal.id, {
+        kind: 'group_changed',
+        group: group.id,
+        principal: principal.id,
+        by: caller.principal.id,
+      });
       await enqueueReevaluation(
         ctx,
         tx,

@@ -7,6 +7,7 @@ import { capSessionsAtContractEnd, endOutOfContract } from '../core/contracts.js
 import { endLiveSessionsOf } from '../core/end-sessions-of.js';
 import { acceptPublicKey } from '../core/public-keys.js';
 import { resolvePrincipal } from '../core/resolve.js';
+import { reevaluateSeatsOf } from '../core/seat-reevaluation.js';
 import {
   type ContractChange,
   type ContractWindow,
@@ -167,6 +168,13 @@ export async function changePrincipal(
     await updatePrincipal(tx, next);
     const contractEffects = await applyContractChange(ctx, tx, current, next, now, caller.principal.id);
     if (current.enabled && !next.enabled) {
+      // A disabled operator holds nothing in its customers' tenants either: its seats' live
+      // sessions are judged again there (the standing reads the operator at home).
+      await reevaluateSeatsOf(ctx, tx, caller.tenant.id, current.id, {
+        kind: 'principal_changed',
+        principal: current.id,
+        by: caller.principal.id,
+      });
       // A disabled principal holds nothing: its live sessions end with the change.
       await endLiveSessionsOf(
         ctx,

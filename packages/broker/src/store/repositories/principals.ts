@@ -171,6 +171,21 @@ export async function listAuthenticatingKeys(h: StoreHandle, principal: Principa
 }
 
 /** A provider operator's seat in a customer tenant, if it has one. */
+/** The seats a provider operator holds in its provider's customer tenants (id and tenant). */
+export async function listSeatsOf(
+  h: StoreHandle,
+  homeTenantId: string,
+  homePrincipalId: string,
+): Promise<{ id: string; tenantId: string }[]> {
+  const rows = await h.db
+    .selectFrom('principals')
+    .select(['id', 'tenant_id'])
+    .where('home_tenant_id', '=', homeTenantId)
+    .where('home_principal_id', '=', homePrincipalId)
+    .execute();
+  return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id }));
+}
+
 export async function findSeat(
   h: StoreHandle,
   customerTenantId: string,
