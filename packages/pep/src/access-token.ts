@@ -9,17 +9,18 @@ import {
 } from './access-token-claims.js';
 import { findKey, readHeader, verifySignature } from './access-token-signature.js';
 import {
+  createDpopProofVerifier,
   DPOP_DEFAULTS,
   DpopError,
+  type DpopProofVerifier,
   type DpopRequest,
   type VerifiedDpopProof,
-  verifyDpopProof,
 } from './dpop.js';
 import type { KeySource } from './jwks.js';
 import type { ReplayCache } from './replay-cache.js';
 import { refused, TokenRefused } from './token-refusal.js';
 import { tokenDigest, VerifiedTokenCache } from './verified-token-cache.js';
-import { utf8LongerThan } from './web.js';
+import { sha256Base64urlSync, utf8LongerThan } from './web.js';
 
 export interface AccessTokenVerifierOptions {
   /** The exact `iss` of accepted tokens. */
@@ -117,6 +118,7 @@ interface VerifierConfig {
   algorithms: readonly string[];
   replayCache: ReplayCache;
   dpopIatWindowSeconds: number;
+  proofs: DpopProofVerifier;
 }
 
 /**
@@ -168,7 +170,8 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       const nowMs = config.now();
       const nowS = nowMs / 1000;
       const token = readCredentials(request.authorization);
-      const digest = await tokenDigest(token);
+      // SHA-256 of the token is both its cache key and the `ath` its proof must carry: once.
+      const digest = sha256Base64urlSync(token) ?? (await tokenDigest(token));
       let entry = cache.get(digest, nowMs);
       const cached = entry !== undefined;
       if (entry === undefined) {
@@ -179,7 +182,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
         checkSession(entry.claims, nowS, config.leewaySeconds);
       }
       const { claims, kid } = entry;
-      const proof = await verifyProof(request, token, claims, config);
+      const proof = await verifyProof(request, token, digest, claims, config);
       if (!cached) cache.set(digest, entry, (claims.exp + config.leewaySeconds) * 1000);
       return { claims, kid, proof };
     },
@@ -234,6 +237,13 @@ function resolveOptions(options: AccessTokenVerifierOptions): VerifierConfig {
     throw new TypeError('access-token verifier: verifiedTokenCacheSize must be a non-negative integer');
   }
   return {
+    proofs: createDpopProofVerifier({
+      now: options.now,
+      replayCache: options.replayCache,
+      iatWindowSeconds: dpopIatWindowSeconds,
+      // A proof dated ahead gets the same skew allowance as the token's times, no more.
+      clockToleranceSeconds: leewaySeconds,
+    }),
     issuer: options.issuer,
     audience: options.audience,
     tenant: options.tenant,
@@ -319,6 +329,7 @@ async function verifyToken(
 async function verifyProof(
   request: AccessTokenRequest,
   token: string,
+  tokenHash: string,
   claims: TetherAccessClaims,
   config: VerifierConfig,
 ): Promise<VerifiedDpopProof> {
@@ -327,23 +338,15 @@ async function verifyProof(
     throw new TokenRefused('invalid_dpop_proof', 'the request target must be a path beginning with /');
   }
   try {
-    return await verifyDpopProof(
-      request.dpop,
-      {
-        method: request.method,
-        url: config.publicBaseUrl + request.path,
-        accessToken: token,
-        expectedJkt: claims.cnf.jkt,
-        ...(request.nonce === undefined ? {} : { nonce: request.nonce }),
-      },
-      {
-        now: config.now,
-        replayCache: config.replayCache,
-        iatWindowSeconds: config.dpopIatWindowSeconds,
-        // A proof dated ahead gets the same skew allowance as the token's times, no more.
-        clockToleranceSeconds: config.leewaySeconds,
-      },
-    );
+    const dpopRequest: DpopRequest = {
+      method: request.method,
+      url: config.publicBaseUrl + request.path,
+      accessToken: token,
+      accessTokenHash: tokenHash,
+      expectedJkt: claims.cnf.jkt,
+    };
+    if (request.nonce !== undefined) dpopRequest.nonce = request.nonce;
+    return await config.proofs(request.dpop, dpopRequest);
   } catch (error) {
     if (!(error instanceof DpopError)) throw error;
     // verifyDpopProof has enforced the binding; this only chooses how to report the refusal. A

@@ -9,9 +9,10 @@ import {
   jwtVerify,
   type ProtectedHeaderParameters,
 } from 'jose';
-import { normalizeHtu } from './htu.js';
+import { normalizeHtuCached } from './htu.js';
+import { type CheckedProofHeader, ProofKeyCache } from './proof-key-cache.js';
 import { type ReplayCache, ReplayCacheFullError } from './replay-cache.js';
-import { sha256Base64url, utf8LongerThan } from './web.js';
+import { sha256Base64url, sha256Base64urlSync, utf8LongerThan } from './web.js';
 
 /** The RFC 9449 error codes a DPoP check can end with. */
 export type DpopErrorCode = 'invalid_dpop_proof' | 'use_dpop_nonce';
@@ -43,6 +44,11 @@ export interface DpopRequest {
   url: string;
   /** When a token is presented: the proof's `ath` must equal base64url(SHA-256(token)). */
   accessToken?: string;
+  /**
+   * base64url(SHA-256(accessToken)) when the caller has computed it already (a PEP hashes the
+   * token once, as its verified-token cache key); it must be that of `accessToken`.
+   */
+  accessTokenHash?: string;
   /** When the token is bound: the RFC 7638 thumbprint the proof key must have (`cnf.jkt`). */
   expectedJkt?: string;
   /**
@@ -116,7 +122,7 @@ const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 interface VerifierConfig {
-  now: number;
+  clock: () => number;
   windowSeconds: number;
   toleranceSeconds: number;
   algorithms: readonly string[];
@@ -159,16 +165,46 @@ export async function verifyDpopProof(
   request: DpopRequest,
   options: DpopVerifierOptions,
 ): Promise<VerifiedDpopProof> {
+  return checkProof(headerValue, request, resolveOptions(options));
+}
+
+/** Checks proofs as {@link verifyDpopProof} does, with options resolved once. */
+export type DpopProofVerifier = (
+  headerValue: string | string[] | undefined,
+  request: DpopRequest,
+) => Promise<VerifiedDpopProof>;
+
+/**
+ * A {@link DpopProofVerifier} for these options, for a server checking a proof per request: the
+ * options are validated here, once, instead of on every proof.
+ *
+ * @throws TypeError when an option is out of range.
+ */
+export function createDpopProofVerifier(options: DpopVerifierOptions): DpopProofVerifier {
   const config = resolveOptions(options);
+  return (headerValue, request) => checkProof(headerValue, request, config);
+}
+
+async function checkProof(
+  headerValue: string | string[] | undefined,
+  request: DpopRequest,
+  config: VerifierConfig,
+): Promise<VerifiedDpopProof> {
+  const now = config.clock();
   const proof = singleProof(headerValue, config.maxProofBytes);
-  const { alg, jwk } = readHeader(proof, config.algorithms);
-  const { key, jkt } = await proofKeyOf(jwk, alg);
-  const payload = await verifySignature(proof, key, alg, config);
+  const { alg, jwk, key, jkt } = cachedHeader(proof, config.algorithms) ?? (await loadHeader(proof, config));
+  const payload = await verifySignature(proof, key, alg, config, now);
   const claims = readClaims(payload);
   checkMethod(claims.htm, request.method);
   checkUri(claims.htu, request.url);
-  checkFreshness(claims.iat, config);
-  if (request.accessToken !== undefined) await checkAccessTokenHash(payload.ath, request.accessToken);
+  checkFreshness(claims.iat, config, now);
+  if (request.accessToken !== undefined) {
+    const expected =
+      request.accessTokenHash ??
+      sha256Base64urlSync(request.accessToken) ??
+      (await dpopAth(request.accessToken));
+    checkAccessTokenHash(payload.ath, expected);
+  }
   if (request.expectedJkt !== undefined && jkt !== request.expectedJkt) {
     throw invalid('the proof key is not the key the access token is bound to');
   }
@@ -178,7 +214,11 @@ export async function verifyDpopProof(
   }
   // The proof stays acceptable until iat + window (iat is at most the tolerance ahead), so its
   // jti must be remembered that long.
-  await rememberJti(config.replayCache, jkt, claims.jti, (claims.iat + config.windowSeconds) * 1000);
+  rememberJti(
+    config.replayCache,
+    replayKeyOf(jkt, claims.jti) ?? (await sha256Base64url(`${jkt}.${claims.jti}`)),
+    (claims.iat + config.windowSeconds) * 1000,
+  );
   return { jkt, jti: claims.jti, iat: claims.iat, htm: claims.htm, htu: claims.htu, publicJwk: jwk };
 }
 
@@ -222,8 +262,9 @@ function resolveOptions(options: DpopVerifierOptions): VerifierConfig {
   if (!Number.isSafeInteger(maxProofBytes) || maxProofBytes <= 0) {
     throw new TypeError('DPoP maxProofBytes must be a positive integer');
   }
+  if (typeof options.now !== 'function') throw new TypeError('DPoP now must be a function');
   return {
-    now: options.now(),
+    clock: options.now,
     windowSeconds,
     toleranceSeconds,
     algorithms,
@@ -269,30 +310,34 @@ function readHeader(proof: string, algorithms: readonly string[]): { alg: string
   return { alg, jwk };
 }
 
-/**
- * Imported proof keys and their thumbprints, by `alg` and JWK text. A session signs every proof
- * with one key, so a PEP would otherwise import the same key and hash it again on every
- * request — two of the three cryptographic operations a request costs. Public keys only, and
- * bounded: the least recently used entry goes first.
- */
-const PROOF_KEYS = new Map<string, { key: CryptoKey; jkt: string }>();
-const PROOF_KEYS_MAX = 10_000;
+// Checked headers of recent proofs (see proof-key-cache.ts). An RSA key's header is under 1 KB.
+const PROOF_HEADERS = new ProofKeyCache(10_000, 2048);
 
-async function proofKeyOf(jwk: JWK, alg: string): Promise<{ key: CryptoKey; jkt: string }> {
-  const id = `${alg}\u0000${JSON.stringify(jwk)}`;
-  const cached = PROOF_KEYS.get(id);
-  if (cached !== undefined) {
-    PROOF_KEYS.delete(id);
-    PROOF_KEYS.set(id, cached);
-    return cached;
-  }
-  const entry = { key: await importProofKey(jwk, alg), jkt: await calculateJwkThumbprint(jwk, 'sha256') };
-  if (PROOF_KEYS.size >= PROOF_KEYS_MAX) {
-    const oldest = PROOF_KEYS.keys().next();
-    if (!oldest.done) PROOF_KEYS.delete(oldest.value);
-  }
-  PROOF_KEYS.set(id, entry);
+/** The proof's header from the cache, when it was checked before; the allow-list is this verifier's. */
+function cachedHeader(proof: string, algorithms: readonly string[]): CheckedProofHeader | undefined {
+  const entry = PROOF_HEADERS.get(proof.slice(0, proof.indexOf('.')));
+  if (entry === undefined) return undefined;
+  if (!algorithms.includes(entry.alg))
+    throw invalid('the alg header is not an accepted asymmetric algorithm');
   return entry;
+}
+
+/** Decodes and checks a header not seen lately, imports its key and computes its thumbprint. */
+async function loadHeader(proof: string, config: VerifierConfig): Promise<CheckedProofHeader> {
+  const { alg, jwk } = readHeader(proof, config.algorithms);
+  const key = await importProofKey(jwk, alg);
+  const entry = { alg, jwk: deepFreeze(jwk), key, jkt: await calculateJwkThumbprint(jwk, 'sha256') };
+  PROOF_HEADERS.set(proof.slice(0, proof.indexOf('.')), entry);
+  return entry;
+}
+
+// The header's jwk is shared by every proof made with it: nobody may edit it.
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const member of Object.values(value)) deepFreeze(member);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 async function importProofKey(jwk: JWK, alg: string): Promise<CryptoKey> {
@@ -316,12 +361,13 @@ async function verifySignature(
   key: CryptoKey,
   alg: string,
   config: VerifierConfig,
+  now: number,
 ): Promise<JWTPayload> {
   try {
     const { payload } = await jwtVerify(proof, key, {
       algorithms: [alg],
       typ: 'dpop+jwt',
-      currentDate: new Date(config.now),
+      currentDate: new Date(now),
       // An optional exp or nbf in the proof gets the clock-skew allowance, not the whole window.
       clockTolerance: config.toleranceSeconds,
     });
@@ -359,15 +405,15 @@ function checkMethod(htm: string, method: string): void {
 }
 
 function checkUri(htu: string, requestUrl: string): void {
-  const claimed = normalizeHtu(htu);
+  const claimed = normalizeHtuCached(htu);
   if (claimed === undefined) throw invalid('claim htu is not an absolute http or https URI');
-  const actual = normalizeHtu(requestUrl);
+  const actual = normalizeHtuCached(requestUrl);
   if (actual === undefined) throw invalid('the request URL cannot be compared with claim htu');
   if (claimed !== actual) throw invalid('claim htu does not match the request URL');
 }
 
-function checkFreshness(iat: number, config: VerifierConfig): void {
-  const ageSeconds = config.now / 1000 - iat;
+function checkFreshness(iat: number, config: VerifierConfig, now: number): void {
+  const ageSeconds = now / 1000 - iat;
   if (ageSeconds > config.windowSeconds) {
     throw invalid(`claim iat is more than ${config.windowSeconds} s in the past`);
   }
@@ -378,9 +424,9 @@ function checkFreshness(iat: number, config: VerifierConfig): void {
   }
 }
 
-async function checkAccessTokenHash(ath: unknown, accessToken: string): Promise<void> {
+function checkAccessTokenHash(ath: unknown, expected: string): void {
   if (ath === undefined) throw invalid('claim ath is required when an access token is presented');
-  if (ath !== (await dpopAth(accessToken))) throw invalid('claim ath does not match the access token');
+  if (ath !== expected) throw invalid('claim ath does not match the access token');
 }
 
 function checkNonce(nonce: unknown, expected: string): void {
@@ -390,11 +436,23 @@ function checkNonce(nonce: unknown, expected: string): void {
   if (nonce !== expected) throw new DpopError('use_dpop_nonce', 'claim nonce is not the current DPoP nonce');
 }
 
+/**
+ * The replay-cache key of (jkt, jti) when it can be had at once: the pair itself for a short
+ * `jti` (a UUID, as clients send), else its SHA-256 where the runtime hashes synchronously.
+ * The two forms cannot meet: a digest has no '.'. `undefined`: hash it asynchronously.
+ */
+function replayKeyOf(jkt: string, jti: string): string | undefined {
+  const pair = `${jkt}.${jti}`;
+  return jti.length <= SHORT_JTI ? pair : sha256Base64urlSync(pair);
+}
+
+// A jti this short is kept as it is: a digest would save next to nothing and cost a hash.
+const SHORT_JTI = 64;
+
 // Keyed by (jkt, jti): the signature covers both, so any replay of a proof carries the same pair,
 // and another key cannot use up an honest client's jti values. RFC 9449 §11.1 asks to store only
-// a hash of large values; the key is a fixed-size digest.
-async function rememberJti(cache: ReplayCache, jkt: string, jti: string, expiresAt: number): Promise<void> {
-  const key = await sha256Base64url(`${jkt}.${jti}`);
+// a hash of large values: a long jti is kept as a fixed-size digest (see replayKeyOf).
+function rememberJti(cache: ReplayCache, key: string, expiresAt: number): void {
   let firstUse: boolean;
   try {
     firstUse = cache.checkAndRemember(key, expiresAt);

@@ -2,7 +2,7 @@ import { type AccessTokenVerifier, createAccessTokenVerifier } from './access-to
 import { BrokerLink, type PepIdentity } from './broker-link.js';
 import { type Decision, holderOf, insufficientScope, revoked, stale, tokenDenied } from './decision.js';
 import { DecisionRecorder, type DecisionRecorderOptions } from './decision-recorder.js';
-import { findEntitlement, resourceProblem } from './entitlement.js';
+import { findEntitlementRemembered, resourceProblem } from './entitlement.js';
 import { type KeySource, remoteKeySource } from './jwks.js';
 import { type PepLogger, silentLogger } from './logger.js';
 import { type DpopNonceOptions, PepDpopNonces } from './nonce.js';
@@ -280,7 +280,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     const problem = resourceProblem(request.resource);
     const entitlement =
       problem === undefined
-        ? findEntitlement(claims.authorization_details, request.action, request.resource)
+        ? findEntitlementRemembered(claims.authorization_details, request.action, request.resource)
         : undefined;
     if (entitlement === undefined)
       return insufficientScope(

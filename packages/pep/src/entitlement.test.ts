@@ -1,7 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { TetherPrivilegeDetail } from './access-token-claims.js';
-import { actionCovers, findEntitlement, resourceCovers, resourceProblem } from './entitlement.js';
+import {
+  actionCovers,
+  findEntitlement,
+  findEntitlementRemembered,
+  resourceCovers,
+  resourceProblem,
+} from './entitlement.js';
 
 const detail = (actions: string[], resources: string[], privilege = 'p'): TetherPrivilegeDetail => ({
   type: 'tether_privilege',
@@ -114,5 +120,38 @@ describe('findEntitlement', () => {
     } as unknown as TetherPrivilegeDetail;
     expect(findEntitlement([foreign], 'x', 'y')).toBeUndefined();
     expect(findEntitlement([detail(['*'], ['**'])], '', 'y')).toBeUndefined();
+  });
+});
+
+describe('findEntitlementRemembered', () => {
+  const frozen = (details: TetherPrivilegeDetail[]) => {
+    for (const d of details) Object.freeze(d);
+    return Object.freeze(details);
+  };
+
+  it('answers what findEntitlement does, the first time and again', () => {
+    const segment = fc.constantFrom('a', 'b', '*', '**', 'a-*');
+    const path = fc.array(segment, { minLength: 1, maxLength: 3 }).map((s) => s.join('/'));
+    fc.assert(
+      fc.property(
+        fc.array(path, { minLength: 1, maxLength: 3 }),
+        fc.array(fc.constantFrom('a', 'b', 'a-1'), { minLength: 1, maxLength: 3 }),
+        fc.constantFrom('read', 'write', 'x:*'),
+        (patterns, resourceParts, action) => {
+          const details = frozen([detail(['read', 'x:*'], patterns)]);
+          const resource = resourceParts.join('/');
+          const expected = findEntitlement(details, action, resource);
+          expect(findEntitlementRemembered(details, action, resource)).toBe(expected);
+          expect(findEntitlementRemembered(details, action, resource)).toBe(expected);
+        },
+      ),
+    );
+  });
+
+  it('does not remember for details that may still change', () => {
+    const details = [detail(['read'], ['a/b'])];
+    expect(findEntitlementRemembered(details, 'read', 'a/b')).toBe(details[0]);
+    details[0] = detail(['read'], ['c']);
+    expect(findEntitlementRemembered(details, 'read', 'a/b')).toBeUndefined();
   });
 });

@@ -104,3 +104,31 @@ export function findEntitlement(
       d.resources.some((pattern) => resourceCovers(pattern, resource)),
   );
 }
+
+// Answers by token. Verified claims are frozen and shared by every request presenting the same
+// token, so the answer for one (action, resource) never changes for them; a few are kept per
+// token (the requests choose the pairs), and go with the claims.
+const MATCHES = new WeakMap<readonly TetherPrivilegeDetail[], Map<string, TetherPrivilegeDetail | null>>();
+const MATCHES_PER_TOKEN = 64;
+
+/** {@link findEntitlement}, remembered per token when `details` is frozen (verified claims are). */
+export function findEntitlementRemembered(
+  details: readonly TetherPrivilegeDetail[],
+  action: string,
+  resource: string,
+): TetherPrivilegeDetail | undefined {
+  if (!Object.isFrozen(details) || typeof action !== 'string' || typeof resource !== 'string') {
+    return findEntitlement(details, action, resource);
+  }
+  let known = MATCHES.get(details);
+  if (known === undefined) {
+    known = new Map();
+    MATCHES.set(details, known);
+  }
+  const key = `${action}\u0000${resource}`;
+  const remembered = known.get(key);
+  if (remembered !== undefined) return remembered ?? undefined;
+  const found = findEntitlement(details, action, resource);
+  if (known.size < MATCHES_PER_TOKEN) known.set(key, found ?? null);
+  return found;
+}

@@ -47,6 +47,29 @@ export function normalizeHtu(uri: string): string | undefined {
   return `${url.protocol}//${url.host}${path}`;
 }
 
+// Normalised forms by raw text. A PEP sees few distinct URLs (its routes, and one `htu` per
+// route in every proof), so each is normalised once. Both sides are chosen by the caller, so
+// the memo is bounded in entries and in the length of what it keeps.
+const NORMALIZED = new Map<string, string | null>();
+const NORMALIZED_MAX_ENTRIES = 1024;
+const NORMALIZED_MAX_LENGTH = 2048;
+
+/** {@link normalizeHtu}, remembered for recently seen values. */
+export function normalizeHtuCached(uri: string): string | undefined {
+  const known = NORMALIZED.get(uri);
+  if (known !== undefined) return known ?? undefined;
+  const normalized = normalizeHtu(uri);
+  if (typeof uri === 'string' && uri.length <= NORMALIZED_MAX_LENGTH) {
+    // Forget the oldest when full: a flood of distinct URLs costs a normalisation each, as before.
+    if (NORMALIZED.size >= NORMALIZED_MAX_ENTRIES) {
+      const oldest = NORMALIZED.keys().next();
+      if (!oldest.done) NORMALIZED.delete(oldest.value);
+    }
+    NORMALIZED.set(uri, normalized ?? null);
+  }
+  return normalized;
+}
+
 /**
  * Whether a proof's `htu` claim names the request URL, per RFC 9449 §4.3.
  *

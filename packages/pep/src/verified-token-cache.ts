@@ -16,6 +16,8 @@ export interface VerifiedTokenEntry {
 export class VerifiedTokenCache {
   readonly #entries = new Map<string, VerifiedTokenEntry & { expiresAt: number }>();
   readonly #maxEntries: number;
+  /** The digest used last: already the most recently used, so a hit on it moves nothing. */
+  #newest: string | undefined;
 
   constructor(maxEntries: number) {
     this.#maxEntries = maxEntries;
@@ -24,9 +26,15 @@ export class VerifiedTokenCache {
   get(digest: string, now: number): VerifiedTokenEntry | undefined {
     const entry = this.#entries.get(digest);
     if (entry === undefined) return undefined;
-    this.#entries.delete(digest);
-    if (now >= entry.expiresAt) return undefined;
-    this.#entries.set(digest, entry); // most recently used goes last
+    if (now >= entry.expiresAt) {
+      this.#entries.delete(digest);
+      return undefined;
+    }
+    if (digest !== this.#newest) {
+      this.#entries.delete(digest);
+      this.#entries.set(digest, entry); // most recently used goes last
+      this.#newest = digest;
+    }
     return entry;
   }
 
@@ -38,5 +46,6 @@ export class VerifiedTokenCache {
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
     this.#entries.set(digest, { claims: token.claims, kid: token.kid, expiresAt });
+    this.#newest = digest;
   }
 }
