@@ -69,11 +69,28 @@ export function gatewayMetrics(state: () => EnforcerState, now: () => number): G
     help: 'Forwarded requests the upstream did not answer (refused, reset, timed out)',
     registers: [registry],
   });
+  // Label children looked up once, not hashed from a label object on every request.
+  const byCode = new Map<string, ReturnType<typeof decisions.labels>>();
+  const byClass = new Map<number, ReturnType<typeof latency.labels>>();
   return {
     registry,
-    decided: (code) => decisions.inc({ code }),
-    upstreamAnswered: (status, seconds) =>
-      latency.observe({ status: `${Math.floor(status / 100)}xx` }, seconds),
+    decided(code) {
+      let child = byCode.get(code);
+      if (child === undefined) {
+        child = decisions.labels(code);
+        byCode.set(code, child);
+      }
+      child.inc();
+    },
+    upstreamAnswered(status, seconds) {
+      const statusClass = Math.floor(status / 100);
+      let child = byClass.get(statusClass);
+      if (child === undefined) {
+        child = latency.labels(`${statusClass}xx`);
+        byClass.set(statusClass, child);
+      }
+      child.observe(seconds);
+    },
     upstreamFailed: () => failures.inc(),
   };
 }

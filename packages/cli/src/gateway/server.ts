@@ -54,7 +54,7 @@ export interface Gateway {
 }
 
 /** Headers that describe the connection to the gateway, not the request: never forwarded. */
-const HOP_BY_HOP = [
+const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -64,7 +64,7 @@ const HOP_BY_HOP = [
   'upgrade',
   // Node answers `Expect: 100-continue` itself; the upstream gets a plain request.
   'expect',
-];
+]);
 /** Headers the gateway sets from the decision; anything a client sends under this prefix is dropped. */
 const TETHER_PREFIX = 'x-tether-';
 const METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as const;
@@ -86,24 +86,24 @@ export function upstreamHeaders(
 ): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
   // RFC 9110 §7.6.1: the headers Connection names are hop-by-hop too.
-  const listed = String(headers.connection ?? '')
-    .split(',')
-    .map((name) => name.trim().toLowerCase());
-  for (const [name, value] of Object.entries(headers)) {
+  const listed =
+    headers.connection === undefined
+      ? undefined
+      : String(headers.connection)
+          .split(',')
+          .map((name) => name.trim().toLowerCase());
+  for (const name of Object.keys(headers)) {
     const key = name.toLowerCase();
     if (key === 'authorization' || key === 'dpop' || key.startsWith(TETHER_PREFIX)) continue;
-    if (HOP_BY_HOP.includes(key) || listed.includes(key) || isSpoofableHeader(key)) continue;
-    out[key] = value;
+    if (HOP_BY_HOP.has(key) || listed?.includes(key) || isSpoofableHeader(key)) continue;
+    out[key] = headers[name];
   }
   if (forwarded) Object.assign(out, forwardingHeaders(forwarded));
-  const who: Record<string, string | undefined> = {
-    principal: decision.principal,
-    session: decision.session,
-    ticket: decision.ticket,
-    privilege: decision.entitlement?.privilege,
-  };
-  for (const [name, value] of Object.entries(who))
-    if (value !== undefined) out[`${TETHER_PREFIX}${name}`] = encodeURIComponent(value);
+  if (decision.principal !== undefined) out['x-tether-principal'] = encodeURIComponent(decision.principal);
+  if (decision.session !== undefined) out['x-tether-session'] = encodeURIComponent(decision.session);
+  if (decision.ticket !== undefined) out['x-tether-ticket'] = encodeURIComponent(decision.ticket);
+  const privilege = decision.entitlement?.privilege;
+  if (privilege !== undefined) out['x-tether-privilege'] = encodeURIComponent(privilege);
   return out;
 }
 
@@ -139,6 +139,18 @@ function gatewayEnforcer(config: GatewayConfig, options: GatewayOptions): Enforc
   });
 }
 
+/**
+ * Logs each request once, when it is answered: method, path (no query), client address, status
+ * and time taken. Half the lines of Fastify's own request logging (an "incoming request" line and
+ * a "request completed" one), which cost as much as the proxying on a busy gateway.
+ */
+function logCompletedRequests(app: FastifyInstance): void {
+  app.addHook('onResponse', (request, reply, done) => {
+    request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    done();
+  });
+}
+
 /** Fastify as a proxy: bodies passed through as streams, every refusal a problem. */
 async function proxyApp(
   logger: FastifyBaseLogger | undefined,
@@ -150,6 +162,8 @@ async function proxyApp(
     // Requests are logged without their query string, as the audit records them.
     ...(logger ? { loggerInstance: requestLogger(logger) } : { logger: false }),
     requestIdHeader: false,
+    // One line per request, at its end (see logCompletedRequests), instead of Fastify's two.
+    disableRequestLogging: true,
     exposeHeadRoutes: false,
     // Framework-level refusals (a malformed URL) are problems like any other.
     frameworkErrors: (err, request, reply) => {
@@ -160,6 +174,7 @@ async function proxyApp(
   // Never parsed, never buffered, never size-limited here: the stream goes to the upstream.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  if (logger) logCompletedRequests(app);
   await app.register(replyFrom, { disableRequestLogging: true, undici: { connections: 128 } });
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, 'route_not_found', `no route of this gateway answers ${request.method} on this path`),
@@ -220,10 +235,10 @@ function tooLargeDetail(config: GatewayConfig): string {
  * connection alive, which is how a 200 MB upload got read after its 401.
  */
 function closeUnreadBodies(app: FastifyInstance): void {
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (reply.statusCode >= 400 && hasBody(request.headers) && !request.raw.complete)
       reply.header('connection', 'close');
-    return payload;
+    done(null, payload);
   });
 }
 
@@ -235,6 +250,7 @@ function proxyRoutes(
   metrics: GatewayMetrics,
 ): void {
   const upstreamBasePath = new URL(config.upstream).pathname.replace(/\/+$/, '');
+  const publicOrigin = forwardedFor(config.publicUrl, undefined);
 
   function forward(reply: FastifyReply, path: string, decision: Decision): FastifyReply {
     const url = `${config.upstream}${path}`;
@@ -252,7 +268,7 @@ function proxyRoutes(
     return reply.from(url, {
       timeout: config.upstreamTimeoutMs,
       rewriteRequestHeaders: (_request, headers) =>
-        upstreamHeaders(headers, decision, forwardedFor(config.publicUrl, request.ip)),
+        upstreamHeaders(headers, decision, { ...publicOrigin, clientAddress: request.ip ?? 'unknown' }),
       onResponse: (_request, reply, response) => {
         metrics.upstreamAnswered(response.statusCode, (performance.now() - started) / 1000);
         reply.send(response.stream);
