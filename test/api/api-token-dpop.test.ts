@@ -43,6 +43,49 @@ describeEachStore('DPoP-bound broker-API tokens', (fixture) => {
     return { key, token: body.access_token };
   }
 
+  /** `client_credentials` with `proof` and an assertion of the operator's (or `assertion`). */
+  async function tokenWith(proof: string, assertion?: string) {
+    const url = `${PUBLIC_URL}/oauth/token`;
+    const response = await b.app.inject({
+      method: 'POST',
+      url: '/oauth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: proof },
+      payload: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion:
+          assertion ??
+          (await createClientAssertion(s.operator.identity, { audience: url, now: b.clock.now() })),
+      }).toString(),
+    });
+    return {
+      status: response.statusCode,
+      body: response.json() as { error?: string; error_description?: string },
+    };
+  }
+
+  // The proof's jti is spent in the grant's own transaction: once granted, or once refused.
+  it('spends a token-endpoint proof with its grant, and with a refused client too', async () => {
+    const key = await generateSessionKey();
+    const proofNow = () =>
+      createDpopProof(key, { method: 'POST', url: `${PUBLIC_URL}/oauth/token`, now: b.clock.now() });
+    const replayed = {
+      error: 'invalid_dpop_proof',
+      error_description: expect.stringContaining('already been used'),
+    };
+    const granted = await proofNow();
+    expect((await tokenWith(granted)).status).toBe(200);
+    expect(await tokenWith(granted)).toMatchObject({ status: 400, body: replayed });
+
+    const refused = await proofNow();
+    expect(await tokenWith(refused, 'not-a-jwt')).toMatchObject({
+      status: 401,
+      body: { error: 'invalid_client' },
+    });
+    expect(await tokenWith(refused)).toMatchObject({ status: 400, body: replayed });
+    expect((await tokenWith(await proofNow())).status).toBe(200);
+  });
+
   const me = async (headers: Record<string, string>) => {
     const response = await b.app.inject({ method: 'GET', url: '/v1/me', headers });
     return { status: response.statusCode, body: response.json() as { code?: string; detail?: string } };

@@ -1,6 +1,7 @@
-import { afterAll, beforeEach, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { inTransaction, type Store } from '../../packages/broker/src/store/database.js';
-import { describeEachStore } from '../support/stores.js';
+import { ANNOUNCED_WAIT_MS, announceUnit } from '../../packages/broker/src/store/group-commit.js';
+import { describeEachStore, describeOnSqlite } from '../support/stores.js';
 
 const row = (jti: string) => ({ jkt: 'k', jti, expires_at: 1 });
 
@@ -76,5 +77,68 @@ describeEachStore('inTransaction with units of work arriving together', (fixture
       .select((eb) => eb.fn.countAll().as('n'))
       .executeTakeFirstOrThrow();
     expect(Number(total.n)).toBe(20);
+  });
+});
+
+/** Turns of the event loop: a group that was going to commit without waiting has committed by then. */
+async function loopTurns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Announced units (a token request whose signatures are being verified): a group about to
+ * commit waits for them, so they share its fsync, but never longer than ANNOUNCED_WAIT_MS.
+ */
+describeOnSqlite('group commit with announced units', (fixture) => {
+  let store: Store;
+  afterAll(() => fixture.cleanup());
+  beforeEach(async () => {
+    store = await fixture.open();
+    // The wait's timer only moves when a test says so; the loop's turns run as they do.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const unit = (jti: string) =>
+    inTransaction(store, async (tx) => {
+      await tx.db.insertInto('dpop_jtis').values(row(jti)).execute();
+      return jti;
+    });
+
+  it('holds a group until the announced unit arrives, then commits both together', async () => {
+    const withdraw = announceUnit(store.db);
+    let firstDone = false;
+    const first = unit('first').then((v) => {
+      firstDone = true;
+      return v;
+    });
+    await loopTurns(10);
+    expect(firstDone).toBe(false);
+    withdraw();
+    const second = unit('second');
+    expect(await Promise.all([first, second])).toEqual(['first', 'second']);
+    // Withdrawing twice changes nothing: the next unit commits at once.
+    withdraw();
+    expect(await unit('third')).toBe('third');
+  });
+
+  it('commits without the announced unit once the wait is over', async () => {
+    const withdraw = announceUnit(store.db);
+    let done = false;
+    const waiting = unit('alone').then(() => {
+      done = true;
+    });
+    await loopTurns(10);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(ANNOUNCED_WAIT_MS);
+    await waiting;
+    expect(done).toBe(true);
+    withdraw();
+  });
+
+  it('does not wait for anything on a store without group commit', () => {
+    expect(announceUnit({})).toBeTypeOf('function');
   });
 });

@@ -2,6 +2,7 @@ import {
   decodeJwt,
   decodeProtectedHeader,
   importJWK,
+  type JWK,
   type JWTPayload,
   errors as joseErrors,
   jwtVerify,
@@ -31,6 +32,12 @@ export interface AuthenticatedClient {
   jti: string;
 }
 
+/** A client whose assertion verified, its `jti` not yet spent (see {@link spendClientAssertion}). */
+export interface VerifiedClient extends AuthenticatedClient {
+  /** Epoch ms until which the jti must be remembered: the assertion is acceptable that long. */
+  rememberUntil: number;
+}
+
 function refuse(description: string, cause?: unknown): never {
   throw new OAuthError('invalid_client', description, cause === undefined ? undefined : { cause });
 }
@@ -53,6 +60,12 @@ function refuseSigned(principal: Principal, description: string): never {
   throw new SignedAssertionRefused(principal, description);
 }
 
+type AssertionForm = {
+  client_assertion_type?: string | undefined;
+  client_assertion?: string | undefined;
+  client_id?: string | undefined;
+};
+
 /**
  * RFC 7523 `private_key_jwt`: the assertion must be signed by one of the principal's
  * registered keys, with `iss` = `sub` = the principal, our token endpoint as `aud`, a short
@@ -60,13 +73,24 @@ function refuseSigned(principal: Principal, description: string): never {
  */
 export async function verifyClientAssertion(
   store: StoreHandle,
-  form: {
-    client_assertion_type?: string | undefined;
-    client_assertion?: string | undefined;
-    client_id?: string | undefined;
-  },
+  form: AssertionForm,
   policy: AssertionPolicy,
 ): Promise<AuthenticatedClient> {
+  const client = await checkClientAssertion(store, form, policy);
+  await spendClientAssertion(store, client);
+  return { principal: client.principal, kid: client.kid, jti: client.jti };
+}
+
+/**
+ * Every check of {@link verifyClientAssertion} but single use: the caller spends the `jti`
+ * with {@link spendClientAssertion} in the transaction of the grant it authenticates, before
+ * anything is issued, so the grant costs one durable commit, not one per single-use id.
+ */
+export async function checkClientAssertion(
+  store: StoreHandle,
+  form: AssertionForm,
+  policy: AssertionPolicy,
+): Promise<VerifiedClient> {
   if (form.client_assertion_type !== JWT_BEARER_ASSERTION_TYPE || !form.client_assertion) {
     refuse(
       `client authentication requires client_assertion_type=${JWT_BEARER_ASSERTION_TYPE} and a client_assertion`,
@@ -100,7 +124,7 @@ export async function verifyClientAssertion(
   for (const key of keys) {
     try {
       const alg = key.publicJwk.kty === 'OKP' ? 'EdDSA' : key.publicJwk.crv === 'P-256' ? 'ES256' : 'ES384';
-      const cryptoKey = await importJWK(key.publicJwk, alg);
+      const cryptoKey = await importedKey(key.publicJwk, alg);
       const { payload } = await jwtVerify(assertion, cryptoKey, {
         algorithms: CLIENT_ASSERTION_ALGS,
         issuer: principal.id,
@@ -134,13 +158,36 @@ export async function verifyClientAssertion(
   }
   const jti = payload.jti as string;
   if (jti.length > 256) refuseSigned(principal, 'client_assertion jti is too long');
-  await rememberJti(
-    store,
+  return {
     principal,
+    kid: verified.kid,
     jti,
-    (payload.exp as number) * 1000 + policy.clockToleranceSeconds * 1000,
-  );
-  return { principal, kid: verified.kid, jti };
+    rememberUntil: (payload.exp as number) * 1000 + policy.clockToleranceSeconds * 1000,
+  };
+}
+
+/** Public keys already imported, by their key material: importing is a fifth of a verification. */
+const importedKeys = new Map<string, Promise<Awaited<ReturnType<typeof importJWK>>>>();
+const IMPORTED_KEYS_MAX = 1024;
+
+/**
+ * The registered key as a CryptoKey, imported once per distinct JWK and algorithm (the cache
+ * key is the JWK itself, so a changed or removed key is never served from it: the registered
+ * keys are read from the store on every assertion).
+ */
+function importedKey(jwk: JWK, alg: string): Promise<Awaited<ReturnType<typeof importJWK>>> {
+  // The whole JWK as registered (key_ops, use and ext included: they shape the imported key).
+  const id = JSON.stringify([alg, jwk]);
+  let key = importedKeys.get(id);
+  if (key === undefined) {
+    key = importJWK(jwk, alg);
+    // A key that does not import is not kept: the next assertion tries again, and fails alike.
+    key.catch(() => importedKeys.delete(id));
+    if (importedKeys.size >= IMPORTED_KEYS_MAX)
+      importedKeys.delete(importedKeys.keys().next().value as string);
+    importedKeys.set(id, key);
+  }
+  return key;
 }
 
 function describeFailure(err: unknown): string {
@@ -154,19 +201,18 @@ function describeFailure(err: unknown): string {
   return 'client_assertion is invalid';
 }
 
-/** Single use: a second insert of the same (principal, jti) fails on the primary key. */
-async function rememberJti(
-  store: StoreHandle,
-  principal: Principal,
-  jti: string,
-  expiresAt: number,
-): Promise<void> {
-  const first = await rememberOnce(store, 'client_assertion_jtis', {
-    principal_id: principal.id,
-    jti,
-    expires_at: expiresAt,
+/**
+ * Single use: a second insert of the same (principal, jti) fails on the primary key, and the
+ * assertion is refused as a replay. In the caller's transaction when `h` is one (committed
+ * with the grant), else in a commit of its own.
+ */
+export async function spendClientAssertion(h: StoreHandle, client: VerifiedClient): Promise<void> {
+  const first = await rememberOnce(h, 'client_assertion_jtis', {
+    principal_id: client.principal.id,
+    jti: client.jti,
+    expires_at: client.rememberUntil,
   });
-  if (!first) refuseSigned(principal, 'client_assertion has already been used (jti replay)');
+  if (!first) refuseSigned(client.principal, 'client_assertion has already been used (jti replay)');
 }
 
 export async function pruneSpentJtis(store: StoreHandle, now: number): Promise<void> {

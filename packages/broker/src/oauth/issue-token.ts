@@ -1,18 +1,28 @@
-import { DpopError } from '@tether-broker/pep';
 import { TetherError } from '@tether-broker/protocol';
 import { recordAudit } from '../audit/record.js';
 import { issueApiToken } from '../auth/api-token.js';
-import { SignedAssertionRefused, verifyClientAssertion } from '../auth/client-assertion.js';
+import {
+  checkClientAssertion,
+  SignedAssertionRefused,
+  spendClientAssertion,
+  type VerifiedClient,
+} from '../auth/client-assertion.js';
 import { OAuthError } from '../auth/oauth-error.js';
+import {
+  spendFailedTokenProof,
+  spendTokenProof,
+  type TokenProof,
+  verifyTokenProof,
+} from '../auth/token-proof.js';
 import { DEVICE_CODE_GRANT, exchangeDeviceCode } from '../console/device-login.js';
 import { recordRefusal } from '../core/audit-refusal.js';
-import { verifyBrokerProof } from '../core/broker-dpop.js';
 import type { BrokerContext } from '../core/context.js';
 import { assertSeatCovered } from '../core/seats.js';
 import { type DelegationForm, delegateSession, isDelegation } from '../sessions/delegate-session.js';
 import { type ExchangeForm, exchangeToken, TOKEN_EXCHANGE_GRANT } from '../sessions/exchange-token.js';
 import { refreshSession } from '../sessions/refresh-session.js';
 import { inTransaction } from '../store/database.js';
+import { announceUnit } from '../store/group-commit.js';
 
 /** Every parameter the token endpoint reads, across its grants. */
 export interface TokenRequest extends ExchangeForm, DelegationForm {
@@ -82,21 +92,101 @@ async function clientCredentials(
   form: TokenRequest,
   dpop: string | string[] | undefined,
 ): Promise<TokenResponse> {
-  const now = ctx.clock.now();
-  const issuer = ctx.config.publicUrl;
-  // With a DPoP proof the token is bound to its key (RFC 9449 §5); without one it is a Bearer token.
-  let jkt: string | undefined;
-  if (dpop !== undefined) {
+  // The grant's transaction is on its way: a group commit about to start waits for it.
+  const withdraw = announceUnit(ctx.store.db);
+  try {
+    const now = ctx.clock.now();
+    // With a DPoP proof the token is bound to its key (RFC 9449 §5); without one it is a Bearer token.
+    const proof = dpop === undefined ? undefined : await verifyTokenProof(ctx, dpop);
+    let client: VerifiedClient;
     try {
-      jkt = (await verifyBrokerProof(ctx, dpop, { method: 'POST', path: '/oauth/token' })).jkt;
+      client = await authenticateClient(ctx, form, now);
+      // A provider operator's seat gets a token only while a relationship covers it.
+      await assertSeatCovered(ctx, client.principal, now).catch((err: unknown) => {
+        throw err instanceof TetherError ? new OAuthError('invalid_client', err.detail) : err;
+      });
     } catch (err) {
-      if (err instanceof DpopError) throw new OAuthError(err.code, err.message);
+      // A verified proof is spent whatever became of its request, as it was before the grant.
+      if (proof) await spendFailedTokenProof(ctx, proof);
       throw err;
     }
+    // Signed while the grant commits (the signature waits on the crypto thread pool, the
+    // commit on the disk); handed out only once the single-use ids and the audit record are durable.
+    const issuing = issueApiToken(ctx.keys, client.principal, {
+      issuer: ctx.config.publicUrl,
+      ttlSeconds: ctx.config.apiTokenTtlSeconds,
+      now,
+      jkt: proof?.proof.jkt,
+      clientKid: client.kid,
+    });
+    issuing.catch(() => undefined);
+    withdraw();
+    const refusal = await commitClientCredentials(ctx, proof, client, now);
+    if (refusal instanceof SignedAssertionRefused) await recordFailedLogin(ctx, refusal);
+    if (refusal) throw refusal;
+    const { token, expiresIn } = await issuing;
+    return {
+      access_token: token,
+      token_type: proof ? 'DPoP' : 'Bearer',
+      expires_in: expiresIn,
+      scope: 'tether:api',
+    };
+  } finally {
+    withdraw();
   }
-  let client: Awaited<ReturnType<typeof verifyClientAssertion>>;
+}
+
+/**
+ * One transaction, one durable commit: the proof's jti, the assertion's jti, the audit record
+ * of the token. Answers the refusal of a replayed proof or assertion (after commit: the ids
+ * spent before it stay spent), else nothing.
+ */
+async function commitClientCredentials(
+  ctx: BrokerContext,
+  proof: TokenProof | undefined,
+  client: VerifiedClient,
+  now: number,
+): Promise<OAuthError | undefined> {
   try {
-    client = await verifyClientAssertion(ctx.store, form, {
+    return await inTransaction(ctx.store, async (tx) => {
+      const replay = proof && (await spendTokenProof(tx, proof));
+      if (replay) return replay;
+      try {
+        await spendClientAssertion(tx, client);
+      } catch (err) {
+        if (err instanceof SignedAssertionRefused) return err;
+        throw err;
+      }
+      await recordAudit(tx, client.principal.tenantId, now, {
+        actor: client.principal.id,
+        action: 'auth.token_issued',
+        target: client.principal.id,
+        outcome: 'success',
+        principalId: client.principal.id,
+        details: {
+          kid: client.kid,
+          grant: 'client_credentials',
+          expires_in: ctx.config.apiTokenTtlSeconds,
+          ...(proof ? { jkt: proof.proof.jkt } : {}),
+        },
+      });
+      return undefined;
+    });
+  } catch (err) {
+    if (proof) await spendFailedTokenProof(ctx, proof);
+    throw err;
+  }
+}
+
+/** The client assertion checked (its jti not yet spent); a refusal it signed is audited. */
+async function authenticateClient(
+  ctx: BrokerContext,
+  form: TokenRequest,
+  now: number,
+): Promise<VerifiedClient> {
+  const issuer = ctx.config.publicUrl;
+  try {
+    return await checkClientAssertion(ctx.store, form, {
       audiences: [`${issuer}/oauth/token`, issuer],
       maxAgeSeconds: ctx.config.clientAssertionMaxAgeSeconds,
       clockToleranceSeconds: ctx.config.clockToleranceSeconds,
@@ -106,41 +196,6 @@ async function clientCredentials(
     if (err instanceof SignedAssertionRefused) await recordFailedLogin(ctx, err);
     throw err;
   }
-  // A provider operator's seat gets a token only while a relationship covers it.
-  try {
-    await assertSeatCovered(ctx, client.principal, now);
-  } catch (err) {
-    if (err instanceof TetherError) throw new OAuthError('invalid_client', err.detail);
-    throw err;
-  }
-  const { token, expiresIn } = await issueApiToken(ctx.keys, client.principal, {
-    issuer,
-    ttlSeconds: ctx.config.apiTokenTtlSeconds,
-    now,
-    jkt,
-    clientKid: client.kid,
-  });
-  await inTransaction(ctx.store, (tx) =>
-    recordAudit(tx, client.principal.tenantId, now, {
-      actor: client.principal.id,
-      action: 'auth.token_issued',
-      target: client.principal.id,
-      outcome: 'success',
-      principalId: client.principal.id,
-      details: {
-        kid: client.kid,
-        grant: 'client_credentials',
-        expires_in: expiresIn,
-        ...(jkt ? { jkt } : {}),
-      },
-    }),
-  );
-  return {
-    access_token: token,
-    token_type: jkt ? 'DPoP' : 'Bearer',
-    expires_in: expiresIn,
-    scope: 'tether:api',
-  };
 }
 
 /**

@@ -21,6 +21,12 @@ interface Job {
 const MAX_GROUP = 64;
 
 /**
+ * Longest a group waits for units announced but not yet submitted (see
+ * {@link SqliteGroupCommit.announce}): a bound on the latency it adds, well under one fsync.
+ */
+export const ANNOUNCED_WAIT_MS = 2;
+
+/**
  * Group commit for the embedded store. SQLite has one writer and makes every commit durable
  * with an fsync; when a thousand PEPs connect at once, their acks and token audits queue behind
  * a thousand fsyncs on the broker's only thread. Units of work that arrive together run one
@@ -32,6 +38,10 @@ const MAX_GROUP = 64;
 export class SqliteGroupCommit {
   #queue: Job[] = [];
   #scheduled = false;
+  /** Units announced and not yet submitted nor withdrawn. */
+  #announced = 0;
+  /** Set while a group waits for announced units, bounded by {@link ANNOUNCED_WAIT_MS}. */
+  #holding: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly db: Kysely<Tables>,
@@ -50,13 +60,51 @@ export class SqliteGroupCommit {
       if (!this.#scheduled) {
         this.#scheduled = true;
         // After the I/O callbacks of this turn of the loop: the requests that arrived together.
-        setImmediate(() => void this.#flush());
+        setImmediate(() => this.#flushWhenReady());
       }
     });
   }
 
+  /**
+   * Announces a unit of work on its way: a request whose signatures are being verified off
+   * the main thread, its transaction to follow. A group about to commit waits for announced
+   * units (up to {@link ANNOUNCED_WAIT_MS}) so that they share its fsync instead of each
+   * paying the next one — the fsync blocks the broker's only thread. Answers the withdrawal,
+   * to call when the unit is submitted or will not come (idempotent).
+   */
+  announce(): () => void {
+    this.#announced++;
+    let withdrawn = false;
+    return () => {
+      if (withdrawn) return;
+      withdrawn = true;
+      this.#announced--;
+      if (this.#announced === 0 && this.#holding !== undefined) {
+        clearTimeout(this.#holding);
+        this.#holding = undefined;
+        // Its unit is submitted in the same turn, right after: let it join the queue first.
+        setImmediate(() => void this.#flush());
+      }
+    };
+  }
+
+  #flushWhenReady(): void {
+    if (this.#announced === 0) {
+      void this.#flush();
+      return;
+    }
+    this.#holding = setTimeout(() => {
+      this.#holding = undefined;
+      void this.#flush();
+    }, ANNOUNCED_WAIT_MS);
+  }
+
   async #flush(): Promise<void> {
     const group = this.#queue.splice(0, MAX_GROUP);
+    if (group.length === 0) {
+      this.#scheduled = false;
+      return;
+    }
     let committed = true;
     let failure: unknown;
     try {
@@ -68,7 +116,7 @@ export class SqliteGroupCommit {
       failure = err;
     }
     // The next group starts once this one is settled: its transaction needs the connection.
-    if (this.#queue.length > 0) setImmediate(() => void this.#flush());
+    if (this.#queue.length > 0) setImmediate(() => this.#flushWhenReady());
     else this.#scheduled = false;
     for (const job of group) {
       const outcome = job.outcome;
@@ -118,4 +166,14 @@ export function enableGroupCommit(db: Kysely<Tables>, database: SqliteDatabase.D
 /** The group commit of a top-level SQLite store handle, if it has one. */
 export function groupCommitOf(db: object): SqliteGroupCommit | undefined {
   return groups.get(db);
+}
+
+const nothingToWithdraw = () => undefined;
+
+/**
+ * Announces a unit of work to the store's group commit, if it has one (see
+ * {@link SqliteGroupCommit.announce}); answers its withdrawal, a no-op elsewhere.
+ */
+export function announceUnit(db: object): () => void {
+  return groups.get(db)?.announce() ?? nothingToWithdraw;
 }
