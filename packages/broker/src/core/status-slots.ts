@@ -1,13 +1,13 @@
 import { randomInt } from 'node:crypto';
 import { TOKEN_STATUS } from '@tether-broker/protocol';
 import type { TxHandle } from '../store/database.js';
-import { forUpdate } from '../store/locking.js';
 import {
-  countOccupiedSlots,
   createStatusList,
   deleteSlot,
   findSlot,
   insertSlot,
+  lockListSlots,
+  reclaimReusableSlots,
   setSlotStatus,
   tenantStatusLists,
 } from '../store/repositories/status-lists.js';
@@ -36,8 +36,7 @@ export async function allocateStatusSlot(
 ): Promise<{ listId: number; idx: number }> {
   const lists = await tenantStatusLists(tx, tenantId);
   for (const list of lists.reverse()) {
-    await forUpdate(tx, tx.db.selectFrom('status_lists').select('id').where('id', '=', list.id)).execute();
-    if ((await countOccupiedSlots(tx, list.id, now)) >= list.size * MAX_FILL) continue;
+    if (!(await hasRoom(tx, list.id, list.size, now))) continue;
     const idx = await probe(tx, list.id, list.size, now);
     if (idx !== undefined) {
       await insertSlot(tx, { listId: list.id, idx, tenantId, sessionId, reusableAt });
@@ -48,6 +47,18 @@ export async function allocateStatusSlot(
   const idx = randomInt(list.size);
   await insertSlot(tx, { listId: list.id, idx, tenantId, sessionId, reusableAt });
   return { listId: list.id, idx };
+}
+
+/**
+ * Whether a list holds fewer than its fill limit of live slots, read from its slot count (one
+ * row, locked). The count includes slots past `reusable_at`; only when it reaches the limit are
+ * those reclaimed, so the answer is the same as counting the live slots, at a cost that does not
+ * grow with the list.
+ */
+async function hasRoom(tx: TxHandle, listId: number, size: number, now: number): Promise<boolean> {
+  const limit = size * MAX_FILL;
+  if ((await lockListSlots(tx, listId)) < limit) return true;
+  return (await reclaimReusableSlots(tx, listId, now)) < limit;
 }
 
 async function probe(tx: TxHandle, listId: number, size: number, now: number): Promise<number | undefined> {

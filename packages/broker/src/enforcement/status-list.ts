@@ -1,6 +1,6 @@
 import { TetherError } from '@tether-broker/protocol';
 import type { BrokerContext } from '../core/context.js';
-import { findStatusList, flaggedSlots } from '../store/repositories/status-lists.js';
+import { findStatusList, flaggedSlots, type StatusListInfo } from '../store/repositories/status-lists.js';
 import { statusListUri } from '../tokens/access-token.js';
 import { signStatusList } from '../tokens/status-list-token.js';
 
@@ -11,8 +11,23 @@ interface SignedList {
   jwt: string;
 }
 
+interface ListCache {
+  signed: Map<number, SignedList>;
+  /** Signings under way, per list: concurrent fetches of a changed list sign it once. */
+  signing: Map<number, { version: number; kid: string; done: Promise<string> }>;
+}
+
 /** Signed lists per broker, per list id. Bounded by the number of lists, which activations create. */
-const signedLists = new WeakMap<BrokerContext, Map<number, SignedList>>();
+const caches = new WeakMap<BrokerContext, ListCache>();
+
+function cacheOf(ctx: BrokerContext): ListCache {
+  let cache = caches.get(ctx);
+  if (!cache) {
+    cache = { signed: new Map(), signing: new Map() };
+    caches.set(ctx, cache);
+  }
+  return cache;
+}
 
 /**
  * The signed status list `n` (Token Status List §8), for any relying party: the draft expects
@@ -24,14 +39,10 @@ const signedLists = new WeakMap<BrokerContext, Map<number, SignedList>>();
 export async function publishStatusList(ctx: BrokerContext, listId: number): Promise<string> {
   const list = await findStatusList(ctx.store, listId);
   if (!list) throw new TetherError('not_found', `no status list ${listId}`);
-  let cache = signedLists.get(ctx);
-  if (!cache) {
-    cache = new Map();
-    signedLists.set(ctx, cache);
-  }
+  const cache = cacheOf(ctx);
   const now = ctx.clock.now();
   const kid = ctx.keys.signer().kid;
-  const cached = cache.get(list.id);
+  const cached = cache.signed.get(list.id);
   if (
     cached &&
     cached.version === list.version &&
@@ -39,7 +50,24 @@ export async function publishStatusList(ctx: BrokerContext, listId: number): Pro
     now - cached.signedAt < ctx.config.statusListTtlSeconds * 1000
   )
     return cached.jwt;
-  const jwt = await signStatusList(
+  const pending = cache.signing.get(list.id);
+  if (pending && pending.version === list.version && pending.kid === kid) return pending.done;
+  const done = signList(ctx, list, now);
+  cache.signing.set(list.id, { version: list.version, kid, done });
+  try {
+    const jwt = await done;
+    // The version read before the slots: a change between the two re-signs next time, never misses.
+    const latest = cache.signed.get(list.id);
+    if (!latest || latest.version <= list.version)
+      cache.signed.set(list.id, { version: list.version, kid, signedAt: now, jwt });
+    return jwt;
+  } finally {
+    if (cache.signing.get(list.id)?.done === done) cache.signing.delete(list.id);
+  }
+}
+
+async function signList(ctx: BrokerContext, list: StatusListInfo, now: number): Promise<string> {
+  return signStatusList(
     ctx.keys,
     {
       uri: statusListUri(ctx.config.publicUrl, list.id),
@@ -49,7 +77,4 @@ export async function publishStatusList(ctx: BrokerContext, listId: number): Pro
     },
     { issuer: ctx.config.publicUrl, now, ttlSeconds: ctx.config.statusListTtlSeconds },
   );
-  // The version read before the slots: a change between the two re-signs next time, never misses.
-  cache.set(list.id, { version: list.version, kid, signedAt: now, jwt });
-  return jwt;
 }

@@ -1,8 +1,8 @@
+import type { BrokerContext } from '../core/context.js';
 import type { ReevaluationTrigger } from '../domain/reevaluation.js';
-import { enqueueReevaluation } from '../evaluation/jobs.js';
 import type { TxHandle } from '../store/database.js';
 import { listSeatsOf } from '../store/repositories/principals.js';
-import type { BrokerContext } from './context.js';
+import { enqueueReevaluation } from './jobs.js';
 
 /**
  * A provider operator's standing in its customers' tenants comes from home: the groups a

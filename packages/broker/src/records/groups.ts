@@ -3,10 +3,10 @@ import { recordAudit } from '../audit/record.js';
 import { requireRole } from '../core/access-control.js';
 import type { BrokerContext, Caller } from '../core/context.js';
 import { resolveGroup, resolvePrincipal } from '../core/resolve.js';
-import { reevaluateSeatsOf } from '../core/seat-reevaluation.js';
 import { newId } from '../domain/ids.js';
 import type { Group } from '../domain/principal.js';
 import { enqueueReevaluation } from '../evaluation/jobs.js';
+import { reevaluateSeatsOf } from '../evaluation/seat-reevaluation.js';
 import { inTransaction, isUniqueViolation } from '../store/database.js';
 import {
   addGroupMember,

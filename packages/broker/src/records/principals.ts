@@ -7,7 +7,6 @@ import { capSessionsAtContractEnd, endOutOfContract } from '../core/contracts.js
 import { endLiveSessionsOf } from '../core/end-sessions-of.js';
 import { acceptPublicKey } from '../core/public-keys.js';
 import { resolvePrincipal } from '../core/resolve.js';
-import { reevaluateSeatsOf } from '../core/seat-reevaluation.js';
 import {
   type ContractChange,
   type ContractWindow,
@@ -18,6 +17,7 @@ import {
 import { newId } from '../domain/ids.js';
 import { hasRole, type Principal, type PrincipalKey } from '../domain/principal.js';
 import { enqueueReevaluation } from '../evaluation/jobs.js';
+import { reevaluateSeatsOf } from '../evaluation/seat-reevaluation.js';
 import { inTransaction, isUniqueViolation, type TxHandle } from '../store/database.js';
 import {
   deletePrincipalKey,

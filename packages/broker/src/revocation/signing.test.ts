@@ -6,8 +6,9 @@ import {
   decodeProtectedHeader,
   exportJWK,
   generateKeyPair,
+  SignJWT,
 } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { ActiveSigningKey } from '../tokens/keys.js';
 import type { RevocationLogEntry } from './log.js';
 import { RevocationSigner, signHeartbeat, signRevocationEvent, signSnapshot } from './signing.js';
@@ -80,6 +81,37 @@ describe('revocation signing', () => {
     await signer.event(entry(3));
     expect(await signer.event(entry(1))).toBe(rotated);
     expect(decodeProtectedHeader((await signer.heartbeat('ten_acme', 3, AT)).jws).kid).toBe(keys[1]!.kid);
+  });
+
+  it('signs an event once for all the streams that ask for it at once, and gives each the same bytes', async () => {
+    const key = await signingKey();
+    const signer = new RevocationSigner(() => key, ISSUER);
+    const sign = vi.spyOn(SignJWT.prototype, 'sign');
+    try {
+      // 200 streams woken by one commit ask in the same tick, before any signature completes.
+      const sent = await Promise.all(Array.from({ length: 200 }, () => signer.event(entry(5))));
+      expect(new Set(sent).size).toBe(1);
+      expect(sign).toHaveBeenCalledTimes(1);
+      // So do heartbeats of streams at the same position.
+      const beats = await Promise.all(Array.from({ length: 50 }, () => signer.heartbeat('ten_acme', 5, AT)));
+      expect(new Set(beats.map((b) => b.jws)).size).toBe(1);
+      expect(sign).toHaveBeenCalledTimes(2);
+    } finally {
+      sign.mockRestore();
+    }
+  });
+
+  it('does not keep a failed signature: the next stream to ask signs again', async () => {
+    const key = await signingKey();
+    const signer = new RevocationSigner(() => key, ISSUER);
+    const sign = vi.spyOn(SignJWT.prototype, 'sign').mockRejectedValueOnce(new Error('HSM unavailable'));
+    try {
+      await expect(signer.event(entry(6))).rejects.toThrow('HSM unavailable');
+      await expect(signer.heartbeat('ten_acme', 6, AT)).resolves.toMatchObject({ at: AT });
+      expect(decodeJwt(await signer.event(entry(6)))).toMatchObject({ seq: 6 });
+    } finally {
+      sign.mockRestore();
+    }
   });
 
   it('shares a heartbeat among streams at the same position, never one older than a stream already sent', async () => {

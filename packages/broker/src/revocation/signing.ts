@@ -89,12 +89,15 @@ export async function signSnapshot(
 
 /**
  * Signs for every stream of this process, keeping the most recent signatures: one revocation
- * sent to a hundred PEPs is signed once, not a hundred times; so is a heartbeat.
+ * sent to a hundred PEPs is signed once, not a hundred times; so is a heartbeat. A signature
+ * is shared from the moment it is asked for, not once it is done: the streams one commit wakes
+ * all ask for the same event within the same tick, before the first signature completes.
  */
 export class RevocationSigner {
-  readonly #cache = new Map<string, string>();
-  /** Per tenant: the newest heartbeat signed, which streams at the same position share. */
-  readonly #beats = new Map<string, { kid: string; seq: number; at: number; jws: string }>();
+  /** Event signatures, done or under way, by key, tenant and position (oldest first). */
+  readonly #cache = new Map<string, Promise<string>>();
+  /** Per tenant: the newest heartbeat signed or being signed, which streams at the same position share. */
+  readonly #beats = new Map<string, { kid: string; seq: number; at: number; jws: Promise<string> }>();
 
   readonly #maxEntries: number;
   readonly #heartbeatShareMs: number;
@@ -115,17 +118,21 @@ export class RevocationSigner {
     this.#heartbeatShareMs = options.heartbeatShareMs ?? 250;
   }
 
-  async event(entry: RevocationLogEntry): Promise<string> {
+  event(entry: RevocationLogEntry): Promise<string> {
     const key = this.signer();
     const cacheKey = `${key.kid}\u0000${entry.tenantId}\u0000${entry.seq}`;
     const cached = this.#cache.get(cacheKey);
     if (cached !== undefined) return cached;
-    const jws = await signRevocationEvent(key, this.issuer, entry);
+    const jws = signRevocationEvent(key, this.issuer, entry);
     if (this.#cache.size >= this.#maxEntries) {
       const oldest = this.#cache.keys().next();
       if (!oldest.done) this.#cache.delete(oldest.value);
     }
     this.#cache.set(cacheKey, jws);
+    // A failed signature is not kept: the next stream to ask signs again.
+    jws.catch(() => {
+      if (this.#cache.get(cacheKey) === jws) this.#cache.delete(cacheKey);
+    });
     return jws;
   }
 
@@ -135,11 +142,11 @@ export class RevocationSigner {
 
   /**
    * A heartbeat for a stream that has sent everything up to `seq`, resting on a read of the log
-   * that started at `at`. A heartbeat already signed for the same position is true for this
-   * stream as well (at its `at` the log held nothing newer than `seq`, and this stream has sent
-   * everything up to `seq`), so it is reused when it is no more than `heartbeatShareMs` older —
-   * and newer than `after`, the stream's previous heartbeat (a PEP refuses one older than the
-   * last it accepted).
+   * that started at `at`. A heartbeat already signed (or being signed) for the same position is
+   * true for this stream as well (at its `at` the log held nothing newer than `seq`, and this
+   * stream has sent everything up to `seq`), so it is reused when it is no more than
+   * `heartbeatShareMs` older — and newer than `after`, the stream's previous heartbeat (a PEP
+   * refuses one older than the last it accepted).
    */
   async heartbeat(
     tenantId: string,
@@ -156,10 +163,16 @@ export class RevocationSigner {
       beat.at >= at - this.#heartbeatShareMs &&
       beat.at > after
     )
-      return { jws: beat.jws, at: beat.at };
-    const jws = await signHeartbeat(key, this.issuer, { tenantId, seq, at });
+      return { jws: await beat.jws, at: beat.at };
+    const jws = signHeartbeat(key, this.issuer, { tenantId, seq, at });
     const latest = this.#beats.get(tenantId);
-    if (latest === undefined || at >= latest.at) this.#beats.set(tenantId, { kid: key.kid, seq, at, jws });
-    return { jws, at };
+    const mine = { kid: key.kid, seq, at, jws };
+    if (latest === undefined || at >= latest.at) this.#beats.set(tenantId, mine);
+    try {
+      return { jws: await jws, at };
+    } catch (err) {
+      if (this.#beats.get(tenantId) === mine) this.#beats.delete(tenantId);
+      throw err;
+    }
   }
 }

@@ -1,7 +1,11 @@
 import type { ServerResponse } from 'node:http';
-import { SSE_HEARTBEAT_EVENT, SSE_REVOCATION_EVENT, SSE_SNAPSHOT_EVENT } from '@tether-broker/protocol';
+import { SSE_HEARTBEAT_EVENT, SSE_SNAPSHOT_EVENT } from '@tether-broker/protocol';
 import type { Clock } from '../domain/clock.js';
 import type { StoreHandle } from '../store/database.js';
+import { SharedEventFrames, sseMessage } from './event-frames.js';
+
+export { sseMessage };
+
 import type { RevocationFanout } from './fanout.js';
 import { type RevocationLogEntry, readRevocationLog, revocationHead } from './log.js';
 import type { RevocationSigner } from './signing.js';
@@ -9,13 +13,6 @@ import { revocationFloor, takeRevocationSnapshot } from './snapshot.js';
 
 /** Events read from the log per query while catching up. */
 const PAGE = 500;
-
-/** One Server-Sent Events message. `data` may not hold a line break (a JWS never does). */
-export function sseMessage(message: { id?: number; event: string; data: string }): string {
-  if (/[\r\n]/.test(message.event) || /[\r\n]/.test(message.data))
-    throw new Error('an SSE field may not contain a line break');
-  return `${message.id === undefined ? '' : `id: ${message.id}\n`}event: ${message.event}\ndata: ${message.data}\n\n`;
-}
 
 /** What every stream of one app shares. */
 export interface RevocationStreamDeps {
@@ -149,11 +146,13 @@ export class RevocationStreams {
   readonly #open = new Set<RevocationStream>();
   readonly #reader: SharedLogReader;
   readonly #snapshots: SharedSnapshots;
+  readonly #frames: SharedEventFrames;
   #closing = false;
 
   constructor(private readonly deps: RevocationStreamDeps) {
     this.#reader = new SharedLogReader(deps.store, deps.clock);
     this.#snapshots = new SharedSnapshots(deps);
+    this.#frames = new SharedEventFrames(deps.signer);
   }
 
   /**
@@ -181,6 +180,7 @@ export class RevocationStreams {
       this.deps,
       this.#reader,
       this.#snapshots,
+      this.#frames,
       response,
       options.tenantId,
       options.after,
@@ -224,6 +224,7 @@ class RevocationStream {
     private readonly deps: RevocationStreamDeps,
     private readonly reader: SharedLogReader,
     private readonly snapshots: SharedSnapshots,
+    private readonly frames: SharedEventFrames,
     private readonly response: ServerResponse,
     private readonly tenantId: string,
     after: number,
@@ -306,8 +307,7 @@ class RevocationStream {
       at = Math.min(at, page.startedAt);
       for (const entry of page.value) {
         if (this.#closed) return at;
-        const jws = await this.deps.signer.event(entry);
-        await this.#write(sseMessage({ id: entry.seq, event: SSE_REVOCATION_EVENT, data: jws }));
+        await this.#write(await this.frames.get(entry));
         this.#sent = entry.seq;
       }
       if (page.value.length === PAGE) continue;

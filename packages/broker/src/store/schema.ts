@@ -253,6 +253,8 @@ export interface StatusListRow {
   created_at: number;
   /** Bumped whenever what the published list encodes changes (0018). */
   version: number;
+  /** Rows of `status_list_slots` for this list, kept with every insert and delete (0031). */
+  slots: number;
 }
 
 export interface StatusListSlotRow {

@@ -26,6 +26,7 @@ import * as m0027 from './0027-console-verification.js';
 import * as m0028 from './0028-device-logins.js';
 import * as m0029 from './0029-principal-contracts.js';
 import * as m0030 from './0030-provider-relationships.js';
+import * as m0031 from './0031-status-list-occupancy.js';
 
 /**
  * Every migration, in order. Listed explicitly (no directory scanning) so the build carries
@@ -59,6 +60,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0028-device-logins': m0028,
   '0029-principal-contracts': m0029,
   '0030-provider-relationships': m0030,
+  '0031-status-list-occupancy': m0031,
 };
 
 export const KNOWN_MIGRATIONS = Object.keys(MIGRATIONS);

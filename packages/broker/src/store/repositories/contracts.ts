@@ -17,28 +17,37 @@ export async function listSessionsOutOfContract(
   now: number,
   limit: number,
 ): Promise<{ id: string; contract: ContractWindow }[]> {
-  const rows = await h.db
-    .selectFrom('sessions')
-    .innerJoin('principals', 'principals.id', 'sessions.principal_id')
-    .select(['sessions.id', 'principals.contract_starts_at', 'principals.contract_ends_at'])
-    .where('sessions.state', '=', 'active')
-    .where((eb) =>
-      eb.or([
-        eb.and([
-          eb('principals.contract_ends_at', '<=', now),
-          eb('sessions.hard_expires_at', '>=', eb.ref('principals.contract_ends_at')),
-        ]),
-        eb('principals.contract_starts_at', '>', now),
-      ]),
-    )
-    .orderBy('sessions.delegation_depth')
-    .orderBy('sessions.id')
-    .limit(limit)
+  // From the principals out of contract (few), then their active sessions through the
+  // (tenant, principal) index: a join led by sessions read every active session on every sweep
+  // (35–218 ms at 100k live sessions on SQLite, with the broker's one connection held).
+  const outOf = await h.db
+    .selectFrom('principals')
+    .select(['id', 'tenant_id', 'contract_starts_at', 'contract_ends_at'])
+    .where((eb) => eb.or([eb('contract_ends_at', '<=', now), eb('contract_starts_at', '>', now)]))
     .execute();
-  return rows.map((r) => ({
-    id: r.id,
-    contract: { startsAt: r.contract_starts_at, endsAt: r.contract_ends_at },
-  }));
+  const found: { id: string; depth: number; contract: ContractWindow }[] = [];
+  for (const p of outOf) {
+    let q = h.db
+      .selectFrom('sessions')
+      .select(['id', 'delegation_depth'])
+      .where('tenant_id', '=', p.tenant_id)
+      .where('principal_id', '=', p.id)
+      .where('state', '=', 'active');
+    // Ended contract: only sessions still live when it ended (the expiry sweep takes the rest).
+    if (p.contract_ends_at !== null && p.contract_ends_at <= now)
+      q = q.where('hard_expires_at', '>=', p.contract_ends_at);
+    for (const s of await q.orderBy('id').limit(limit).execute())
+      found.push({
+        id: s.id,
+        depth: s.delegation_depth,
+        contract: { startsAt: p.contract_starts_at, endsAt: p.contract_ends_at },
+      });
+  }
+  // Parents before sub-sessions, then by id, as many as the sweep takes.
+  return found
+    .sort((a, b) => a.depth - b.depth || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .slice(0, limit)
+    .map(({ id, contract }) => ({ id, contract }));
 }
 
 /** Pending requests (access and extension) of principals out of their contract at `now`. */
