@@ -18,6 +18,9 @@ const BENCHMARKS = {
   c1: './c1-connector-cut.mjs',
   a1: './a1-authzen.mjs',
   cli: './cli-startup.mjs',
+  peer: './peer-pep.mjs',
+  token: './token-endpoint.mjs',
+  scale: './scale.mjs',
 };
 const REPORT = new URL('./RESULTS.md', import.meta.url);
 /** The results themselves, base64url JSON in an HTML comment at the end of the report. */
