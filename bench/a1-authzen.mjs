@@ -4,8 +4,7 @@
 // mirror of the revocation feed. Also a boxcar of 10 evaluations (POST /access/v1/evaluations),
 // per evaluation. Sequential calls over one keep-alive connection, interleaved in chunks.
 import { BrokerClient } from '../packages/client/dist/index.js';
-import { createEnforcer } from '../packages/pep/dist/index.js';
-import { BenchTenant, REQUIREMENT, startBrokers } from './lib/broker.mjs';
+import { BenchTenant, REQUIREMENT, startBenchEnforcer, startBrokers } from './lib/broker.mjs';
 import { mintProofs } from './lib/proofs.mjs';
 import { ms, percentile, times } from './lib/stats.mjs';
 
@@ -46,18 +45,7 @@ export async function run({ log }) {
     await tenant.grant(AUDIENCE);
     await tenant.admin.call('PUT', `/v1/peps/${pep.principal}/audiences`, { audiences: [AUDIENCE] });
     const session = await tenant.session();
-    enforcer = createEnforcer({
-      broker: brokers.urls[0],
-      issuer: brokers.publicUrl,
-      audience: AUDIENCE,
-      tenant: brokers.tenant,
-      publicBaseUrl: AUDIENCE,
-      identity: { principal: pep.principal, key: pep.key },
-      decisions: false,
-    });
-    enforcer.start();
-    const deadline = Date.now() + 20_000;
-    while (!enforcer.state().fresh && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    enforcer = await startBenchEnforcer(brokers, pep, AUDIENCE);
     const proofs = await mintProofs(session, {
       method: 'GET',
       url: `${AUDIENCE}${URL_PATH}`,

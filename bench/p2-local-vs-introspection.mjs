@@ -7,8 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
 import { BrokerClient } from '../packages/client/dist/index.js';
-import { createEnforcer } from '../packages/pep/dist/index.js';
-import { BenchTenant, REQUIREMENT, startBrokers } from './lib/broker.mjs';
+import { BenchTenant, REQUIREMENT, startBenchEnforcer, startBrokers } from './lib/broker.mjs';
 import { mintProofs } from './lib/proofs.mjs';
 import { ms, percentile, times } from './lib/stats.mjs';
 
@@ -21,14 +20,6 @@ const URL_PATH = '/status';
 const TARGET = 50;
 const VERIFY_TARGET = 1.5;
 const REPETITIONS = 3;
-
-async function waitFresh(enforcer) {
-  const deadline = Date.now() + 20_000;
-  while (!enforcer.state().fresh) {
-    if (Date.now() > deadline) throw new Error(`the enforcer never got fresh: ${enforcer.state().lastError}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** Times `count` sequential decisions, each with a proof of its own; answers the latencies (ms). */
 async function localDecisions(enforcer, token, proofs, from, count) {
@@ -151,30 +142,9 @@ export async function run({ log }) {
     const pep = await tenant.principal('p2-pep', 'service', ['pep']);
     await tenant.grant(AUDIENCE);
     const session = await tenant.session();
-    enforcer = createEnforcer({
-      broker: brokers.urls[0],
-      issuer: brokers.publicUrl,
-      audience: AUDIENCE,
-      tenant: brokers.tenant,
-      publicBaseUrl: AUDIENCE,
-      identity: { principal: pep.principal, key: pep.key },
-      decisions: false,
-    });
+    enforcer = await startBenchEnforcer(brokers, pep, AUDIENCE);
     // The same PEP, requiring nonces it issued (as the gateway does by default).
-    withNonce = createEnforcer({
-      broker: brokers.urls[0],
-      issuer: brokers.publicUrl,
-      audience: AUDIENCE,
-      tenant: brokers.tenant,
-      publicBaseUrl: AUDIENCE,
-      identity: { principal: pep.principal, key: pep.key },
-      decisions: false,
-      dpopNonce: { required: true },
-    });
-    enforcer.start();
-    withNonce.start();
-    await waitFresh(enforcer);
-    await waitFresh(withNonce);
+    withNonce = await startBenchEnforcer(brokers, pep, AUDIENCE, { dpopNonce: { required: true } });
 
     const warm = Math.round(LOCAL / 10);
     const proofs = await mintProofs(session, {

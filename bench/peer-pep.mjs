@@ -3,8 +3,7 @@
 // the same access token from a real broker and the same DPoP proofs, in one process,
 // interleaved, three repetitions. Target (issue #16): Tether ≥ 2.5× oauth4webapi's throughput.
 import * as oauth from 'oauth4webapi';
-import { createEnforcer } from '../packages/pep/dist/index.js';
-import { BenchTenant, REQUIREMENT, startBrokers } from './lib/broker.mjs';
+import { BenchTenant, REQUIREMENT, startBenchEnforcer, startBrokers } from './lib/broker.mjs';
 import { mintProofs } from './lib/proofs.mjs';
 import { int, times } from './lib/stats.mjs';
 
@@ -23,14 +22,6 @@ const TARGET = 2.5;
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const spread = (values) =>
   `${times(Math.min(...values))} / ${times(median(values))} / ${times(Math.max(...values))}`;
-
-async function waitFresh(enforcer) {
-  const deadline = Date.now() + 20_000;
-  while (!enforcer.state().fresh) {
-    if (Date.now() > deadline) throw new Error(`the enforcer never got fresh: ${enforcer.state().lastError}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** Runs `call(i)` for every i of [from, to) with IN_FLIGHT at once; answers the elapsed ms. */
 async function timed(from, to, call) {
@@ -121,17 +112,7 @@ export async function run({ log }) {
     const pep = await tenant.principal('peer-pep', 'service', ['pep']);
     await tenant.grant(AUDIENCE);
     const session = await tenant.session();
-    enforcer = createEnforcer({
-      broker: brokers.urls[0],
-      issuer: brokers.publicUrl,
-      audience: AUDIENCE,
-      tenant: brokers.tenant,
-      publicBaseUrl: AUDIENCE,
-      identity: { principal: pep.principal, key: pep.key },
-      decisions: false,
-    });
-    enforcer.start();
-    await waitFresh(enforcer);
+    enforcer = await startBenchEnforcer(brokers, pep, AUDIENCE);
     const runs = await repetitions(await sides(brokers, enforcer, session), log);
     const ratios = runs.tether.map((t, i) => t / runs.peer[i]);
     const range = (values) =>

@@ -12,6 +12,7 @@ import {
   exportSessionKey,
   generateSessionKey,
 } from '../../packages/client/dist/index.js';
+import { createEnforcer } from '../../packages/pep/dist/index.js';
 import { Child, freePort } from './processes.mjs';
 
 const BROKER_SCRIPT = new URL('./broker-process.mjs', import.meta.url);
@@ -192,4 +193,32 @@ export class BenchTenant {
   async end(sessionId) {
     await this.pipeline.call('POST', `/v1/sessions/${sessionId}/end`, { reason: 'revoked' });
   }
+}
+
+/**
+ * A PEP in this process, following the first broker for `audience` as `pep` (a principal of
+ * {@link BenchTenant#principal}), decision reporting off; started, and answered once fresh.
+ * `extra`: further createEnforcer options (e.g. `dpopNonce`).
+ */
+export async function startBenchEnforcer(brokers, pep, audience, extra = {}) {
+  const enforcer = createEnforcer({
+    broker: brokers.urls[0],
+    issuer: brokers.publicUrl,
+    audience,
+    tenant: brokers.tenant,
+    publicBaseUrl: audience,
+    identity: { principal: pep.principal, key: pep.key },
+    decisions: false,
+    ...extra,
+  });
+  enforcer.start();
+  const deadline = Date.now() + 20_000;
+  while (!enforcer.state().fresh) {
+    if (Date.now() > deadline) {
+      await enforcer.close();
+      throw new Error(`the enforcer never got fresh: ${enforcer.state().lastError}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return enforcer;
 }
